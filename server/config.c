@@ -1,0 +1,136 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct var_doc {
+    const char *name;
+    const char *def;
+    const char *meaning;
+} var_doc_t;
+
+static const var_doc_t VARS[] = {
+    {"OTA_DATABASE_URL", "(libpq defaults: PGHOST, PGDATABASE, ...)", "libpq connection string or URI"},
+    {"OTA_LISTEN", "127.0.0.1:8080", "host:port to listen on"},
+    {"OTA_THREADS", "core count", "event-loop threads"},
+    {"OTA_PUBLIC_URL", "http://<OTA_LISTEN>", "the base URL devices reach this server at"},
+    {"OTA_BOOTSTRAP_API_KEY", "(none)", "an admin API key ensured at start"},
+    {"OTA_MAX_BODY", "67108864 (64 MiB)", "largest upload body in bytes; other bodies stop at 64 KiB"},
+    {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
+    {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
+};
+
+void ota__config_print_help(FILE *out)
+{
+    fprintf(out, "Environment variables:\n");
+    for (size_t i = 0; i < sizeof(VARS) / sizeof(VARS[0]); i++)
+        fprintf(out, "  %-28s %s\n  %-28s   default: %s\n", VARS[i].name, VARS[i].meaning, "", VARS[i].def);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return (v != NULL && v[0] != '\0') ? v : def;
+}
+
+/* Parses a whole decimal string into [min, max]; anything else is an error. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static ota_err_t int_var(const char *name, long def, long min, long max, long *out, char *err, size_t cap)
+{
+    const char *s = getenv(name);
+    if (s == NULL || s[0] == '\0') {
+        *out = def;
+        return OTA_OK;
+    }
+    if (parse_long(s, min, max, out) != 0) {
+        snprintf(err, cap, "%s: expected an integer in [%ld, %ld], got \"%s\"", name, min, max, s);
+        return OTA_ERR_INVALID;
+    }
+    return OTA_OK;
+}
+
+static ota_err_t parse_listen(ota_config_t *cfg, char *err, size_t cap)
+{
+    const char *s = env_or("OTA_LISTEN", "127.0.0.1:8080");
+    const char *colon = strrchr(s, ':');
+    long port;
+    if (colon == NULL || colon == s || parse_long(colon + 1, 1, 65535, &port) != 0) {
+        snprintf(err, cap, "OTA_LISTEN: expected host:port, got \"%s\"", s);
+        return OTA_ERR_INVALID;
+    }
+    cfg->listen_host = strndup(s, (size_t)(colon - s));
+    cfg->listen_port = (int)port;
+    return OTA_OK;
+}
+
+static char *public_url_from(const ota_config_t *cfg)
+{
+    const char *s = getenv("OTA_PUBLIC_URL");
+    if (s != NULL && s[0] != '\0') {
+        size_t len = strlen(s);
+        while (len > 0 && s[len - 1] == '/')
+            len--;
+        return strndup(s, len);
+    }
+    char buf[300];
+    snprintf(buf, sizeof(buf), "http://%s:%d", cfg->listen_host, cfg->listen_port);
+    return strdup(buf);
+}
+
+ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    ota_err_t rc;
+    long v;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    cfg->database_url = strdup(env_or("OTA_DATABASE_URL", ""));
+    if ((rc = parse_listen(cfg, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->public_url = public_url_from(cfg);
+    const char *key = getenv("OTA_BOOTSTRAP_API_KEY");
+    cfg->bootstrap_api_key = (key != NULL && key[0] != '\0') ? strdup(key) : NULL;
+
+    if ((rc = int_var("OTA_THREADS", cores > 0 ? cores : 1, 1, 256, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->threads = (int)v;
+    if ((rc = int_var("OTA_MAX_BODY", 64L * 1024 * 1024, 1024, 4L * 1024 * 1024 * 1024, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->max_body = (size_t)v;
+    if ((rc = int_var("OTA_HEARTBEAT_INTERVAL", 60, 5, 86400, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->heartbeat_interval = (int)v;
+    if ((rc = int_var("OTA_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->db_statement_timeout_ms = (int)v;
+
+Exit:
+    if (rc != OTA_OK)
+        ota__config_free(cfg);
+    return rc;
+}
+
+void ota__config_free(ota_config_t *cfg)
+{
+    free(cfg->database_url);
+    free(cfg->listen_host);
+    free(cfg->public_url);
+    free(cfg->bootstrap_api_key);
+    memset(cfg, 0, sizeof(*cfg));
+}
