@@ -1,5 +1,6 @@
 #include "db/migrate.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/evp.h>

@@ -1,0 +1,19 @@
+#include "api/api.h"
+
+const ota_route_t ota__routes[] = {
+    {"GET", "/healthz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_healthz, "healthz"},
+    {"GET", "/readyz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_readyz, "readyz"},
+
+    {"POST", "/v1/models", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_models_create, "models.create"},
+    {"GET", "/v1/models", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_models_list, "models.list"},
+    {"GET", "/v1/models/{id}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_models_get, "models.get"},
+
+    {"POST", "/v1/devices", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_devices_create, "devices.create"},
+    {"GET", "/v1/devices", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_devices_list, "devices.list"},
+    {"GET", "/v1/devices/{uuid}", OTA_ACCESS_DEVICE_OR_API, OTA_BODY_NONE, ota__api_devices_get, "devices.get"},
+    {"DELETE", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_delete, "devices.delete"},
+    {"POST", "/v1/devices/{uuid}/token", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_rotate_token,
+     "devices.rotate_token"},
+};
+
+const size_t ota__routes_count = sizeof ota__routes / sizeof ota__routes[0];

@@ -1,0 +1,65 @@
+#include "http/body.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "http/respond.h"
+
+/* True for "application/json", with or without parameters ("; charset=utf-8"), in any case. */
+static bool is_json_type(const char *type, size_t len)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof json - 1;
+    if (len < n || strncasecmp(type, json, n) != 0)
+        return false;
+    for (size_t i = n; i < len; i++) {
+        if (type[i] == ';')
+            return true;
+        if (type[i] != ' ' && type[i] != '\t')
+            return false;
+    }
+    return true;
+}
+
+static bool check_content_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return true;
+    const h2o_iovec_t *v = &req->headers.entries[i].value;
+    return is_json_type(v->base, v->len);
+}
+
+bool ota__body_read(ota_call_t *call)
+{
+    h2o_req_t *req = call->req;
+    const ota_route_t *route = call->match.route;
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+
+    if (route->body != OTA_BODY_JSON || len == 0)
+        return true;
+    if (len > OTA_MAX_JSON_BODY) {
+        ota__respond_error(call, 413, "payload_too_large", json_pack("{s:I}", "limit", (json_int_t)OTA_MAX_JSON_BODY),
+                           "request body is %zu bytes; the limit for this route is %d", len, OTA_MAX_JSON_BODY);
+        return false;
+    }
+    if (!check_content_type(req)) {
+        ota__respond_error(call, 415, "unsupported_media_type", NULL, "this route takes application/json");
+        return false;
+    }
+    json_error_t error;
+    json_t *body = json_loadb(req->entity.base, len, JSON_REJECT_DUPLICATES, &error);
+    if (body == NULL) {
+        ota__respond_error(call, 400, "bad_request", NULL, "malformed JSON at line %d column %d: %s", error.line,
+                           error.column, error.text);
+        return false;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        ota__respond_error(call, 400, "bad_request", NULL, "the body must be a JSON object");
+        return false;
+    }
+    call->body = body;
+    return true;
+}

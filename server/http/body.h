@@ -1,0 +1,26 @@
+#ifndef OTA_SERVER_HTTP_BODY_H
+#define OTA_SERVER_HTTP_BODY_H
+
+#include <stdbool.h>
+
+#include "http/call.h"
+
+/*
+ * Request bodies. h2o reads a whole body into memory before the handler
+ * runs, up to OTA_MAX_BODY (beyond that h2o itself refuses it). Routes that
+ * take JSON accept at most OTA_MAX_JSON_BODY, checked here, so an oversized
+ * JSON body is answered 413 and the connection stays usable.
+ */
+
+/**
+ * Checks the body of a request against its route: size (413
+ * `payload_too_large`), content type (415 `unsupported_media_type` for a
+ * JSON route sent anything but application/json; a missing Content-Type is
+ * taken as JSON), and JSON syntax (400 `bad_request`; the top level must be
+ * an object). On success stores the parsed object in call->body (NULL when
+ * the body is empty) and returns true; otherwise it has responded and freed
+ * the call, and returns false.
+ */
+bool ota__body_read(ota_call_t *call);
+
+#endif

@@ -1,0 +1,67 @@
+#include "http/call.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/respond.h"
+
+struct ota_call_guard {
+    ota_call_t *call; /* NULL once the call has finished */
+};
+
+/* h2o frees req->pool when the request ends, answered or not: let the call know. */
+static void on_guard_dispose(void *p)
+{
+    ota_call_guard_t *guard = p;
+    if (guard->call != NULL)
+        guard->call->req = NULL;
+}
+
+ota_call_t *ota__call_new(h2o_req_t *req, ota_worker_t *worker)
+{
+    ota_call_t *call = calloc(1, sizeof *call);
+    if (call == NULL)
+        h2o_fatal("out of memory");
+    call->req = req;
+    call->worker = worker;
+    call->guard = h2o_mem_alloc_shared(&req->pool, sizeof *call->guard, on_guard_dispose);
+    call->guard->call = call;
+    worker->calls_in_progress++;
+    return call;
+}
+
+void ota__call_free(ota_call_t *call)
+{
+    if (call->req != NULL)
+        call->guard->call = NULL;
+    if (call->state_free != NULL)
+        call->state_free(call->state);
+    json_decref(call->body);
+    call->worker->calls_in_progress--;
+    free(call);
+}
+
+static void on_query_done(void *arg, const PGresult *res)
+{
+    ota_call_t *call = arg;
+    ota_call_db_cb cb = call->db_cb;
+    call->db_cb = NULL;
+    if (ota__call_gone(call)) {
+        ota__call_free(call);
+        return;
+    }
+    if (res == NULL) {
+        ota__respond_unavailable(call, "database connection lost");
+        return;
+    }
+    cb(call, res);
+}
+
+void ota__call_query(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
+{
+    call->db_cb = cb;
+    if (ota__db_query(call->worker->db, stmt, params, on_query_done, call) != OTA_OK) {
+        call->db_cb = NULL;
+        ota__respond_unavailable(call, "database unavailable");
+    }
+}

@@ -1,0 +1,160 @@
+#include "http/respond.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Seconds a client should wait before retrying after a 503. */
+#define RETRY_AFTER_SECONDS "1"
+
+static const char JSON_TYPE[] = "application/json; charset=utf-8";
+
+static void send_bytes(h2o_req_t *req, int status, const char *reason, char *bytes, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = len;
+    if (len > 0 || status != 204)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(JSON_TYPE));
+    h2o_send_inline(req, bytes, len);
+}
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "OK";
+    }
+}
+
+/* Serializes `body` into req->pool (so h2o frees it with the request) and sends it. */
+static void send_json(h2o_req_t *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (text == NULL)
+        h2o_fatal("out of memory");
+    size_t len = strlen(text);
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, text, len + 1);
+    free(text);
+    send_bytes(req, status, reason_of(status), copy, len);
+}
+
+/* Ends the call: detach it from its request before sending, since h2o may finish the request inside h2o_send. */
+static h2o_req_t *finish(ota_call_t *call)
+{
+    h2o_req_t *req = call->req;
+    ota__call_free(call);
+    return req;
+}
+
+void ota__respond_json(ota_call_t *call, int status, json_t *body)
+{
+    h2o_req_t *req = finish(call);
+    if (req != NULL)
+        send_json(req, status, body);
+    json_decref(body);
+}
+
+void ota__respond_empty(ota_call_t *call, int status)
+{
+    h2o_req_t *req = finish(call);
+    if (req != NULL)
+        send_bytes(req, status, reason_of(status), NULL, 0);
+}
+
+static json_t *error_body(const char *code, const char *message, json_t *details)
+{
+    json_t *error = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (error == NULL)
+        h2o_fatal("out of memory");
+    if (details != NULL)
+        json_object_set_new(error, "details", details);
+    return json_pack("{s:o}", "error", error);
+}
+
+static void send_error(h2o_req_t *req, int status, const char *code, const char *message, json_t *details)
+{
+    json_t *body = error_body(code, message, details);
+    send_json(req, status, body);
+    json_decref(body);
+}
+
+void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *details, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+
+    h2o_req_t *req = finish(call);
+    if (req == NULL) {
+        json_decref(details);
+        return;
+    }
+    if (status == 503)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT(RETRY_AFTER_SECONDS));
+    send_error(req, status, code, message, details);
+}
+
+void ota__respond_unavailable(ota_call_t *call, const char *what)
+{
+    ota__respond_error(call, 503, "unavailable", NULL, "%s; retry later", what);
+}
+
+/* The name of the violated constraint, as the schema names them ("devices_serial_key"). */
+static const char *constraint_of(const PGresult *res)
+{
+    const char *c = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    return c != NULL ? c : "";
+}
+
+void ota__respond_db_error(ota_call_t *call, const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (state == NULL)
+        state = "";
+    if (primary == NULL)
+        primary = PQresultErrorMessage(res);
+
+    if (strcmp(state, "23505") == 0) { /* unique_violation */
+        ota__respond_error(call, 409, "conflict", json_pack("{s:s}", "constraint", constraint_of(res)),
+                           "already exists (%s)", constraint_of(res));
+    } else if (strcmp(state, "23503") == 0 || strcmp(state, "23514") == 0 || strcmp(state, "22001") == 0) {
+        /* foreign key, check constraint, value too long: the request named something invalid */
+        ota__respond_error(call, 422, "validation_failed", json_pack("{s:s}", "constraint", constraint_of(res)),
+                           "%s", primary);
+    } else if (strcmp(state, "57014") == 0 || strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0) {
+        /* query canceled (statement timeout), connection exception, admin shutdown */
+        ota__respond_unavailable(call, "database did not answer in time");
+    } else {
+        ota_log_error("database error %s: %s", state, primary);
+        ota__respond_error(call, 500, "internal", NULL, "internal error");
+    }
+}
+
+void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow)
+{
+    if (allow != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    send_error(req, status, code, message, NULL);
+}

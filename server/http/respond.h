@@ -1,0 +1,42 @@
+#ifndef OTA_SERVER_HTTP_RESPOND_H
+#define OTA_SERVER_HTTP_RESPOND_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "http/call.h"
+
+/*
+ * Every response the API sends goes through here, so the error shape of
+ * API.md ({"error": {"code", "message", "details"?}}) is written in one
+ * place. Each function ends the call: it sends the response (unless the
+ * client has gone) and frees the call, which must not be used afterwards.
+ */
+
+/** Sends `status` with `body` as JSON. Steals the reference to `body`. */
+void ota__respond_json(ota_call_t *call, int status, json_t *body);
+
+/** Sends `status` with no body (204, 304). */
+void ota__respond_empty(ota_call_t *call, int status);
+
+/**
+ * Sends an error: `status`, `code` (e.g. "not_found"), a printf-style
+ * message and optional `details` (stolen; NULL for none).
+ */
+void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *details, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** 503 `unavailable` with Retry-After: the database or storage cannot be reached. */
+void ota__respond_unavailable(ota_call_t *call, const char *what);
+
+/**
+ * Answers a failed database result: constraint violations become the
+ * contract's 409/422 codes, a statement timeout or lost connection 503, and
+ * anything else 500 (and is logged).
+ */
+void ota__respond_db_error(ota_call_t *call, const PGresult *res);
+
+/** Sends `status`, `code` and `message` for a request that has no call (before routing). */
+void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow);
+
+#endif

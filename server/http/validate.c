@@ -1,0 +1,55 @@
+#include "http/validate.h"
+
+#include <stdio.h>
+
+#include "http/respond.h"
+
+void ota__validate_init(ota_validate_t *v, json_t *object)
+{
+    v->object = object;
+    v->fields = json_object();
+    v->type_error[0] = '\0';
+    if (v->fields == NULL)
+        h2o_fatal("out of memory");
+}
+
+const char *ota__validate_string(ota_validate_t *v, const char *name, bool required)
+{
+    json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
+    if (value == NULL || json_is_null(value)) {
+        if (required)
+            ota__validate_fail(v, name, "is required");
+        return NULL;
+    }
+    if (!json_is_string(value)) {
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be a string", name);
+        return NULL;
+    }
+    return json_string_value(value);
+}
+
+void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem)
+{
+    if (json_object_get(v->fields, field) == NULL)
+        json_object_set_new(v->fields, field, json_string(problem));
+}
+
+bool ota__validate_done(ota_validate_t *v, ota_call_t *call)
+{
+    json_t *fields = v->fields;
+    v->fields = NULL;
+    if (v->type_error[0] != '\0') {
+        json_decref(fields);
+        ota__respond_error(call, 400, "bad_request", NULL, "%s", v->type_error);
+        return false;
+    }
+    if (json_object_size(fields) > 0) {
+        const char *first = json_object_iter_key(json_object_iter(fields));
+        ota__respond_error(call, 422, "validation_failed", json_pack("{s:o}", "fields", fields),
+                           "invalid field '%s': %s", first, json_string_value(json_object_get(fields, first)));
+        return false;
+    }
+    json_decref(fields);
+    return true;
+}

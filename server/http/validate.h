@@ -1,0 +1,39 @@
+#ifndef OTA_SERVER_HTTP_VALIDATE_H
+#define OTA_SERVER_HTTP_VALIDATE_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "http/call.h"
+
+/*
+ * Reading fields of a JSON request body, collecting every problem before
+ * answering. As API.md asks: a field of the wrong JSON type is 400
+ * `bad_request`; a missing or invalid value is 422 `validation_failed` with
+ * `details.fields` mapping each field to what is wrong with it.
+ *
+ *     ota_validate_t v;
+ *     ota__validate_init(&v, call->body);
+ *     const char *serial = ota__validate_string(&v, "serial", true);
+ *     if (!ota__validate_done(&v, call))
+ *         return; // answered
+ */
+typedef struct ota_validate {
+    json_t *object;      /**< the body (may be NULL: every required field is then missing) */
+    json_t *fields;      /**< field → problem, for 422 */
+    char type_error[160]; /**< the first wrong-type problem, for 400 */
+} ota_validate_t;
+
+/** Starts checking `object` (not owned). */
+void ota__validate_init(ota_validate_t *v, json_t *object);
+
+/** A string field: NULL when absent (a problem when `required`), JSON null, or not a string (a 400 problem). */
+const char *ota__validate_string(ota_validate_t *v, const char *name, bool required);
+
+/** Records `problem` for `field` (a 422). */
+void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem);
+
+/** True when no problem was found. Otherwise answers 400 or 422, frees the call and returns false. Always releases `v`. */
+bool ota__validate_done(ota_validate_t *v, ota_call_t *call);
+
+#endif

@@ -1,0 +1,34 @@
+#include "json_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+
+json_t *ota__json_checked(json_t *value)
+{
+    if (value == NULL)
+        h2o_fatal("out of memory");
+    return value;
+}
+
+json_t *ota__json_col_string(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    return ota__json_checked(json_stringn(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col)));
+}
+
+json_t *ota__json_col_bool(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    return json_boolean(PQgetvalue(res, row, col)[0] == 't');
+}
+
+json_t *ota__json_col_int(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    return ota__json_checked(json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10)));
+}

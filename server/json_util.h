@@ -1,0 +1,23 @@
+#ifndef OTA_SERVER_JSON_UTIL_H
+#define OTA_SERVER_JSON_UTIL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+/*
+ * Turning database columns (text format) into JSON values. Each returns a
+ * new reference; SQL NULL becomes JSON null. The server aborts on
+ * out-of-memory, so none returns NULL.
+ */
+
+/** The column as a JSON string. */
+json_t *ota__json_col_string(const PGresult *res, int row, int col);
+/** The column ('t'/'f') as a JSON boolean. */
+json_t *ota__json_col_bool(const PGresult *res, int row, int col);
+/** The column (a decimal integer) as a JSON integer. */
+json_t *ota__json_col_int(const PGresult *res, int row, int col);
+
+/** `value` itself, or aborts when it is NULL (jansson's only failure is out-of-memory). */
+json_t *ota__json_checked(json_t *value);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * ota-server: the OTA backend's one program.
+ *
+ *   ota-server [serve]        migrate, ensure the bootstrap key, serve HTTP
+ *   ota-server migrate        apply pending migrations and exit
+ *   ota-server apikey create --name N --role admin|viewer
+ *                             print a new API key alone on standard output
+ *   ota-server --help         usage and the OTA_* variables
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db/apikeys.h"
+#include "db/migrate.h"
+#include "db/sync.h"
+#include "log.h"
+#include "server.h"
+
+/* How long `serve` keeps trying to reach the database at start (a compose stack starts all at once). */
+#define START_CONNECT_SECONDS 60
+
+static void usage(FILE *out)
+{
+    fputs("usage: ota-server [serve]\n"
+          "       ota-server migrate\n"
+          "       ota-server apikey create --name NAME --role admin|viewer\n"
+          "       ota-server --help\n\n",
+          out);
+    ota__config_print_help(out);
+}
+
+static int migrate(PGconn *conn)
+{
+    char err[512];
+    int applied = 0;
+    if (ota__migrate(conn, &applied, err, sizeof err) != OTA_OK) {
+        ota_log_error("migration failed: %s", err);
+        return 1;
+    }
+    ota_log_info("migrations: %d applied, schema up to date", applied);
+    return 0;
+}
+
+static int cmd_migrate(const ota_config_t *cfg)
+{
+    char err[512];
+    PGconn *conn = ota__db_connect_sync(cfg->database_url, err, sizeof err);
+    if (conn == NULL) {
+        ota_log_error("cannot connect to the database: %s", err);
+        return 1;
+    }
+    int rc = migrate(conn);
+    PQfinish(conn);
+    return rc;
+}
+
+static const char *option_value(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static int cmd_apikey(const ota_config_t *cfg, int argc, char **argv)
+{
+    const char *name = option_value(argc, argv, "--name");
+    const char *role = option_value(argc, argv, "--role");
+    char err[512], key[128];
+    if (argc < 1 || strcmp(argv[0], "create") != 0 || name == NULL || role == NULL ||
+        (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0)) {
+        fputs("usage: ota-server apikey create --name NAME --role admin|viewer\n", stderr);
+        return 2;
+    }
+    PGconn *conn = ota__db_connect_sync(cfg->database_url, err, sizeof err);
+    if (conn == NULL) {
+        ota_log_error("cannot connect to the database: %s", err);
+        return 1;
+    }
+    int rc = migrate(conn);
+    if (rc == 0 && ota__apikey_create(conn, name, role, key, sizeof key, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot create the key: %s", err);
+        rc = 1;
+    }
+    PQfinish(conn);
+    if (rc == 0)
+        printf("%s\n", key);
+    return rc;
+}
+
+/* Waits for the database at start, so a server started before it (compose, systemd) does not fail at once. */
+static PGconn *connect_at_start(const ota_config_t *cfg)
+{
+    char err[512];
+    time_t deadline = time(NULL) + START_CONNECT_SECONDS;
+    for (;;) {
+        PGconn *conn = ota__db_connect_sync(cfg->database_url, err, sizeof err);
+        if (conn != NULL || time(NULL) >= deadline) {
+            if (conn == NULL)
+                ota_log_error("cannot connect to the database: %s", err);
+            return conn;
+        }
+        ota_log_warn("database not reachable yet (%s); retrying", err);
+        sleep(1);
+    }
+}
+
+static int cmd_serve(const ota_config_t *cfg)
+{
+    char err[512];
+    PGconn *conn = connect_at_start(cfg);
+    if (conn == NULL)
+        return 1;
+    int rc = migrate(conn);
+    if (rc == 0 && cfg->bootstrap_api_key != NULL &&
+        ota__apikey_ensure_bootstrap(conn, cfg->bootstrap_api_key, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot store OTA_BOOTSTRAP_API_KEY: %s", err);
+        rc = 1;
+    }
+    PQfinish(conn);
+    return rc == 0 ? ota__server_run(cfg) : rc;
+}
+
+int main(int argc, char **argv)
+{
+    ota_config_t cfg;
+    char err[512];
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (ota__config_load(&cfg, err, sizeof err) != OTA_OK) {
+        fprintf(stderr, "ota-server: %s\n", err);
+        return 2;
+    }
+    int rc;
+    if (strcmp(cmd, "serve") == 0) {
+        rc = cmd_serve(&cfg);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        rc = cmd_migrate(&cfg);
+    } else if (strcmp(cmd, "apikey") == 0) {
+        rc = cmd_apikey(&cfg, argc - 2, argv + 2);
+    } else {
+        fprintf(stderr, "ota-server: unknown command '%s'\n\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    ota__config_free(&cfg);
+    return rc;
+}

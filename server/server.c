@@ -1,0 +1,231 @@
+/* pipe2() */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <h2o.h>
+
+#include "db/conn.h"
+#include "http/dispatch.h"
+#include "log.h"
+#include "worker.h"
+
+/* One event-loop thread and what it owns. */
+typedef struct thread {
+    ota_worker_t worker;
+    h2o_accept_ctx_t accept_ctx;
+    int listen_fd;
+    h2o_socket_t *listener;
+    int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
+    h2o_socket_t *waker;
+    bool stopping;
+    pthread_t tid;
+} thread_t;
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    thread_t *t = listener->data;
+    if (err != NULL)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock != NULL)
+        h2o_accept(&t->accept_ctx, sock);
+}
+
+static void on_wake(h2o_socket_t *waker, const char *err)
+{
+    thread_t *t = waker->data;
+    (void)err;
+    t->stopping = true;
+    h2o_buffer_consume(&waker->input, waker->input->size);
+}
+
+/* Makes the listening socket: SO_REUSEPORT lets every thread bind the same address and the kernel spread connections. */
+static int listen_on(const ota_config_t *cfg)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *addrs = NULL;
+    char port[16];
+    int fd = -1, on = 1;
+
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    int rc = getaddrinfo(cfg->listen_host[0] != '\0' ? cfg->listen_host : NULL, port, &hints, &addrs);
+    if (rc != 0) {
+        ota_log_error("cannot resolve OTA_LISTEN host '%s': %s", cfg->listen_host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(addrs->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0 ||
+        bind(fd, addrs->ai_addr, addrs->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        ota_log_error("cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(addrs);
+    return fd;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* After a stop request: no new connections, then run until the requests in progress are answered. */
+static void drain(thread_t *t)
+{
+    h2o_socket_read_stop(t->listener);
+    h2o_socket_close(t->listener);
+    t->listener = NULL;
+    h2o_context_request_shutdown(&t->worker.ctx);
+    double deadline = now_seconds() + OTA_DRAIN_SECONDS;
+    while (t->worker.calls_in_progress > 0 && now_seconds() < deadline)
+        h2o_evloop_run(t->worker.loop, 100);
+    if (t->worker.calls_in_progress > 0)
+        ota_log_warn("thread %d stopped with %zu requests unanswered", t->worker.index,
+                     t->worker.calls_in_progress);
+}
+
+static void *thread_main(void *arg)
+{
+    thread_t *t = arg;
+    t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listener->data = t;
+    h2o_socket_read_start(t->listener, on_accept);
+    t->waker = h2o_evloop_socket_create(t->worker.loop, t->wake_fds[0], 0);
+    t->waker->data = t;
+    h2o_socket_read_start(t->waker, on_wake);
+
+    while (!t->stopping)
+        h2o_evloop_run(t->worker.loop, INT32_MAX);
+    drain(t);
+
+    h2o_socket_read_stop(t->waker);
+    h2o_socket_close(t->waker);
+    ota__db_destroy(t->worker.db);
+    t->worker.db = NULL;
+    h2o_evloop_run(t->worker.loop, 0); /* lets the closed sockets go */
+    h2o_context_dispose(&t->worker.ctx);
+    h2o_evloop_destroy(t->worker.loop);
+    return NULL;
+}
+
+static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg)
+{
+    memset(t, 0, sizeof *t);
+    t->listen_fd = -1;
+    t->wake_fds[0] = t->wake_fds[1] = -1;
+    if (pipe2(t->wake_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        return false;
+    t->listen_fd = listen_on(cfg);
+    if (t->listen_fd < 0)
+        return false;
+    t->worker.loop = h2o_evloop_create();
+    h2o_context_init(&t->worker.ctx, t->worker.loop, globalconf);
+    t->worker.cfg = cfg;
+    t->worker.index = index;
+    t->worker.db = ota__db_create(t->worker.loop, cfg);
+    t->accept_ctx.ctx = &t->worker.ctx;
+    t->accept_ctx.hosts = globalconf->hosts;
+    return true;
+}
+
+static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
+{
+    h2o_config_init(globalconf);
+    globalconf->server_name = h2o_iovec_init(H2O_STRLIT("ota-server"));
+    globalconf->max_request_entity_size = cfg->max_body;
+    globalconf->http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host = h2o_config_register_host(globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
+    handler->on_req = ota__dispatch;
+}
+
+/* Blocks the stop signals in every thread, so that only the main thread's sigwait sees them. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void wait_for_stop_signal(const sigset_t *set)
+{
+    int sig = 0;
+    while (sigwait(set, &sig) != 0)
+        ;
+    ota_log_info("received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int ota__server_run(const ota_config_t *cfg)
+{
+    h2o_globalconf_t globalconf;
+    sigset_t stop_signals;
+    int n = cfg->threads, started = 0, rc = 1;
+    thread_t *threads = calloc((size_t)n, sizeof *threads);
+    if (threads == NULL)
+        return 1;
+
+    block_signals(&stop_signals);
+    configure(&globalconf, cfg);
+    for (int i = 0; i < n; i++) {
+        if (!thread_init(&threads[i], i, &globalconf, cfg))
+            goto Exit;
+    }
+    for (; started < n; started++) {
+        if (pthread_create(&threads[started].tid, NULL, thread_main, &threads[started]) != 0)
+            goto Exit;
+    }
+    ota_log_info("listening on %s:%d with %d threads", cfg->listen_host, cfg->listen_port, n);
+    wait_for_stop_signal(&stop_signals);
+    rc = 0;
+
+Exit:
+    for (int i = 0; i < started; i++) {
+        ssize_t w;
+        do
+            w = write(threads[i].wake_fds[1], "x", 1);
+        while (w < 0 && errno == EINTR);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i].tid, NULL);
+    for (int i = 0; i < n; i++) {
+        if (threads[i].worker.db != NULL)
+            ota__db_destroy(threads[i].worker.db);
+        if (i >= started && threads[i].listen_fd >= 0)
+            close(threads[i].listen_fd);
+        if (threads[i].wake_fds[1] >= 0)
+            close(threads[i].wake_fds[1]);
+        if (i >= started && threads[i].wake_fds[0] >= 0)
+            close(threads[i].wake_fds[0]);
+        if (i >= started && threads[i].worker.loop != NULL) {
+            h2o_context_dispose(&threads[i].worker.ctx);
+            h2o_evloop_destroy(threads[i].worker.loop);
+        }
+    }
+    free(threads);
+    h2o_config_dispose(&globalconf);
+    if (rc == 0)
+        ota_log_info("stopped");
+    return rc;
+}

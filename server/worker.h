@@ -1,0 +1,28 @@
+#ifndef OTA_SERVER_WORKER_H
+#define OTA_SERVER_WORKER_H
+
+#include <h2o.h>
+
+#include "config.h"
+#include "db/conn.h"
+
+/*
+ * What one event-loop thread owns. Nothing here is shared between threads
+ * except `cfg`, which is read-only after start.
+ */
+typedef struct ota_worker {
+    h2o_context_t ctx; /**< first member: a request finds its worker from req->conn->ctx */
+    h2o_evloop_t *loop;
+    ota_db_t *db;
+    const ota_config_t *cfg;
+    int index; /**< 0 .. threads-1, for logs */
+    size_t calls_in_progress; /**< API calls not yet answered, so a stopping thread knows when it is done */
+} ota_worker_t;
+
+/** The worker that owns `req`. */
+static inline ota_worker_t *ota__worker_of(h2o_req_t *req)
+{
+    return (ota_worker_t *)req->conn->ctx;
+}
+
+#endif
