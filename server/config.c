@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +53,16 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* A value quoted in an error message: control characters become '?', so the message stays one line. */
+static const char *printable(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; *s != '\0' && n + 1 < cap; s++)
+        buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    buf[n] = '\0';
+    return buf;
+}
+
 static ota_err_t int_var(const char *name, long def, long min, long max, long *out, char *err, size_t cap)
 {
     const char *s = getenv(name);
@@ -59,7 +71,9 @@ static ota_err_t int_var(const char *name, long def, long min, long max, long *o
         return OTA_OK;
     }
     if (parse_long(s, min, max, out) != 0) {
-        snprintf(err, cap, "%s: expected an integer in [%ld, %ld], got \"%s\"", name, min, max, s);
+        char quoted[64];
+        snprintf(err, cap, "%s: expected an integer in [%ld, %ld], got \"%s\"", name, min, max,
+                 printable(s, quoted, sizeof quoted));
         return OTA_ERR_INVALID;
     }
     return OTA_OK;
@@ -69,12 +83,21 @@ static ota_err_t parse_listen(ota_config_t *cfg, char *err, size_t cap)
 {
     const char *s = env_or("OTA_LISTEN", "127.0.0.1:8080");
     const char *colon = strrchr(s, ':');
+    const char *host = s;
+    size_t host_len = colon != NULL ? (size_t)(colon - s) : 0;
     long port;
-    if (colon == NULL || colon == s || parse_long(colon + 1, 1, 65535, &port) != 0) {
-        snprintf(err, cap, "OTA_LISTEN: expected host:port, got \"%s\"", s);
+    /* An IPv6 address is written in brackets ("[::1]:8080"); the brackets are not part of the host. */
+    if (host_len >= 2 && s[0] == '[' && s[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    if (colon == NULL || host_len == 0 || parse_long(colon + 1, 1, 65535, &port) != 0 ||
+        memchr(host, '[', host_len) != NULL || memchr(host, ']', host_len) != NULL) {
+        char quoted[64];
+        snprintf(err, cap, "OTA_LISTEN: expected host:port, got \"%s\"", printable(s, quoted, sizeof quoted));
         return OTA_ERR_INVALID;
     }
-    cfg->listen_host = strndup(s, (size_t)(colon - s));
+    cfg->listen_host = strndup(host, host_len);
     cfg->listen_port = (int)port;
     return OTA_OK;
 }
@@ -89,7 +112,9 @@ static char *public_url_from(const ota_config_t *cfg)
         return strndup(s, len);
     }
     char buf[300];
-    snprintf(buf, sizeof(buf), "http://%s:%d", cfg->listen_host, cfg->listen_port);
+    bool ipv6 = strchr(cfg->listen_host, ':') != NULL;
+    snprintf(buf, sizeof(buf), "http://%s%s%s:%d", ipv6 ? "[" : "", cfg->listen_host, ipv6 ? "]" : "",
+             cfg->listen_port);
     return strdup(buf);
 }
 

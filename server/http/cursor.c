@@ -20,10 +20,11 @@ static bool timestamp_valid(const char *ts, size_t len)
 
 bool ota__cursor_encode(const char *ts, const char *id, char out[OTA_CURSOR_MAX])
 {
-    char plain[OTA_CURSOR_TS_MAX + 1 + 37];
+    char plain[OTA_CURSOR_TS_MAX + 1 + 37], checked_id[OTA_UUID_LEN + 1];
     size_t ts_len = strlen(ts), id_len = strlen(id);
-    if (!timestamp_valid(ts, ts_len) || id_len != OTA_UUID_LEN)
+    if (!timestamp_valid(ts, ts_len) || !ota__uuid_parse(id, id_len, checked_id))
         return false;
+    id = checked_id;
     memcpy(plain, ts, ts_len);
     plain[ts_len] = ',';
     memcpy(plain + ts_len + 1, id, id_len);

@@ -264,6 +264,7 @@ static void test_length_limit(void **state)
     /* The dropped 'v' does not count. */
     s[0] = 'v';
     memcpy(s + 1, "1.0.0-", 6);
+    s[OTA_SEMVER_MAX] = 'a'; /* was the terminator above */
     s[OTA_SEMVER_MAX + 1] = '\0';
     v = parse_ok(s);
     assert_int_equal(strlen(v.text), OTA_SEMVER_MAX);
