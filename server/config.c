@@ -24,6 +24,18 @@ static const var_doc_t VARS[] = {
     {"OTA_MAX_BODY", "67108864 (64 MiB)", "largest upload body in bytes; other bodies stop at 64 KiB"},
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
+    {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
+    {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
+    {"OTA_IMPORT_DIR", "(none: no file:// source allowed)", "the only folder file:// release sources may name"},
+    {"OTA_S3_ENDPOINT", "(AWS: https://s3.<region>.amazonaws.com)", "S3 endpoint, http(s)://host[:port]"},
+    {"OTA_S3_REGION", "us-east-1", "S3 region"},
+    {"OTA_S3_BUCKET", "(required with OTA_STORAGE=s3)", "S3 bucket"},
+    {"OTA_S3_ACCESS_KEY", "(required with OTA_STORAGE=s3)", "S3 access key id"},
+    {"OTA_S3_SECRET_KEY", "(required with OTA_STORAGE=s3)", "S3 secret access key"},
+    {"OTA_S3_SESSION_TOKEN", "(none)", "S3 session token (temporary credentials)"},
+    {"OTA_S3_PATH_STYLE", "1 with OTA_S3_ENDPOINT, else 0", "1: path-style URLs (MinIO), 0: virtual-hosted"},
+    {"OTA_URL_TTL", "900", "lifetime of a presigned URL in seconds (1..604800)"},
+    {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
 };
 
 void ota__config_print_help(FILE *out)
@@ -118,6 +130,46 @@ static char *public_url_from(const ota_config_t *cfg)
     return strdup(buf);
 }
 
+static char *string_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
+}
+
+static ota_err_t storage_vars(ota_config_t *cfg, char *err, size_t cap)
+{
+    ota_err_t rc;
+    long v;
+    cfg->storage = strdup(env_or("OTA_STORAGE", "fs"));
+    if (strcmp(cfg->storage, "fs") != 0 && strcmp(cfg->storage, "s3") != 0) {
+        snprintf(err, cap, "OTA_STORAGE: expected fs or s3");
+        return OTA_ERR_INVALID;
+    }
+    cfg->storage_dir = strdup(env_or("OTA_STORAGE_DIR", "data/blobs"));
+    cfg->import_dir = string_or_null("OTA_IMPORT_DIR");
+    cfg->s3_endpoint = string_or_null("OTA_S3_ENDPOINT");
+    cfg->s3_region = strdup(env_or("OTA_S3_REGION", "us-east-1"));
+    cfg->s3_bucket = string_or_null("OTA_S3_BUCKET");
+    cfg->s3_access_key = string_or_null("OTA_S3_ACCESS_KEY");
+    cfg->s3_secret_key = string_or_null("OTA_S3_SECRET_KEY");
+    cfg->s3_session_token = string_or_null("OTA_S3_SESSION_TOKEN");
+    if ((rc = int_var("OTA_S3_PATH_STYLE", cfg->s3_endpoint != NULL, 0, 1, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->s3_path_style = (int)v;
+    if ((rc = int_var("OTA_URL_TTL", 900, 1, 604800, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->url_ttl = (int)v;
+    if ((rc = int_var("OTA_JOB_THREADS", 4, 1, 64, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->job_threads = (int)v;
+    if (strcmp(cfg->storage, "s3") == 0 &&
+        (cfg->s3_bucket == NULL || cfg->s3_access_key == NULL || cfg->s3_secret_key == NULL)) {
+        snprintf(err, cap, "OTA_STORAGE=s3 needs OTA_S3_BUCKET, OTA_S3_ACCESS_KEY and OTA_S3_SECRET_KEY");
+        return OTA_ERR_INVALID;
+    }
+    return OTA_OK;
+}
+
 ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -144,6 +196,8 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->db_statement_timeout_ms = (int)v;
+    if ((rc = storage_vars(cfg, err, cap)) != OTA_OK)
+        goto Exit;
 
 Exit:
     if (rc != OTA_OK)
@@ -157,5 +211,14 @@ void ota__config_free(ota_config_t *cfg)
     free(cfg->listen_host);
     free(cfg->public_url);
     free(cfg->bootstrap_api_key);
+    free(cfg->storage);
+    free(cfg->storage_dir);
+    free(cfg->import_dir);
+    free(cfg->s3_endpoint);
+    free(cfg->s3_region);
+    free(cfg->s3_bucket);
+    free(cfg->s3_access_key);
+    free(cfg->s3_secret_key);
+    free(cfg->s3_session_token);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,6 +23,20 @@ typedef struct ota_config {
     size_t max_body;           /**< OTA_MAX_BODY: cap for upload bodies; other routes use OTA_MAX_JSON_BODY */
     int heartbeat_interval;    /**< OTA_HEARTBEAT_INTERVAL, seconds */
     int db_statement_timeout_ms; /**< OTA_DB_STATEMENT_TIMEOUT_MS: a statement running longer is canceled */
+
+    /* Object storage (storage/storage.h). */
+    char *storage;            /**< OTA_STORAGE: "fs" or "s3" */
+    char *storage_dir;        /**< OTA_STORAGE_DIR: where the fs backend keeps blobs */
+    char *import_dir;         /**< OTA_IMPORT_DIR: the only folder file:// sources may name, or NULL */
+    char *s3_endpoint;        /**< OTA_S3_ENDPOINT: "http(s)://host[:port]", or NULL for AWS */
+    char *s3_region;          /**< OTA_S3_REGION */
+    char *s3_bucket;          /**< OTA_S3_BUCKET */
+    char *s3_access_key;      /**< OTA_S3_ACCESS_KEY */
+    char *s3_secret_key;      /**< OTA_S3_SECRET_KEY */
+    char *s3_session_token;   /**< OTA_S3_SESSION_TOKEN or NULL */
+    int s3_path_style;        /**< OTA_S3_PATH_STYLE: 1 path-style, 0 virtual-hosted */
+    int url_ttl;              /**< OTA_URL_TTL: presigned URL lifetime, seconds */
+    int job_threads;          /**< OTA_JOB_THREADS: threads for blocking work (uploads, S3) */
 } ota_config_t;
 
 /**

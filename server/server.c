@@ -103,15 +103,30 @@ static void drain(thread_t *t)
                      t->worker.calls_in_progress);
 }
 
+/* Seconds a starting thread waits for its database connection before it accepts connections anyway. */
+#define START_DB_WAIT_SECONDS 10
+
+/*
+ * The listening socket is already open, so clients that come early wait in its backlog instead of getting 503
+ * because this thread's database connection is still being set up.
+ */
+static void wait_for_database(thread_t *t)
+{
+    double deadline = now_seconds() + START_DB_WAIT_SECONDS;
+    while (!ota__db_ready(t->worker.db) && !t->stopping && now_seconds() < deadline)
+        h2o_evloop_run(t->worker.loop, 100);
+}
+
 static void *thread_main(void *arg)
 {
     thread_t *t = arg;
-    t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    t->listener->data = t;
-    h2o_socket_read_start(t->listener, on_accept);
     t->waker = h2o_evloop_socket_create(t->worker.loop, t->wake_fds[0], 0);
     t->waker->data = t;
     h2o_socket_read_start(t->waker, on_wake);
+    wait_for_database(t);
+    t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    t->listener->data = t;
+    h2o_socket_read_start(t->listener, on_accept);
 
     while (!t->stopping)
         h2o_evloop_run(t->worker.loop, INT32_MAX);
