@@ -1,0 +1,316 @@
+/*
+ * Integration: the server outlives its database. With PostgreSQL stopped,
+ * /readyz and every database-backed route answer 503 `unavailable` with
+ * Retry-After (promptly: no hang, no 500, no dropped connection) while
+ * /healthz stays 200; once PostgreSQL is back, the server reconnects by
+ * itself and serves again.
+ *
+ * This program stops and restarts its own cluster, so it has its own
+ * cluster and server; each test leaves the database running.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static h_pg_t g_pg;
+static h_server_t g_srv;
+static bool g_pg_down;
+
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            h_server_dump_log(&g_srv);                                                                                 \
+            fail();                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
+
+#define EXPECT_STATUS(r, want)                                                                                         \
+    CHECK((r)->status == (want), "expected HTTP %d, got %ld: %.2000s", (int)(want), (r)->status, BODY(r))
+
+static bool error_shape_ok(const h_resp_t *r, const char *code)
+{
+    if (!json_is_object(r->json))
+        return false;
+    json_t *e = json_object_get(r->json, "error");
+    if (!json_is_object(e))
+        return false;
+    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message");
+    if (!json_is_string(c) || !json_is_string(m))
+        return false;
+    return code == NULL || strcmp(json_string_value(c), code) == 0;
+}
+
+/* Under a wrapper (OTA_TEST_WRAPPER, e.g. valgrind) the server is slower; the harness allows 6 times as long. */
+static double slowdown(void)
+{
+    const char *w = getenv("OTA_TEST_WRAPPER");
+    return w != NULL && *w != '\0' ? 6.0 : 1.0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A 503 as the contract has it: code `unavailable` and a Retry-After header. */
+static bool is_unavailable(const h_resp_t *r)
+{
+    return r->status == 503 && error_shape_ok(r, "unavailable") && r->retry_after[0] != '\0';
+}
+
+/* A request answered while the database is down: a proper 503, and promptly. */
+#define EXPECT_UNAVAILABLE(r, method, path, elapsed)                                                                   \
+    CHECK(is_unavailable(r) && (elapsed) < 8.0 * slowdown(),                                                           \
+          "%s %s with the database down: expected 503 unavailable with Retry-After within 8 s; got %ld "               \
+          "(Retry-After \"%s\") after %.1f s: %.2000s",                                                                \
+          (method), (path), (r)->status, (r)->retry_after, (elapsed), BODY(r))
+
+static void db_stop(void)
+{
+    h_pg_stop(&g_pg);
+    g_pg_down = true;
+}
+
+static void db_start(void)
+{
+    h_pg_restart(&g_pg);
+    g_pg_down = false;
+}
+
+/* Each test leaves the database up, even when it fails halfway. */
+static int test_teardown(void **state)
+{
+    (void)state;
+    if (g_pg_down)
+        db_start();
+    return 0;
+}
+
+/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
+static bool wait_ready(h_server_t *srv)
+{
+    for (int i = 0; i < 200; i++) {
+        h_resp_t r = {0};
+        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+        long status = r.status;
+        h_resp_free(&r);
+        if (status == 200)
+            return true;
+        nap_ms(50);
+    }
+    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
+    h_server_dump_log(srv);
+    return false;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    h_pg_start(&g_pg);
+    h_server_start(&g_srv, &g_pg, NULL);
+    return wait_ready(&g_srv) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_server_stop(&g_srv);
+    h_pg_destroy(&g_pg);
+    return 0;
+}
+
+/* Polls GET /readyz every 100 ms until it answers `want`; the seconds it took, or -1 after `limit_s`. */
+static double wait_readyz(long want, double limit_s, h_resp_t *last)
+{
+    double start = now_s();
+    for (;;) {
+        h_resp_free(last);
+        h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, last);
+        if (last->status == want)
+            return now_s() - start;
+        if (now_s() - start > limit_s * slowdown())
+            return -1;
+        nap_ms(100);
+    }
+}
+
+static void test_survives_database_restart(void **state)
+{
+    (void)state;
+    char model[32], hex[17], device_path[96], device_token[128];
+    h_resp_t r = {0};
+
+    /* Before: ready, and a device to read later. */
+    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    h_random_hex(hex, 16);
+    snprintf(model, sizeof model, "m-%s", hex);
+    h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Before");
+    EXPECT_STATUS(&r, 201);
+    h_resp_free(&r);
+    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", hex, "model", model);
+    EXPECT_STATUS(&r, 201);
+    snprintf(device_path, sizeof device_path, "/v1/devices/%s", json_string_value(json_object_get(r.json, "id")));
+    snprintf(device_token, sizeof device_token, "%s", json_string_value(json_object_get(r.json, "token")));
+    h_resp_free(&r);
+
+    db_stop();
+
+    /* readyz notices within 10 s. */
+    double took = wait_readyz(503, 10.0, &r);
+    CHECK(took >= 0, "GET /readyz did not become 503 within 10 s of stopping PostgreSQL; last %ld: %.2000s", r.status,
+          BODY(&r));
+    CHECK(is_unavailable(&r), "readyz 503 without the contract's shape or Retry-After (\"%s\"): %.2000s", r.retry_after,
+          BODY(&r));
+    h_resp_free(&r);
+
+    /* Database-backed routes answer 503 too, promptly, whatever the credential. */
+    const struct {
+        const char *method, *path, *token, *body;
+    } cases[] = {
+        {"GET", "/v1/models", g_srv.admin_key, NULL},
+        {"POST", "/v1/models", g_srv.admin_key, "{\"id\":\"down-model\",\"name\":\"x\"}"},
+        {"GET", "/v1/devices", g_srv.admin_key, NULL},
+        {"GET", device_path, device_token, NULL},
+        {"GET", "/readyz", NULL, NULL},
+    };
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const char *b = cases[i].body;
+            double t0 = now_s();
+            h_http(&g_srv, cases[i].method, cases[i].path, cases[i].token, b, b != NULL ? strlen(b) : 0, NULL, &r);
+            double elapsed = now_s() - t0;
+            EXPECT_UNAVAILABLE(&r, cases[i].method, cases[i].path, elapsed);
+            h_resp_free(&r);
+        }
+    }
+
+    /* The liveness probe needs no database. */
+    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+
+    /* Several requests on one connection: each 503, and the connection survives them. */
+    const char *methods[] = {"GET", "GET", "GET", "GET"};
+    const char *paths[] = {"/v1/models", "/healthz", "/v1/devices", "/readyz"};
+    long statuses[4] = {0};
+    long conns = h_http_same_connection(&g_srv, 4, methods, paths, NULL, NULL, g_srv.admin_key, statuses);
+    CHECK(statuses[0] == 503 && statuses[1] == 200 && statuses[2] == 503 && statuses[3] == 503,
+          "on one connection with the database down: %ld %ld %ld %ld, want 503 200 503 503", statuses[0], statuses[1],
+          statuses[2], statuses[3]);
+    CHECK(conns == 1, "a 503 closed the connection (%ld connections for 4 requests)", conns);
+
+    db_start();
+
+    /* Within 15 s: ready again, and writes work. */
+    double start = now_s();
+    took = wait_readyz(200, 15.0, &r);
+    CHECK(took >= 0, "GET /readyz not 200 within 15 s of restarting PostgreSQL; last %ld: %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+
+    char model2[32];
+    h_random_hex(hex, 16);
+    snprintf(model2, sizeof model2, "m-%s", hex);
+    for (;;) {
+        h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model2, "name", "After");
+        if (r.status == 201)
+            break;
+        /* Another event-loop thread may still be reconnecting: only a proper 503 is acceptable meanwhile. */
+        CHECK(is_unavailable(&r) && now_s() - start < 15.0 * slowdown(),
+              "POST /v1/models after the restart: got %ld after %.1f s: %.2000s", r.status, now_s() - start, BODY(&r));
+        h_resp_free(&r);
+        nap_ms(200);
+    }
+    h_resp_free(&r);
+
+    /* After a further reconnect interval, every connection is back: reads through all threads work. */
+    nap_ms((long)(2500 * slowdown()));
+    for (int i = 0; i < 20; i++) {
+        h_http(&g_srv, "GET", device_path, device_token, NULL, 0, NULL, &r);
+        CHECK(r.status == 200, "GET %s #%d after recovery: %ld %.2000s", device_path, i, r.status, BODY(&r));
+        h_resp_free(&r);
+        char path[64];
+        snprintf(path, sizeof path, "/v1/models/%s", i % 2 ? model : model2);
+        h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
+        CHECK(r.status == 200, "GET %s #%d after recovery: %ld %.2000s", path, i, r.status, BODY(&r));
+        h_resp_free(&r);
+    }
+}
+
+/* A second outage: recovery is not a one-off. */
+static void test_survives_second_restart(void **state)
+{
+    (void)state;
+    h_resp_t r = {0};
+    double took = wait_readyz(200, 15.0, &r);
+    CHECK(took >= 0, "not ready at the start: %ld %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+
+    db_stop();
+    took = wait_readyz(503, 10.0, &r);
+    CHECK(took >= 0, "GET /readyz did not become 503 within 10 s; last %ld: %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+    /* Stay down across several reconnect attempts. */
+    nap_ms(3000);
+    h_http(&g_srv, "GET", "/v1/models", g_srv.admin_key, NULL, 0, NULL, &r);
+    CHECK(is_unavailable(&r), "GET /v1/models 3 s into the outage: %ld %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+
+    db_start();
+    took = wait_readyz(200, 15.0, &r);
+    CHECK(took >= 0, "GET /readyz not 200 within 15 s of the second restart; last %ld: %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+
+    char hex[17], model[32];
+    h_random_hex(hex, 16);
+    snprintf(model, sizeof model, "m-%s", hex);
+    double start = now_s();
+    for (;;) {
+        h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Again");
+        if (r.status == 201)
+            break;
+        CHECK(is_unavailable(&r) && now_s() - start < 15.0 * slowdown(), "POST /v1/models: got %ld: %.2000s", r.status,
+              BODY(&r));
+        h_resp_free(&r);
+        nap_ms(200);
+    }
+    h_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_survives_database_restart, test_teardown),
+        cmocka_unit_test_teardown(test_survives_second_restart, test_teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,353 @@
+/*
+ * Integration: the server's commands (`migrate`, `apikey create`) and its
+ * shutdown, on throwaway PostgreSQL clusters.
+ *
+ * `migrate` run by several processes at once on a fresh database must apply
+ * each migration exactly once (the advisory lock), and again later must do
+ * nothing. The migrations expected are the files in the source tree's
+ * migrations/ folder, found from this file's own path (__FILE__ is absolute
+ * in a CMake build).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static h_pg_t g_pg;
+static h_server_t g_srv;
+
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            h_server_dump_log(&g_srv);                                                                                 \
+            fail();                                                                                                    \
+        }                                                                                                              \
+    } while (0)
+
+#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
+
+#define MAX_MIGRATIONS 512
+
+/* The versions of the migrations in the source tree (NNNN_name.sql), ascending; how many, or -1 when not found. */
+static int source_migrations(int versions[MAX_MIGRATIONS], char *dir_out, size_t cap)
+{
+    const char *file = __FILE__;
+    const char *marker = strstr(file, "test/integration/it_migrate.c");
+    if (file[0] != '/' || marker == NULL)
+        return -1;
+    snprintf(dir_out, cap, "%.*smigrations", (int)(marker - file), file);
+    DIR *d = opendir(dir_out);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".sql") != 0)
+            continue;
+        char *end;
+        long v = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || v <= 0 || n >= MAX_MIGRATIONS)
+            continue;
+        versions[n++] = (int)v;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of files */
+        for (int j = i; j > 0 && versions[j - 1] > versions[j]; j--) {
+            int t = versions[j];
+            versions[j] = versions[j - 1];
+            versions[j - 1] = t;
+        }
+    return n;
+}
+
+/*
+ * A DO block that raises unless schema_migrations holds exactly one row per source migration (same versions,
+ * no duplicates, nothing else) and the schema's tables exist; psql's exit status (0: all good).
+ */
+static int check_schema_migrations(h_pg_t *pg, const int *versions, int n)
+{
+    char list[MAX_MIGRATIONS * 12 + 16];
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%d", i ? "," : "", versions[i]);
+    char sql[8192 + sizeof list * 2];
+    snprintf(sql, sizeof sql,
+             "DO $$ DECLARE expected int[] := ARRAY[%s]::int[]; BEGIN"
+             " IF (SELECT count(*) FROM schema_migrations) <> %d THEN"
+             "   RAISE EXCEPTION 'schema_migrations has %% rows, want %d', (SELECT count(*) FROM schema_migrations);"
+             " END IF;"
+             " IF (SELECT count(DISTINCT version) FROM schema_migrations) <> (SELECT count(*) FROM schema_migrations)"
+             " THEN RAISE EXCEPTION 'duplicate versions in schema_migrations'; END IF;"
+             " IF EXISTS (SELECT 1 FROM unnest(expected) v WHERE v NOT IN (SELECT version FROM schema_migrations))"
+             "   OR EXISTS (SELECT 1 FROM schema_migrations WHERE NOT (version = ANY (expected)))"
+             " THEN RAISE EXCEPTION 'schema_migrations versions differ from the source tree''s'; END IF;"
+             " PERFORM 'models'::regclass, 'devices'::regclass, 'api_keys'::regclass;"
+             " END $$",
+             list, n, n);
+    return h_pg_sql(pg, sql);
+}
+
+/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
+static bool wait_ready(h_server_t *srv)
+{
+    for (int i = 0; i < 200; i++) {
+        h_resp_t r = {0};
+        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+        long status = r.status;
+        h_resp_free(&r);
+        if (status == 200)
+            return true;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
+    h_server_dump_log(srv);
+    return false;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    h_pg_start(&g_pg);
+    h_server_start(&g_srv, &g_pg, NULL);
+    return wait_ready(&g_srv) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    int status = h_server_stop(&g_srv);
+    h_pg_destroy(&g_pg);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "the server stopped by SIGTERM ended with wait status %#x\n", (unsigned)status);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* Guards the checks below: a raising DO block must make h_pg_sql fail. */
+static void test_sql_check_detects_failure(void **state)
+{
+    (void)state;
+    CHECK(h_pg_sql(&g_pg, "DO $$ BEGIN RAISE EXCEPTION 'expected error: checking the check'; END $$") != 0,
+          "h_pg_sql reported success for a statement that raised");
+    CHECK(h_pg_sql(&g_pg, "DO $$ BEGIN PERFORM 1; END $$") == 0, "h_pg_sql failed on a harmless statement");
+}
+
+static void test_concurrent_migrate_fresh_database(void **state)
+{
+    (void)state;
+    enum { CHILDREN = 4 };
+    int versions[MAX_MIGRATIONS];
+    char dir[512];
+    int n = source_migrations(versions, dir, sizeof dir);
+    CHECK(n > 0, "no migrations found from __FILE__ (%s)", __FILE__);
+
+    h_pg_t fresh;
+    h_pg_start(&fresh);
+
+    /* Nothing there yet. */
+    CHECK(h_pg_sql(&fresh, "DO $$ BEGIN IF to_regclass('schema_migrations') IS NOT NULL THEN"
+                           " RAISE EXCEPTION 'not fresh'; END IF; END $$") == 0,
+          "the new cluster already has schema_migrations");
+
+    /* Start all children together: each waits for the gate to open (the pipe's write end to close). */
+    int gate[2];
+    CHECK(pipe(gate) == 0, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pids[CHILDREN];
+    for (int i = 0; i < CHILDREN; i++) {
+        pids[i] = fork();
+        CHECK(pids[i] >= 0, "fork: %s", strerror(errno));
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char c;
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            char out[4096];
+            const char *const args[] = {"migrate", NULL};
+            int rc = h_run_server_cmd(&fresh, args, NULL, out, sizeof out);
+            _exit(rc < 0 ? 99 : rc); /* never run the test program's exit handlers in a child */
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+
+    int failures = 0;
+    for (int i = 0; i < CHILDREN; i++) {
+        int status = 0;
+        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "concurrent migrate #%d: wait status %#x (exit %d)\n", i, (unsigned)status,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            failures++;
+        }
+    }
+    CHECK(failures == 0, "%d of %d concurrent `ota-server migrate` runs failed", failures, CHILDREN);
+
+    CHECK(check_schema_migrations(&fresh, versions, n) == 0,
+          "after concurrent migrate: schema_migrations does not list each of the %d migrations in %s exactly once", n,
+          dir);
+
+    /* Idempotent: again, twice, nothing changes. */
+    for (int i = 0; i < 2; i++) {
+        char out[4096];
+        const char *const args[] = {"migrate", NULL};
+        int rc = h_run_server_cmd(&fresh, args, NULL, out, sizeof out);
+        CHECK(rc == 0, "migrate run again exited %d", rc);
+    }
+    CHECK(check_schema_migrations(&fresh, versions, n) == 0,
+          "after migrate again: schema_migrations does not list each migration exactly once");
+
+    /* The migrated database serves. */
+    h_server_t srv;
+    h_server_start(&srv, &fresh, NULL);
+    CHECK(wait_ready(&srv), "the server on the fresh database never became ready");
+    char hex[17];
+    h_random_hex(hex, 16);
+    h_resp_t r = {0};
+    h_json(&srv, "POST", "/v1/models", srv.admin_key, &r, "{s:s, s:s}", "id", hex, "name", "Fresh");
+    if (r.status != 201)
+        h_server_dump_log(&srv);
+    CHECK(r.status == 201, "model create on the concurrently migrated database: %ld %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+    int status = h_server_stop(&srv);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "server on the fresh database: wait status %#x",
+          (unsigned)status);
+
+    h_pg_destroy(&fresh);
+}
+
+static void test_migrate_idempotent(void **state)
+{
+    (void)state;
+    int versions[MAX_MIGRATIONS];
+    char dir[512];
+    int n = source_migrations(versions, dir, sizeof dir);
+    CHECK(n > 0, "no migrations found from __FILE__ (%s)", __FILE__);
+
+    /* The server migrated at start; migrate finds nothing to do, every time. */
+    for (int i = 0; i < 2; i++) {
+        char out[4096];
+        const char *const args[] = {"migrate", NULL};
+        int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+        CHECK(rc == 0, "migrate on a migrated database exited %d", rc);
+    }
+    CHECK(check_schema_migrations(&g_pg, versions, n) == 0,
+          "schema_migrations does not list each of the %d migrations in %s exactly once", n, dir);
+
+    /* And the running server still serves. */
+    h_resp_t r = {0};
+    h_http(&g_srv, "GET", "/v1/models", g_srv.admin_key, NULL, 0, NULL, &r);
+    CHECK(r.status == 200, "GET /v1/models after migrate: %ld %.2000s", r.status, BODY(&r));
+    h_resp_free(&r);
+}
+
+static void test_migrate_without_database_fails(void **state)
+{
+    (void)state;
+    char out[4096];
+    const char *const args[] = {"migrate", NULL};
+    const char *const env[] = {"OTA_DATABASE_URL=host=/nonexistent-ota-socket-dir port=1 dbname=ota connect_timeout=2",
+                               NULL};
+    int rc = h_run_server_cmd(NULL, args, env, out, sizeof out);
+    CHECK(rc > 0, "migrate against no database exited %d (want a failure status)", rc);
+}
+
+static void test_apikey_create_prints_key(void **state)
+{
+    (void)state;
+    static const char *const roles[] = {"admin", "viewer"};
+    for (size_t i = 0; i < 2; i++) {
+        char name[40], hex[17], out[1024];
+        h_random_hex(hex, 16);
+        snprintf(name, sizeof name, "it-migrate-%s", hex);
+        const char *const args[] = {"apikey", "create", "--name", name, "--role", roles[i], NULL};
+        int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+        CHECK(rc == 0, "apikey create --role %s exited %d", roles[i], rc);
+
+        /* One line, the key alone. */
+        size_t len = strlen(out);
+        CHECK(len > 5 && out[len - 1] == '\n', "output is not one line: \"%s\"", out);
+        CHECK(memchr(out, '\n', len - 1) == NULL, "output has more than one line: \"%s\"", out);
+        CHECK(strncmp(out, "ota_", 4) == 0, "output does not start with ota_: \"%s\"", out);
+        out[len - 1] = '\0';
+        if (len >= 2 && out[len - 2] == '\r')
+            out[len - 2] = '\0';
+        CHECK(strchr(out, ' ') == NULL && strchr(out, '\t') == NULL, "the line is not the key alone: \"%s\"", out);
+
+        /* It is a working key of that role. */
+        h_resp_t r = {0};
+        h_http(&g_srv, "GET", "/v1/models", out, NULL, 0, NULL, &r);
+        CHECK(r.status == 200, "GET with the new %s key: %ld %.2000s", roles[i], r.status, BODY(&r));
+        h_resp_free(&r);
+        h_json(&g_srv, "POST", "/v1/models", out, &r, "{s:s, s:s}", "id", name, "name", "by a new key");
+        long want = i == 0 ? 201 : 403;
+        CHECK(r.status == want, "POST with the new %s key: %ld, want %ld: %.2000s", roles[i], r.status, want, BODY(&r));
+        h_resp_free(&r);
+    }
+
+    /* Two keys are never the same. */
+    char a[256], b[256];
+    const char *const args[] = {"apikey", "create", "--name", "twice", "--role", "viewer", NULL};
+    CHECK(h_run_server_cmd(&g_pg, args, NULL, a, sizeof a) == 0, "apikey create: %s", a);
+    CHECK(h_run_server_cmd(&g_pg, args, NULL, b, sizeof b) == 0, "apikey create: %s", b);
+    CHECK(strcmp(a, b) != 0, "two apikey create runs printed the same key %s", a);
+}
+
+static void test_sigterm_exits_zero(void **state)
+{
+    (void)state;
+    h_server_t srv;
+    h_server_start(&srv, &g_pg, NULL);
+    long ready = wait_ready(&srv) ? 200 : 503;
+    h_resp_t r = {0};
+    h_http(&srv, "GET", "/v1/models", srv.admin_key, NULL, 0, NULL, &r);
+    long models = r.status;
+    h_resp_free(&r);
+
+    int status = h_server_stop(&srv);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        h_server_dump_log(&srv);
+    CHECK(ready == 200 && models == 200, "second server: readyz %ld, models %ld", ready, models);
+    CHECK(WIFEXITED(status), "SIGTERM: the server did not exit by itself (wait status %#x%s%s)", (unsigned)status,
+          WIFSIGNALED(status) ? ", signal " : "", WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "");
+    CHECK(WEXITSTATUS(status) == 0, "SIGTERM: exit status %d, want 0", WEXITSTATUS(status));
+
+    /* The server that stays up is untouched by its sibling's shutdown. */
+    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    CHECK(r.status == 200, "the other server after the sibling's SIGTERM: %ld", r.status);
+    h_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sql_check_detects_failure), cmocka_unit_test(test_concurrent_migrate_fresh_database),
+        cmocka_unit_test(test_migrate_idempotent),        cmocka_unit_test(test_migrate_without_database_fails),
+        cmocka_unit_test(test_apikey_create_prints_key),  cmocka_unit_test(test_sigterm_exits_zero),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
