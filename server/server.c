@@ -193,7 +193,7 @@ static void wait_for_stop_signal(const sigset_t *set)
 }
 
 /* What outlives ota__server_run until the process exits; a global so leak checkers see it as still in use. */
-static thread_t *running;
+static thread_t *volatile running; /* volatile: a store that is never read would be optimized away */
 static h2o_globalconf_t shared_conf;
 
 int ota__server_run(const ota_config_t *cfg)
