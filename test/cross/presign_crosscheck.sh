@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Compares the presigned URLs of server/storage/sigv4.c (through the presign_c
+# driver) with botocore's (presign_botocore.py) for awkward keys x {GET, PUT}
+# x {path-style over http with a port, virtual-hosted over https, virtual-hosted
+# over http with a port} x {with, without a session token}. Any difference
+# fails, printing both URLs.
+#
+# usage: presign_crosscheck.sh PATH/TO/presign_c
+# Exits 77 (skipped) when no python3 can import boto3 (Debian: python3-boto3).
+set -u
+
+driver=${1:?usage: presign_crosscheck.sh PATH/TO/presign_c}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+peer="$here/presign_botocore.py"
+
+# Debian's python3-boto3 is what scripts/deps installs; any python3 with boto3 will do.
+python=""
+for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import boto3' >/dev/null 2>&1; then
+        python=$candidate
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    echo "SKIP: no python3 with boto3 (apt-get install python3-boto3)"
+    exit 77
+fi
+echo "botocore $("$python" -c 'import botocore; print(botocore.__version__)') via $python"
+
+keys=(
+    "plain.bin"
+    "folder/a b+c=d&e~(f).bin"
+    "a/b/c.bin"
+    "ü/日本.bin"
+    "two  spaces and trailing .bin"
+    "plus+equals=amp&tilde~percent%.bin"
+    "(parens)[brackets]{braces}!*'@\$,;:.bin"
+    "question?hash#.bin"
+    "double//slash/./dot/../x.bin"
+    "v1.2.3/fw-ÄÖÜ_é~.img"
+)
+endpoints=(
+    "path http://127.0.0.1:4569 eu-west-1"
+    "virtual https://s3.eu-central-1.amazonaws.com eu-central-1"
+    "virtual http://minio.example:9000 us-east-1"
+)
+tokens=("" "IQoJb3JpZ2luX2VjE/+token==")
+
+time_arg=20240229T235958Z
+common=(--bucket ota-artifacts --access-key AKIAOTATESTKEY --secret-key "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    --time "$time_arg")
+
+passed=0
+failed=0
+expires=900
+for key in "${keys[@]}"; do
+    for method in GET PUT; do
+        for ep in "${endpoints[@]}"; do
+            read -r style endpoint region <<<"$ep"
+            for token in "${tokens[@]}"; do
+                args=("${common[@]}" --key "$key" --method "$method" --style "$style" --endpoint "$endpoint"
+                    --region "$region" --expires "$expires")
+                [ -n "$token" ] && args+=(--session-token "$token")
+                expires=$((expires == 900 ? 604800 : 900))
+                ours=$("$driver" "${args[@]}" 2>&1)
+                ours_rc=$?
+                theirs=$("$python" "$peer" "${args[@]}" 2>&1)
+                theirs_rc=$?
+                if [ "$ours_rc" -eq 0 ] && [ "$theirs_rc" -eq 0 ] && [ "$ours" == "$theirs" ]; then
+                    passed=$((passed + 1))
+                else
+                    failed=$((failed + 1))
+                    echo "DIFFERENT: key='$key' method=$method style=$style token='${token}'"
+                    echo "  ota      ($ours_rc): $ours"
+                    echo "  botocore ($theirs_rc): $theirs"
+                fi
+            done
+        done
+    done
+done
+
+echo "presign_crosscheck: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
