@@ -5,9 +5,12 @@
  *   ota-server migrate        apply pending migrations and exit
  *   ota-server apikey create --name N --role admin|viewer
  *                             print a new API key alone on standard output
+ *   ota-server presign --method GET|PUT --key K [--time YYYYMMDDTHHMMSSZ] [--expires S]
+ *                             print the presigned URL the configured storage would hand out
  *   ota-server --help         usage and the OTA_* variables
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +21,9 @@
 #include "db/sync.h"
 #include "log.h"
 #include "server.h"
+#include "storage/storage.h"
+
+#include <curl/curl.h>
 
 /* How long `serve` keeps trying to reach the database at start (a compose stack starts all at once). */
 #define START_CONNECT_SECONDS 60
@@ -27,6 +33,7 @@ static void usage(FILE *out)
     fputs("usage: ota-server [serve]\n"
           "       ota-server migrate\n"
           "       ota-server apikey create --name NAME --role admin|viewer\n"
+          "       ota-server presign --method GET|PUT --key KEY [--time YYYYMMDDTHHMMSSZ] [--expires SECONDS]\n"
           "       ota-server --help\n\n",
           out);
     ota__config_print_help(out);
@@ -91,6 +98,39 @@ static int cmd_apikey(const ota_config_t *cfg, int argc, char **argv)
     return rc;
 }
 
+/* Prints what the storage would hand out, to compare a signature with other S3 tools. */
+static int cmd_presign(const ota_config_t *cfg, int argc, char **argv)
+{
+    const char *method = option_value(argc, argv, "--method");
+    const char *key = option_value(argc, argv, "--key");
+    const char *at = option_value(argc, argv, "--time");
+    const char *expires = option_value(argc, argv, "--expires");
+    char err[512], url[8192], *end = NULL;
+    time_t now = time(NULL);
+    long ttl = expires != NULL ? strtol(expires, &end, 10) : cfg->url_ttl;
+
+    if (method == NULL || key == NULL || (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0) ||
+        (expires != NULL && (*end != '\0' || ttl < 1 || ttl > 604800)) ||
+        (at != NULL && ota__sigv4_parse_date(at, &now) != OTA_OK)) {
+        fputs("usage: ota-server presign --method GET|PUT --key KEY [--time YYYYMMDDTHHMMSSZ] [--expires 1..604800]\n",
+              stderr);
+        return 2;
+    }
+    ota_storage_t *storage = ota__storage_open(cfg, err, sizeof err);
+    if (storage == NULL) {
+        fprintf(stderr, "ota-server: cannot open the %s storage: %s\n", cfg->storage, err);
+        return 1;
+    }
+    ota_err_t rc = ota__storage_presign(storage, method, key, now, (int)ttl, url, sizeof url);
+    ota__storage_close(storage);
+    if (rc != OTA_OK) {
+        fprintf(stderr, "ota-server: cannot presign: %s\n", ota_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", url);
+    return 0;
+}
+
 /* Waits for the database at start, so a server started before it (compose, systemd) does not fail at once. */
 static PGconn *connect_at_start(const ota_config_t *cfg)
 {
@@ -139,10 +179,13 @@ int main(int argc, char **argv)
         return 2;
     }
     int rc;
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* once, before any thread: libcurl's global state is not thread-safe */
     if (strcmp(cmd, "serve") == 0) {
         rc = cmd_serve(&cfg);
     } else if (strcmp(cmd, "migrate") == 0) {
         rc = cmd_migrate(&cfg);
+    } else if (strcmp(cmd, "presign") == 0) {
+        rc = cmd_presign(&cfg, argc - 2, argv + 2);
     } else if (strcmp(cmd, "apikey") == 0) {
         rc = cmd_apikey(&cfg, argc - 2, argv + 2);
     } else {
@@ -151,5 +194,6 @@ int main(int argc, char **argv)
         rc = 2;
     }
     ota__config_free(&cfg);
+    curl_global_cleanup();
     return rc;
 }

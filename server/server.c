@@ -142,7 +142,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg)
+static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
+                        ota_jobs_t *jobs, ota_storage_t *storage)
 {
     memset(t, 0, sizeof *t);
     t->listen_fd = -1;
@@ -157,6 +158,9 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.cfg = cfg;
     t->worker.index = index;
     t->worker.db = ota__db_create(t->worker.loop, cfg);
+    t->worker.jobs = jobs;
+    t->worker.storage = storage;
+    ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
     t->accept_ctx.ctx = &t->worker.ctx;
     t->accept_ctx.hosts = globalconf->hosts;
     return true;
@@ -166,7 +170,8 @@ static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
 {
     h2o_config_init(globalconf);
     globalconf->server_name = h2o_iovec_init(H2O_STRLIT("ota-server"));
-    globalconf->max_request_entity_size = cfg->max_body;
+    /* Room for an artifact of OTA_MAX_BODY bytes sent as base64 in JSON (4/3 of it) and a little more. */
+    globalconf->max_request_entity_size = cfg->max_body + cfg->max_body / 3 + OTA_MAX_JSON_BODY;
     globalconf->http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host = h2o_config_register_host(globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
@@ -205,9 +210,17 @@ int ota__server_run(const ota_config_t *cfg)
         return 1;
 
     block_signals(&stop_signals);
+    char err[512];
+    ota_storage_t *storage = ota__storage_open(cfg, err, sizeof err);
+    if (storage == NULL) {
+        ota_log_error("cannot open the %s storage: %s", cfg->storage, err);
+        free(threads);
+        return 1;
+    }
+    ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
     configure(&shared_conf, cfg);
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage))
             goto Exit;
     }
     for (; started < n; started++) {
@@ -237,6 +250,8 @@ Exit:
         if (i >= started && threads[i].wake_fds[0] >= 0)
             close(threads[i].wake_fds[0]);
     }
+    ota__jobs_destroy(jobs);
+    ota__storage_close(storage);
     /* `threads` and `shared_conf` are not freed: the h2o contexts in them live until exit (see thread_main). */
     running = threads;
     if (rc == 0)

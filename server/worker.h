@@ -2,9 +2,12 @@
 #define OTA_SERVER_WORKER_H
 
 #include <h2o.h>
+#include <h2o/multithread.h>
 
 #include "config.h"
 #include "db/conn.h"
+#include "jobs.h"
+#include "storage/storage.h"
 
 /*
  * What one event-loop thread owns. Nothing here is shared between threads
@@ -17,6 +20,9 @@ typedef struct ota_worker {
     const ota_config_t *cfg;
     int index; /**< 0 .. threads-1, for logs */
     size_t calls_in_progress; /**< API calls not yet answered, so a stopping thread knows when it is done */
+    ota_jobs_t *jobs;         /**< the process's pool for blocking work (shared, thread-safe) */
+    h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs come back */
+    ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
 } ota_worker_t;
 
 /** The worker that owns `req`. */

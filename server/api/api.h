@@ -32,4 +32,21 @@ void ota__api_devices_get(ota_call_t *call);
 void ota__api_devices_delete(ota_call_t *call);
 void ota__api_devices_rotate_token(ota_call_t *call);
 
+/* releases.c */
+void ota__api_releases_list(ota_call_t *call);
+void ota__api_releases_get(ota_call_t *call);
+void ota__api_releases_update(ota_call_t *call);
+void ota__api_releases_delete(ota_call_t *call);
+void ota__api_releases_artifact(ota_call_t *call);
+/** The API's JSON of the release in `row` of a result with the OTA_RELEASE_COL_* columns. New reference. */
+json_t *ota__release_json(const PGresult *res, int row);
+/** Deletes the objects named by `keys` (a JSON array of strings, stolen) on a job thread. */
+void ota__releases_delete_objects(ota_worker_t *worker, json_t *keys);
+
+/* release_create.c */
+void ota__api_releases_create(ota_call_t *call);
+
+/* uploads.c */
+void ota__api_uploads_create(ota_call_t *call);
+
 #endif

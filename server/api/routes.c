@@ -14,6 +14,15 @@ const ota_route_t ota__routes[] = {
     {"DELETE", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_delete, "devices.delete"},
     {"POST", "/v1/devices/{uuid}/token", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_rotate_token,
      "devices.rotate_token"},
+
+    {"POST", "/v1/releases", OTA_ACCESS_ADMIN, OTA_BODY_UPLOAD, ota__api_releases_create, "releases.create"},
+    {"GET", "/v1/releases", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_list, "releases.list"},
+    {"GET", "/v1/releases/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_get, "releases.get"},
+    {"PATCH", "/v1/releases/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_releases_update, "releases.update"},
+    {"DELETE", "/v1/releases/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_releases_delete, "releases.delete"},
+    {"GET", "/v1/releases/{uuid}/artifacts/{kind}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_artifact,
+     "releases.artifact"},
+    {"POST", "/v1/uploads", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_uploads_create, "uploads.create"},
 };
 
 const size_t ota__routes_count = sizeof ota__routes / sizeof ota__routes[0];

@@ -14,6 +14,21 @@
 /* Keyset page, newest first: rows strictly after the cursor ($1, $2). */
 #define DEVICE_PAGE "(created_at, id) < ($1::timestamptz, $2::uuid) ORDER BY created_at DESC, id DESC LIMIT $3"
 
+#define ARTIFACTS_OF(source)                                                                                          \
+    "(SELECT json_object_agg(kind, json_build_object('size', size, 'crc32', crc32, 'sha256', sha256, 'md5', md5)) "     \
+    "FROM " source ")"
+
+#define RELEASE_COLS_OF(r, artifacts)                                                                                  \
+    r ".id, " r ".model_id, " r ".version, " r ".notes, " r ".status, ota_ts(" r ".created_at), " artifacts             \
+      ", ota_ts_us(" r ".created_at)"
+
+#define RELEASE_COLS RELEASE_COLS_OF("r", ARTIFACTS_OF("artifacts a WHERE a.release_id = r.id"))
+
+#define UPLOAD_OF(id) "(SELECT json_build_object('artifact', artifact, 'size', size, 'object_key', object_key) " \
+                      "FROM uploads WHERE id = " id "::uuid)"
+
+#define RELEASE_PAGE "(r.created_at, r.id) < ($1::timestamptz, $2::uuid) ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
+
 static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_PING] = {"ping", "SELECT 1", 0},
     [OTA_STMT_API_KEY_ROLE] = {"api_key_role", "SELECT role FROM api_keys WHERE key_hash = $1::bytea", 1},
@@ -40,6 +55,43 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_DEVICE_DELETE] = {"device_delete", "DELETE FROM devices WHERE id = $1::uuid RETURNING id", 1},
     [OTA_STMT_DEVICE_TOKEN_ROTATE] = {"device_token_rotate",
                                       "UPDATE devices SET token_hash = $2::bytea WHERE id = $1::uuid RETURNING id", 2},
+    [OTA_STMT_RELEASE_PRECHECK] = {"release_precheck",
+                                   "SELECT EXISTS (SELECT 1 FROM models WHERE id = $1), "
+                                   "EXISTS (SELECT 1 FROM releases WHERE model_id = $1 AND version = $2), " UPLOAD_OF(
+                                       "$3") ", " UPLOAD_OF("$4"),
+                                   4},
+    /* Release and artifacts in one statement: both exist, or (on any error) neither. */
+    [OTA_STMT_RELEASE_CREATE] = {"release_create",
+                                 "WITH r AS (INSERT INTO releases (id, model_id, version, notes) "
+                                 "VALUES ($1::uuid, $2, $3, $4) RETURNING *), "
+                                 "a AS (INSERT INTO artifacts (release_id, kind, object_key, size, crc32, sha256, md5) "
+                                 "SELECT r.id, x.kind, x.object_key, x.size, x.crc32, x.sha256, x.md5 FROM r, "
+                                 "json_to_recordset($5::json) AS x(kind text, object_key text, size bigint, "
+                                 "crc32 bigint, sha256 text, md5 text) RETURNING *) "
+                                 "SELECT " RELEASE_COLS_OF("r", ARTIFACTS_OF("a")) " FROM r",
+                                 5},
+    [OTA_STMT_RELEASE_GET] = {"release_get", "SELECT " RELEASE_COLS " FROM releases r WHERE r.id = $1::uuid", 1},
+    [OTA_STMT_RELEASE_LIST] = {"release_list", "SELECT " RELEASE_COLS " FROM releases r WHERE " RELEASE_PAGE, 3},
+    [OTA_STMT_RELEASE_LIST_MODEL] = {"release_list_model",
+                                     "SELECT " RELEASE_COLS " FROM releases r WHERE r.model_id = $4 AND " RELEASE_PAGE,
+                                     4},
+    [OTA_STMT_RELEASE_UPDATE] = {"release_update",
+                                 "UPDATE releases r SET notes = CASE WHEN $2::boolean THEN $3 ELSE r.notes END, "
+                                 "status = coalesce($4, r.status) WHERE r.id = $1::uuid RETURNING " RELEASE_COLS,
+                                 4},
+    /* The object keys are read before the delete (same snapshot) so the objects can be removed after it. */
+    [OTA_STMT_RELEASE_DELETE] = {"release_delete",
+                                 "WITH k AS (SELECT object_key FROM artifacts WHERE release_id = $1::uuid), "
+                                 "d AS (DELETE FROM releases WHERE id = $1::uuid RETURNING id) "
+                                 "SELECT (SELECT count(*) FROM d), (SELECT json_agg(object_key) FROM k)",
+                                 1},
+    [OTA_STMT_ARTIFACT_KEY] = {"artifact_key",
+                               "SELECT object_key FROM artifacts WHERE release_id = $1::uuid AND kind = $2", 2},
+    [OTA_STMT_UPLOAD_CREATE] = {"upload_create",
+                                "INSERT INTO uploads (id, artifact, size, object_key, expires_at) "
+                                "VALUES ($1::uuid, $2, $3::bigint, $4, now() + make_interval(secs => $5::int)) "
+                                "RETURNING id, ota_ts(expires_at)",
+                                5},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

@@ -23,6 +23,15 @@ typedef enum ota_stmt {
     OTA_STMT_DEVICE_LIST_MODEL_STATUS, /* ... $4 model, $5 ota_status */
     OTA_STMT_DEVICE_DELETE,       /* $1 id → (1 row when deleted) */
     OTA_STMT_DEVICE_TOKEN_ROTATE, /* $1 id, $2 new token hash → (1 row when found) */
+    OTA_STMT_RELEASE_PRECHECK,    /* $1 model, $2 version, $3 bin upload id, $4 ufw upload id → precheck row */
+    OTA_STMT_RELEASE_CREATE,      /* $1 id, $2 model, $3 version, $4 notes, $5 artifacts (JSON array) → release */
+    OTA_STMT_RELEASE_GET,         /* $1 id → release */
+    OTA_STMT_RELEASE_LIST,        /* $1 cursor ts, $2 cursor id, $3 limit → releases */
+    OTA_STMT_RELEASE_LIST_MODEL,  /* ... $4 model */
+    OTA_STMT_RELEASE_UPDATE,      /* $1 id, $2 set notes (bool), $3 notes, $4 status or NULL → release */
+    OTA_STMT_RELEASE_DELETE,      /* $1 id → deleted count, object keys (JSON array) */
+    OTA_STMT_ARTIFACT_KEY,        /* $1 release id, $2 kind → object_key */
+    OTA_STMT_UPLOAD_CREATE,       /* $1 id, $2 artifact, $3 size, $4 object key, $5 ttl seconds → id, expires_at */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -45,6 +54,26 @@ enum {
     OTA_DEVICE_COL_OTA_STATUS,
     OTA_DEVICE_COL_CREATED_AT,
     OTA_DEVICE_COL_CURSOR_TS, /**< created_at with microseconds, for the keyset cursor */
+};
+
+/** Columns of a release row, in order. */
+enum {
+    OTA_RELEASE_COL_ID,
+    OTA_RELEASE_COL_MODEL,
+    OTA_RELEASE_COL_VERSION,
+    OTA_RELEASE_COL_NOTES,
+    OTA_RELEASE_COL_STATUS,
+    OTA_RELEASE_COL_CREATED_AT,
+    OTA_RELEASE_COL_ARTIFACTS, /**< JSON object kind → {size, crc32, sha256, md5}, or NULL */
+    OTA_RELEASE_COL_CURSOR_TS,
+};
+
+/** Columns of the release precheck row. */
+enum {
+    OTA_PRECHECK_COL_MODEL_EXISTS,
+    OTA_PRECHECK_COL_VERSION_TAKEN,
+    OTA_PRECHECK_COL_BIN_UPLOAD, /**< JSON {artifact, size, object_key} of the named upload, or NULL */
+    OTA_PRECHECK_COL_UFW_UPLOAD,
 };
 
 /** A statement's name, SQL and parameter count. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/blobs.h"
 #include "http/auth.h"
 #include "http/body.h"
 #include "http/call.h"
@@ -33,6 +34,10 @@ static void run_handler(ota_call_t *call)
 int ota__dispatch(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
+    if (ota__blobs_match(req)) {
+        ota__blobs_handle(req);
+        return 0;
+    }
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     ota_route_match_t match;
     ota_route_result_t found =

@@ -29,6 +29,23 @@ const char *ota__validate_string(ota_validate_t *v, const char *name, bool requi
     return json_string_value(value);
 }
 
+bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, json_int_t *out)
+{
+    json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
+    if (value == NULL || json_is_null(value)) {
+        if (required)
+            ota__validate_fail(v, name, "is required");
+        return false;
+    }
+    if (!json_is_integer(value)) {
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be an integer", name);
+        return false;
+    }
+    *out = json_integer_value(value);
+    return true;
+}
+
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem)
 {
     if (json_object_get(v->fields, field) == NULL)

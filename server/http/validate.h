@@ -30,6 +30,12 @@ void ota__validate_init(ota_validate_t *v, json_t *object);
 /** A string field: NULL when absent (a problem when `required`), JSON null, or not a string (a 400 problem). */
 const char *ota__validate_string(ota_validate_t *v, const char *name, bool required);
 
+/**
+ * An integer field: false when absent (a problem when `required`), JSON null, or not an integer (a 400
+ * problem); otherwise stores it in `*out` and returns true.
+ */
+bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, json_int_t *out);
+
 /** Records `problem` for `field` (a 422). */
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem);
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Compares the presigned URLs of server/storage/sigv4.c (through the presign_c
-# driver) with botocore's (presign_botocore.py) for awkward keys x {GET, PUT}
+# Compares the presigned URLs that `ota-server presign` prints (the S3 backend,
+# configured through OTA_S3_*) with botocore's (presign_botocore.py) for awkward keys x {GET, PUT}
 # x {path-style over http with a port, virtual-hosted over https, virtual-hosted
 # over http with a port} x {with, without a session token}. Any difference
 # fails, printing both URLs.
 #
-# usage: presign_crosscheck.sh PATH/TO/presign_c
-# Exits 77 (skipped) when no python3 can import boto3 (Debian: python3-boto3).
+# usage: presign_crosscheck.sh PATH/TO/ota-server
+# Fails when no python3 can import boto3: scripts/deps installs python3-boto3.
 set -u
 
-driver=${1:?usage: presign_crosscheck.sh PATH/TO/presign_c}
+server=${1:?usage: presign_crosscheck.sh PATH/TO/ota-server}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 peer="$here/presign_botocore.py"
 
@@ -22,8 +22,8 @@ for candidate in ${PYTHON:-} /usr/bin/python3 python3; do
     fi
 done
 if [ -z "$python" ]; then
-    echo "SKIP: no python3 with boto3 (apt-get install python3-boto3)"
-    exit 77
+    echo "FAIL: no python3 with boto3; run scripts/deps (it installs python3-boto3)"
+    exit 1
 fi
 echo "botocore $("$python" -c 'import botocore; print(botocore.__version__)') via $python"
 
@@ -50,6 +50,23 @@ time_arg=20240229T235958Z
 common=(--bucket ota-artifacts --access-key AKIAOTATESTKEY --secret-key "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     --time "$time_arg")
 
+# What `ota-server presign` prints for the same inputs, given as the server's OTA_S3_* configuration.
+ours_presign() {
+    local key="" method="" style="" endpoint="" region="" expires="" token="" bucket="" access="" secret="" at=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --key) key=$2 ;; --method) method=$2 ;; --style) style=$2 ;; --endpoint) endpoint=$2 ;;
+        --region) region=$2 ;; --expires) expires=$2 ;; --session-token) token=$2 ;; --bucket) bucket=$2 ;;
+        --access-key) access=$2 ;; --secret-key) secret=$2 ;; --time) at=$2 ;;
+        esac
+        shift 2
+    done
+    env -i PATH="$PATH" OTA_STORAGE=s3 OTA_S3_ENDPOINT="$endpoint" OTA_S3_REGION="$region" OTA_S3_BUCKET="$bucket" \
+        OTA_S3_ACCESS_KEY="$access" OTA_S3_SECRET_KEY="$secret" OTA_S3_SESSION_TOKEN="$token" \
+        OTA_S3_PATH_STYLE="$([ "$style" = path ] && echo 1 || echo 0)" \
+        "$server" presign --method "$method" --key "$key" --time "$at" --expires "$expires"
+}
+
 passed=0
 failed=0
 expires=900
@@ -62,7 +79,7 @@ for key in "${keys[@]}"; do
                     --region "$region" --expires "$expires")
                 [ -n "$token" ] && args+=(--session-token "$token")
                 expires=$((expires == 900 ? 604800 : 900))
-                ours=$("$driver" "${args[@]}" 2>&1)
+                ours=$(ours_presign "${args[@]}" 2>&1)
                 ours_rc=$?
                 theirs=$("$python" "$peer" "${args[@]}" 2>&1)
                 theirs_rc=$?

@@ -1249,3 +1249,241 @@ void h_server_dump_log(h_server_t *srv)
 {
     dump_file("ota-server log", srv->log_path, LOG_DUMP_BYTES);
 }
+
+/* ---- S3 (s3rver) -------------------------------------------------------- */
+
+/*
+ * s3rver's npm package ships no bin/ script (its package.json names one that
+ * is not in the tarball), so node runs its lib/cli.js through this one-liner;
+ * it gets the script path, then the command line. With "-p 0" s3rver picks
+ * the port and prints "S3rver listening on <address>:<port>", which we read
+ * back from its log: no window in which another process can take the port.
+ */
+#ifndef OTA_SOURCE_DIR
+#error "OTA_SOURCE_DIR must be defined to the source tree (where scripts/deps installs .deps/)"
+#endif
+
+#define S3RVER_PKG OTA_SOURCE_DIR "/.deps/node_modules/@20minutes/s3rver"
+#define S3RVER_CLI S3RVER_PKG "/lib/cli.js"
+#define S3RVER_LAUNCHER                                                                                                \
+    "require(process.argv[1]).parseAsync(process.argv.slice(2), {from: 'user'})"                                       \
+    ".catch((e) => { console.error(e); process.exit(1); });"
+#define S3_START_MS 30000L
+#define S3_STOP_MS 5000L
+#define MAX_S3 8
+
+typedef struct s3_slot {
+    bool used;
+    pid_t pid; /* 0 once reaped */
+    char dir[256];
+} s3_slot_t;
+
+static s3_slot_t s3_slots[MAX_S3];
+
+static void s3_cleanup_at_exit(void)
+{
+    if (getpid() != owner_pid)
+        return;
+    for (int i = 0; i < MAX_S3; i++) {
+        s3_slot_t *s = &s3_slots[i];
+        if (!s->used)
+            continue;
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            reap(s->pid);
+        }
+        remove_dir(s->dir);
+        s->used = false;
+    }
+}
+
+static s3_slot_t *s3_slot_add(const h_s3_t *s3)
+{
+    static bool registered;
+    if (!registered && atexit(s3_cleanup_at_exit) != 0)
+        die("atexit failed");
+    registered = true;
+    for (int i = 0; i < MAX_S3; i++) {
+        s3_slot_t *s = &s3_slots[i];
+        if (s->used)
+            continue;
+        fmt(s->dir, sizeof s->dir, "%s", s3->dir);
+        s->pid = 0;
+        s->used = true;
+        return s;
+    }
+    die("more than %d S3 servers at once", MAX_S3);
+}
+
+static s3_slot_t *s3_slot_find(const h_s3_t *s3)
+{
+    for (int i = 0; i < MAX_S3; i++)
+        if (s3_slots[i].used && strcmp(s3_slots[i].dir, s3->dir) == 0)
+            return &s3_slots[i];
+    return NULL;
+}
+
+/** Dies unless s3rver 4.x is installed where scripts/deps puts it. */
+static void s3rver_check_installed(void)
+{
+    json_error_t jerr;
+    json_t *pkg = json_load_file(S3RVER_PKG "/package.json", 0, &jerr);
+    const char *version = json_string_value(json_object_get(pkg, "version"));
+    bool ok = version != NULL && strncmp(version, "4.", 2) == 0 && access(S3RVER_CLI, R_OK) == 0;
+    char found[64];
+    fmt(found, sizeof found, "%.40s", version != NULL ? version : "none");
+    json_decref(pkg);
+    if (!ok)
+        die("the S3 test server @20minutes/s3rver 4.x is not installed in " S3RVER_PKG
+            " (version found: %s); run scripts/deps",
+            found);
+}
+
+__attribute__((noreturn)) static void s3_fail(h_s3_t *s3, const char *why)
+{
+    h_s3_dump_log(s3);
+    die("s3rver in %s %s", s3->dir, why);
+}
+
+static void s3_launch(h_s3_t *s3)
+{
+    char data[300];
+    fmt(data, sizeof data, "%s/data", s3->dir);
+    const char *const argv[] = {"node", "-e", S3RVER_LAUNCHER,      S3RVER_CLI, "-d", data, "-a", "127.0.0.1",
+                                "-p",   "0",  "--configure-bucket", s3->bucket, NULL};
+    strv_t env = {0};
+    env_build(&env, NULL, NULL);
+    int fd = open_log(s3->log_path);
+    child_spec_t spec = {.argv = argv, .envp = env.v, .out_fd = fd, .err_fd = fd};
+    s3->pid = spawn(&spec);
+    int saved = errno;
+    close(fd);
+    strv_free(&env);
+    if (s3->pid < 0)
+        die("fork: %s", strerror(saved));
+}
+
+/** The port from s3rver's "listening on <address>:<port>" line, or 0 when not there yet. */
+static int s3_port_from_log(const h_s3_t *s3)
+{
+    static const char marker[] = "S3rver listening on ";
+    char buf[4096];
+    int port = 0;
+    FILE *f = fopen(s3->log_path, "r");
+    if (f == NULL)
+        return 0;
+    while (port == 0 && fgets(buf, sizeof buf, f) != NULL) {
+        const char *at = strstr(buf, marker);
+        const char *colon = at != NULL ? strrchr(at, ':') : NULL;
+        long p = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
+        if (p > 0 && p <= 65535)
+            port = (int)p;
+    }
+    fclose(f);
+    return port;
+}
+
+/** 200 for a HEAD of the bucket, else false. */
+static bool s3_bucket_answers(const h_s3_t *s3)
+{
+    char url[160];
+    fmt(url, sizeof url, "%s/%s", s3->endpoint, s3->bucket);
+    request_t rq = {.method = "HEAD", .path = url, .timeout_ms = HEALTH_PROBE_MS, .quiet = true};
+    CURL *c = new_curl();
+    h_resp_t r;
+    perform(c, NULL, &rq, &r, NULL);
+    curl_easy_cleanup(c);
+    long status = r.status;
+    h_resp_free(&r);
+    return status == 200;
+}
+
+static void s3_exited(h_s3_t *s3, s3_slot_t *slot, int status)
+{
+    char why[160], buf[64];
+    slot->pid = s3->pid = 0;
+    fmt(why, sizeof why, "exited while starting (%s)%s", describe(status, buf, sizeof buf),
+        WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "; is node installed? run scripts/deps" : "");
+    s3_fail(s3, why);
+}
+
+static void s3_wait_ready(h_s3_t *s3, s3_slot_t *slot)
+{
+    long deadline = now_ms() + S3_START_MS;
+    for (;;) {
+        int status;
+        if (waitpid(s3->pid, &status, WNOHANG) == s3->pid)
+            s3_exited(s3, slot, status);
+        if (s3->port == 0 && (s3->port = s3_port_from_log(s3)) != 0)
+            fmt(s3->endpoint, sizeof s3->endpoint, "http://127.0.0.1:%d", s3->port);
+        if (s3->port != 0 && s3_bucket_answers(s3))
+            return;
+        if (now_ms() > deadline) {
+            kill(s3->pid, SIGKILL);
+            reap(s3->pid);
+            slot->pid = s3->pid = 0;
+            s3_fail(s3, "did not answer a HEAD of its bucket with 200 within 30 s");
+        }
+        sleep_ms(50);
+    }
+}
+
+static void s3_fill_env(h_s3_t *s3)
+{
+    static const char *const fixed[] = {"OTA_STORAGE=s3", "OTA_S3_REGION=" H_S3_REGION,
+                                        "OTA_S3_ACCESS_KEY=" H_S3_ACCESS_KEY, "OTA_S3_SECRET_KEY=" H_S3_SECRET_KEY,
+                                        "OTA_S3_PATH_STYLE=1"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        fmt(s3->env_text[n++], sizeof s3->env_text[0], "%s", fixed[i]);
+    fmt(s3->env_text[n++], sizeof s3->env_text[0], "OTA_S3_ENDPOINT=%s", s3->endpoint);
+    fmt(s3->env_text[n++], sizeof s3->env_text[0], "OTA_S3_BUCKET=%s", s3->bucket);
+    for (size_t i = 0; i < H_S3_ENV_COUNT; i++)
+        s3->env[i] = s3->env_text[i];
+    s3->env[H_S3_ENV_COUNT] = NULL;
+}
+
+void h_s3_start(h_s3_t *s3, const char *bucket)
+{
+    init_once();
+    memset(s3, 0, sizeof *s3);
+    s3rver_check_installed();
+    fmt(s3->bucket, sizeof s3->bucket, "%s", bucket);
+    fmt(s3->dir, sizeof s3->dir, "/tmp/ota-s3-XXXXXX");
+    if (mkdtemp(s3->dir) == NULL)
+        die("mkdtemp: %s", strerror(errno));
+    fmt(s3->log_path, sizeof s3->log_path, "%s/s3rver.log", s3->dir);
+    s3_slot_t *slot = s3_slot_add(s3);
+    s3_launch(s3);
+    slot->pid = s3->pid;
+    s3_wait_ready(s3, slot);
+    s3_fill_env(s3);
+}
+
+void h_s3_stop(h_s3_t *s3)
+{
+    s3_slot_t *slot = s3_slot_find(s3);
+    if (slot == NULL)
+        return; /* never started, or stopped already */
+    int status;
+    if (s3->pid > 0) {
+        kill(s3->pid, SIGTERM);
+        if (!wait_for(s3->pid, S3_STOP_MS, &status)) {
+            kill(s3->pid, SIGKILL);
+            reap(s3->pid);
+        }
+    }
+    s3->pid = slot->pid = 0;
+    remove_dir(slot->dir);
+    slot->used = false;
+}
+
+const char *const *h_s3_env(h_s3_t *s3)
+{
+    return s3->env;
+}
+
+void h_s3_dump_log(const h_s3_t *s3)
+{
+    dump_file("s3rver log", s3->log_path, 64 * 1024);
+}

@@ -104,4 +104,57 @@ void h_random_hex(char *out, size_t n);
 /** Prints the server's log to stderr (call when a test fails to show why). */
 void h_server_dump_log(h_server_t *srv);
 
+/*
+ * A throwaway S3-compatible server: @20minutes/s3rver 4.x (installed by
+ * scripts/deps into <source>/.deps/) run with node on 127.0.0.1 and a port
+ * it picks itself, its data in a temporary directory. It checks SigV4
+ * signatures (header and presigned) and presigned-URL expiry, and serves
+ * Range; it knows only the key pair S3RVER/S3RVER (H_S3_ACCESS_KEY,
+ * H_S3_SECRET_KEY), and lets unsigned requests through.
+ */
+
+/** The only credentials s3rver 4.x accepts (hard-coded in it). */
+#define H_S3_ACCESS_KEY "S3RVER"
+#define H_S3_SECRET_KEY "S3RVER"
+/** The region the OTA_S3_* environment names. */
+#define H_S3_REGION "us-east-1"
+/** How many strings h_s3_env returns (without the terminating NULL). */
+#define H_S3_ENV_COUNT 7
+
+/** A running s3rver child process. */
+typedef struct h_s3 {
+    pid_t pid;
+    int port;
+    char dir[256];      /**< temporary directory: data/ and s3rver.log */
+    char log_path[300]; /**< its stdout and stderr */
+    char endpoint[64];  /**< "http://127.0.0.1:<port>" */
+    char bucket[64];
+    char env_text[H_S3_ENV_COUNT][320]; /**< backing store of env */
+    const char *env[H_S3_ENV_COUNT + 1];
+} h_s3_t;
+
+/**
+ * Starts s3rver with bucket `bucket` (created at start; 3..63 of a-z 0-9 -)
+ * and waits until it answers (at most 30 s). Aborts the test program when
+ * node or s3rver 4.x is missing (the message says to run scripts/deps) or
+ * the server does not come up (its log is printed). Stop with h_s3_stop;
+ * whatever is still running at exit is killed and its directory removed
+ * (kept when OTA_TEST_KEEP is set).
+ */
+void h_s3_start(h_s3_t *s3, const char *bucket);
+
+/** Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its directory. */
+void h_s3_stop(h_s3_t *s3);
+
+/**
+ * The environment that points ota-server at `s3`, NULL-terminated, for
+ * h_server_start's extra_env: OTA_STORAGE=s3, OTA_S3_ENDPOINT, OTA_S3_REGION,
+ * OTA_S3_BUCKET, OTA_S3_ACCESS_KEY, OTA_S3_SECRET_KEY, OTA_S3_PATH_STYLE=1
+ * (H_S3_ENV_COUNT strings). Borrowed from `s3`: valid while it lives.
+ */
+const char *const *h_s3_env(h_s3_t *s3);
+
+/** Prints the s3rver log to stderr (call when a test fails to show why). */
+void h_s3_dump_log(const h_s3_t *s3);
+
 #endif

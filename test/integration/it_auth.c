@@ -3,79 +3,28 @@
  * real ota-server on a throwaway PostgreSQL cluster, and how they are stored.
  */
 #define _GNU_SOURCE
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
-#include <cmocka.h>
 #include <curl/curl.h>
 
-#include "harness.h"
+#include "checks.h"
 
-static h_pg_t g_pg;
-static h_server_t g_srv;
+/* One request of a table: method, path and JSON body (NULL: none). */
+typedef struct {
+    const char *method, *path, *body;
+} request_t;
 
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            h_server_dump_log(&g_srv);                                                                                 \
-            fail();                                                                                                    \
-        }                                                                                                              \
-    } while (0)
-
-#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
-
-#define EXPECT_STATUS(r, want)                                                                                         \
-    CHECK((r)->status == (want), "expected HTTP %d, got %ld: %.2000s", (int)(want), (r)->status, BODY(r))
-
-static bool error_shape_ok(const h_resp_t *r, const char *code)
+/* Sends each of the `n` `reqs` with `token` (NULL: none): every one is an HTTP `want` error with code `code`. */
+static void expect_error_each(const request_t *reqs, size_t n, const char *token, int want, const char *code)
 {
-    if (!json_is_object(r->json))
-        return false;
-    json_t *e = json_object_get(r->json, "error");
-    if (!json_is_object(e))
-        return false;
-    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message");
-    if (!json_is_string(c) || !json_is_string(m))
-        return false;
-    return code == NULL || strcmp(json_string_value(c), code) == 0;
-}
-
-#define EXPECT_ERROR(r, want, code)                                                                                    \
-    CHECK((r)->status == (want) && error_shape_ok((r), (code)),                                                        \
-          "expected HTTP %d with error code \"%s\", got %ld: %.2000s", (int)(want), (code), (r)->status, BODY(r))
-
-/* The same, naming the request in the message. */
-#define EXPECT_ERROR_AT(r, want, code, method, path)                                                                   \
-    CHECK((r)->status == (want) && error_shape_ok((r), (code)), "%s %s: expected %d %s, got %ld: %.2000s", (method),   \
-          (path), (int)(want), (code), (r)->status, BODY(r))
-
-static const char *jstr(json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static void unique(char *out, size_t cap, const char *prefix)
-{
-    char hex[17];
-    h_random_hex(hex, 16);
-    snprintf(out, cap, "%s%s", prefix, hex);
-}
-
-static void random_uuid(char *out, size_t cap)
-{
-    char hex[33];
-    h_random_hex(hex, 32);
-    snprintf(out, cap, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12, hex + 15, hex + 18);
+    for (size_t i = 0; i < n; i++) {
+        h_resp_t r = {0};
+        h_request(&h_g_srv, reqs[i].method, reqs[i].path, token, reqs[i].body, &r);
+        EXPECT_ERROR_AT(&r, want, code, reqs[i].method, reqs[i].path);
+        h_resp_free(&r);
+    }
 }
 
 /* Only characters that need no quoting inside an SQL string literal (base64url and the prefix). */
@@ -88,26 +37,23 @@ static bool sql_safe(const char *s)
     return true;
 }
 
-static void make_model(char *id)
+/* Creates a fresh model; its id goes to `id` (32 bytes). */
+static void make_model(char id[32])
 {
-    unique(id, 32, "m-");
-    h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", id, "name", "Auth test model");
-    EXPECT_STATUS(&r, 201);
-    h_resp_free(&r);
+    h_make_model(id, 32, "Auth test model");
 }
 
 /* Registers a device; its id and token are copied out. */
 static void make_device(const char *model, char id[40], char token[128])
 {
     char serial[40];
-    unique(serial, sizeof serial, "SN-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
     EXPECT_STATUS(&r, 201);
-    CHECK(jstr(r.json, "id") != NULL && jstr(r.json, "token") != NULL, "%s", BODY(&r));
-    snprintf(id, 40, "%s", jstr(r.json, "id"));
-    snprintf(token, 128, "%s", jstr(r.json, "token"));
+    CHECK(h_jstr(r.json, "id") != NULL && h_jstr(r.json, "token") != NULL, "%s", BODY(&r));
+    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
+    snprintf(token, 128, "%s", h_jstr(r.json, "token"));
     h_resp_free(&r);
 }
 
@@ -115,9 +61,9 @@ static void make_device(const char *model, char id[40], char token[128])
 static void cli_api_key(const char *role, char key[128])
 {
     char name[40], out[512];
-    unique(name, sizeof name, "it-auth-");
+    h_unique(name, sizeof name, "it-auth-");
     const char *const args[] = {"apikey", "create", "--name", name, "--role", role, NULL};
-    int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+    int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
     CHECK(rc == 0, "apikey create --role %s exited %d; stdout: %s", role, rc, out);
     out[strcspn(out, "\r\n")] = '\0';
     CHECK(strncmp(out, "ota_", 4) == 0 && strlen(out) < 128, "apikey create printed \"%s\"", out);
@@ -129,7 +75,7 @@ static void get_with_auth_header(const char *path, const char *auth, h_resp_t *o
 {
     memset(out, 0, sizeof *out);
     char url[256];
-    snprintf(url, sizeof url, "%s%s", g_srv.base_url, path);
+    snprintf(url, sizeof url, "%s%s", h_g_srv.base_url, path);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     struct curl_slist *headers = NULL;
@@ -172,41 +118,7 @@ static int sql_find_plain(const char *table, const char *hash_column, const char
              " THEN RAISE EXCEPTION 'found in plain text in %s (an expected error when checking the check)'; END IF;"
              " END $$",
              table, secret, secret, hash_column, hash_column, secret, table);
-    return h_pg_sql(&g_pg, sql);
-}
-
-/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
-static bool wait_ready(h_server_t *srv)
-{
-    for (int i = 0; i < 200; i++) {
-        h_resp_t r = {0};
-        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
-        long status = r.status;
-        h_resp_free(&r);
-        if (status == 200)
-            return true;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
-    h_server_dump_log(srv);
-    return false;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    h_pg_start(&g_pg);
-    h_server_start(&g_srv, &g_pg, NULL);
-    return wait_ready(&g_srv) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_server_stop(&g_srv);
-    h_pg_destroy(&g_pg);
-    return 0;
+    return h_pg_sql(&h_g_pg, sql);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -215,29 +127,21 @@ static void test_no_header_401(void **state)
 {
     (void)state;
     char uuid[40], dev_path[96];
-    random_uuid(uuid, sizeof uuid);
+    h_random_uuid(uuid, sizeof uuid);
     snprintf(dev_path, sizeof dev_path, "/v1/devices/%s", uuid);
-    const struct {
-        const char *method, *path, *body;
-    } cases[] = {
+    const request_t cases[] = {
         {"GET", "/v1/models", NULL},  {"POST", "/v1/models", "{\"id\":\"x\",\"name\":\"x\"}"},
         {"GET", "/v1/devices", NULL}, {"POST", "/v1/devices", "{\"serial\":\"x\",\"model\":\"x\"}"},
         {"GET", dev_path, NULL},      {"DELETE", dev_path, NULL},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        h_resp_t r = {0};
-        const char *b = cases[i].body;
-        h_http(&g_srv, cases[i].method, cases[i].path, NULL, b, b != NULL ? strlen(b) : 0, NULL, &r);
-        EXPECT_ERROR_AT(&r, 401, "unauthorized", cases[i].method, cases[i].path);
-        h_resp_free(&r);
-    }
+    expect_error_each(cases, sizeof cases / sizeof cases[0], NULL, 401, "unauthorized");
 
     /* The probes are public. */
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 }
@@ -254,19 +158,19 @@ static void test_unknown_api_key_401(void **state)
     const char *const keys[] = {unknown, "garbage", "ota_", long_key};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         h_resp_t r = {0};
-        h_http(&g_srv, "GET", "/v1/models", keys[i], NULL, 0, NULL, &r);
-        CHECK(r.status == 401 && error_shape_ok(&r, "unauthorized"), "key \"%.40s...\": got %ld %s", keys[i], r.status,
-              BODY(&r));
+        h_http(&h_g_srv, "GET", "/v1/models", keys[i], NULL, 0, NULL, &r);
+        CHECK(r.status == 401 && h_error_shape_ok(&r, "unauthorized"), "key \"%.40s...\": got %ld %s", keys[i],
+              r.status, BODY(&r));
         h_resp_free(&r);
     }
 
     /* A near miss of the real key is unknown too. */
     char near[128];
-    snprintf(near, sizeof near, "%s", g_srv.admin_key);
+    snprintf(near, sizeof near, "%s", h_g_srv.admin_key);
     size_t n = strlen(near);
     near[n - 1] = near[n - 1] == 'a' ? 'b' : 'a';
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", "/v1/models", near, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/models", near, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
 }
@@ -276,9 +180,9 @@ static void test_garbage_scheme_401(void **state)
     (void)state;
     char basic[256], token_scheme[256], bare[256], doubled[300];
     snprintf(basic, sizeof basic, "Authorization: Basic %s", "YWRtaW46YWRtaW4=");
-    snprintf(token_scheme, sizeof token_scheme, "Authorization: Token %s", g_srv.admin_key);
-    snprintf(bare, sizeof bare, "Authorization: %s", g_srv.admin_key);
-    snprintf(doubled, sizeof doubled, "Authorization: BearerBearer %s", g_srv.admin_key);
+    snprintf(token_scheme, sizeof token_scheme, "Authorization: Token %s", h_g_srv.admin_key);
+    snprintf(bare, sizeof bare, "Authorization: %s", h_g_srv.admin_key);
+    snprintf(doubled, sizeof doubled, "Authorization: BearerBearer %s", h_g_srv.admin_key);
     const char *const headers[] = {basic,
                                    token_scheme,
                                    bare,
@@ -289,14 +193,14 @@ static void test_garbage_scheme_401(void **state)
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         h_resp_t r = {0};
         get_with_auth_header("/v1/models", headers[i], &r);
-        CHECK(r.status == 401 && error_shape_ok(&r, "unauthorized"), "<%s>: expected 401 unauthorized, got %ld %s",
+        CHECK(r.status == 401 && h_error_shape_ok(&r, "unauthorized"), "<%s>: expected 401 unauthorized, got %ld %s",
               headers[i], r.status, BODY(&r));
         h_resp_free(&r);
     }
 
     /* The scheme name is case-insensitive (RFC 9110 section 11.1). */
     char lower[256];
-    snprintf(lower, sizeof lower, "Authorization: bearer %s", g_srv.admin_key);
+    snprintf(lower, sizeof lower, "Authorization: bearer %s", h_g_srv.admin_key);
     h_resp_t r = {0};
     get_with_auth_header("/v1/models", lower, &r);
     CHECK(r.status == 200, "<%s>: got %ld %s", lower, r.status, BODY(&r));
@@ -318,39 +222,31 @@ static void test_viewer_reads_only(void **state)
     const char *const reads[] = {"/v1/models", model_path, "/v1/devices", path};
     for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
         h_resp_t r = {0};
-        h_http(&g_srv, "GET", reads[i], viewer, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", reads[i], viewer, NULL, 0, NULL, &r);
         CHECK(r.status == 200, "viewer GET %s: got %ld %s", reads[i], r.status, BODY(&r));
         h_resp_free(&r);
     }
 
     char new_model[32], serial[40], model_body[128], device_body[160];
-    unique(new_model, sizeof new_model, "m-");
-    unique(serial, sizeof serial, "SN-");
+    h_unique(new_model, sizeof new_model, "m-");
+    h_unique(serial, sizeof serial, "SN-");
     snprintf(model_body, sizeof model_body, "{\"id\":\"%s\",\"name\":\"viewer\"}", new_model);
     snprintf(device_body, sizeof device_body, "{\"serial\":\"%s\",\"model\":\"%s\"}", serial, model);
-    const struct {
-        const char *method, *path, *body;
-    } writes[] = {
+    const request_t writes[] = {
         {"POST", "/v1/models", model_body},
         {"POST", "/v1/devices", device_body},
         {"DELETE", path, NULL},
         {"POST", token_path, NULL},
     };
-    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
-        h_resp_t r = {0};
-        const char *b = writes[i].body;
-        h_http(&g_srv, writes[i].method, writes[i].path, viewer, b, b != NULL ? strlen(b) : 0, NULL, &r);
-        EXPECT_ERROR_AT(&r, 403, "forbidden", writes[i].method, writes[i].path);
-        h_resp_free(&r);
-    }
+    expect_error_each(writes, sizeof writes / sizeof writes[0], viewer, 403, "forbidden");
 
     /* Nothing was written: no model, the device is still there and its token still works. */
     h_resp_t r = {0};
     snprintf(model_path, sizeof model_path, "/v1/models/%s", new_model);
-    h_http(&g_srv, "GET", model_path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", model_path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
-    h_http(&g_srv, "GET", path, dev_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, dev_token, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 }
@@ -360,9 +256,9 @@ static void test_cli_admin_key_writes(void **state)
     (void)state;
     char admin[128], model[32];
     cli_api_key("admin", admin);
-    unique(model, sizeof model, "m-");
+    h_unique(model, sizeof model, "m-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/models", admin, &r, "{s:s, s:s}", "id", model, "name", "By a CLI key");
+    h_json(&h_g_srv, "POST", "/v1/models", admin, &r, "{s:s, s:s}", "id", model, "name", "By a CLI key");
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
 }
@@ -372,7 +268,7 @@ static void test_apikey_create_bad_role(void **state)
     (void)state;
     char out[512];
     const char *const args[] = {"apikey", "create", "--name", "bad-role", "--role", "superuser", NULL};
-    int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+    int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
     CHECK(rc != 0, "apikey create --role superuser exited 0 and printed \"%s\"", out);
     CHECK(strstr(out, "ota_") == NULL, "a refused apikey create printed a key: \"%s\"", out);
 }
@@ -390,37 +286,30 @@ static void test_device_token_own_device_only(void **state)
     snprintf(a_token_path, sizeof a_token_path, "/v1/devices/%s/token", a_id);
 
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", a_path, a_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", a_path, a_token, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    CHECK(jstr(r.json, "id") != NULL && strcmp(jstr(r.json, "id"), a_id) == 0, "%s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "id"), a_id), "%s", BODY(&r));
     h_resp_free(&r);
 
     /* Another device's path with a valid token: forbidden, both ways. */
-    h_http(&g_srv, "GET", b_path, a_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", b_path, a_token, NULL, 0, NULL, &r);
     EXPECT_ERROR_AT(&r, 403, "forbidden", "GET", b_path);
     h_resp_free(&r);
-    h_http(&g_srv, "GET", a_path, b_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", a_path, b_token, NULL, 0, NULL, &r);
     EXPECT_ERROR_AT(&r, 403, "forbidden", "GET", a_path);
     h_resp_free(&r);
 
     /* API-key-only routes. */
     char model_body[128];
     snprintf(model_body, sizeof model_body, "{\"id\":\"%s-x\",\"name\":\"by a device\"}", model);
-    const struct {
-        const char *method, *path, *body;
-    } api_only[] = {
+    const request_t api_only[] = {
         {"GET", "/v1/devices", NULL}, {"GET", "/v1/models", NULL},  {"POST", "/v1/models", model_body},
         {"DELETE", a_path, NULL},     {"POST", a_token_path, NULL},
     };
-    for (size_t i = 0; i < sizeof api_only / sizeof api_only[0]; i++) {
-        const char *b = api_only[i].body;
-        h_http(&g_srv, api_only[i].method, api_only[i].path, a_token, b, b != NULL ? strlen(b) : 0, NULL, &r);
-        EXPECT_ERROR_AT(&r, 403, "forbidden", api_only[i].method, api_only[i].path);
-        h_resp_free(&r);
-    }
+    expect_error_each(api_only, sizeof api_only / sizeof api_only[0], a_token, 403, "forbidden");
 
     /* The device survived its own token's attempts. */
-    h_http(&g_srv, "GET", a_path, a_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", a_path, a_token, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 }
@@ -435,10 +324,10 @@ static void test_unknown_device_token_401(void **state)
     h_random_hex(hex, 43);
     snprintf(unknown, sizeof unknown, "otd_%s", hex);
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", path, unknown, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, unknown, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
-    h_http(&g_srv, "GET", "/v1/devices", unknown, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/devices", unknown, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
 }
@@ -452,14 +341,14 @@ static void test_api_key_stored_hashed(void **state)
 
     /* The check itself works: a key's name is kept in plain text, and it finds that. */
     char name[40], out[512];
-    unique(name, sizeof name, "plainname-");
+    h_unique(name, sizeof name, "plainname-");
     const char *const args[] = {"apikey", "create", "--name", name, "--role", "viewer", NULL};
-    CHECK(h_run_server_cmd(&g_pg, args, NULL, out, sizeof out) == 0, "apikey create: %s", out);
+    CHECK(h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out) == 0, "apikey create: %s", out);
     CHECK(sql_find_plain("api_keys", "key_hash", name) != 0, "the plain-text check did not find a plain name");
 
     CHECK(sql_find_plain("api_keys", "key_hash", key) == 0, "the API key is stored in plain text");
     CHECK(sql_find_plain("api_keys", "key_hash", key + 4) == 0, "the API key's secret part is stored in plain text");
-    CHECK(sql_find_plain("api_keys", "key_hash", g_srv.admin_key) == 0,
+    CHECK(sql_find_plain("api_keys", "key_hash", h_g_srv.admin_key) == 0,
           "the bootstrap API key is stored in plain text");
 }
 
@@ -482,9 +371,9 @@ static void test_device_token_stored_hashed(void **state)
     char path[128];
     snprintf(path, sizeof path, "/v1/devices/%s/token", id);
     h_resp_t r = {0};
-    h_http(&g_srv, "POST", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "POST", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    const char *rotated = jstr(r.json, "token");
+    const char *rotated = h_jstr(r.json, "token");
     CHECK(rotated != NULL && sql_safe(rotated), "%s", BODY(&r));
     CHECK(sql_find_plain("devices", "token_hash", rotated) == 0, "the rotated token is stored in plain text");
     h_resp_free(&r);
@@ -504,5 +393,5 @@ int main(void)
         cmocka_unit_test(test_api_key_stored_hashed),
         cmocka_unit_test(test_device_token_stored_hashed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

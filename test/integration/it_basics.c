@@ -3,60 +3,12 @@
  * error shape, body limits and media types), against the real ota-server
  * on a throwaway PostgreSQL cluster.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include <cmocka.h>
-
-#include "harness.h"
-
-static h_pg_t g_pg;
-static h_server_t g_srv;
-
-/* A failed check prints why, shows the server's log, then fails the test. */
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            h_server_dump_log(&g_srv);                                                                                 \
-            fail();                                                                                                    \
-        }                                                                                                              \
-    } while (0)
-
-#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
-
-#define EXPECT_STATUS(r, want)                                                                                         \
-    CHECK((r)->status == (want), "expected HTTP %d, got %ld: %.2000s", (int)(want), (r)->status, BODY(r))
-
-/* The contract's error shape: {"error": {"code": <code>, "message": "...", "details"?: {...}}}, as JSON. */
-static bool error_shape_ok(const h_resp_t *r, const char *code)
-{
-    if (strncasecmp(r->content_type, "application/json", 16) != 0 || !json_is_object(r->json))
-        return false;
-    json_t *e = json_object_get(r->json, "error");
-    if (!json_is_object(e))
-        return false;
-    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message"), *d = json_object_get(e, "details");
-    if (!json_is_string(c) || !json_is_string(m) || json_string_length(m) == 0)
-        return false;
-    if (d != NULL && !json_is_object(d))
-        return false;
-    return code == NULL || strcmp(json_string_value(c), code) == 0;
-}
-
-#define EXPECT_ERROR(r, want, code)                                                                                    \
-    CHECK((r)->status == (want) && error_shape_ok((r), (code)),                                                        \
-          "expected HTTP %d with error code \"%s\", got %ld (%s): %.2000s", (int)(want), (code), (r)->status,          \
-          (r)->content_type, BODY(r))
+#include "checks.h"
 
 static bool starts_with(const char *s, const char *prefix)
 {
@@ -96,47 +48,13 @@ static char *padded_model_body(const char *id, size_t len)
     return body;
 }
 
-/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
-static bool wait_ready(h_server_t *srv)
-{
-    for (int i = 0; i < 200; i++) {
-        h_resp_t r = {0};
-        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
-        long status = r.status;
-        h_resp_free(&r);
-        if (status == 200)
-            return true;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
-    h_server_dump_log(srv);
-    return false;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    h_pg_start(&g_pg);
-    h_server_start(&g_srv, &g_pg, NULL);
-    return wait_ready(&g_srv) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_server_stop(&g_srv);
-    h_pg_destroy(&g_pg);
-    return 0;
-}
-
 /* ---- tests ---------------------------------------------------------------- */
 
 static void test_healthz(void **state)
 {
     (void)state;
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     CHECK(strncasecmp(r.content_type, "application/json", 16) == 0, "content type %s", r.content_type);
     CHECK(json_is_object(r.json), "body %s", BODY(&r));
@@ -149,7 +67,7 @@ static void test_readyz(void **state)
 {
     (void)state;
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     CHECK(strncasecmp(r.content_type, "application/json", 16) == 0, "content type %s", r.content_type);
     CHECK(json_is_object(r.json), "body %s", BODY(&r));
@@ -170,7 +88,7 @@ static void test_ready_as_soon_as_healthy(void **state)
     const int starts = wrapper != NULL && *wrapper != '\0' ? 3 : 25; /* valgrind starts slowly */
     for (int i = 0; i < starts; i++) {
         h_server_t srv;
-        h_server_start(&srv, &g_pg, NULL);
+        h_server_start(&srv, &h_g_pg, NULL);
         h_resp_t ready = {0}, models = {0};
         h_http(&srv, "GET", "/readyz", NULL, NULL, 0, NULL, &ready);
         h_http(&srv, "GET", "/v1/models", srv.admin_key, NULL, 0, NULL, &models);
@@ -195,8 +113,8 @@ static void test_unknown_route_404(void **state)
     static const char *const paths[] = {"/v1/nope", "/nope", "/v1/models/x/y/z", "/v2/models"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         h_resp_t r = {0};
-        h_http(&g_srv, "GET", paths[i], g_srv.admin_key, NULL, 0, NULL, &r);
-        EXPECT_ERROR(&r, 404, "not_found");
+        h_http(&h_g_srv, "GET", paths[i], h_g_srv.admin_key, NULL, 0, NULL, &r);
+        EXPECT_STRICT_ERROR(&r, 404, "not_found");
         h_resp_free(&r);
     }
 }
@@ -206,24 +124,36 @@ static void test_method_not_allowed_405(void **state)
     (void)state;
     h_resp_t r = {0};
 
-    h_http(&g_srv, "DELETE", "/v1/models", g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_ERROR(&r, 405, "method_not_allowed");
+    h_http(&h_g_srv, "DELETE", "/v1/models", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 405, "method_not_allowed");
     CHECK(allow_lists(r.allow, "GET") && allow_lists(r.allow, "POST"), "Allow: \"%s\"", r.allow);
     CHECK(!allow_lists(r.allow, "DELETE"), "Allow: \"%s\"", r.allow);
     h_resp_free(&r);
 
-    h_http(&g_srv, "PUT", "/healthz", NULL, "{}", 2, NULL, &r);
-    EXPECT_ERROR(&r, 405, "method_not_allowed");
+    h_http(&h_g_srv, "PUT", "/healthz", NULL, "{}", 2, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 405, "method_not_allowed");
     CHECK(allow_lists(r.allow, "GET"), "Allow: \"%s\"", r.allow);
     h_resp_free(&r);
 
-    char hex[33], path[128];
-    h_random_hex(hex, 32);
-    snprintf(path, sizeof path, "/v1/devices/%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12, hex + 15, hex + 18);
-    h_http(&g_srv, "PATCH", path, g_srv.admin_key, "{}", 2, NULL, &r);
-    EXPECT_ERROR(&r, 405, "method_not_allowed");
+    char uuid[40], path[128];
+    h_random_uuid(uuid, sizeof uuid);
+    snprintf(path, sizeof path, "/v1/devices/%s", uuid);
+    h_http(&h_g_srv, "PATCH", path, h_g_srv.admin_key, "{}", 2, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 405, "method_not_allowed");
     CHECK(allow_lists(r.allow, "GET") && allow_lists(r.allow, "DELETE"), "Allow: \"%s\"", r.allow);
     h_resp_free(&r);
+}
+
+/* POSTs each of the `n` `bodies` to /v1/models: every one is a 400 bad_request. */
+static void expect_bad_request_bodies(const char *const *bodies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h_resp_t r = {0};
+        h_request(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, bodies[i], &r);
+        CHECK(r.status == 400 && h_error_shape_strict(&r, "bad_request"), "body <%s>: got %ld %s", bodies[i], r.status,
+              BODY(&r));
+        h_resp_free(&r);
+    }
 }
 
 static void test_malformed_json_400(void **state)
@@ -231,26 +161,14 @@ static void test_malformed_json_400(void **state)
     (void)state;
     static const char *const bodies[] = {"{\"id\": ", "{id: 1}", "not json", "{\"id\":\"a\",\"name\":\"b\"} trailing",
                                          "{\"id\":\"a\",\"name\":\"b\",}"};
-    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-        h_resp_t r = {0};
-        h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, bodies[i], strlen(bodies[i]), NULL, &r);
-        CHECK(r.status == 400 && error_shape_ok(&r, "bad_request"), "body <%s>: got %ld %s", bodies[i], r.status,
-              BODY(&r));
-        h_resp_free(&r);
-    }
+    expect_bad_request_bodies(bodies, sizeof bodies / sizeof bodies[0]);
 }
 
 static void test_body_not_object_400(void **state)
 {
     (void)state;
     static const char *const bodies[] = {"[{\"id\":\"a\",\"name\":\"b\"}]", "[]", "\"string\"", "42", "null"};
-    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-        h_resp_t r = {0};
-        h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, bodies[i], strlen(bodies[i]), NULL, &r);
-        CHECK(r.status == 400 && error_shape_ok(&r, "bad_request"), "body <%s>: got %ld %s", bodies[i], r.status,
-              BODY(&r));
-        h_resp_free(&r);
-    }
+    expect_bad_request_bodies(bodies, sizeof bodies / sizeof bodies[0]);
 }
 
 static void test_unsupported_media_type_415(void **state)
@@ -264,9 +182,9 @@ static void test_unsupported_media_type_415(void **state)
                                         "application/jsonx"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         h_resp_t r = {0};
-        h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, body, strlen(body), types[i], &r);
-        CHECK(r.status == 415 && error_shape_ok(&r, "unsupported_media_type"), "Content-Type %s: got %ld %s", types[i],
-              r.status, BODY(&r));
+        h_http(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, body, strlen(body), types[i], &r);
+        CHECK(r.status == 415 && h_error_shape_strict(&r, "unsupported_media_type"), "Content-Type %s: got %ld %s",
+              types[i], r.status, BODY(&r));
         h_resp_free(&r);
     }
 
@@ -274,12 +192,13 @@ static void test_unsupported_media_type_415(void **state)
     char path[96];
     snprintf(path, sizeof path, "/v1/models/m-%s", hex);
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_ERROR(&r, 404, "not_found");
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
 
     /* JSON with parameters, in any case, is JSON. */
-    h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, body, strlen(body), "Application/JSON; charset=utf-8", &r);
+    h_http(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, body, strlen(body), "Application/JSON; charset=utf-8",
+           &r);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
 }
@@ -293,7 +212,7 @@ static void test_missing_content_type_is_json(void **state)
     snprintf(body, sizeof body, "{\"id\":\"n-%s\",\"name\":\"no type\"}", hex);
     h_resp_t r = {0};
     /* An empty value makes libcurl send no Content-Type header at all (not even its form default). */
-    h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, body, strlen(body), "", &r);
+    h_http(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, body, strlen(body), "", &r);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
 }
@@ -308,15 +227,15 @@ static void test_payload_too_large_413(void **state)
     /* One byte over 64 KiB is refused, with the limit's own code. */
     char *big = padded_model_body(id, 64 * 1024 + 1);
     h_resp_t r = {0};
-    h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, big, strlen(big), NULL, &r);
-    EXPECT_ERROR(&r, 413, "payload_too_large");
+    h_request(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, big, &r);
+    EXPECT_STRICT_ERROR(&r, 413, "payload_too_large");
     h_resp_free(&r);
     free(big);
 
     /* Exactly 64 KiB is read and judged on its content (a 65 000-character name is too long). */
     char *edge = padded_model_body(id, 64 * 1024);
-    h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, edge, strlen(edge), NULL, &r);
-    EXPECT_ERROR(&r, 422, "validation_failed");
+    h_request(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, edge, &r);
+    EXPECT_STRICT_ERROR(&r, 422, "validation_failed");
     h_resp_free(&r);
     free(edge);
 }
@@ -336,7 +255,7 @@ static void test_payload_too_large_keeps_connection(void **state)
     const char *bodies[] = {big, NULL, huge, small, NULL};
     size_t lens[] = {strlen(big), 0, strlen(huge), strlen(small), 0};
     long statuses[5] = {0};
-    long connections = h_http_same_connection(&g_srv, 5, methods, paths, bodies, lens, g_srv.admin_key, statuses);
+    long connections = h_http_same_connection(&h_g_srv, 5, methods, paths, bodies, lens, h_g_srv.admin_key, statuses);
     free(big);
     free(huge);
 
@@ -363,9 +282,9 @@ static void test_bad_uuid_in_path_400(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         h_resp_t r = {0};
-        h_http(&g_srv, cases[i].method, cases[i].path, g_srv.admin_key, NULL, 0, NULL, &r);
-        CHECK(r.status == 400 && error_shape_ok(&r, "bad_request"), "%s %s: got %ld %s", cases[i].method, cases[i].path,
-              r.status, BODY(&r));
+        h_http(&h_g_srv, cases[i].method, cases[i].path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+        CHECK(r.status == 400 && h_error_shape_strict(&r, "bad_request"), "%s %s: got %ld %s", cases[i].method,
+              cases[i].path, r.status, BODY(&r));
         h_resp_free(&r);
     }
 }
@@ -382,7 +301,7 @@ static void test_every_error_has_code_and_message(void **state)
     char *big = padded_model_body(big_id, 100000);
 
     h_resp_t r = {0};
-    h_http(&g_srv, "POST", "/v1/models", g_srv.admin_key, model_body, strlen(model_body), NULL, &r);
+    h_request(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, model_body, &r);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
 
@@ -393,23 +312,24 @@ static void test_every_error_has_code_and_message(void **state)
     } cases[] = {
         {"GET", "/v1/models", NULL, NULL, NULL, 401, "unauthorized"},
         {"GET", "/v1/models", "ota_unknown", NULL, NULL, 401, "unauthorized"},
-        {"GET", "/v1/nope", g_srv.admin_key, NULL, NULL, 404, "not_found"},
-        {"GET", unknown_model, g_srv.admin_key, NULL, NULL, 404, "not_found"},
-        {"PUT", "/v1/models", g_srv.admin_key, "{}", NULL, 405, "method_not_allowed"},
-        {"POST", "/v1/models", g_srv.admin_key, "{", NULL, 400, "bad_request"},
-        {"POST", "/v1/models", g_srv.admin_key, "[]", NULL, 400, "bad_request"},
-        {"POST", "/v1/models", g_srv.admin_key, "{\"id\":1,\"name\":\"x\"}", NULL, 400, "bad_request"},
-        {"GET", "/v1/devices?limit=0", g_srv.admin_key, NULL, NULL, 400, "bad_request"},
-        {"GET", "/v1/devices/xyz", g_srv.admin_key, NULL, NULL, 400, "bad_request"},
-        {"POST", "/v1/models", g_srv.admin_key, "{\"id\":\"x\"}", "text/plain", 415, "unsupported_media_type"},
-        {"POST", "/v1/models", g_srv.admin_key, big, NULL, 413, "payload_too_large"},
-        {"POST", "/v1/models", g_srv.admin_key, "{\"id\":\"x\"}", NULL, 422, "validation_failed"},
-        {"POST", "/v1/models", g_srv.admin_key, model_body, NULL, 409, "conflict"},
+        {"GET", "/v1/nope", h_g_srv.admin_key, NULL, NULL, 404, "not_found"},
+        {"GET", unknown_model, h_g_srv.admin_key, NULL, NULL, 404, "not_found"},
+        {"PUT", "/v1/models", h_g_srv.admin_key, "{}", NULL, 405, "method_not_allowed"},
+        {"POST", "/v1/models", h_g_srv.admin_key, "{", NULL, 400, "bad_request"},
+        {"POST", "/v1/models", h_g_srv.admin_key, "[]", NULL, 400, "bad_request"},
+        {"POST", "/v1/models", h_g_srv.admin_key, "{\"id\":1,\"name\":\"x\"}", NULL, 400, "bad_request"},
+        {"GET", "/v1/devices?limit=0", h_g_srv.admin_key, NULL, NULL, 400, "bad_request"},
+        {"GET", "/v1/devices/xyz", h_g_srv.admin_key, NULL, NULL, 400, "bad_request"},
+        {"POST", "/v1/models", h_g_srv.admin_key, "{\"id\":\"x\"}", "text/plain", 415, "unsupported_media_type"},
+        {"POST", "/v1/models", h_g_srv.admin_key, big, NULL, 413, "payload_too_large"},
+        {"POST", "/v1/models", h_g_srv.admin_key, "{\"id\":\"x\"}", NULL, 422, "validation_failed"},
+        {"POST", "/v1/models", h_g_srv.admin_key, model_body, NULL, 409, "conflict"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *b = cases[i].body;
-        h_http(&g_srv, cases[i].method, cases[i].path, cases[i].token, b, b != NULL ? strlen(b) : 0, cases[i].type, &r);
-        CHECK(r.status == cases[i].status && error_shape_ok(&r, cases[i].code),
+        h_http(&h_g_srv, cases[i].method, cases[i].path, cases[i].token, b, b != NULL ? strlen(b) : 0, cases[i].type,
+               &r);
+        CHECK(r.status == cases[i].status && h_error_shape_strict(&r, cases[i].code),
               "%s %s: expected %ld %s, got %ld (%s): %.2000s", cases[i].method, cases[i].path, cases[i].status,
               cases[i].code, r.status, r.content_type, BODY(&r));
         h_resp_free(&r);
@@ -422,7 +342,7 @@ static void test_help_lists_variables(void **state)
     (void)state;
     char out[16384];
     const char *const args[] = {"--help", NULL};
-    int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+    int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
     CHECK(rc == 0, "ota-server --help exited %d", rc);
     CHECK(strstr(out, "OTA_DATABASE_URL") != NULL, "--help output lacks OTA_DATABASE_URL:\n%s", out);
     CHECK(strstr(out, "OTA_LISTEN") != NULL, "--help output lacks OTA_LISTEN:\n%s", out);
@@ -448,5 +368,5 @@ int main(void)
         cmocka_unit_test(test_every_error_has_code_and_message),
         cmocka_unit_test(test_help_lists_variables),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

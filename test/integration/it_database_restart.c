@@ -9,53 +9,13 @@
  * cluster and server; each test leaves the database running.
  */
 #define _GNU_SOURCE
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <cmocka.h>
+#include "checks.h"
 
-#include "harness.h"
-
-static h_pg_t g_pg;
-static h_server_t g_srv;
 static bool g_pg_down;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            h_server_dump_log(&g_srv);                                                                                 \
-            fail();                                                                                                    \
-        }                                                                                                              \
-    } while (0)
-
-#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
-
-#define EXPECT_STATUS(r, want)                                                                                         \
-    CHECK((r)->status == (want), "expected HTTP %d, got %ld: %.2000s", (int)(want), (r)->status, BODY(r))
-
-static bool error_shape_ok(const h_resp_t *r, const char *code)
-{
-    if (!json_is_object(r->json))
-        return false;
-    json_t *e = json_object_get(r->json, "error");
-    if (!json_is_object(e))
-        return false;
-    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message");
-    if (!json_is_string(c) || !json_is_string(m))
-        return false;
-    return code == NULL || strcmp(json_string_value(c), code) == 0;
-}
 
 /* Under a wrapper (OTA_TEST_WRAPPER, e.g. valgrind) the server is slower; the harness allows 6 times as long. */
 static double slowdown(void)
@@ -80,7 +40,7 @@ static void nap_ms(long ms)
 /* A 503 as the contract has it: code `unavailable` and a Retry-After header. */
 static bool is_unavailable(const h_resp_t *r)
 {
-    return r->status == 503 && error_shape_ok(r, "unavailable") && r->retry_after[0] != '\0';
+    return r->status == 503 && h_error_shape_ok(r, "unavailable") && r->retry_after[0] != '\0';
 }
 
 /* A request answered while the database is down: a proper 503, and promptly. */
@@ -92,13 +52,13 @@ static bool is_unavailable(const h_resp_t *r)
 
 static void db_stop(void)
 {
-    h_pg_stop(&g_pg);
+    h_pg_stop(&h_g_pg);
     g_pg_down = true;
 }
 
 static void db_start(void)
 {
-    h_pg_restart(&g_pg);
+    h_pg_restart(&h_g_pg);
     g_pg_down = false;
 }
 
@@ -111,46 +71,13 @@ static int test_teardown(void **state)
     return 0;
 }
 
-/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
-static bool wait_ready(h_server_t *srv)
-{
-    for (int i = 0; i < 200; i++) {
-        h_resp_t r = {0};
-        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
-        long status = r.status;
-        h_resp_free(&r);
-        if (status == 200)
-            return true;
-        nap_ms(50);
-    }
-    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
-    h_server_dump_log(srv);
-    return false;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    h_pg_start(&g_pg);
-    h_server_start(&g_srv, &g_pg, NULL);
-    return wait_ready(&g_srv) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_server_stop(&g_srv);
-    h_pg_destroy(&g_pg);
-    return 0;
-}
-
 /* Polls GET /readyz every 100 ms until it answers `want`; the seconds it took, or -1 after `limit_s`. */
 static double wait_readyz(long want, double limit_s, h_resp_t *last)
 {
     double start = now_s();
     for (;;) {
         h_resp_free(last);
-        h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, last);
+        h_http(&h_g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, last);
         if (last->status == want)
             return now_s() - start;
         if (now_s() - start > limit_s * slowdown())
@@ -166,18 +93,18 @@ static void test_survives_database_restart(void **state)
     h_resp_t r = {0};
 
     /* Before: ready, and a device to read later. */
-    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
     h_random_hex(hex, 16);
     snprintf(model, sizeof model, "m-%s", hex);
-    h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Before");
+    h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Before");
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", hex, "model", model);
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", hex, "model", model);
     EXPECT_STATUS(&r, 201);
-    snprintf(device_path, sizeof device_path, "/v1/devices/%s", json_string_value(json_object_get(r.json, "id")));
-    snprintf(device_token, sizeof device_token, "%s", json_string_value(json_object_get(r.json, "token")));
+    snprintf(device_path, sizeof device_path, "/v1/devices/%s", h_jstr(r.json, "id"));
+    snprintf(device_token, sizeof device_token, "%s", h_jstr(r.json, "token"));
     h_resp_free(&r);
 
     db_stop();
@@ -194,17 +121,16 @@ static void test_survives_database_restart(void **state)
     const struct {
         const char *method, *path, *token, *body;
     } cases[] = {
-        {"GET", "/v1/models", g_srv.admin_key, NULL},
-        {"POST", "/v1/models", g_srv.admin_key, "{\"id\":\"down-model\",\"name\":\"x\"}"},
-        {"GET", "/v1/devices", g_srv.admin_key, NULL},
+        {"GET", "/v1/models", h_g_srv.admin_key, NULL},
+        {"POST", "/v1/models", h_g_srv.admin_key, "{\"id\":\"down-model\",\"name\":\"x\"}"},
+        {"GET", "/v1/devices", h_g_srv.admin_key, NULL},
         {"GET", device_path, device_token, NULL},
         {"GET", "/readyz", NULL, NULL},
     };
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            const char *b = cases[i].body;
             double t0 = now_s();
-            h_http(&g_srv, cases[i].method, cases[i].path, cases[i].token, b, b != NULL ? strlen(b) : 0, NULL, &r);
+            h_request(&h_g_srv, cases[i].method, cases[i].path, cases[i].token, cases[i].body, &r);
             double elapsed = now_s() - t0;
             EXPECT_UNAVAILABLE(&r, cases[i].method, cases[i].path, elapsed);
             h_resp_free(&r);
@@ -212,7 +138,7 @@ static void test_survives_database_restart(void **state)
     }
 
     /* The liveness probe needs no database. */
-    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 
@@ -220,7 +146,7 @@ static void test_survives_database_restart(void **state)
     const char *methods[] = {"GET", "GET", "GET", "GET"};
     const char *paths[] = {"/v1/models", "/healthz", "/v1/devices", "/readyz"};
     long statuses[4] = {0};
-    long conns = h_http_same_connection(&g_srv, 4, methods, paths, NULL, NULL, g_srv.admin_key, statuses);
+    long conns = h_http_same_connection(&h_g_srv, 4, methods, paths, NULL, NULL, h_g_srv.admin_key, statuses);
     CHECK(statuses[0] == 503 && statuses[1] == 200 && statuses[2] == 503 && statuses[3] == 503,
           "on one connection with the database down: %ld %ld %ld %ld, want 503 200 503 503", statuses[0], statuses[1],
           statuses[2], statuses[3]);
@@ -238,7 +164,7 @@ static void test_survives_database_restart(void **state)
     h_random_hex(hex, 16);
     snprintf(model2, sizeof model2, "m-%s", hex);
     for (;;) {
-        h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model2, "name", "After");
+        h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, &r, "{s:s, s:s}", "id", model2, "name", "After");
         if (r.status == 201)
             break;
         /* Another event-loop thread may still be reconnecting: only a proper 503 is acceptable meanwhile. */
@@ -252,12 +178,12 @@ static void test_survives_database_restart(void **state)
     /* After a further reconnect interval, every connection is back: reads through all threads work. */
     nap_ms((long)(2500 * slowdown()));
     for (int i = 0; i < 20; i++) {
-        h_http(&g_srv, "GET", device_path, device_token, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", device_path, device_token, NULL, 0, NULL, &r);
         CHECK(r.status == 200, "GET %s #%d after recovery: %ld %.2000s", device_path, i, r.status, BODY(&r));
         h_resp_free(&r);
         char path[64];
         snprintf(path, sizeof path, "/v1/models/%s", i % 2 ? model : model2);
-        h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
         CHECK(r.status == 200, "GET %s #%d after recovery: %ld %.2000s", path, i, r.status, BODY(&r));
         h_resp_free(&r);
     }
@@ -278,10 +204,10 @@ static void test_survives_second_restart(void **state)
     h_resp_free(&r);
     /* Stay down across several reconnect attempts. */
     nap_ms(3000);
-    h_http(&g_srv, "GET", "/v1/models", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/models", h_g_srv.admin_key, NULL, 0, NULL, &r);
     CHECK(is_unavailable(&r), "GET /v1/models 3 s into the outage: %ld %.2000s", r.status, BODY(&r));
     h_resp_free(&r);
-    h_http(&g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/healthz", NULL, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 
@@ -295,7 +221,7 @@ static void test_survives_second_restart(void **state)
     snprintf(model, sizeof model, "m-%s", hex);
     double start = now_s();
     for (;;) {
-        h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Again");
+        h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Again");
         if (r.status == 201)
             break;
         CHECK(is_unavailable(&r) && now_s() - start < 15.0 * slowdown(), "POST /v1/models: got %ld: %.2000s", r.status,
@@ -312,5 +238,5 @@ int main(void)
         cmocka_unit_test_teardown(test_survives_database_restart, test_teardown),
         cmocka_unit_test_teardown(test_survives_second_restart, test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

@@ -4,77 +4,12 @@
  * Every test makes its own model and devices, so none depends on another.
  */
 #define _GNU_SOURCE
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include <cmocka.h>
-
-#include "harness.h"
-
-static h_pg_t g_pg;
-static h_server_t g_srv;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            h_server_dump_log(&g_srv);                                                                                 \
-            fail();                                                                                                    \
-        }                                                                                                              \
-    } while (0)
-
-#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
-
-#define EXPECT_STATUS(r, want)                                                                                         \
-    CHECK((r)->status == (want), "expected HTTP %d, got %ld: %.2000s", (int)(want), (r)->status, BODY(r))
-
-static bool error_shape_ok(const h_resp_t *r, const char *code)
-{
-    if (!json_is_object(r->json))
-        return false;
-    json_t *e = json_object_get(r->json, "error");
-    if (!json_is_object(e))
-        return false;
-    json_t *c = json_object_get(e, "code"), *m = json_object_get(e, "message");
-    if (!json_is_string(c) || !json_is_string(m))
-        return false;
-    return code == NULL || strcmp(json_string_value(c), code) == 0;
-}
-
-#define EXPECT_ERROR(r, want, code)                                                                                    \
-    CHECK((r)->status == (want) && error_shape_ok((r), (code)),                                                        \
-          "expected HTTP %d with error code \"%s\", got %ld: %.2000s", (int)(want), (code), (r)->status, BODY(r))
-
-static bool field_error(const h_resp_t *r, const char *name)
-{
-    json_t *fields = json_object_get(json_object_get(json_object_get(r->json, "error"), "details"), "fields");
-    return json_is_object(fields) && json_object_get(fields, name) != NULL;
-}
-
-#define EXPECT_FIELD_ERROR(r, name)                                                                                    \
-    do {                                                                                                               \
-        EXPECT_ERROR((r), 422, "validation_failed");                                                                   \
-        CHECK(field_error((r), (name)), "no details.fields.%s in %s", (name), BODY(r));                                \
-    } while (0)
-
-static const char *jstr(json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static bool streq(const char *a, const char *b)
-{
-    return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
+#include "checks.h"
 
 /* A lower-case hyphenated UUID. */
 static bool uuid_ok(const char *s)
@@ -92,71 +27,49 @@ static bool uuid_ok(const char *s)
     return true;
 }
 
-static void unique(char *out, size_t cap, const char *prefix)
+/* Creates a fresh model; its id goes to `id` (32 bytes). */
+static void make_model(char id[32])
 {
-    char hex[17];
-    h_random_hex(hex, 16);
-    snprintf(out, cap, "%s%s", prefix, hex);
+    h_make_model(id, 32, "Device test model");
 }
 
-/* Creates a fresh model; its id goes to `id` (at least 32 bytes). */
-static void make_model(char *id)
+/* POST /v1/devices with `serial`, `model` and `firmware_version`; a NULL one is left out of the body. */
+static void post_device(const char *serial, const char *model, const char *firmware_version, h_resp_t *out)
 {
-    unique(id, 32, "m-");
-    h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/models", g_srv.admin_key, &r, "{s:s, s:s}", "id", id, "name", "Device test model");
-    EXPECT_STATUS(&r, 201);
-    h_resp_free(&r);
+    json_t *body = json_object();
+    if (serial != NULL)
+        json_object_set_new(body, "serial", json_string(serial));
+    if (model != NULL)
+        json_object_set_new(body, "model", json_string(model));
+    if (firmware_version != NULL)
+        json_object_set_new(body, "firmware_version", json_string(firmware_version));
+    char *text = json_dumps(body, JSON_COMPACT);
+    assert_non_null(text);
+    h_request(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, text, out);
+    free(text);
+    json_decref(body);
+}
+
+/* POST /v1/devices with a fresh serial, `model` and `firmware_version` (NULL: none). */
+static void post_new_device(const char *model, const char *firmware_version, h_resp_t *out)
+{
+    char serial[40];
+    h_unique(serial, sizeof serial, "SN-");
+    post_device(serial, model, firmware_version, out);
 }
 
 /* Registers a device of `model` with a fresh serial; the answer goes to `out` (201 checked). */
 static void make_device(const char *model, h_resp_t *out)
 {
-    char serial[40];
-    unique(serial, sizeof serial, "SN-");
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, out, "{s:s, s:s}", "serial", serial, "model", model);
+    post_new_device(model, NULL, out);
     EXPECT_STATUS(out, 201);
-    CHECK(uuid_ok(jstr(out->json, "id")), "device id in %s", BODY(out));
-    CHECK(jstr(out->json, "token") != NULL, "no token in %s", BODY(out));
+    CHECK(uuid_ok(h_jstr(out->json, "id")), "device id in %s", BODY(out));
+    CHECK(h_jstr(out->json, "token") != NULL, "no token in %s", BODY(out));
 }
 
 static void device_path(char *out, size_t cap, const char *id, const char *suffix)
 {
     snprintf(out, cap, "/v1/devices/%s%s", id, suffix);
-}
-
-/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
-static bool wait_ready(h_server_t *srv)
-{
-    for (int i = 0; i < 200; i++) {
-        h_resp_t r = {0};
-        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
-        long status = r.status;
-        h_resp_free(&r);
-        if (status == 200)
-            return true;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
-    h_server_dump_log(srv);
-    return false;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    h_pg_start(&g_pg);
-    h_server_start(&g_srv, &g_pg, NULL);
-    return wait_ready(&g_srv) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    h_server_stop(&g_srv);
-    h_pg_destroy(&g_pg);
-    return 0;
 }
 
 /* ---- registration ---------------------------------------------------------- */
@@ -166,10 +79,10 @@ static void test_create_201_shape(void **state)
     (void)state;
     char model[32], serial[40];
     make_model(model);
-    unique(serial, sizeof serial, "SN-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s, s:s, s:s}", "serial", serial, "model", model,
-           "name", "Kitchen", "firmware_version", "v1.2.3");
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s, s:s}", "serial", serial, "model",
+           model, "name", "Kitchen", "firmware_version", "v1.2.3");
     EXPECT_STATUS(&r, 201);
     CHECK(strncasecmp(r.content_type, "application/json", 16) == 0, "content type %s", r.content_type);
     CHECK(json_is_object(r.json), "body %s", BODY(&r));
@@ -181,24 +94,24 @@ static void test_create_201_shape(void **state)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         CHECK(json_object_get(r.json, fields[i]) != NULL, "field %s missing from %s", fields[i], BODY(&r));
 
-    CHECK(uuid_ok(jstr(r.json, "id")), "id: %s", BODY(&r));
-    CHECK(streq(jstr(r.json, "serial"), serial), "serial: %s", BODY(&r));
-    CHECK(streq(jstr(r.json, "model"), model), "model: %s", BODY(&r));
-    CHECK(streq(jstr(r.json, "name"), "Kitchen"), "name: %s", BODY(&r));
-    CHECK(streq(jstr(r.json, "firmware_version"), "1.2.3"), "firmware_version not normalized: %s", BODY(&r));
+    CHECK(uuid_ok(h_jstr(r.json, "id")), "id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "serial"), serial), "serial: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "model"), model), "model: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "name"), "Kitchen"), "name: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "firmware_version"), "1.2.3"), "firmware_version not normalized: %s", BODY(&r));
     CHECK(json_is_null(json_object_get(r.json, "last_seen_at")), "a new device was never seen: %s", BODY(&r));
     CHECK(json_is_boolean(json_object_get(r.json, "recording")), "recording: %s", BODY(&r));
     CHECK(json_is_boolean(json_object_get(r.json, "ble_connected")), "ble_connected: %s", BODY(&r));
     CHECK(json_is_null(json_object_get(r.json, "active_assignment")), "active_assignment: %s", BODY(&r));
 
-    const char *token = jstr(r.json, "token");
+    const char *token = h_jstr(r.json, "token");
     CHECK(token != NULL && strncmp(token, "otd_", 4) == 0 && strlen(token) > 20, "token: %s", BODY(&r));
 
     /* The token is shown once: a later GET does not carry it. */
     char path[96];
-    device_path(path, sizeof path, jstr(r.json, "id"), "");
+    device_path(path, sizeof path, h_jstr(r.json, "id"), "");
     h_resp_t g = {0};
-    h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &g);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &g);
     EXPECT_STATUS(&g, 200);
     CHECK(json_object_get(g.json, "token") == NULL, "GET shows the token: %s", BODY(&g));
     h_resp_free(&g);
@@ -208,11 +121,10 @@ static void test_create_201_shape(void **state)
 static void test_create_minimal(void **state)
 {
     (void)state;
-    char model[32], serial[40];
+    char model[32];
     make_model(model);
-    unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    post_new_device(model, NULL, &r);
     EXPECT_STATUS(&r, 201);
     CHECK(json_is_null(json_object_get(r.json, "name")), "name without one given: %s", BODY(&r));
     CHECK(json_is_null(json_object_get(r.json, "firmware_version")), "firmware_version without one given: %s",
@@ -229,14 +141,11 @@ static void test_firmware_version_normalized(void **state)
         const char *in, *out;
     } cases[] = {{"1.2.3", "1.2.3"}, {"v1.2.3", "1.2.3"}, {"v2.0.0-rc.1+build.5", "2.0.0-rc.1+build.5"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char serial[40];
-        unique(serial, sizeof serial, "SN-");
         h_resp_t r = {0};
-        h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model", model,
-               "firmware_version", cases[i].in);
+        post_new_device(model, cases[i].in, &r);
         EXPECT_STATUS(&r, 201);
-        CHECK(streq(jstr(r.json, "firmware_version"), cases[i].out), "\"%s\" gave %s, want %s", cases[i].in, BODY(&r),
-              cases[i].out);
+        CHECK(h_streq(h_jstr(r.json, "firmware_version"), cases[i].out), "\"%s\" gave %s, want %s", cases[i].in,
+              BODY(&r), cases[i].out);
         h_resp_free(&r);
     }
 }
@@ -248,12 +157,9 @@ static void test_bad_semver_422(void **state)
     make_model(model);
     static const char *const bad[] = {"1.2", "banana", "", "1.2.3.4", "v", "01.2.3", "1.2.3-", "V 1.2.3"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char serial[40];
-        unique(serial, sizeof serial, "SN-");
         h_resp_t r = {0};
-        h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model", model,
-               "firmware_version", bad[i]);
-        CHECK(r.status == 422 && error_shape_ok(&r, "validation_failed") && field_error(&r, "firmware_version"),
+        post_new_device(model, bad[i], &r);
+        CHECK(r.status == 422 && h_error_shape_ok(&r, "validation_failed") && h_field_error(&r, "firmware_version"),
               "firmware_version \"%s\": expected 422 with details.fields.firmware_version, got %ld %s", bad[i],
               r.status, BODY(&r));
         h_resp_free(&r);
@@ -265,12 +171,12 @@ static void test_duplicate_serial_409(void **state)
     (void)state;
     char model[32], serial[40];
     make_model(model);
-    unique(serial, sizeof serial, "SN-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    post_device(serial, model, NULL, &r);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    post_device(serial, model, NULL, &r);
     EXPECT_ERROR(&r, 409, "conflict");
     h_resp_free(&r);
 }
@@ -279,15 +185,15 @@ static void test_unknown_model_422(void **state)
 {
     (void)state;
     char model[32], serial[40];
-    unique(model, sizeof model, "nomodel-");
-    unique(serial, sizeof serial, "SN-");
+    h_unique(model, sizeof model, "nomodel-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    post_device(serial, model, NULL, &r);
     EXPECT_FIELD_ERROR(&r, "model");
     h_resp_free(&r);
 
     /* Not a slug at all: just as unknown. */
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", "No Such");
+    post_device(serial, "No Such", NULL, &r);
     EXPECT_FIELD_ERROR(&r, "model");
     h_resp_free(&r);
 }
@@ -297,17 +203,17 @@ static void test_missing_fields_422(void **state)
     (void)state;
     char model[32], serial[40];
     make_model(model);
-    unique(serial, sizeof serial, "SN-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s}", "model", model);
+    post_device(NULL, model, NULL, &r);
     EXPECT_FIELD_ERROR(&r, "serial");
     h_resp_free(&r);
 
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s}", "serial", serial);
+    post_device(serial, NULL, NULL, &r);
     EXPECT_FIELD_ERROR(&r, "model");
     h_resp_free(&r);
 
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", "", "model", model);
+    post_device("", model, NULL, &r);
     EXPECT_FIELD_ERROR(&r, "serial");
     h_resp_free(&r);
 }
@@ -317,12 +223,12 @@ static void test_wrong_types_400(void **state)
     (void)state;
     char model[32], serial[40];
     make_model(model);
-    unique(serial, sizeof serial, "SN-");
+    h_unique(serial, sizeof serial, "SN-");
     h_resp_t r = {0};
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:i, s:s}", "serial", 12345, "model", model);
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:i, s:s}", "serial", 12345, "model", model);
     EXPECT_ERROR(&r, 400, "bad_request");
     h_resp_free(&r);
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s, s:i}", "serial", serial, "model", model,
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:i}", "serial", serial, "model", model,
            "firmware_version", 1);
     EXPECT_ERROR(&r, 400, "bad_request");
     h_resp_free(&r);
@@ -337,8 +243,8 @@ static void test_get(void **state)
     make_model(model);
     h_resp_t created = {0}, r = {0};
     make_device(model, &created);
-    device_path(path, sizeof path, jstr(created.json, "id"), "");
-    h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    device_path(path, sizeof path, h_jstr(created.json, "id"), "");
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
 
     /* The same device as registered, less the token. */
@@ -353,11 +259,11 @@ static void test_get(void **state)
 static void test_get_unknown_404(void **state)
 {
     (void)state;
-    char hex[33], path[96];
-    h_random_hex(hex, 32);
-    snprintf(path, sizeof path, "/v1/devices/%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 12, hex + 15, hex + 18);
+    char uuid[40], path[96];
+    h_random_uuid(uuid, sizeof uuid);
+    device_path(path, sizeof path, uuid, "");
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
 }
@@ -366,7 +272,7 @@ static void test_get_unknown_404(void **state)
 static char *fetch_page(const char *query, size_t want_items, char ids[][40], size_t *n, size_t max)
 {
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     json_t *items = json_object_get(r.json, "items");
     json_t *next = json_object_get(r.json, "next");
@@ -379,8 +285,8 @@ static char *fetch_page(const char *query, size_t want_items, char ids[][40], si
     json_t *d;
     json_array_foreach(items, i, d)
     {
-        CHECK(*n < max && jstr(d, "id") != NULL, "%s: item %zu", query, i);
-        snprintf(ids[(*n)++], 40, "%s", jstr(d, "id"));
+        CHECK(*n < max && h_jstr(d, "id") != NULL, "%s: item %zu", query, i);
+        snprintf(ids[(*n)++], 40, "%s", h_jstr(d, "id"));
     }
     char *cursor = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
     h_resp_free(&r);
@@ -396,7 +302,7 @@ static void test_list_paging(void **state)
     for (int i = 0; i < N; i++) {
         h_resp_t r = {0};
         make_device(model, &r);
-        snprintf(created[i], sizeof created[i], "%s", jstr(r.json, "id"));
+        snprintf(created[i], sizeof created[i], "%s", h_jstr(r.json, "id"));
         h_resp_free(&r);
     }
 
@@ -446,16 +352,16 @@ static void test_list_without_filter(void **state)
     h_resp_t dev = {0}, r = {0};
     make_device(model, &dev);
     /* The newest device overall (unless another test registered one meanwhile; they run one at a time). */
-    h_http(&g_srv, "GET", "/v1/devices?limit=500", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/devices?limit=500", h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     json_t *items = json_object_get(r.json, "items");
     CHECK(json_is_array(items) && json_array_size(items) >= 1 && json_array_size(items) <= 500, "%.2000s", BODY(&r));
-    CHECK(streq(jstr(json_array_get(items, 0), "id"), jstr(dev.json, "id")), "first item is not the newest: %.500s",
-          BODY(&r));
+    CHECK(h_streq(h_jstr(json_array_get(items, 0), "id"), h_jstr(dev.json, "id")),
+          "first item is not the newest: %.500s", BODY(&r));
     h_resp_free(&r);
     h_resp_free(&dev);
 
-    h_http(&g_srv, "GET", "/v1/devices?limit=1", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/devices?limit=1", h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     CHECK(json_array_size(json_object_get(r.json, "items")) == 1, "limit=1: %.2000s", BODY(&r));
     h_resp_free(&r);
@@ -470,25 +376,25 @@ static void test_list_ota_status_filter(void **state)
     make_device(model, &dev);
 
     snprintf(query, sizeof query, "/v1/devices?model=%s&ota_status=none", model);
-    h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     json_t *items = json_object_get(r.json, "items");
     CHECK(json_is_array(items) && json_array_size(items) == 1, "%s: %.2000s", query, BODY(&r));
-    CHECK(streq(jstr(json_array_get(items, 0), "id"), jstr(dev.json, "id")), "%s: %.2000s", query, BODY(&r));
+    CHECK(h_streq(h_jstr(json_array_get(items, 0), "id"), h_jstr(dev.json, "id")), "%s: %.2000s", query, BODY(&r));
     h_resp_free(&r);
 
     /* Without the model filter the new device is among the ota_status=none devices too. */
-    h_http(&g_srv, "GET", "/v1/devices?ota_status=none&limit=500", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/devices?ota_status=none&limit=500", h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     items = json_object_get(r.json, "items");
     CHECK(json_is_array(items) && json_array_size(items) >= 1, "%.2000s", BODY(&r));
-    CHECK(streq(jstr(json_array_get(items, 0), "id"), jstr(dev.json, "id")), "ota_status=none: %.500s", BODY(&r));
+    CHECK(h_streq(h_jstr(json_array_get(items, 0), "id"), h_jstr(dev.json, "id")), "ota_status=none: %.500s", BODY(&r));
     h_resp_free(&r);
 
     static const char *const others[] = {"pending", "delivered", "applied", "failed", "canceled"};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         snprintf(query, sizeof query, "/v1/devices?model=%s&ota_status=%s", model, others[i]);
-        h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
         EXPECT_STATUS(&r, 200);
         items = json_object_get(r.json, "items");
         CHECK(json_is_array(items) && json_array_size(items) == 0, "%s: %.2000s", query, BODY(&r));
@@ -496,7 +402,7 @@ static void test_list_ota_status_filter(void **state)
         h_resp_free(&r);
     }
 
-    h_http(&g_srv, "GET", "/v1/devices?ota_status=bogus", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/devices?ota_status=bogus", h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 400, "bad_request");
     h_resp_free(&r);
     h_resp_free(&dev);
@@ -506,36 +412,42 @@ static void test_list_unknown_model_empty(void **state)
 {
     (void)state;
     char model[32], query[128];
-    unique(model, sizeof model, "nomodel-");
+    h_unique(model, sizeof model, "nomodel-");
     snprintf(query, sizeof query, "/v1/devices?model=%s", model);
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     CHECK(json_array_size(json_object_get(r.json, "items")) == 0, "%.2000s", BODY(&r));
     CHECK(json_is_null(json_object_get(r.json, "next")), "%.2000s", BODY(&r));
     h_resp_free(&r);
 }
 
+/* GET /v1/devices?<param>=<value> for each of the `n` `values`: every one is a 400 bad_request. */
+static void expect_bad_list_param(const char *param, const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char query[256];
+        snprintf(query, sizeof query, "/v1/devices?%s=%s", param, values[i]);
+        h_resp_t r = {0};
+        h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
+        CHECK(r.status == 400 && h_error_shape_ok(&r, "bad_request"), "%s: expected 400 bad_request, got %ld %s", query,
+              r.status, BODY(&r));
+        h_resp_free(&r);
+    }
+}
+
 static void test_list_bad_limit_400(void **state)
 {
     (void)state;
     static const char *const bad[] = {"0", "501", "x", "-1", "2x", "1.5", "99999999999999999999"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char query[128];
-        snprintf(query, sizeof query, "/v1/devices?limit=%s", bad[i]);
-        h_resp_t r = {0};
-        h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
-        CHECK(r.status == 400 && error_shape_ok(&r, "bad_request"), "%s: expected 400 bad_request, got %ld %s", query,
-              r.status, BODY(&r));
-        h_resp_free(&r);
-    }
+    expect_bad_list_param("limit", bad, sizeof bad / sizeof bad[0]);
     /* The bounds themselves are fine. */
     static const char *const good[] = {"1", "500"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char query[128];
         snprintf(query, sizeof query, "/v1/devices?limit=%s", good[i]);
         h_resp_t r = {0};
-        h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
         CHECK(r.status == 200, "%s: got %ld %s", query, r.status, BODY(&r));
         h_resp_free(&r);
     }
@@ -547,15 +459,7 @@ static void test_list_bad_cursor_400(void **state)
     /* Garbage; base64url of "foo,bar"; base64url of "2026-01-01T00:00:00.000000Z,nope". */
     static const char *const bad[] = {"garbage!!", "Zm9vLGJhcg", "MjAyNi0wMS0wMVQwMDowMDowMC4wMDAwMDBaLG5vcGU", "%00",
                                       "AAAA"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char query[256];
-        snprintf(query, sizeof query, "/v1/devices?after=%s", bad[i]);
-        h_resp_t r = {0};
-        h_http(&g_srv, "GET", query, g_srv.admin_key, NULL, 0, NULL, &r);
-        CHECK(r.status == 400 && error_shape_ok(&r, "bad_request"), "%s: expected 400 bad_request, got %ld %s", query,
-              r.status, BODY(&r));
-        h_resp_free(&r);
-    }
+    expect_bad_list_param("after", bad, sizeof bad / sizeof bad[0]);
 }
 
 /* ---- deletion and tokens ------------------------------------------------------ */
@@ -567,30 +471,29 @@ static void test_delete(void **state)
     make_model(model);
     h_resp_t dev = {0}, r = {0};
     make_device(model, &dev);
-    const char *token = jstr(dev.json, "token");
-    device_path(path, sizeof path, jstr(dev.json, "id"), "");
+    const char *token = h_jstr(dev.json, "token");
+    device_path(path, sizeof path, h_jstr(dev.json, "id"), "");
 
-    h_http(&g_srv, "DELETE", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 204);
     CHECK(r.body_len == 0, "204 with a body: %s", BODY(&r));
     h_resp_free(&r);
 
-    h_http(&g_srv, "GET", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
 
-    h_http(&g_srv, "DELETE", path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
 
     /* The deleted device's token is nobody's now. */
-    h_http(&g_srv, "GET", path, token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, token, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
 
     /* Its serial is free again. */
-    h_json(&g_srv, "POST", "/v1/devices", g_srv.admin_key, &r, "{s:s, s:s}", "serial", jstr(dev.json, "serial"),
-           "model", model);
+    post_device(h_jstr(dev.json, "serial"), model, NULL, &r);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
     h_resp_free(&dev);
@@ -603,38 +506,37 @@ static void test_token_rotation(void **state)
     make_model(model);
     h_resp_t dev = {0}, r = {0};
     make_device(model, &dev);
-    const char *old_token = jstr(dev.json, "token");
-    device_path(path, sizeof path, jstr(dev.json, "id"), "");
-    device_path(token_path, sizeof token_path, jstr(dev.json, "id"), "/token");
+    const char *old_token = h_jstr(dev.json, "token");
+    device_path(path, sizeof path, h_jstr(dev.json, "id"), "");
+    device_path(token_path, sizeof token_path, h_jstr(dev.json, "id"), "/token");
 
-    h_http(&g_srv, "GET", path, old_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, old_token, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 
-    h_http(&g_srv, "POST", token_path, g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "POST", token_path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     char new_token[128];
-    const char *t = jstr(r.json, "token");
+    const char *t = h_jstr(r.json, "token");
     CHECK(t != NULL && strncmp(t, "otd_", 4) == 0, "rotation answer %s", BODY(&r));
     CHECK(strcmp(t, old_token) != 0, "rotation gave the same token");
     snprintf(new_token, sizeof new_token, "%s", t);
     h_resp_free(&r);
 
-    h_http(&g_srv, "GET", path, old_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, old_token, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
 
-    h_http(&g_srv, "GET", path, new_token, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", path, new_token, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    CHECK(streq(jstr(r.json, "id"), jstr(dev.json, "id")), "%s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "id"), h_jstr(dev.json, "id")), "%s", BODY(&r));
     h_resp_free(&r);
 
     /* Rotating an unknown device is a 404. */
-    char hex[33], unknown[128];
-    h_random_hex(hex, 32);
-    snprintf(unknown, sizeof unknown, "/v1/devices/%.8s-%.4s-4%.3s-8%.3s-%.12s/token", hex, hex + 8, hex + 12, hex + 15,
-             hex + 18);
-    h_http(&g_srv, "POST", unknown, g_srv.admin_key, NULL, 0, NULL, &r);
+    char uuid[40], unknown[128];
+    h_random_uuid(uuid, sizeof uuid);
+    device_path(unknown, sizeof unknown, uuid, "/token");
+    h_http(&h_g_srv, "POST", unknown, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
     h_resp_free(&dev);
@@ -662,5 +564,5 @@ int main(void)
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_token_rotation),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

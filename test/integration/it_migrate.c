@@ -11,38 +11,14 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
-#include "harness.h"
-
-static h_pg_t g_pg;
-static h_server_t g_srv;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n    ", __FILE__, __LINE__, #cond);                               \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            h_server_dump_log(&g_srv);                                                                                 \
-            fail();                                                                                                    \
-        }                                                                                                              \
-    } while (0)
-
-#define BODY(r) ((r)->body != NULL ? (r)->body : "(no body)")
+#include "checks.h"
 
 #define MAX_MIGRATIONS 512
 
@@ -106,37 +82,20 @@ static int check_schema_migrations(h_pg_t *pg, const int *versions, int n)
     return h_pg_sql(pg, sql);
 }
 
-/* Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up. */
-static bool wait_ready(h_server_t *srv)
+/* `ota-server migrate` against `pg` (NULL: none) with the environment additions `env` (or NULL); its exit status. */
+static int run_migrate(h_pg_t *pg, const char *const *env)
 {
-    for (int i = 0; i < 200; i++) {
-        h_resp_t r = {0};
-        h_http(srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
-        long status = r.status;
-        h_resp_free(&r);
-        if (status == 200)
-            return true;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "GET /readyz did not answer 200 within 10 s of the server's start\n");
-    h_server_dump_log(srv);
-    return false;
+    char out[4096];
+    const char *const args[] = {"migrate", NULL};
+    return h_run_server_cmd(pg, args, env, out, sizeof out);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    h_pg_start(&g_pg);
-    h_server_start(&g_srv, &g_pg, NULL);
-    return wait_ready(&g_srv) ? 0 : -1;
-}
-
+/* h_group_teardown, but the server stopped by SIGTERM must also exit 0. */
 static int group_teardown(void **state)
 {
     (void)state;
-    int status = h_server_stop(&g_srv);
-    h_pg_destroy(&g_pg);
+    int status = h_server_stop(&h_g_srv);
+    h_pg_destroy(&h_g_pg);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "the server stopped by SIGTERM ended with wait status %#x\n", (unsigned)status);
         return -1;
@@ -150,9 +109,9 @@ static int group_teardown(void **state)
 static void test_sql_check_detects_failure(void **state)
 {
     (void)state;
-    CHECK(h_pg_sql(&g_pg, "DO $$ BEGIN RAISE EXCEPTION 'expected error: checking the check'; END $$") != 0,
+    CHECK(h_pg_sql(&h_g_pg, "DO $$ BEGIN RAISE EXCEPTION 'expected error: checking the check'; END $$") != 0,
           "h_pg_sql reported success for a statement that raised");
-    CHECK(h_pg_sql(&g_pg, "DO $$ BEGIN PERFORM 1; END $$") == 0, "h_pg_sql failed on a harmless statement");
+    CHECK(h_pg_sql(&h_g_pg, "DO $$ BEGIN PERFORM 1; END $$") == 0, "h_pg_sql failed on a harmless statement");
 }
 
 static void test_concurrent_migrate_fresh_database(void **state)
@@ -185,9 +144,7 @@ static void test_concurrent_migrate_fresh_database(void **state)
             char c;
             while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
             }
-            char out[4096];
-            const char *const args[] = {"migrate", NULL};
-            int rc = h_run_server_cmd(&fresh, args, NULL, out, sizeof out);
+            int rc = run_migrate(&fresh, NULL);
             _exit(rc < 0 ? 99 : rc); /* never run the test program's exit handlers in a child */
         }
     }
@@ -213,9 +170,7 @@ static void test_concurrent_migrate_fresh_database(void **state)
 
     /* Idempotent: again, twice, nothing changes. */
     for (int i = 0; i < 2; i++) {
-        char out[4096];
-        const char *const args[] = {"migrate", NULL};
-        int rc = h_run_server_cmd(&fresh, args, NULL, out, sizeof out);
+        int rc = run_migrate(&fresh, NULL);
         CHECK(rc == 0, "migrate run again exited %d", rc);
     }
     CHECK(check_schema_migrations(&fresh, versions, n) == 0,
@@ -224,7 +179,7 @@ static void test_concurrent_migrate_fresh_database(void **state)
     /* The migrated database serves. */
     h_server_t srv;
     h_server_start(&srv, &fresh, NULL);
-    CHECK(wait_ready(&srv), "the server on the fresh database never became ready");
+    CHECK(h_wait_ready(&srv), "the server on the fresh database never became ready");
     char hex[17];
     h_random_hex(hex, 16);
     h_resp_t r = {0};
@@ -250,17 +205,15 @@ static void test_migrate_idempotent(void **state)
 
     /* The server migrated at start; migrate finds nothing to do, every time. */
     for (int i = 0; i < 2; i++) {
-        char out[4096];
-        const char *const args[] = {"migrate", NULL};
-        int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+        int rc = run_migrate(&h_g_pg, NULL);
         CHECK(rc == 0, "migrate on a migrated database exited %d", rc);
     }
-    CHECK(check_schema_migrations(&g_pg, versions, n) == 0,
+    CHECK(check_schema_migrations(&h_g_pg, versions, n) == 0,
           "schema_migrations does not list each of the %d migrations in %s exactly once", n, dir);
 
     /* And the running server still serves. */
     h_resp_t r = {0};
-    h_http(&g_srv, "GET", "/v1/models", g_srv.admin_key, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/v1/models", h_g_srv.admin_key, NULL, 0, NULL, &r);
     CHECK(r.status == 200, "GET /v1/models after migrate: %ld %.2000s", r.status, BODY(&r));
     h_resp_free(&r);
 }
@@ -268,11 +221,9 @@ static void test_migrate_idempotent(void **state)
 static void test_migrate_without_database_fails(void **state)
 {
     (void)state;
-    char out[4096];
-    const char *const args[] = {"migrate", NULL};
     const char *const env[] = {"OTA_DATABASE_URL=host=/nonexistent-ota-socket-dir port=1 dbname=ota connect_timeout=2",
                                NULL};
-    int rc = h_run_server_cmd(NULL, args, env, out, sizeof out);
+    int rc = run_migrate(NULL, env);
     CHECK(rc > 0, "migrate against no database exited %d (want a failure status)", rc);
 }
 
@@ -285,7 +236,7 @@ static void test_apikey_create_prints_key(void **state)
         h_random_hex(hex, 16);
         snprintf(name, sizeof name, "it-migrate-%s", hex);
         const char *const args[] = {"apikey", "create", "--name", name, "--role", roles[i], NULL};
-        int rc = h_run_server_cmd(&g_pg, args, NULL, out, sizeof out);
+        int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
         CHECK(rc == 0, "apikey create --role %s exited %d", roles[i], rc);
 
         /* One line, the key alone. */
@@ -300,10 +251,10 @@ static void test_apikey_create_prints_key(void **state)
 
         /* It is a working key of that role. */
         h_resp_t r = {0};
-        h_http(&g_srv, "GET", "/v1/models", out, NULL, 0, NULL, &r);
+        h_http(&h_g_srv, "GET", "/v1/models", out, NULL, 0, NULL, &r);
         CHECK(r.status == 200, "GET with the new %s key: %ld %.2000s", roles[i], r.status, BODY(&r));
         h_resp_free(&r);
-        h_json(&g_srv, "POST", "/v1/models", out, &r, "{s:s, s:s}", "id", name, "name", "by a new key");
+        h_json(&h_g_srv, "POST", "/v1/models", out, &r, "{s:s, s:s}", "id", name, "name", "by a new key");
         long want = i == 0 ? 201 : 403;
         CHECK(r.status == want, "POST with the new %s key: %ld, want %ld: %.2000s", roles[i], r.status, want, BODY(&r));
         h_resp_free(&r);
@@ -312,8 +263,8 @@ static void test_apikey_create_prints_key(void **state)
     /* Two keys are never the same. */
     char a[256], b[256];
     const char *const args[] = {"apikey", "create", "--name", "twice", "--role", "viewer", NULL};
-    CHECK(h_run_server_cmd(&g_pg, args, NULL, a, sizeof a) == 0, "apikey create: %s", a);
-    CHECK(h_run_server_cmd(&g_pg, args, NULL, b, sizeof b) == 0, "apikey create: %s", b);
+    CHECK(h_run_server_cmd(&h_g_pg, args, NULL, a, sizeof a) == 0, "apikey create: %s", a);
+    CHECK(h_run_server_cmd(&h_g_pg, args, NULL, b, sizeof b) == 0, "apikey create: %s", b);
     CHECK(strcmp(a, b) != 0, "two apikey create runs printed the same key %s", a);
 }
 
@@ -321,8 +272,8 @@ static void test_sigterm_exits_zero(void **state)
 {
     (void)state;
     h_server_t srv;
-    h_server_start(&srv, &g_pg, NULL);
-    long ready = wait_ready(&srv) ? 200 : 503;
+    h_server_start(&srv, &h_g_pg, NULL);
+    long ready = h_wait_ready(&srv) ? 200 : 503;
     h_resp_t r = {0};
     h_http(&srv, "GET", "/v1/models", srv.admin_key, NULL, 0, NULL, &r);
     long models = r.status;
@@ -337,7 +288,7 @@ static void test_sigterm_exits_zero(void **state)
     CHECK(WEXITSTATUS(status) == 0, "SIGTERM: exit status %d, want 0", WEXITSTATUS(status));
 
     /* The server that stays up is untouched by its sibling's shutdown. */
-    h_http(&g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+    h_http(&h_g_srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
     CHECK(r.status == 200, "the other server after the sibling's SIGTERM: %ld", r.status);
     h_resp_free(&r);
 }
@@ -349,5 +300,5 @@ int main(void)
         cmocka_unit_test(test_migrate_idempotent),        cmocka_unit_test(test_migrate_without_database_fails),
         cmocka_unit_test(test_apikey_create_prints_key),  cmocka_unit_test(test_sigterm_exits_zero),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, h_group_setup, group_teardown);
 }

@@ -1,0 +1,29 @@
+#ifndef OTA_SERVER_STORAGE_FS_H
+#define OTA_SERVER_STORAGE_FS_H
+
+#include <stddef.h>
+
+#include "ota/err.h"
+
+/*
+ * The filesystem storage backend's blob I/O: one file per object under a
+ * root folder. Writes go to a temporary file in the same folder, are
+ * fsync'ed and renamed over the target, so a reader sees the old object or
+ * the new one, never half of one, and a crash leaves no partial object.
+ * Blocking: job threads only.
+ */
+
+/** Writes `len` bytes as object `key` under `root`. */
+ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_t len, char *err, size_t cap);
+
+/** Reads object `key` (at most `max` bytes) into a malloc'ed `*data`. OTA_ERR_NOT_FOUND when missing. */
+ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
+                      size_t cap);
+
+/** Removes object `key`; a missing object is not an error. */
+ota_err_t ota__fs_delete(const char *root, const char *key, char *err, size_t cap);
+
+/** Writes the file path of object `key` into `out`. OTA_ERR_TOO_LARGE when it does not fit. */
+ota_err_t ota__fs_path(const char *root, const char *key, char *out, size_t cap);
+
+#endif

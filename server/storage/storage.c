@@ -1,0 +1,210 @@
+#include "storage/storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "storage/fs.h"
+#include "storage/s3.h"
+
+/* The fs backend presigns with this access key and a secret kept beside the blobs. */
+#define FS_ACCESS_KEY "ota-fs"
+#define FS_SECRET_FILE ".presign-secret"
+#define FS_SECRET_HEX 64
+/* The path under which the server serves fs blobs (see api/blobs.c). */
+#define FS_URL_BUCKET "blobs"
+
+struct ota_storage {
+    ota_s3_t *s3; /* NULL for fs */
+    char *root;
+    char *public_url;
+    char *region;
+    char secret[FS_SECRET_HEX + 1];
+    ota_sigv4_signer_t signer;
+};
+
+int ota__storage_key_valid(const char *key, size_t len)
+{
+    size_t seg = 0;
+    if (len == 0 || len > 512)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? key[i] : '/';
+        if (c == '/') {
+            /* no empty segment, no "." or ".." segment */
+            if (seg == 0 || (seg == 1 && key[i - 1] == '.') || (seg == 2 && key[i - 1] == '.' && key[i - 2] == '.'))
+                return 0;
+            seg = 0;
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return 0;
+        seg++;
+    }
+    return 1;
+}
+
+static void hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+/* Reads the fs presigning secret, creating it on first use; O_EXCL makes the first of several instances win. */
+static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
+{
+    char path[1024];
+    unsigned char random[FS_SECRET_HEX / 2];
+    char hex[FS_SECRET_HEX + 1];
+    snprintf(path, sizeof path, "%s/%s", st->root, FS_SECRET_FILE);
+
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (RAND_bytes(random, sizeof random) != 1) {
+            close(fd);
+            unlink(path);
+            snprintf(err, cap, "no randomness for the fs presigning secret");
+            return OTA_ERR_CRYPTO;
+        }
+        hex_encode(random, sizeof random, hex);
+        bool ok = write(fd, hex, FS_SECRET_HEX) == FS_SECRET_HEX && fsync(fd) == 0;
+        close(fd);
+        if (!ok) {
+            unlink(path);
+            snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
+            return OTA_ERR_IO;
+        }
+    }
+    /* Another instance may be writing it right now: retry briefly until it is whole. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, cap, "cannot read %s: %s", path, strerror(errno));
+            return OTA_ERR_IO;
+        }
+        ssize_t n = read(fd, st->secret, FS_SECRET_HEX);
+        close(fd);
+        if (n == FS_SECRET_HEX) {
+            st->secret[FS_SECRET_HEX] = '\0';
+            return OTA_OK;
+        }
+        usleep(20 * 1000);
+    }
+    snprintf(err, cap, "%s is not a %d-character secret", path, FS_SECRET_HEX);
+    return OTA_ERR_IO;
+}
+
+static ota_err_t open_fs(ota_storage_t *st, const ota_config_t *cfg, char *err, size_t cap)
+{
+    if (mkdir(cfg->storage_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, cap, "cannot create OTA_STORAGE_DIR %s: %s", cfg->storage_dir, strerror(errno));
+        return OTA_ERR_IO;
+    }
+    st->root = strdup(cfg->storage_dir);
+    st->public_url = strdup(cfg->public_url);
+    st->region = strdup(cfg->s3_region);
+    ota_err_t rc = load_fs_secret(st, err, cap);
+    if (rc != OTA_OK)
+        return rc;
+    st->signer = (ota_sigv4_signer_t){FS_ACCESS_KEY, st->secret, NULL, st->region};
+    return OTA_OK;
+}
+
+ota_storage_t *ota__storage_open(const ota_config_t *cfg, char *err, size_t cap)
+{
+    ota_storage_t *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    if (strcmp(cfg->storage, "s3") == 0) {
+        st->s3 = ota__s3_open(cfg, err, cap);
+        if (st->s3 != NULL)
+            return st;
+    } else if (open_fs(st, cfg, err, cap) == OTA_OK) {
+        return st;
+    }
+    ota__storage_close(st);
+    return NULL;
+}
+
+void ota__storage_close(ota_storage_t *st)
+{
+    if (st == NULL)
+        return;
+    if (st->s3 != NULL)
+        ota__s3_close(st->s3);
+    free(st->root);
+    free(st->public_url);
+    free(st->region);
+    free(st);
+}
+
+ota_err_t ota__storage_put(ota_storage_t *st, const char *key, const void *data, size_t len, char *err, size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_put(st->s3, key, data, len, err, cap);
+    return ota__fs_put(st->root, key, data, len, err, cap);
+}
+
+ota_err_t ota__storage_get(ota_storage_t *st, const char *key, size_t max, unsigned char **data, size_t *len,
+                           char *err, size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_get(st->s3, key, max, data, len, err, cap);
+    return ota__fs_get(st->root, key, max, data, len, err, cap);
+}
+
+ota_err_t ota__storage_delete(ota_storage_t *st, const char *key, char *err, size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_delete(st->s3, key, err, cap);
+    return ota__fs_delete(st->root, key, err, cap);
+}
+
+ota_err_t ota__storage_presign(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl, char *url,
+                               size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_presign(st->s3, method, key, now, ttl, url, cap);
+
+    ota_sigv4_target_t target;
+    ota_err_t rc = ota__sigv4_s3_target(st->public_url, FS_URL_BUCKET, key, true, &target);
+    if (rc != OTA_OK)
+        return rc;
+    ota_sigv4_request_t req = {.signer = &st->signer,
+                               .method = method,
+                               .scheme = target.scheme,
+                               .host = target.host,
+                               .path = target.path,
+                               .now = now};
+    return ota__sigv4_presign(&req, ttl, url, cap, NULL);
+}
+
+int ota__storage_is_fs(const ota_storage_t *st)
+{
+    return st->s3 == NULL;
+}
+
+const char *ota__storage_fs_root(const ota_storage_t *st)
+{
+    return st->s3 == NULL ? st->root : NULL;
+}
+
+const ota_sigv4_signer_t *ota__storage_fs_signer(const ota_storage_t *st)
+{
+    return st->s3 == NULL ? &st->signer : NULL;
+}

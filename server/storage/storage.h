@@ -1,0 +1,65 @@
+#ifndef OTA_SERVER_STORAGE_STORAGE_H
+#define OTA_SERVER_STORAGE_STORAGE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "ota/err.h"
+#include "storage/sigv4.h"
+
+/*
+ * Object storage for release artifacts, behind one interface:
+ *
+ * - `s3`: any S3-compatible endpoint (AWS, MinIO, ...), path-style or
+ *   virtual-hosted, requests signed with SigV4 (storage/sigv4.h).
+ * - `fs`: the embedded default, blobs under OTA_STORAGE_DIR. The server
+ *   serves them itself under /blobs/ at presigned URLs checked with the same
+ *   SigV4 code (storage/fs_serve.h), so a device cannot tell the two apart.
+ *
+ * Keys are made by the server only: [A-Za-z0-9._-] segments joined by '/'.
+ *
+ * The blocking functions (put, get, delete) run on job threads only
+ * (server/jobs.h), never on an event loop. Presigning is pure computation.
+ */
+typedef struct ota_storage ota_storage_t;
+
+/** Opens the backend that `cfg` names. On failure writes a reason into `err` and returns NULL. */
+ota_storage_t *ota__storage_open(const ota_config_t *cfg, char *err, size_t cap);
+
+/** Frees the backend. */
+void ota__storage_close(ota_storage_t *st);
+
+/** True when `key` (`len` bytes) is a key this server could have made (no "..", no empty segment, a safe charset). */
+int ota__storage_key_valid(const char *key, size_t len);
+
+/** Stores `len` bytes under `key`, replacing any object there; atomic for readers. Blocking. */
+ota_err_t ota__storage_put(ota_storage_t *st, const char *key, const void *data, size_t len, char *err, size_t cap);
+
+/**
+ * Reads the object at `key` into a malloc'ed buffer (`*data`, freed by the caller), at most
+ * `max` bytes (OTA_ERR_TOO_LARGE beyond). OTA_ERR_NOT_FOUND when there is no such object. Blocking.
+ */
+ota_err_t ota__storage_get(ota_storage_t *st, const char *key, size_t max, unsigned char **data, size_t *len,
+                           char *err, size_t cap);
+
+/** Deletes the object at `key`; deleting a missing object succeeds. Blocking. */
+ota_err_t ota__storage_delete(ota_storage_t *st, const char *key, char *err, size_t cap);
+
+/**
+ * Writes into `url` (cap bytes) a URL that lets its bearer `method` ("GET" or "PUT") the object at `key`
+ * from `now` for `ttl` seconds (1..604800). Non-blocking.
+ */
+ota_err_t ota__storage_presign(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl, char *url,
+                               size_t cap);
+
+/** True when the backend is `fs`, whose blobs this server serves itself. */
+int ota__storage_is_fs(const ota_storage_t *st);
+
+/** The fs backend's blob folder (NULL for s3). */
+const char *ota__storage_fs_root(const ota_storage_t *st);
+
+/** The credentials the fs backend presigns its URLs with (NULL for s3); shared by instances using one folder. */
+const ota_sigv4_signer_t *ota__storage_fs_signer(const ota_storage_t *st);
+
+#endif
