@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "ota/base64.h"
+#include "storage/fs.h"
 
 /* Remote sources: give up on a server that does not connect, or sends slower than 1 KiB/s for 30 s. */
 #define FETCH_CONNECT_TIMEOUT_S 10L
@@ -113,39 +114,18 @@ ota_upload_error_t ota__source_file_path(const char *path, const char *import_di
 
 static ota_upload_error_t read_file(const char *path, size_t max, unsigned char **data, size_t *len)
 {
-    struct stat st;
-    ota_upload_error_t rc = OTA_UPLOAD_READ_FAILED;
-    unsigned char *buf = NULL;
-    size_t got = 0;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == EACCES || errno == EPERM ? OTA_UPLOAD_ACCESS_DENIED : OTA_UPLOAD_READ_FAILED;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        goto Exit;
-    if (st.st_size == 0 || (uint64_t)st.st_size > max) {
-        rc = OTA_UPLOAD_UNSUPPORTED_CONTENT;
-        goto Exit;
+    ota_err_t rc = ota__fs_read_file(path, max, data, len);
+    if (rc == OTA_OK && *len == 0) {
+        free(*data);
+        *data = NULL;
+        return OTA_UPLOAD_UNSUPPORTED_CONTENT;
     }
-    if ((buf = malloc((size_t)st.st_size)) == NULL)
-        goto Exit;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto Exit;
-        got += (size_t)n;
+    switch (rc) {
+    case OTA_OK: return OTA_UPLOAD_OK;
+    case OTA_ERR_TOO_LARGE: return OTA_UPLOAD_UNSUPPORTED_CONTENT;
+    case OTA_ERR_NOT_FOUND: return OTA_UPLOAD_FILE_NOT_FOUND;
+    default: return errno == EACCES || errno == EPERM ? OTA_UPLOAD_ACCESS_DENIED : OTA_UPLOAD_READ_FAILED;
     }
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = OTA_UPLOAD_OK;
-
-Exit:
-    free(buf);
-    close(fd);
-    return rc;
 }
 
 static ota_upload_error_t fetch_file(const char *url, size_t url_len, const char *import_dir, size_t max,

@@ -120,20 +120,8 @@ static bool status_valid(const char *s)
 
 static void on_device_list(ota_call_t *call, const PGresult *res)
 {
-    if (!row_ok(call, res))
-        return;
-    int limit = *(int *)call->state;
-    int rows = PQntuples(res);
-    json_t *items = ota__json_checked(json_array());
-    for (int row = 0; row < rows && row < limit; row++)
-        json_array_append_new(items, device_json(res, row));
-
-    json_t *next = json_null();
-    char cursor[OTA_CURSOR_MAX];
-    if (rows > limit && ota__cursor_encode(PQgetvalue(res, limit - 1, OTA_DEVICE_COL_CURSOR_TS),
-                                           PQgetvalue(res, limit - 1, OTA_DEVICE_COL_ID), cursor))
-        next = json_string(cursor);
-    ota__respond_json(call, 200, json_pack("{s:o, s:o}", "items", items, "next", next));
+    if (row_ok(call, res))
+        ota__respond_page(call, res, OTA_DEVICE_COL_CURSOR_TS, OTA_DEVICE_COL_ID, device_json);
 }
 
 void ota__api_devices_list(ota_call_t *call)
@@ -149,13 +137,6 @@ void ota__api_devices_list(ota_call_t *call)
                            "ota_status must be one of none, pending, delivered, applied, failed, canceled");
         return;
     }
-
-    int *limit = malloc(sizeof *limit);
-    if (limit == NULL)
-        h2o_fatal("out of memory");
-    *limit = page.limit;
-    call->state = limit;
-    call->state_free = free;
 
     const char *params[] = {page.after_ts, page.after_id, page.limit_plus_one, NULL, NULL};
     ota_stmt_t stmt = OTA_STMT_DEVICE_LIST;

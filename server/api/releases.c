@@ -64,18 +64,8 @@ static void on_release_row(ota_call_t *call, const PGresult *res)
 
 static void on_release_list(ota_call_t *call, const PGresult *res)
 {
-    if (!result_ok(call, res))
-        return;
-    int limit = *(int *)call->state, rows = PQntuples(res);
-    json_t *items = ota__json_checked(json_array());
-    for (int row = 0; row < rows && row < limit; row++)
-        json_array_append_new(items, ota__release_json(res, row));
-    json_t *next = json_null();
-    char cursor[OTA_CURSOR_MAX];
-    if (rows > limit && ota__cursor_encode(PQgetvalue(res, limit - 1, OTA_RELEASE_COL_CURSOR_TS),
-                                           PQgetvalue(res, limit - 1, OTA_RELEASE_COL_ID), cursor))
-        next = json_string(cursor);
-    ota__respond_json(call, 200, json_pack("{s:o, s:o}", "items", items, "next", next));
+    if (result_ok(call, res))
+        ota__respond_page(call, res, OTA_RELEASE_COL_CURSOR_TS, OTA_RELEASE_COL_ID, ota__release_json);
 }
 
 void ota__api_releases_list(ota_call_t *call)
@@ -85,12 +75,6 @@ void ota__api_releases_list(ota_call_t *call)
     bool has_model;
     if (!ota__page_read(call, &page) || !ota__query_param(call, "model", model, &has_model))
         return;
-    int *limit = malloc(sizeof *limit);
-    if (limit == NULL)
-        h2o_fatal("out of memory");
-    *limit = page.limit;
-    call->state = limit;
-    call->state_free = free;
     const char *params[] = {page.after_ts, page.after_id, page.limit_plus_one, model};
     ota__call_query(call, has_model ? OTA_STMT_RELEASE_LIST_MODEL : OTA_STMT_RELEASE_LIST, params, on_release_list);
 }

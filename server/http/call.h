@@ -49,6 +49,7 @@ struct ota_call {
     void *state;  /**< handler-specific, freed by the handler's `state_free`, if set */
     void (*state_free)(void *state);
     ota_call_db_cb db_cb; /**< the continuation of the query in flight */
+    int page_limit;       /**< the page size of a list call (set by ota__page_read) */
 };
 
 /** Makes the call for `req` and ties its guard to req->pool. Aborts on out-of-memory (server policy). */

@@ -195,10 +195,11 @@ ota_err_t ota__multipart_boundary(const char *content_type, size_t len, char *ou
 {
     char b[OTA_MULTIPART_BOUNDARY_MAX + 1];
     slot_t slot = {"boundary", b, sizeof b, false};
-    cur_t c = {content_type, content_type + len};
+    cur_t c;
 
     if (content_type == NULL)
         return OTA_ERR_INVALID;
+    c = (cur_t){content_type, content_type + len};
     skip_ows(&c);
     const char *type = c.p;
     size_t type_len = token(&c);

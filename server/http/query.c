@@ -132,5 +132,6 @@ bool ota__page_read(ota_call_t *call, ota_page_t *page)
         return false;
     }
     snprintf(page->limit_plus_one, sizeof page->limit_plus_one, "%d", page->limit + 1);
+    call->page_limit = page->limit;
     return true;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/cursor.h"
 #include "log.h"
 
 /* Seconds a client should wait before retrying after a 503. */
@@ -150,6 +151,22 @@ void ota__respond_db_error(ota_call_t *call, const PGresult *res)
         ota_log_error("database error %s: %s", state, primary);
         ota__respond_error(call, 500, "internal", NULL, "internal error");
     }
+}
+
+void ota__respond_page(ota_call_t *call, const PGresult *res, int ts_col, int id_col,
+                       json_t *(*row_json)(const PGresult *res, int row))
+{
+    int limit = call->page_limit, rows = PQntuples(res);
+    json_t *items = json_array(), *next = json_null();
+    char cursor[OTA_CURSOR_MAX];
+    if (items == NULL)
+        h2o_fatal("out of memory");
+    for (int row = 0; row < rows && row < limit; row++)
+        json_array_append_new(items, row_json(res, row));
+    if (rows > limit && ota__cursor_encode(PQgetvalue(res, limit - 1, ts_col), PQgetvalue(res, limit - 1, id_col),
+                                           cursor))
+        next = json_string(cursor);
+    ota__respond_json(call, 200, json_pack("{s:o, s:o}", "items", items, "next", next));
 }
 
 void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow)

@@ -36,6 +36,14 @@ void ota__respond_unavailable(ota_call_t *call, const char *what);
  */
 void ota__respond_db_error(ota_call_t *call, const PGresult *res);
 
+/**
+ * Sends one page of a list: {"items": [row_json(res, i) for the first call->page_limit rows], "next": cursor or
+ * null}. The statement fetched page_limit + 1 rows, so one more row than asked means there is a next page; the
+ * cursor names the last row shown by its `ts_col` (microsecond timestamp) and `id_col`.
+ */
+void ota__respond_page(ota_call_t *call, const PGresult *res, int ts_col, int id_col,
+                       json_t *(*row_json)(const PGresult *res, int row));
+
 /** Sends `status`, `code` and `message` for a request that has no call (before routing). */
 void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow);
 

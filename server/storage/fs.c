@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +89,8 @@ Exit:
     return rc;
 }
 
-ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
-                      size_t cap)
+ota_err_t ota__fs_read_file(const char *path, size_t max, unsigned char **data, size_t *len)
 {
-    char path[1024];
     struct stat st;
     unsigned char *buf = NULL;
     ota_err_t rc = OTA_ERR_IO;
@@ -99,19 +98,12 @@ ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned ch
 
     *data = NULL;
     *len = 0;
-    if (ota__fs_path(root, key, path, sizeof path) != OTA_OK)
-        return OTA_ERR_NOT_FOUND;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? OTA_ERR_NOT_FOUND : OTA_ERR_IO;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, cap, "%s is not a readable file", path);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR ? OTA_ERR_NOT_FOUND : OTA_ERR_IO;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         goto Exit;
-    }
-    if ((size_t)st.st_size > max) {
-        snprintf(err, cap, "%s is larger than %zu bytes", path, max);
+    if ((uint64_t)st.st_size > max) {
         rc = OTA_ERR_TOO_LARGE;
         goto Exit;
     }
@@ -123,10 +115,8 @@ ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned ch
         ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            snprintf(err, cap, "cannot read %s", path);
+        if (n <= 0)
             goto Exit;
-        }
         got += (size_t)n;
     }
     *data = buf;
@@ -137,6 +127,20 @@ ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned ch
 Exit:
     free(buf);
     close(fd);
+    return rc;
+}
+
+ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
+                      size_t cap)
+{
+    char path[1024];
+    *data = NULL;
+    *len = 0;
+    if (ota__fs_path(root, key, path, sizeof path) != OTA_OK)
+        return OTA_ERR_NOT_FOUND;
+    ota_err_t rc = ota__fs_read_file(path, max, data, len);
+    if (rc != OTA_OK)
+        snprintf(err, cap, "cannot read %s: %s", path, ota_strerror(rc));
     return rc;
 }
 

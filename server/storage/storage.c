@@ -11,13 +11,15 @@
 
 #include <openssl/rand.h>
 
+#include "ota/base64.h"
 #include "storage/fs.h"
 #include "storage/s3.h"
 
 /* The fs backend presigns with this access key and a secret kept beside the blobs. */
 #define FS_ACCESS_KEY "ota-fs"
 #define FS_SECRET_FILE ".presign-secret"
-#define FS_SECRET_HEX 64
+/* 32 random bytes in base64url */
+#define FS_SECRET_LEN 43
 /* The path under which the server serves fs blobs (see api/blobs.c). */
 #define FS_URL_BUCKET "blobs"
 
@@ -26,7 +28,7 @@ struct ota_storage {
     char *root;
     char *public_url;
     char *region;
-    char secret[FS_SECRET_HEX + 1];
+    char secret[FS_SECRET_LEN + 1];
     ota_sigv4_signer_t signer;
 };
 
@@ -53,22 +55,12 @@ int ota__storage_key_valid(const char *key, size_t len)
     return 1;
 }
 
-static void hex_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 /* Reads the fs presigning secret, creating it on first use; O_EXCL makes the first of several instances win. */
 static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
 {
     char path[1024];
-    unsigned char random[FS_SECRET_HEX / 2];
-    char hex[FS_SECRET_HEX + 1];
+    unsigned char random[32];
+    char encoded[FS_SECRET_LEN + 1];
     snprintf(path, sizeof path, "%s/%s", st->root, FS_SECRET_FILE);
 
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -79,8 +71,8 @@ static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
             snprintf(err, cap, "no randomness for the fs presigning secret");
             return OTA_ERR_CRYPTO;
         }
-        hex_encode(random, sizeof random, hex);
-        bool ok = write(fd, hex, FS_SECRET_HEX) == FS_SECRET_HEX && fsync(fd) == 0;
+        ota_base64url_encode(random, sizeof random, encoded);
+        bool ok = write(fd, encoded, FS_SECRET_LEN) == FS_SECRET_LEN && fsync(fd) == 0;
         close(fd);
         if (!ok) {
             unlink(path);
@@ -95,15 +87,15 @@ static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
             snprintf(err, cap, "cannot read %s: %s", path, strerror(errno));
             return OTA_ERR_IO;
         }
-        ssize_t n = read(fd, st->secret, FS_SECRET_HEX);
+        ssize_t n = read(fd, st->secret, FS_SECRET_LEN);
         close(fd);
-        if (n == FS_SECRET_HEX) {
-            st->secret[FS_SECRET_HEX] = '\0';
+        if (n == FS_SECRET_LEN) {
+            st->secret[FS_SECRET_LEN] = '\0';
             return OTA_OK;
         }
         usleep(20 * 1000);
     }
-    snprintf(err, cap, "%s is not a %d-character secret", path, FS_SECRET_HEX);
+    snprintf(err, cap, "%s is not a %d-character secret", path, FS_SECRET_LEN);
     return OTA_ERR_IO;
 }
 

@@ -152,6 +152,7 @@ static void test_boundary_rejected(void **state)
     assert_int_equal(ota__multipart_boundary(LIT("multipart/form-data; boundary=a\0b"), b, sizeof b), OTA_ERR_INVALID);
     assert_int_equal(ota__multipart_boundary("multipart/form-data; boundary=abcdef", 33, b, sizeof b), OTA_OK);
     assert_string_equal(b, "abc");
+    assert_int_equal(ota__multipart_boundary(NULL, 0, b, sizeof b), OTA_ERR_INVALID);
 }
 
 static void test_boundary_cap(void **state)
