@@ -25,6 +25,18 @@ static const char *const VARS[] = {
     "OTA_MAX_BODY",
     "OTA_HEARTBEAT_INTERVAL",
     "OTA_DB_STATEMENT_TIMEOUT_MS",
+    "OTA_STORAGE",
+    "OTA_STORAGE_DIR",
+    "OTA_IMPORT_DIR",
+    "OTA_S3_ENDPOINT",
+    "OTA_S3_REGION",
+    "OTA_S3_BUCKET",
+    "OTA_S3_ACCESS_KEY",
+    "OTA_S3_SECRET_KEY",
+    "OTA_S3_SESSION_TOKEN",
+    "OTA_S3_PATH_STYLE",
+    "OTA_URL_TTL",
+    "OTA_JOB_THREADS",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -405,6 +417,64 @@ static void test_print_help(void **state)
     free(text);
 }
 
+static void test_storage_defaults(void **state)
+{
+    ota_config_t cfg;
+    char err[256];
+    (void)state;
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_string_equal(cfg.storage, "fs");
+    assert_string_equal(cfg.storage_dir, "data/blobs");
+    assert_null(cfg.import_dir);
+    assert_null(cfg.s3_endpoint);
+    assert_string_equal(cfg.s3_region, "us-east-1");
+    assert_int_equal(cfg.s3_path_style, 0);
+    assert_int_equal(cfg.url_ttl, 900);
+    assert_int_equal(cfg.job_threads, 4);
+    ota__config_free(&cfg);
+}
+
+static void test_storage_s3(void **state)
+{
+    ota_config_t cfg;
+    char err[256];
+    (void)state;
+    setenv("OTA_STORAGE", "s3", 1);
+    /* s3 without bucket and keys is refused, naming what is missing */
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "OTA_S3_BUCKET"));
+    setenv("OTA_S3_BUCKET", "fw", 1);
+    setenv("OTA_S3_ACCESS_KEY", "AK", 1);
+    setenv("OTA_S3_SECRET_KEY", "SK", 1);
+    setenv("OTA_S3_ENDPOINT", "http://127.0.0.1:9000", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_int_equal(cfg.s3_path_style, 1); /* a custom endpoint defaults to path-style */
+    assert_string_equal(cfg.s3_bucket, "fw");
+    ota__config_free(&cfg);
+    setenv("OTA_S3_PATH_STYLE", "0", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_int_equal(cfg.s3_path_style, 0);
+    ota__config_free(&cfg);
+}
+
+static void test_storage_bad(void **state)
+{
+    ota_config_t cfg;
+    char err[256];
+    (void)state;
+    setenv("OTA_STORAGE", "ftp", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "OTA_STORAGE"));
+    unsetenv("OTA_STORAGE");
+    setenv("OTA_URL_TTL", "604801", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "OTA_URL_TTL"));
+    setenv("OTA_URL_TTL", "604800", 1);
+    setenv("OTA_S3_PATH_STYLE", "2", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "OTA_S3_PATH_STYLE"));
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, clean_env)
 
 int main(void)
@@ -424,6 +494,9 @@ int main(void)
         T(test_public_url),
         T(test_bootstrap_key),
         T(test_print_help),
+        T(test_storage_defaults),
+        T(test_storage_s3),
+        T(test_storage_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
