@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -94,6 +95,57 @@ static bool is_inside(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
+/* Most symbolic links followed by hand while judging a missing path. */
+#define LINK_DEPTH_MAX 8
+
+static ota_upload_error_t judge_missing(const char *lexical, const char *dir_real, int depth);
+
+/* A dangling link: judged by where it points. */
+static ota_upload_error_t judge_link(const char *link, const char *dir_real, int depth)
+{
+    char target[PATH_MAX], joined[PATH_MAX], normal[PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0 || (size_t)n > sizeof joined / 2 || depth >= LINK_DEPTH_MAX)
+        return OTA_UPLOAD_ACCESS_DENIED;
+    target[n] = '\0';
+    int written;
+    if (target[0] == '/') {
+        written = snprintf(joined, sizeof joined, "%s", target);
+    } else {
+        const char *slash = strrchr(link, '/');
+        int dir_len = slash != NULL ? (int)(slash - link) : 0;
+        written = snprintf(joined, sizeof joined, "%.*s/%.*s", dir_len, link, (int)(sizeof joined / 2), target);
+    }
+    if (written < 0 || (size_t)written >= sizeof joined)
+        return OTA_UPLOAD_ACCESS_DENIED;
+    if (!normalize(joined, normal, sizeof normal) || !is_inside(normal, dir_real))
+        return OTA_UPLOAD_ACCESS_DENIED;
+    return judge_missing(normal, dir_real, depth + 1);
+}
+
+/*
+ * For a path that does not resolve: judged by its deepest existing part, so
+ * that a missing file behind a link leading out of the import folder is
+ * "Access denied" like any other path outside, not "File not found".
+ */
+static ota_upload_error_t judge_missing(const char *lexical, const char *dir_real, int depth)
+{
+    char part[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    snprintf(part, sizeof part, "%s", lexical);
+    for (;;) {
+        if (lstat(part, &st) == 0 && S_ISLNK(st.st_mode) && realpath(part, real) == NULL)
+            return judge_link(part, dir_real, depth);
+        if (realpath(part, real) != NULL)
+            return (strcmp(real, dir_real) == 0 || is_inside(real, dir_real)) ? OTA_UPLOAD_FILE_NOT_FOUND
+                                                                              : OTA_UPLOAD_ACCESS_DENIED;
+        char *slash = strrchr(part, '/');
+        if (slash == NULL || slash == part)
+            return OTA_UPLOAD_ACCESS_DENIED;
+        *slash = '\0';
+    }
+}
+
 ota_upload_error_t ota__source_file_path(const char *path, const char *import_dir, char *resolved, size_t cap)
 {
     char lexical[PATH_MAX], dir_real[PATH_MAX], real[PATH_MAX];
@@ -103,8 +155,11 @@ ota_upload_error_t ota__source_file_path(const char *path, const char *import_di
         return OTA_UPLOAD_ACCESS_DENIED;
     if (!is_inside(lexical, dir_real) && !is_inside(lexical, import_dir))
         return OTA_UPLOAD_ACCESS_DENIED;
-    if (realpath(lexical, real) == NULL)
-        return (errno == ENOENT || errno == ENOTDIR) ? OTA_UPLOAD_FILE_NOT_FOUND : OTA_UPLOAD_ACCESS_DENIED;
+    if (realpath(lexical, real) == NULL) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return judge_missing(lexical, dir_real, 0);
+        return OTA_UPLOAD_ACCESS_DENIED;
+    }
     /* A symbolic link inside the folder must not lead out of it. */
     if (!is_inside(real, dir_real) || strlen(real) + 1 > cap)
         return OTA_UPLOAD_ACCESS_DENIED;
@@ -139,8 +194,9 @@ static ota_upload_error_t fetch_file(const char *url, size_t url_len, const char
         p += strlen("localhost");
         n -= strlen("localhost");
     }
-    if (n == 0 || p[0] != '/' || n >= sizeof path || memchr(p, '\0', n) != NULL)
-        return OTA_UPLOAD_FILE_NOT_FOUND;
+    /* Without an import folder every file:// is refused; a path that is not absolute is never inside one. */
+    if (import_dir == NULL || n == 0 || p[0] != '/' || n >= sizeof path || memchr(p, '\0', n) != NULL)
+        return OTA_UPLOAD_ACCESS_DENIED;
     memcpy(path, p, n);
     path[n] = '\0';
     ota_upload_error_t rc = ota__source_file_path(path, import_dir, resolved, sizeof resolved);
@@ -268,7 +324,7 @@ static ota_upload_error_t read_upload(const ota_source_t *src, ota_storage_t *st
         ota_log_warn("reading upload %s: %s", src->upload_key, err);
         return OTA_UPLOAD_STORAGE_FAILED;
     }
-    if (*len != src->upload_size) { /* the client sent other bytes than it announced */
+    if (*len == 0 || *len != src->upload_size) { /* empty, or other bytes than the client announced */
         free(*data);
         *data = NULL;
         return OTA_UPLOAD_UNSUPPORTED_CONTENT;

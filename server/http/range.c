@@ -3,16 +3,18 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* A decimal number without sign; false when empty, not digits, or over 2^63. */
+/* A decimal number without sign; false when empty, not digits, or over 2^63 - 1. */
 static bool parse_number(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;
-    if (len == 0 || len > 18)
+    if (len == 0 || len > 19)
         return false;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
             return false;
         v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > (uint64_t)INT64_MAX)
+            return false;
     }
     *out = v;
     return true;
