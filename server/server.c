@@ -20,6 +20,7 @@
 
 #include "db/conn.h"
 #include "http/dispatch.h"
+#include "http/error_filter.h"
 #include "log.h"
 #include "worker.h"
 
@@ -177,6 +178,8 @@ static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
     handler->on_req = ota__dispatch;
+    ota__error_filter_install(path);
+    ota__error_filter_install(&host->fallback_path);
 }
 
 /* Blocks the stop signals in every thread, so that only the main thread's sigwait sees them. */

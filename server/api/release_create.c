@@ -296,9 +296,14 @@ static void on_inserted(ota_call_t *call, const PGresult *res)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         delete_stored(c);
         const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-        if (constraint != NULL && strcmp(constraint, "artifacts_object_key_key") == 0)
-            ota__respond_error(call, 422, "upload_failed", NULL, "%s", "Invalid arguments"); /* upload already used */
-        else
+        if (constraint != NULL && strcmp(constraint, "artifacts_object_key_key") == 0) {
+            /* an upload another release claimed first: name the artifact that came from an upload */
+            int k = c->has[UFW] && c->src[UFW].kind == OTA_SOURCE_UPLOAD && c->src[BIN].kind != OTA_SOURCE_UPLOAD
+                        ? UFW
+                        : BIN;
+            ota__respond_error(call, 422, "upload_failed", json_pack("{s:s}", "artifact", KIND_NAMES[k]), "%s",
+                               ota__upload_error_message(OTA_UPLOAD_INVALID_ARGUMENTS));
+        } else
             ota__respond_db_error(call, res);
         return;
     }
