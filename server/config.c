@@ -36,6 +36,9 @@ static const var_doc_t VARS[] = {
     {"OTA_S3_PATH_STYLE", "1 with OTA_S3_ENDPOINT, else 0", "1: path-style URLs (MinIO), 0: virtual-hosted"},
     {"OTA_URL_TTL", "900", "lifetime of a presigned URL in seconds (1..604800)"},
     {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
+    {"OTA_SIGNING_KEY", "data/signing-key.pem", "Ed25519 PEM key that signs manifests (made at first start)"},
+    {"OTA_APPLY_TIMEOUT", "86400", "seconds a delivered assignment may take to be applied, then it fails"},
+    {"OTA_BLOCKED_BATTERY", "low,dead", "battery states that defer delivery (comma-separated; \"\" for none)"},
 };
 
 void ota__config_print_help(FILE *out)
@@ -170,6 +173,38 @@ static ota_err_t storage_vars(ota_config_t *cfg, char *err, size_t cap)
     return OTA_OK;
 }
 
+/* "low,dead" → "{low,dead}": each state must be one the heartbeat knows. */
+static ota_err_t battery_var(ota_config_t *cfg, char *err, size_t cap)
+{
+    static const char *const STATES[] = {"usb", "high", "normal", "low", "dead"};
+    const char *v = getenv("OTA_BLOCKED_BATTERY");
+    char list[64];
+    size_t used = 0;
+    if (v == NULL)
+        v = "low,dead";
+    list[used++] = '{';
+    for (const char *p = v; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        bool known = false;
+        for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
+            known = known || (strlen(STATES[i]) == n && strncmp(STATES[i], p, n) == 0);
+        if (!known || used + n + 3 > sizeof list) {
+            snprintf(err, cap, "OTA_BLOCKED_BATTERY: expected states among usb,high,normal,low,dead");
+            return OTA_ERR_INVALID;
+        }
+        if (used > 1)
+            list[used++] = ',';
+        memcpy(list + used, p, n);
+        used += n;
+        p += n + (comma != NULL);
+    }
+    list[used++] = '}';
+    list[used] = '\0';
+    cfg->blocked_battery = strdup(list);
+    return OTA_OK;
+}
+
 ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -198,6 +233,12 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     cfg->db_statement_timeout_ms = (int)v;
     if ((rc = storage_vars(cfg, err, cap)) != OTA_OK)
         goto Exit;
+    cfg->signing_key = strdup(env_or("OTA_SIGNING_KEY", "data/signing-key.pem"));
+    if ((rc = int_var("OTA_APPLY_TIMEOUT", 86400, 60, 30L * 86400, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->apply_timeout = (int)v;
+    if ((rc = battery_var(cfg, err, cap)) != OTA_OK)
+        goto Exit;
 
 Exit:
     if (rc != OTA_OK)
@@ -220,5 +261,7 @@ void ota__config_free(ota_config_t *cfg)
     free(cfg->s3_access_key);
     free(cfg->s3_secret_key);
     free(cfg->s3_session_token);
+    free(cfg->signing_key);
+    free(cfg->blocked_battery);
     memset(cfg, 0, sizeof(*cfg));
 }

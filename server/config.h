@@ -37,6 +37,11 @@ typedef struct ota_config {
     int s3_path_style;        /**< OTA_S3_PATH_STYLE: 1 path-style, 0 virtual-hosted */
     int url_ttl;              /**< OTA_URL_TTL: presigned URL lifetime, seconds */
     int job_threads;          /**< OTA_JOB_THREADS: threads for blocking work (uploads, S3) */
+
+    /* Assignments and the heartbeat. */
+    char *signing_key;        /**< OTA_SIGNING_KEY: Ed25519 PEM that signs manifests (made at first start) */
+    int apply_timeout;        /**< OTA_APPLY_TIMEOUT: seconds a delivered assignment may take to be applied */
+    char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
 
 /**

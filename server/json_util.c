@@ -32,3 +32,11 @@ json_t *ota__json_col_int(const PGresult *res, int row, int col)
         return json_null();
     return ota__json_checked(json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10)));
 }
+
+json_t *ota__json_col_json(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    json_t *value = json_loadb(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col), JSON_DECODE_ANY, NULL);
+    return value != NULL ? value : json_null();
+}

@@ -17,6 +17,9 @@ json_t *ota__json_col_bool(const PGresult *res, int row, int col);
 /** The column (a decimal integer) as a JSON integer. */
 json_t *ota__json_col_int(const PGresult *res, int row, int col);
 
+/** The column (JSON text made by SQL) parsed, or null. */
+json_t *ota__json_col_json(const PGresult *res, int row, int col);
+
 /** `value` itself, or aborts when it is NULL (jansson's only failure is out-of-memory). */
 json_t *ota__json_checked(json_t *value);
 

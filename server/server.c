@@ -22,6 +22,7 @@
 #include "http/dispatch.h"
 #include "http/error_filter.h"
 #include "log.h"
+#include "sweeper.h"
 #include "worker.h"
 
 /* One event-loop thread and what it owns. */
@@ -31,6 +32,7 @@ typedef struct thread {
     int listen_fd;
     h2o_socket_t *listener;
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
+    ota_sweeper_t *sweeper; /* thread 0 only */
     h2o_socket_t *waker;
     bool stopping;
     pthread_t tid;
@@ -125,6 +127,8 @@ static void *thread_main(void *arg)
     t->waker->data = t;
     h2o_socket_read_start(t->waker, on_wake);
     wait_for_database(t);
+    if (t->worker.index == 0)
+        t->sweeper = ota__sweeper_start(&t->worker);
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
@@ -135,6 +139,8 @@ static void *thread_main(void *arg)
 
     h2o_socket_read_stop(t->waker);
     h2o_socket_close(t->waker);
+    if (t->sweeper != NULL)
+        ota__sweeper_stop(t->sweeper);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;
     h2o_evloop_run(t->worker.loop, 0); /* lets the closed sockets go */
@@ -144,7 +150,7 @@ static void *thread_main(void *arg)
 }
 
 static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
-                        ota_jobs_t *jobs, ota_storage_t *storage)
+                        ota_jobs_t *jobs, ota_storage_t *storage, const ota_signing_key_t *key)
 {
     memset(t, 0, sizeof *t);
     t->listen_fd = -1;
@@ -161,6 +167,7 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.db = ota__db_create(t->worker.loop, cfg);
     t->worker.jobs = jobs;
     t->worker.storage = storage;
+    t->worker.signing_key = key;
     ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
     t->accept_ctx.ctx = &t->worker.ctx;
     t->accept_ctx.hosts = globalconf->hosts;
@@ -203,6 +210,7 @@ static void wait_for_stop_signal(const sigset_t *set)
 /* What outlives ota__server_run until the process exits; a global so leak checkers see it as still in use. */
 static thread_t *volatile running; /* volatile: a store that is never read would be optimized away */
 static h2o_globalconf_t shared_conf;
+static ota_signing_key_t signing_key;
 
 int ota__server_run(const ota_config_t *cfg)
 {
@@ -220,10 +228,16 @@ int ota__server_run(const ota_config_t *cfg)
         free(threads);
         return 1;
     }
+    if (ota__signing_key_load(cfg->signing_key, &signing_key, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot load OTA_SIGNING_KEY %s: %s", cfg->signing_key, err);
+        ota__storage_close(storage);
+        free(threads);
+        return 1;
+    }
     ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
     configure(&shared_conf, cfg);
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage, &signing_key))
             goto Exit;
     }
     for (; started < n; started++) {

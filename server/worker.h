@@ -7,6 +7,7 @@
 #include "config.h"
 #include "db/conn.h"
 #include "jobs.h"
+#include "signing_key.h"
 #include "storage/storage.h"
 
 /*
@@ -23,6 +24,7 @@ typedef struct ota_worker {
     ota_jobs_t *jobs;         /**< the process's pool for blocking work (shared, thread-safe) */
     h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs come back */
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
+    const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
 } ota_worker_t;
 
 /** The worker that owns `req`. */

@@ -46,6 +46,17 @@ void ota__releases_delete_objects(ota_worker_t *worker, json_t *keys);
 /* release_create.c */
 void ota__api_releases_create(ota_call_t *call);
 
+/* assignments.c */
+void ota__api_assignments_create(ota_call_t *call);
+void ota__api_assignments_get(ota_call_t *call);
+void ota__api_assignments_list(ota_call_t *call);
+void ota__api_device_assignments_list(ota_call_t *call);
+void ota__api_assignments_cancel(ota_call_t *call);
+
+/* heartbeat.c */
+void ota__api_heartbeat(ota_call_t *call);
+void ota__api_signing_key(ota_call_t *call);
+
 /* uploads.c */
 void ota__api_uploads_create(ota_call_t *call);
 

@@ -39,8 +39,7 @@ static json_t *device_json(const PGresult *res, int row)
     json_object_set_new(d, "ble_connected", ota__json_col_bool(res, row, OTA_DEVICE_COL_BLE_CONNECTED));
     json_object_set_new(d, "ota_status", ota__json_col_string(res, row, OTA_DEVICE_COL_OTA_STATUS));
     json_object_set_new(d, "created_at", ota__json_col_string(res, row, OTA_DEVICE_COL_CREATED_AT));
-    /* Assignments arrive with their own resource; until a device has one this is null. */
-    json_object_set_new(d, "active_assignment", json_null());
+    json_object_set_new(d, "active_assignment", ota__json_col_json(res, row, OTA_DEVICE_COL_ACTIVE_ASSIGNMENT));
     return d;
 }
 

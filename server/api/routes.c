@@ -15,6 +15,17 @@ const ota_route_t ota__routes[] = {
     {"POST", "/v1/devices/{uuid}/token", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_rotate_token,
      "devices.rotate_token"},
 
+    {"POST", "/v1/devices/{uuid}/assignments", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_assignments_create,
+     "assignments.create"},
+    {"GET", "/v1/devices/{uuid}/assignments", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_device_assignments_list,
+     "assignments.list_device"},
+    {"POST", "/v1/devices/{uuid}/heartbeat", OTA_ACCESS_PUBLIC, OTA_BODY_JSON, ota__api_heartbeat, "heartbeat"},
+    {"GET", "/v1/assignments", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_list, "assignments.list"},
+    {"GET", "/v1/assignments/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_get, "assignments.get"},
+    {"POST", "/v1/assignments/{uuid}/cancel", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_assignments_cancel,
+     "assignments.cancel"},
+    {"GET", "/v1/signing-key", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_signing_key, "signing_key"},
+
     {"POST", "/v1/releases", OTA_ACCESS_ADMIN, OTA_BODY_UPLOAD, ota__api_releases_create, "releases.create"},
     {"GET", "/v1/releases", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_list, "releases.list"},
     {"GET", "/v1/releases/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_get, "releases.get"},

@@ -4,12 +4,23 @@
 
 #define MODEL_COLS "id, name, ota_ts(created_at)"
 
+/* An assignment as the API shows it (without events), as one JSON object. */
+#define ASSIGNMENT_JSON(a)                                                                                             \
+    "json_build_object('id', " a ".id, 'device_id', " a ".device_id, 'release_id', " a ".release_id, 'version', " a    \
+    ".version, 'status', " a ".status, 'created_at', ota_ts(" a ".created_at), 'delivered_at', ota_ts(" a              \
+    ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a              \
+    ".deliveries)"
+
+#define ACTIVE_ASSIGNMENT_OF(device)                                                                                   \
+    "(SELECT " ASSIGNMENT_JSON("aa") " FROM assignments aa WHERE aa.device_id = " device                              \
+    " AND aa.status IN ('pending', 'delivered'))"
+
 /* ble_connected: a relay seen within the last 2 heartbeat intervals ($ble_window seconds, see API.md). */
 #define DEVICE_COLS                                                                                                    \
     "id, serial, model_id, name, firmware_version, ota_ts(last_seen_at), connectivity, recording, "                   \
     "battery_percent, battery_state, "                                                                                 \
     "coalesce(ble_seen_at > now() - make_interval(secs => 2 * current_setting('ota.heartbeat_interval')::int), "       \
-    "false), ota_status, ota_ts(created_at), ota_ts_us(created_at)"
+    "false), ota_status, ota_ts(created_at), ota_ts_us(created_at), " ACTIVE_ASSIGNMENT_OF("devices.id")
 
 /* Keyset page, newest first: rows strictly after the cursor ($1, $2). */
 #define DEVICE_PAGE "(created_at, id) < ($1::timestamptz, $2::uuid) ORDER BY created_at DESC, id DESC LIMIT $3"
@@ -28,6 +39,13 @@
                       "FROM uploads WHERE id = " id "::uuid)"
 
 #define RELEASE_PAGE "(r.created_at, r.id) < ($1::timestamptz, $2::uuid) ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
+
+#define ASSIGNMENT_COLS "a.id, " ASSIGNMENT_JSON("a") ", ota_ts_us(a.created_at)"
+#define ASSIGNMENT_PAGE                                                                                                \
+    "(a.created_at, a.id) < ($1::timestamptz, $2::uuid) ORDER BY a.created_at DESC, a.id DESC LIMIT $3"
+#define ASSIGNMENT_EVENTS                                                                                              \
+    "(SELECT json_agg(json_build_object('at', ota_ts(e.at), 'from', e.from_status, 'to', e.to_status, 'reason', "    \
+    "e.reason) ORDER BY e.id) FROM assignment_events e WHERE e.assignment_id = a.id)"
 
 static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_PING] = {"ping", "SELECT 1", 0},
@@ -75,7 +93,11 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_RELEASE_LIST_MODEL] = {"release_list_model",
                                      "SELECT " RELEASE_COLS " FROM releases r WHERE r.model_id = $4 AND " RELEASE_PAGE,
                                      4},
+    /* Withdrawing cancels the release's pending assignments in the same statement. */
     [OTA_STMT_RELEASE_UPDATE] = {"release_update",
+                                 "WITH c AS (UPDATE assignments SET status = 'canceled', reason = 'release_withdrawn', "
+                                 "finished_at = now() WHERE release_id = $1::uuid AND status = 'pending' "
+                                 "AND $4 = 'withdrawn') "
                                  "UPDATE releases r SET notes = CASE WHEN $2::boolean THEN $3 ELSE r.notes END, "
                                  "status = coalesce($4, r.status) WHERE r.id = $1::uuid RETURNING " RELEASE_COLS,
                                  4},
@@ -92,6 +114,39 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                 "VALUES ($1::uuid, $2, $3::bigint, $4, now() + make_interval(secs => $5::int)) "
                                 "RETURNING id, ota_ts(expires_at)",
                                 5},
+    [OTA_STMT_ASSIGN] = {"assign", "SELECT outcome, existing_id, existing_status, version, created_at "
+                                   "FROM ota_assign($1::uuid, $2::uuid, $3::uuid)",
+                         3},
+    [OTA_STMT_ASSIGNMENT_GET] = {"assignment_get",
+                                 "SELECT " ASSIGNMENT_COLS ", " ASSIGNMENT_EVENTS " FROM assignments a WHERE a.id = $1::uuid",
+                                 1},
+    [OTA_STMT_ASSIGNMENT_LIST] = {"assignment_list", "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE " ASSIGNMENT_PAGE,
+                                  3},
+    [OTA_STMT_ASSIGNMENT_LIST_STATUS] = {"assignment_list_status",
+                                         "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE a.status = $4 AND "
+                                         ASSIGNMENT_PAGE, 4},
+    [OTA_STMT_ASSIGNMENT_LIST_RELEASE] = {"assignment_list_release",
+                                          "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE a.release_id = $4::uuid AND "
+                                          ASSIGNMENT_PAGE, 4},
+    [OTA_STMT_ASSIGNMENT_LIST_STATUS_RELEASE] = {"assignment_list_status_release",
+                                                 "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE a.status = $4 "
+                                                 "AND a.release_id = $5::uuid AND " ASSIGNMENT_PAGE, 5},
+    [OTA_STMT_ASSIGNMENT_LIST_DEVICE] = {"assignment_list_device",
+                                         "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE a.device_id = $4::uuid AND "
+                                         ASSIGNMENT_PAGE, 4},
+    /* 0 rows: no such assignment; status unchanged: it was final already. */
+    [OTA_STMT_ASSIGNMENT_CANCEL] = {"assignment_cancel",
+                                    "WITH c AS (UPDATE assignments SET status = 'canceled', reason = 'canceled', "
+                                    "finished_at = now() WHERE id = $1::uuid AND status IN ('pending', 'delivered') "
+                                    "RETURNING id) SELECT a.status, (SELECT count(*) FROM c) FROM assignments a "
+                                    "WHERE a.id = $1::uuid",
+                                    1},
+    [OTA_STMT_DEVICE_EXISTS] = {"device_exists", "SELECT 1 FROM devices WHERE id = $1::uuid", 1},
+    [OTA_STMT_HEARTBEAT] = {"heartbeat",
+                            "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "
+                            "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer)",
+                            14},
+    [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

@@ -32,6 +32,17 @@ typedef enum ota_stmt {
     OTA_STMT_RELEASE_DELETE,      /* $1 id → deleted count, object keys (JSON array) */
     OTA_STMT_ARTIFACT_KEY,        /* $1 release id, $2 kind → object_key */
     OTA_STMT_UPLOAD_CREATE,       /* $1 id, $2 artifact, $3 size, $4 object key, $5 ttl seconds → id, expires_at */
+    OTA_STMT_ASSIGN,                 /* $1 id, $2 device, $3 release → outcome, existing id/status, version, created_at */
+    OTA_STMT_ASSIGNMENT_GET,         /* $1 id → assignment cols + events (JSON array) */
+    OTA_STMT_ASSIGNMENT_LIST,        /* $1 cursor ts, $2 cursor id, $3 limit → assignments */
+    OTA_STMT_ASSIGNMENT_LIST_STATUS, /* ... $4 status */
+    OTA_STMT_ASSIGNMENT_LIST_RELEASE, /* ... $4 release id */
+    OTA_STMT_ASSIGNMENT_LIST_STATUS_RELEASE, /* ... $4 status, $5 release id */
+    OTA_STMT_ASSIGNMENT_LIST_DEVICE, /* ... $4 device id */
+    OTA_STMT_ASSIGNMENT_CANCEL,      /* $1 id → status after, canceled count */
+    OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
+    OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0003 */
+    OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -54,6 +65,26 @@ enum {
     OTA_DEVICE_COL_OTA_STATUS,
     OTA_DEVICE_COL_CREATED_AT,
     OTA_DEVICE_COL_CURSOR_TS, /**< created_at with microseconds, for the keyset cursor */
+    OTA_DEVICE_COL_ACTIVE_ASSIGNMENT, /**< JSON of the active assignment, or NULL */
+};
+
+/** Columns of an assignment row. */
+enum { OTA_ASSIGNMENT_COL_ID, OTA_ASSIGNMENT_COL_JSON, OTA_ASSIGNMENT_COL_CURSOR_TS, OTA_ASSIGNMENT_COL_EVENTS };
+
+/** Columns of the heartbeat row (ota_heartbeat's OUT parameters). */
+enum {
+    OTA_HB_COL_OUTCOME,
+    OTA_HB_COL_DEFERRED,
+    OTA_HB_COL_DELIVER,
+    OTA_HB_COL_ASSIGNMENT_ID,
+    OTA_HB_COL_ASSIGNMENT_STATUS,
+    OTA_HB_COL_RELEASE_ID,
+    OTA_HB_COL_MODEL,
+    OTA_HB_COL_VERSION,
+    OTA_HB_COL_OBJECT_KEY,
+    OTA_HB_COL_SIZE,
+    OTA_HB_COL_CRC32,
+    OTA_HB_COL_SHA256,
 };
 
 /** Columns of a release row, in order. */

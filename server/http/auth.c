@@ -15,7 +15,7 @@ typedef struct auth_state {
     char hash[OTA_SECRET_HASH_PG_LEN];
 } auth_state_t;
 
-static void unauthorized(ota_call_t *call, const char *why)
+void ota__auth_unauthorized(ota_call_t *call, const char *why)
 {
     h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                    H2O_STRLIT("Bearer"));
@@ -34,7 +34,7 @@ static bool method_reads(const h2o_req_t *req)
 }
 
 /* Takes the bearer secret out of the Authorization header; false when absent or malformed. */
-static bool bearer_of(h2o_req_t *req, char out[OTA_SECRET_MAX])
+bool ota__auth_bearer(h2o_req_t *req, char *out)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i < 0)
@@ -80,7 +80,7 @@ static void on_api_key_role(ota_call_t *call, const PGresult *res)
         return;
     }
     if (PQntuples(res) == 0) {
-        unauthorized(call, "unknown API key");
+        ota__auth_unauthorized(call, "unknown API key");
         return;
     }
     bool admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
@@ -106,7 +106,7 @@ static void on_device_by_token(ota_call_t *call, const PGresult *res)
         return;
     }
     if (PQntuples(res) == 0)
-        unauthorized(call, "unknown device token");
+        ota__auth_unauthorized(call, "unknown device token");
     else
         forbidden(call, "a device token is valid only on its own device's paths");
 }
@@ -148,8 +148,8 @@ void ota__auth_check(ota_call_t *call, next_fn next)
         next(call);
         return;
     }
-    if (!bearer_of(call->req, secret)) {
-        unauthorized(call, "missing or malformed Authorization: Bearer header");
+    if (!ota__auth_bearer(call->req, secret)) {
+        ota__auth_unauthorized(call, "missing or malformed Authorization: Bearer header");
         return;
     }
     auth_state_t *st = calloc(1, sizeof *st);
@@ -166,6 +166,12 @@ void ota__auth_check(ota_call_t *call, next_fn next)
     } else if (strncmp(secret, OTA_DEVICE_TOKEN_PREFIX, strlen(OTA_DEVICE_TOKEN_PREFIX)) == 0) {
         check_device_token(call);
     } else {
-        unauthorized(call, "unknown credentials");
+        ota__auth_unauthorized(call, "unknown credentials");
     }
+}
+
+void ota__auth_reject_device_token(ota_call_t *call, const char *hash)
+{
+    const char *params[] = {hash};
+    ota__call_query(call, OTA_STMT_DEVICE_BY_TOKEN, params, on_device_by_token);
 }

@@ -1,0 +1,748 @@
+#include "ota/manifest.h"
+
+#include <string.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include "ota/base64.h"
+
+/* ---- field formats ------------------------------------------------------ */
+
+/* Stores the length of the string in `arr` (an array of `size` bytes); 0 when it has no NUL. */
+static int field_len(const char *arr, size_t size, size_t *len)
+{
+    const char *nul = memchr(arr, '\0', size);
+    if (nul == NULL)
+        return 0;
+    *len = (size_t)(nul - arr);
+    return 1;
+}
+
+static int is_lower_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int valid_uuid(const char *s, size_t len)
+{
+    if (len != OTA_MANIFEST_UUID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !is_lower_hex(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_model(const char *s, size_t len)
+{
+    if (len == 0 || len > OTA_MANIFEST_MODEL_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || is_digit(c) || (i > 0 && c == '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Normalized only: ota_semver_parse would also take (and drop) a leading 'v'. */
+static int valid_version(const char *s, size_t len)
+{
+    ota_semver_t v;
+    return len > 0 && s[0] != 'v' && s[0] != 'V' && ota_semver_parse(s, len, &v) == OTA_OK;
+}
+
+static int valid_artifact(const char *s, size_t len)
+{
+    return len == 3 && (memcmp(s, "bin", 3) == 0 || memcmp(s, "ufw", 3) == 0);
+}
+
+/* RFC 3986 characters: unreserved, reserved and '%'. */
+static int is_url_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+           (c != '\0' && strchr("-._~:/?#[]@!$&'()*+,;=%", c) != NULL);
+}
+
+static int valid_url(const char *s, size_t len)
+{
+    size_t scheme;
+
+    if (len > OTA_MANIFEST_URL_MAX)
+        return 0;
+    if (len >= 8 && memcmp(s, "https://", 8) == 0)
+        scheme = 8;
+    else if (len >= 7 && memcmp(s, "http://", 7) == 0)
+        scheme = 7;
+    else
+        return 0;
+    if (len == scheme)
+        return 0;
+    for (size_t i = scheme; i < len; i++) {
+        if (!is_url_char(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static unsigned two_digits(const char *s)
+{
+    return (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
+}
+
+static unsigned days_in_month(unsigned year, unsigned month)
+{
+    static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ", a real date, no leap second. */
+static int valid_time(const char *s, size_t len)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+
+    if (len != OTA_MANIFEST_TIME_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (shape[i] == 'd' ? !is_digit(s[i]) : s[i] != shape[i])
+            return 0;
+    }
+    unsigned year = two_digits(s) * 100 + two_digits(s + 2);
+    unsigned month = two_digits(s + 5), day = two_digits(s + 8);
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
+        return 0;
+    return two_digits(s + 11) <= 23 && two_digits(s + 14) <= 59 && two_digits(s + 17) <= 59;
+}
+
+static int valid_sha256(const char *s, size_t len)
+{
+    if (len != OTA_MANIFEST_SHA256_HEX_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_lower_hex(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* Decodes the signature field into `sig`; 0 unless it is the padded base64 of exactly 64 bytes. */
+static int decode_signature(const char *arr, unsigned char sig[OTA_MANIFEST_SIGNATURE_LEN])
+{
+    unsigned char buf[OTA_MANIFEST_SIGNATURE_B64_LEN / 4 * 3];
+    size_t len = 0, n = 0;
+
+    if (!field_len(arr, OTA_MANIFEST_SIGNATURE_B64_LEN + 1, &len) || len != OTA_MANIFEST_SIGNATURE_B64_LEN ||
+        ota_base64_decode(arr, len, buf, sizeof buf, &n) != OTA_OK || n != OTA_MANIFEST_SIGNATURE_LEN)
+        return 0;
+    memcpy(sig, buf, n);
+    return 1;
+}
+
+#define CHECK_FIELD(m, name, valid)                                                                                   \
+    do {                                                                                                               \
+        size_t len_;                                                                                                   \
+        if (!field_len((m)->name, sizeof (m)->name, &len_) || !valid((m)->name, len_))                                 \
+            return OTA_ERR_INVALID;                                                                                    \
+    } while (0)
+
+static ota_err_t validate_signed(const ota_manifest_t *m)
+{
+    CHECK_FIELD(m, assignment_id, valid_uuid);
+    CHECK_FIELD(m, release_id, valid_uuid);
+    CHECK_FIELD(m, model, valid_model);
+    CHECK_FIELD(m, version, valid_version);
+    CHECK_FIELD(m, artifact, valid_artifact);
+    CHECK_FIELD(m, sha256, valid_sha256);
+    if (m->size < 1 || m->size > OTA_MANIFEST_SIZE_MAX)
+        return OTA_ERR_INVALID;
+    return OTA_OK;
+}
+
+ota_err_t ota_manifest_validate(const ota_manifest_t *m)
+{
+    unsigned char sig[OTA_MANIFEST_SIGNATURE_LEN];
+
+    if (m == NULL || validate_signed(m) != OTA_OK)
+        return OTA_ERR_INVALID;
+    CHECK_FIELD(m, url, valid_url);
+    CHECK_FIELD(m, url_expires_at, valid_time);
+    return decode_signature(m->signature, sig) ? OTA_OK : OTA_ERR_INVALID;
+}
+
+/* ---- JSON writing ------------------------------------------------------- */
+
+/* Appends to a capped buffer; keeps counting past the cap so the caller learns the length needed. */
+typedef struct writer {
+    char *out;
+    size_t cap;
+    size_t len;
+} writer_t;
+
+static void put(writer_t *w, const char *s, size_t n)
+{
+    if (n > 0 && w->len <= w->cap && n <= w->cap - w->len)
+        memcpy(w->out + w->len, s, n);
+    w->len += n;
+}
+
+static void put_u64(writer_t *w, uint64_t v)
+{
+    char buf[20];
+    size_t i = sizeof buf;
+
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(w, buf + i, sizeof buf - i);
+}
+
+/* `s` as a JSON string, escaped as the header specifies for the canonical form. */
+static void put_json_string(writer_t *w, const char *s)
+{
+    static const char HEX[] = "0123456789abcdef";
+
+    put(w, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        default:
+            if (c >= 0x20) {
+                put(w, s, 1);
+                continue;
+            }
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = HEX[c >> 4];
+            esc[5] = HEX[c & 15];
+            n = 6;
+        }
+        put(w, esc, n);
+    }
+    put(w, "\"", 1);
+}
+
+static void put_member_str(writer_t *w, const char *key, const char *value)
+{
+    put_json_string(w, key);
+    put(w, ":", 1);
+    put_json_string(w, value);
+}
+
+static void put_member_u64(writer_t *w, const char *key, uint64_t value)
+{
+    put_json_string(w, key);
+    put(w, ":", 1);
+    put_u64(w, value);
+}
+
+static ota_err_t finish(writer_t *w, size_t *len)
+{
+    *len = w->len;
+    if (w->len >= w->cap)
+        return OTA_ERR_TOO_LARGE;
+    w->out[w->len] = '\0';
+    return OTA_OK;
+}
+
+ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
+{
+    writer_t w = {out, cap, 0};
+    size_t n;
+
+    if (m == NULL || len == NULL || (out == NULL && cap > 0))
+        return OTA_ERR_INVALID;
+    if (!field_len(m->artifact, sizeof m->artifact, &n) || !field_len(m->assignment_id, sizeof m->assignment_id, &n) ||
+        !field_len(m->model, sizeof m->model, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
+        !field_len(m->sha256, sizeof m->sha256, &n) || !field_len(m->version, sizeof m->version, &n))
+        return OTA_ERR_INVALID;
+    put(&w, "{", 1);
+    put_member_str(&w, "artifact", m->artifact);
+    put(&w, ",", 1);
+    put_member_str(&w, "assignment_id", m->assignment_id);
+    put(&w, ",", 1);
+    put_member_u64(&w, "crc32", m->crc32);
+    put(&w, ",", 1);
+    put_member_str(&w, "model", m->model);
+    put(&w, ",", 1);
+    put_member_str(&w, "release_id", m->release_id);
+    put(&w, ",", 1);
+    put_member_str(&w, "sha256", m->sha256);
+    put(&w, ",", 1);
+    put_member_u64(&w, "size", m->size);
+    put(&w, ",", 1);
+    put_member_str(&w, "version", m->version);
+    put(&w, "}", 1);
+    return finish(&w, len);
+}
+
+ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
+{
+    writer_t w = {out, cap, 0};
+
+    if (m == NULL || len == NULL || (out == NULL && cap > 0) || ota_manifest_validate(m) != OTA_OK)
+        return OTA_ERR_INVALID;
+    put(&w, "{", 1);
+    put_member_str(&w, "assignment_id", m->assignment_id);
+    put(&w, ",", 1);
+    put_member_str(&w, "release_id", m->release_id);
+    put(&w, ",", 1);
+    put_member_str(&w, "model", m->model);
+    put(&w, ",", 1);
+    put_member_str(&w, "version", m->version);
+    put(&w, ",", 1);
+    put_member_str(&w, "artifact", m->artifact);
+    put(&w, ",", 1);
+    put_member_str(&w, "url", m->url);
+    put(&w, ",", 1);
+    put_member_str(&w, "url_expires_at", m->url_expires_at);
+    put(&w, ",", 1);
+    put_member_u64(&w, "size", m->size);
+    put(&w, ",", 1);
+    put_member_u64(&w, "crc32", m->crc32);
+    put(&w, ",", 1);
+    put_member_str(&w, "sha256", m->sha256);
+    put(&w, ",", 1);
+    put_member_str(&w, "signature", m->signature);
+    put(&w, "}", 1);
+    return finish(&w, len);
+}
+
+/* ---- JSON reading ------------------------------------------------------- */
+
+/* Copies the string member `key` into `arr` (`size` bytes): it must exist, be a string, fit, and hold no NUL. */
+static int get_string(const json_t *obj, const char *key, char *arr, size_t size)
+{
+    const json_t *v = json_object_get(obj, key);
+    const char *s;
+    size_t len;
+
+    if (!json_is_string(v))
+        return 0;
+    s = json_string_value(v);
+    len = json_string_length(v);
+    if (len >= size || strlen(s) != len)
+        return 0;
+    memcpy(arr, s, len);
+    arr[len] = '\0';
+    return 1;
+}
+
+/* Reads the integer member `key`, which must be in [min, max]. */
+static int get_integer(const json_t *obj, const char *key, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    json_int_t n;
+
+    if (!json_is_integer(v))
+        return 0;
+    n = json_integer_value(v);
+    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
+        return 0;
+    *out = (uint64_t)n;
+    return 1;
+}
+
+ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
+{
+    ota_manifest_t m;
+    uint64_t size = 0, crc = 0;
+
+    memset(&m, 0, sizeof m);
+    if (out == NULL || !json_is_object(obj))
+        return OTA_ERR_INVALID;
+    if (!get_string(obj, "assignment_id", m.assignment_id, sizeof m.assignment_id) ||
+        !get_string(obj, "release_id", m.release_id, sizeof m.release_id) ||
+        !get_string(obj, "model", m.model, sizeof m.model) ||
+        !get_string(obj, "version", m.version, sizeof m.version) ||
+        !get_string(obj, "artifact", m.artifact, sizeof m.artifact) ||
+        !get_string(obj, "url", m.url, sizeof m.url) ||
+        !get_string(obj, "url_expires_at", m.url_expires_at, sizeof m.url_expires_at) ||
+        !get_integer(obj, "size", 1, OTA_MANIFEST_SIZE_MAX, &size) ||
+        !get_integer(obj, "crc32", 0, UINT32_MAX, &crc) ||
+        !get_string(obj, "sha256", m.sha256, sizeof m.sha256) ||
+        !get_string(obj, "signature", m.signature, sizeof m.signature))
+        return OTA_ERR_INVALID;
+    m.size = size;
+    m.crc32 = (uint32_t)crc;
+    if (ota_manifest_validate(&m) != OTA_OK)
+        return OTA_ERR_INVALID;
+    *out = m;
+    return OTA_OK;
+}
+
+/*
+ * Why a second JSON checker: jansson reports some allocation failures as
+ * syntax errors ("invalid token") or not at all, so its error code alone
+ * cannot tell a malformed manifest from a full heap. When jansson fails
+ * without naming a cause that is certain, this recognizer (RFC 8259, a top
+ * level object, jansson's nesting limit; allocates nothing) decides: if the
+ * text is well-formed, the failure was memory.
+ */
+
+#define JSON_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the 4 hex digits of a \u escape at s[i]. */
+static long scan_u16(const char *s, size_t len, size_t i)
+{
+    long v = 0;
+    if (len - i < 4)
+        return -1;
+    for (size_t k = 0; k < 4; k++) {
+        int h = hex_value(s[i + k]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at s[i] (no overlong forms, surrogates or values over U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t len, size_t i)
+{
+    unsigned char c = s[i];
+    size_t n;
+    uint32_t v;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, v = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, v = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, v = c & 0x07;
+    else
+        return 0;
+    if (len - i < n)
+        return 0;
+    for (size_t k = 1; k < n; k++) {
+        if ((s[i + k] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (s[i + k] & 0x3f);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Scans the string starting at the '"' at s[*pos]; leaves *pos after its closing '"'. */
+static int scan_string(const char *s, size_t len, size_t *pos)
+{
+    size_t i = *pos + 1;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"') {
+            *pos = i + 1;
+            return 1;
+        }
+        if (c < 0x20)
+            return 0;
+        if (c != '\\') {
+            size_t n = utf8_len((const unsigned char *)s, len, i);
+            if (n == 0)
+                return 0;
+            i += n;
+            continue;
+        }
+        if (++i >= len)
+            return 0;
+        if (s[i] != 'u') {
+            if (strchr("\"\\/bfnrt", s[i]) == NULL || s[i] == '\0')
+                return 0;
+            i++;
+            continue;
+        }
+        long u = scan_u16(s, len, i + 1);
+        i += 5;
+        if (u >= 0xdc00 && u <= 0xdfff)
+            return 0;
+        if (u >= 0xd800 && u <= 0xdbff) {
+            long lo = len - i >= 2 && s[i] == '\\' && s[i + 1] == 'u' ? scan_u16(s, len, i + 2) : -1;
+            if (lo < 0xdc00 || lo > 0xdfff)
+                return 0;
+            i += 6;
+        } else if (u < 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static size_t skip_digits(const char *s, size_t len, size_t i)
+{
+    while (i < len && is_digit(s[i]))
+        i++;
+    return i;
+}
+
+static int scan_number(const char *s, size_t len, size_t *pos)
+{
+    size_t i = *pos, j;
+
+    if (i < len && s[i] == '-')
+        i++;
+    if (i < len && s[i] == '0')
+        i++;
+    else if ((j = skip_digits(s, len, i)) > i)
+        i = j;
+    else
+        return 0;
+    if (i < len && s[i] == '.') {
+        if ((j = skip_digits(s, len, i + 1)) == i + 1)
+            return 0;
+        i = j;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if ((j = skip_digits(s, len, i)) == i)
+            return 0;
+        i = j;
+    }
+    *pos = i;
+    return 1;
+}
+
+static int scan_scalar(const char *s, size_t len, size_t *pos)
+{
+    static const char *const words[] = {"true", "false", "null"};
+    size_t i = *pos;
+
+    if (s[i] == '"')
+        return scan_string(s, len, pos);
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = strlen(words[k]);
+        if (len - i >= n && memcmp(s + i, words[k], n) == 0) {
+            *pos = i + n;
+            return 1;
+        }
+    }
+    return scan_number(s, len, pos);
+}
+
+/* True when `len` bytes at `s` are one JSON object (RFC 8259), nested at most JSON_DEPTH_MAX deep. */
+static int json_object_text_valid(const char *s, size_t len)
+{
+    unsigned char is_object[JSON_DEPTH_MAX / 8 + 1]; /* a bit per open container */
+    size_t depth = 0, i = skip_ws(s, len, 0);
+    enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, AFTER } want = VALUE;
+
+    if (i >= len || s[i] != '{')
+        return 0;
+    for (;;) {
+        i = skip_ws(s, len, i);
+        if (want == AFTER && depth == 0)
+            return i == len;
+        if (i >= len)
+            return 0;
+        char c = s[i];
+        int top_object = depth > 0 && (is_object[(depth - 1) / 8] >> ((depth - 1) % 8) & 1);
+        if ((want == FIRST_KEY && c == '}') || (want == FIRST_VALUE && c == ']')) {
+            depth--, i++, want = AFTER;
+        } else if (want == KEY || want == FIRST_KEY) {
+            if (c != '"' || !scan_string(s, len, &i))
+                return 0;
+            i = skip_ws(s, len, i);
+            if (i >= len || s[i] != ':')
+                return 0;
+            i++, want = VALUE;
+        } else if (want == AFTER) {
+            if (c == ',')
+                want = top_object ? KEY : VALUE;
+            else if (c == (top_object ? '}' : ']'))
+                depth--, want = AFTER;
+            else
+                return 0;
+            i++;
+        } else if (c == '{' || c == '[') {
+            if (depth == JSON_DEPTH_MAX)
+                return 0;
+            if (c == '{')
+                is_object[depth / 8] |= (unsigned char)(1u << depth % 8);
+            else
+                is_object[depth / 8] &= (unsigned char)~(1u << depth % 8);
+            depth++, i++, want = c == '{' ? FIRST_KEY : FIRST_VALUE;
+        } else {
+            if (!scan_scalar(s, len, &i))
+                return 0;
+            want = AFTER;
+        }
+    }
+}
+
+ota_err_t ota_manifest_decode(const char *json, size_t len, ota_manifest_t *out)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    ota_err_t rc = OTA_ERR_INVALID;
+
+    if (out == NULL || (json == NULL && len > 0))
+        return OTA_ERR_INVALID;
+    if (len > OTA_MANIFEST_DECODE_MAX)
+        return OTA_ERR_TOO_LARGE;
+    if (json == NULL)
+        json = "";
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        switch (json_error_code(&jerr)) {
+        case json_error_out_of_memory:
+            rc = OTA_ERR_NOMEM;
+            break;
+        case json_error_duplicate_key:
+        case json_error_numeric_overflow:
+        case json_error_null_character:
+        case json_error_null_byte_in_key:
+        case json_error_stack_overflow:
+            rc = OTA_ERR_INVALID;
+            break;
+        default:
+            rc = json_object_text_valid(json, len) ? OTA_ERR_NOMEM : OTA_ERR_INVALID;
+        }
+        goto Exit;
+    }
+    rc = ota_manifest_decode_json(root, out);
+Exit:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- Ed25519 ------------------------------------------------------------ */
+
+/*
+ * Every OpenSSL call below is bracketed by ERR_set_mark / ERR_pop_to_mark: a
+ * failed verification must not leave errors on the thread's queue, where a
+ * TLS connection on the same thread would later mistake them for its own.
+ */
+
+ota_err_t ota_ed25519_public_from_seed(const unsigned char seed[OTA_ED25519_SEED_LEN],
+                                       unsigned char pub[OTA_ED25519_PUBLIC_LEN])
+{
+    EVP_PKEY *pkey = NULL;
+    size_t len = OTA_ED25519_PUBLIC_LEN;
+    ota_err_t rc = OTA_ERR_CRYPTO;
+
+    if (seed == NULL || pub == NULL)
+        return OTA_ERR_INVALID;
+    ERR_set_mark();
+    pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, OTA_ED25519_SEED_LEN);
+    if (pkey == NULL || EVP_PKEY_get_raw_public_key(pkey, pub, &len) != 1 || len != OTA_ED25519_PUBLIC_LEN)
+        goto Exit;
+    rc = OTA_OK;
+Exit:
+    EVP_PKEY_free(pkey);
+    ERR_pop_to_mark();
+    return rc;
+}
+
+ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25519_SEED_LEN])
+{
+    char tbs[OTA_MANIFEST_CANONICAL_MAX];
+    unsigned char sig[OTA_MANIFEST_SIGNATURE_LEN];
+    size_t tbs_len = 0, sig_len = sizeof sig;
+    EVP_PKEY *pkey = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    ota_err_t rc;
+
+    if (m == NULL || seed == NULL)
+        return OTA_ERR_INVALID;
+    if (validate_signed(m) != OTA_OK || ota_manifest_canonical(m, tbs, sizeof tbs, &tbs_len) != OTA_OK)
+        return OTA_ERR_INVALID;
+    ERR_set_mark();
+    rc = OTA_ERR_NOMEM;
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        goto Exit;
+    rc = OTA_ERR_CRYPTO;
+    pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, OTA_ED25519_SEED_LEN);
+    if (pkey == NULL || EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)tbs, tbs_len) != 1 ||
+        sig_len != OTA_MANIFEST_SIGNATURE_LEN)
+        goto Exit;
+    ota_base64_encode(sig, sig_len, m->signature);
+    rc = OTA_OK;
+Exit:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    ERR_pop_to_mark();
+    return rc;
+}
+
+ota_err_t ota_manifest_verify(const ota_manifest_t *m, const unsigned char public_key[OTA_ED25519_PUBLIC_LEN])
+{
+    char tbs[OTA_MANIFEST_CANONICAL_MAX];
+    unsigned char sig[OTA_MANIFEST_SIGNATURE_LEN];
+    size_t tbs_len = 0;
+    EVP_PKEY *pkey = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    ota_err_t rc;
+
+    if (m == NULL || public_key == NULL)
+        return OTA_ERR_INVALID;
+    if (!decode_signature(m->signature, sig) || validate_signed(m) != OTA_OK ||
+        ota_manifest_canonical(m, tbs, sizeof tbs, &tbs_len) != OTA_OK)
+        return OTA_ERR_INVALID;
+    ERR_set_mark();
+    rc = OTA_ERR_NOMEM;
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        goto Exit;
+    rc = OTA_ERR_CRYPTO;
+    pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, public_key, OTA_ED25519_PUBLIC_LEN);
+    if (pkey == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1 ||
+        EVP_DigestVerify(ctx, sig, sizeof sig, (const unsigned char *)tbs, tbs_len) != 1)
+        goto Exit;
+    rc = OTA_OK;
+Exit:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    ERR_pop_to_mark();
+    return rc;
+}

@@ -1,0 +1,231 @@
+/*
+ * POST /v1/devices/{id}/heartbeat: the hot path.
+ *
+ * Why it looks like this: a million devices heartbeating once a minute are
+ * ~17,000 requests a second, so a heartbeat costs one database round trip.
+ * The stored function ota_heartbeat() (migrations/0003) checks the token's
+ * hash, records presence and the reported state, applies or fails the
+ * active assignment, decides delivery or deferral, and returns what the
+ * manifest needs, all in one transaction. Here remain only what must not be
+ * in the database: validating the body, presigning the URL (pure
+ * computation) and signing the manifest with the server's Ed25519 key.
+ * Only when the token is refused does a second query choose 401 or 403.
+ */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/auth.h"
+#include "http/respond.h"
+#include "http/validate.h"
+#include "json_util.h"
+#include "log.h"
+#include "ota/manifest.h"
+#include "ota/semver.h"
+#include "secret.h"
+
+typedef struct heartbeat_state {
+    char hash[OTA_SECRET_HASH_PG_LEN];
+} heartbeat_state_t;
+
+static const char *const CONNECTIVITY[] = {"wifi", "cellular", NULL};
+static const char *const BATTERY_STATES[] = {"usb", "high", "normal", "low", "dead", NULL};
+static const char *const OTA_STATES[] = {"downloading", "verifying", "installing", "failed", NULL};
+
+static bool one_of(const char *s, const char *const *allowed)
+{
+    for (; *allowed != NULL; allowed++)
+        if (strcmp(s, *allowed) == 0)
+            return true;
+    return false;
+}
+
+/* The reported values, as text parameters of ota_heartbeat() (NULL = not reported). */
+typedef struct report {
+    ota_semver_t version;
+    const char *connectivity, *battery_state, *ota_assignment, *ota_state, *ota_error;
+    char recording[6], battery_percent[8], assignment_id[OTA_UUID_LEN + 1];
+    bool has_recording, has_percent;
+} report_t;
+
+static void read_battery(ota_validate_t *v, json_t *battery, report_t *r)
+{
+    json_int_t percent;
+    ota_validate_t sub;
+    if (battery == NULL || json_is_null(battery))
+        return;
+    if (!json_is_object(battery)) {
+        ota__validate_fail(v, "battery", "must be an object {percent, state}");
+        return;
+    }
+    ota__validate_init(&sub, battery);
+    r->battery_state = ota__validate_string(&sub, "state", false);
+    if (ota__validate_integer(&sub, "percent", false, &percent)) {
+        if (percent < 0 || percent > 100)
+            ota__validate_fail(v, "battery.percent", "must be from 0 to 100");
+        snprintf(r->battery_percent, sizeof r->battery_percent, "%d", (int)percent);
+        r->has_percent = true;
+    }
+    if (r->battery_state != NULL && !one_of(r->battery_state, BATTERY_STATES))
+        ota__validate_fail(v, "battery.state", "must be usb, high, normal, low or dead");
+    if (sub.type_error[0] != '\0' && v->type_error[0] == '\0')
+        snprintf(v->type_error, sizeof v->type_error, "battery: %.140s", sub.type_error);
+    json_decref(sub.fields);
+}
+
+static void read_ota(ota_validate_t *v, json_t *ota, report_t *r)
+{
+    ota_validate_t sub;
+    json_int_t n;
+    if (ota == NULL || json_is_null(ota))
+        return;
+    if (!json_is_object(ota)) {
+        ota__validate_fail(v, "ota", "must be an object");
+        return;
+    }
+    ota__validate_init(&sub, ota);
+    const char *id = ota__validate_string(&sub, "assignment_id", false);
+    r->ota_state = ota__validate_string(&sub, "state", false);
+    r->ota_error = ota__validate_string(&sub, "error", false);
+    ota__validate_integer(&sub, "bytes", false, &n); /* progress: type-checked, shown by the client only */
+    ota__validate_integer(&sub, "total", false, &n);
+    if (id != NULL && !ota__uuid_parse(id, strlen(id), r->assignment_id))
+        ota__validate_fail(v, "ota.assignment_id", "must be a UUID");
+    else if (id != NULL)
+        r->ota_assignment = r->assignment_id;
+    if (r->ota_state != NULL && !one_of(r->ota_state, OTA_STATES))
+        ota__validate_fail(v, "ota.state", "must be downloading, verifying, installing or failed");
+    if (sub.type_error[0] != '\0' && v->type_error[0] == '\0')
+        snprintf(v->type_error, sizeof v->type_error, "ota: %.140s", sub.type_error);
+    json_decref(sub.fields);
+}
+
+static bool read_report(ota_call_t *call, report_t *r)
+{
+    ota_validate_t v;
+    memset(r, 0, sizeof *r);
+    ota__validate_init(&v, call->body);
+    const char *firmware = ota__validate_string(&v, "firmware_version", true);
+    r->connectivity = ota__validate_string(&v, "connectivity", false);
+    json_t *recording = call->body != NULL ? json_object_get(call->body, "recording") : NULL;
+    if (firmware != NULL && ota_semver_parse(firmware, strlen(firmware), &r->version) != OTA_OK)
+        ota__validate_fail(&v, "firmware_version", "must be a semantic version");
+    if (r->connectivity != NULL && !one_of(r->connectivity, CONNECTIVITY))
+        ota__validate_fail(&v, "connectivity", "must be wifi or cellular");
+    if (recording != NULL && !json_is_null(recording)) {
+        if (!json_is_boolean(recording) && v.type_error[0] == '\0')
+            snprintf(v.type_error, sizeof v.type_error, "field 'recording' must be a boolean");
+        snprintf(r->recording, sizeof r->recording, "%s", json_is_true(recording) ? "true" : "false");
+        r->has_recording = json_is_boolean(recording);
+    }
+    read_battery(&v, call->body != NULL ? json_object_get(call->body, "battery") : NULL, r);
+    read_ota(&v, call->body != NULL ? json_object_get(call->body, "ota") : NULL, r);
+    return ota__validate_done(&v, call);
+}
+
+/* The manifest of a delivery: a fresh presigned URL, signed fields. NULL when it cannot be made. */
+static json_t *manifest_json(ota_call_t *call, const PGresult *res)
+{
+    const ota_config_t *cfg = call->worker->cfg;
+    ota_manifest_t m;
+    char json[OTA_MANIFEST_JSON_MAX];
+    size_t len = 0;
+    time_t now = time(NULL), expires = now + cfg->url_ttl;
+    struct tm tm;
+
+    memset(&m, 0, sizeof m);
+    snprintf(m.assignment_id, sizeof m.assignment_id, "%s", PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+    snprintf(m.release_id, sizeof m.release_id, "%s", PQgetvalue(res, 0, OTA_HB_COL_RELEASE_ID));
+    snprintf(m.model, sizeof m.model, "%s", PQgetvalue(res, 0, OTA_HB_COL_MODEL));
+    snprintf(m.version, sizeof m.version, "%s", PQgetvalue(res, 0, OTA_HB_COL_VERSION));
+    snprintf(m.artifact, sizeof m.artifact, "bin");
+    snprintf(m.sha256, sizeof m.sha256, "%s", PQgetvalue(res, 0, OTA_HB_COL_SHA256));
+    m.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_SIZE), NULL, 10);
+    m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
+    gmtime_r(&expires, &tm);
+    strftime(m.url_expires_at, sizeof m.url_expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now,
+                             cfg->url_ttl, m.url, sizeof m.url) != OTA_OK ||
+        ota_manifest_sign(&m, call->worker->signing_key->seed) != OTA_OK ||
+        ota_manifest_encode(&m, json, sizeof json, &len) != OTA_OK) {
+        ota_log_error("cannot make the manifest of assignment %s", m.assignment_id);
+        return NULL;
+    }
+    return json_loadb(json, len, 0, NULL);
+}
+
+static void on_heartbeat(ota_call_t *call, const PGresult *res)
+{
+    heartbeat_state_t *st = call->state;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ota__respond_db_error(call, res);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, OTA_HB_COL_OUTCOME), "ok") != 0) {
+        ota__auth_reject_device_token(call, st->hash);
+        return;
+    }
+    json_t *manifest = json_null();
+    if (PQgetvalue(res, 0, OTA_HB_COL_DELIVER)[0] == 't') {
+        manifest = manifest_json(call, res);
+        if (manifest == NULL) {
+            /* The delivery is counted but no manifest leaves: the device gets one on its next heartbeat. */
+            ota__respond_error(call, 500, "internal", NULL, "cannot make the manifest");
+            return;
+        }
+    }
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ota__respond_json(call, 200,
+                      json_pack("{s:s, s:i, s:o, s:o}", "server_time", now, "heartbeat_interval_s",
+                                call->worker->cfg->heartbeat_interval, "ota", manifest, "deferred",
+                                ota__json_col_string(res, 0, OTA_HB_COL_DEFERRED)));
+}
+
+void ota__api_heartbeat(ota_call_t *call)
+{
+    char secret[OTA_SECRET_MAX], interval[16], timeout[16];
+    report_t r;
+    if (!ota__auth_bearer(call->req, secret)) {
+        ota__auth_unauthorized(call, "missing or malformed Authorization: Bearer header");
+        return;
+    }
+    heartbeat_state_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        h2o_fatal("out of memory");
+    call->state = st;
+    call->state_free = free;
+    ota__secret_hash_pg(secret, strlen(secret), st->hash);
+    if (!read_report(call, &r))
+        return;
+
+    const ota_config_t *cfg = call->worker->cfg;
+    snprintf(interval, sizeof interval, "%d", cfg->heartbeat_interval);
+    snprintf(timeout, sizeof timeout, "%d", cfg->apply_timeout);
+    const char *params[] = {call->params[0],
+                            st->hash,
+                            r.version.text,
+                            r.connectivity,
+                            r.has_recording ? r.recording : NULL,
+                            r.has_percent ? r.battery_percent : NULL,
+                            r.battery_state,
+                            r.ota_assignment,
+                            r.ota_state,
+                            r.ota_error,
+                            "false",
+                            cfg->blocked_battery,
+                            interval,
+                            timeout};
+    ota__call_query(call, OTA_STMT_HEARTBEAT, params, on_heartbeat);
+}
+
+void ota__api_signing_key(ota_call_t *call)
+{
+    ota__respond_json(call, 200,
+                      json_pack("{s:s, s:s}", "alg", "Ed25519", "public_key", call->worker->signing_key->public_base64));
+}
