@@ -5,6 +5,9 @@
 --     partial unique index;
 --   * every status change is recorded in assignment_events and mirrored in
 --     devices.ota_status: a trigger, so no statement can forget it;
+--   * lock order, everywhere: the device row first, then its assignment rows
+--     (the transition trigger updates the device row, so a statement that
+--     locked an assignment first could deadlock with a heartbeat);
 --   * legal transitions only: pending -> delivered -> applied | failed, and
 --     pending -> applied | failed | canceled (a Bluetooth update may skip
 --     delivery), delivered -> canceled; final states never change.
@@ -77,7 +80,7 @@ DECLARE
     d devices%ROWTYPE;
     r releases%ROWTYPE;
 BEGIN
-    SELECT * INTO d FROM devices WHERE id = p_device;
+    SELECT * INTO d FROM devices WHERE id = p_device FOR UPDATE;
     IF NOT FOUND THEN outcome := 'no_device'; RETURN; END IF;
     SELECT * INTO r FROM releases WHERE id = p_release;
     IF NOT FOUND THEN outcome := 'no_release'; RETURN; END IF;
@@ -98,17 +101,66 @@ BEGIN
 END $$;
 
 -- Fails deliveries not applied within p_timeout seconds; any instance may run it at any time.
-CREATE FUNCTION ota_expire_deliveries(p_timeout integer) RETURNS integer LANGUAGE sql AS $$
-    WITH stale AS (
-        SELECT id FROM assignments
+-- Devices another transaction holds (a heartbeat, another sweep) are skipped until the next sweep.
+CREATE FUNCTION ota_expire_deliveries(p_timeout integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    stale record;
+    n integer := 0;
+BEGIN
+    FOR stale IN
+        SELECT id, device_id FROM assignments
         WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => p_timeout)
-        ORDER BY delivered_at LIMIT 1000 FOR UPDATE SKIP LOCKED
-    ), failed AS (
-        UPDATE assignments a SET status = 'failed', reason = 'timeout', finished_at = now()
-        FROM stale WHERE a.id = stale.id RETURNING a.id
-    )
-    SELECT count(*)::integer FROM failed
-$$;
+        ORDER BY delivered_at LIMIT 1000
+    LOOP
+        PERFORM 1 FROM devices WHERE id = stale.device_id FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        UPDATE assignments SET status = 'failed', reason = 'timeout', finished_at = now()
+            WHERE id = stale.id AND status = 'delivered'
+              AND delivered_at < now() - make_interval(secs => p_timeout);
+        IF FOUND THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Cancels an assignment unless it is final. Returns its status afterwards and whether this call canceled it;
+-- no row when there is no such assignment.
+CREATE FUNCTION ota_cancel(p_id uuid, OUT status text, OUT canceled boolean) RETURNS SETOF record
+LANGUAGE plpgsql AS $$
+DECLARE
+    dev uuid;
+BEGIN
+    SELECT a.device_id INTO dev FROM assignments a WHERE a.id = p_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM devices WHERE id = dev FOR UPDATE;
+    UPDATE assignments a SET status = 'canceled', reason = 'canceled', finished_at = now()
+        WHERE a.id = p_id AND a.status IN ('pending', 'delivered');
+    canceled := FOUND;
+    SELECT a.status INTO status FROM assignments a WHERE a.id = p_id;
+    RETURN NEXT;
+END $$;
+
+-- Withdrawing a release cancels its pending assignments (reason release_withdrawn); devices in id order.
+CREATE FUNCTION ota_cancel_pending_of(p_release uuid) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    pending record;
+    n integer := 0;
+BEGIN
+    FOR pending IN
+        SELECT id, device_id FROM assignments WHERE release_id = p_release AND status = 'pending' ORDER BY device_id
+    LOOP
+        PERFORM 1 FROM devices WHERE id = pending.device_id FOR UPDATE;
+        UPDATE assignments SET status = 'canceled', reason = 'release_withdrawn', finished_at = now()
+            WHERE id = pending.id AND status = 'pending';
+        IF FOUND THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END $$;
 
 -- The heartbeat, in one round trip (see server/api/heartbeat.c for the why).
 -- Checks the token hash, records presence and the reported state, then acts

@@ -190,7 +190,7 @@ static void on_canceled(ota_call_t *call, const PGresult *res)
         ota__respond_error(call, 404, "not_found", NULL, "no such assignment");
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+    if (PQgetvalue(res, 0, 1)[0] != 't') {
         const char *status = PQgetvalue(res, 0, 0);
         ota__respond_error(call, 409, "invalid_transition", json_pack("{s:s}", "status", status),
                            "assignment is %s already; only pending or delivered ones can be canceled", status);

@@ -57,7 +57,8 @@ static void read_battery(ota_validate_t *v, json_t *battery, report_t *r)
     if (battery == NULL || json_is_null(battery))
         return;
     if (!json_is_object(battery)) {
-        ota__validate_fail(v, "battery", "must be an object {percent, state}");
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field 'battery' must be an object {percent, state}");
         return;
     }
     ota__validate_init(&sub, battery);
@@ -82,7 +83,8 @@ static void read_ota(ota_validate_t *v, json_t *ota, report_t *r)
     if (ota == NULL || json_is_null(ota))
         return;
     if (!json_is_object(ota)) {
-        ota__validate_fail(v, "ota", "must be an object");
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field 'ota' must be an object");
         return;
     }
     ota__validate_init(&sub, ota);

@@ -93,13 +93,12 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_RELEASE_LIST_MODEL] = {"release_list_model",
                                      "SELECT " RELEASE_COLS " FROM releases r WHERE r.model_id = $4 AND " RELEASE_PAGE,
                                      4},
-    /* Withdrawing cancels the release's pending assignments in the same statement. */
+    /* Withdrawing cancels the release's pending assignments in the same statement (the subquery runs first). */
     [OTA_STMT_RELEASE_UPDATE] = {"release_update",
-                                 "WITH c AS (UPDATE assignments SET status = 'canceled', reason = 'release_withdrawn', "
-                                 "finished_at = now() WHERE release_id = $1::uuid AND status = 'pending' "
-                                 "AND $4 = 'withdrawn') "
                                  "UPDATE releases r SET notes = CASE WHEN $2::boolean THEN $3 ELSE r.notes END, "
-                                 "status = coalesce($4, r.status) WHERE r.id = $1::uuid RETURNING " RELEASE_COLS,
+                                 "status = coalesce($4, r.status) "
+                                 "FROM (SELECT CASE WHEN $4 = 'withdrawn' THEN ota_cancel_pending_of($1::uuid) END) c "
+                                 "WHERE r.id = $1::uuid RETURNING " RELEASE_COLS,
                                  4},
     /* The object keys are read before the delete (same snapshot) so the objects can be removed after it. */
     [OTA_STMT_RELEASE_DELETE] = {"release_delete",
@@ -135,12 +134,7 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                          "SELECT " ASSIGNMENT_COLS " FROM assignments a WHERE a.device_id = $4::uuid AND "
                                          ASSIGNMENT_PAGE, 4},
     /* 0 rows: no such assignment; status unchanged: it was final already. */
-    [OTA_STMT_ASSIGNMENT_CANCEL] = {"assignment_cancel",
-                                    "WITH c AS (UPDATE assignments SET status = 'canceled', reason = 'canceled', "
-                                    "finished_at = now() WHERE id = $1::uuid AND status IN ('pending', 'delivered') "
-                                    "RETURNING id) SELECT a.status, (SELECT count(*) FROM c) FROM assignments a "
-                                    "WHERE a.id = $1::uuid",
-                                    1},
+    [OTA_STMT_ASSIGNMENT_CANCEL] = {"assignment_cancel", "SELECT status, canceled FROM ota_cancel($1::uuid)", 1},
     [OTA_STMT_DEVICE_EXISTS] = {"device_exists", "SELECT 1 FROM devices WHERE id = $1::uuid", 1},
     [OTA_STMT_HEARTBEAT] = {"heartbeat",
                             "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "

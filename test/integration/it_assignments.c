@@ -1,0 +1,1588 @@
+/*
+ * Integration: assignments and the device heartbeat (API.md "Assignments",
+ * "Heartbeat (device)", the manifest, GET /v1/signing-key) against the real
+ * ota-server on a throwaway PostgreSQL cluster, with the fs storage backend.
+ *
+ * The whole state machine over HTTP: pending -> delivered (a heartbeat
+ * carries a signed manifest whose URL serves the release's bytes) ->
+ * re-delivery -> applied | failed; cancel; withdrawal; the apply timeout;
+ * deferrals; and every 4xx of these routes. Each test makes its own model,
+ * releases and devices, so none depends on another's order.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "checks.h"
+#include "ota/crc32.h"
+#include "ota/manifest.h"
+
+#define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A second server some tests start with other settings; stopped by the test's teardown, even after a failure. */
+static h_server_t g_other;
+static bool g_other_up;
+
+/* ---- small utilities -------------------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static bool is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static unsigned char *random_bytes(size_t n)
+{
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL, "out of memory");
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = getrandom(p + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        CHECK(k > 0, "getrandom: %s", strerror(errno));
+        got += (size_t)k;
+    }
+    return p;
+}
+
+static void hex_encode(const unsigned char *in, unsigned n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* `key` is present in `obj` and null. */
+static bool jnull(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return v != NULL && json_is_null(v);
+}
+
+static json_int_t jint(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/* A plain GET of a whole URL without credentials: returns the status; the body (malloc'ed) goes to `out`. */
+typedef struct buf {
+    unsigned char *p;
+    size_t len, cap;
+} buf_t;
+
+static size_t on_bytes(char *data, size_t size, size_t nmemb, void *arg)
+{
+    buf_t *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return 0;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+static long download(const char *url, buf_t *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    CHECK(c != NULL, "curl_easy_init failed");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* ---- fixtures ----------------------------------------------------------------------------------- */
+
+typedef struct release {
+    char id[40];
+    char model[32];
+    char version[32];
+    unsigned char *bin;
+    size_t len;
+    uint32_t crc32;
+    char sha256[65];
+} release_t;
+
+typedef struct device {
+    char id[40];
+    char token[200];
+    char model[32];
+} device_t;
+
+/* POSTs a release of `model` / `version` with `len` random bytes as a JSON blob; checks the 201. */
+static void make_release(const char *model, const char *version, size_t len, release_t *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "%s", model);
+    snprintf(out->version, sizeof out->version, "%s", version);
+    out->bin = random_bytes(len);
+    out->len = len;
+    out->crc32 = ota_crc32_update(0, out->bin, len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    CHECK(EVP_Digest(out->bin, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
+    hex_encode(md, n, out->sha256);
+
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    CHECK(b64 != NULL, "out of memory");
+    EVP_EncodeBlock((unsigned char *)b64, out->bin, (int)len);
+    h_resp_t r = {0};
+    h_json(&h_g_srv, "POST", "/v1/releases", h_g_srv.admin_key, &r, "{s:s, s:s, s:{s:s}}", "version", version,
+           "model", model, "bin", "blob", b64);
+    free(b64);
+    EXPECT_STATUS(&r, 201);
+    CHECK(is_uuid(h_jstr(r.json, "id")), "release id: %s", BODY(&r));
+    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+}
+
+static void release_free(release_t *r)
+{
+    free(r->bin);
+    r->bin = NULL;
+}
+
+/* Registers a device of `model` running `firmware` (NULL: none reported); checks the 201. */
+static void make_device(const char *model, const char *firmware, device_t *out)
+{
+    char serial[40];
+    memset(out, 0, sizeof *out);
+    h_unique(serial, sizeof serial, "SN-");
+    h_resp_t r = {0};
+    if (firmware != NULL)
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model",
+               model, "firmware_version", firmware);
+    else
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    EXPECT_STATUS(&r, 201);
+    CHECK(is_uuid(h_jstr(r.json, "id")) && h_jstr(r.json, "token") != NULL, "device: %s", BODY(&r));
+    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
+    snprintf(out->token, sizeof out->token, "%s", h_jstr(r.json, "token"));
+    snprintf(out->model, sizeof out->model, "%s", model);
+    h_resp_free(&r);
+}
+
+/* POST /v1/devices/{device_id}/assignments {"release_id": release_id} as the admin. */
+static void assign(const char *device_id, const char *release_id, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", device_id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, out, "{s:s}", "release_id", release_id);
+}
+
+/* The 201 of a new assignment, with the contract's whole shape; its id goes to `id` (40 bytes). */
+static void assign_ok(const device_t *d, const release_t *rel, char id[40])
+{
+    h_resp_t r = {0};
+    assign(d->id, rel->id, &r);
+    EXPECT_STATUS(&r, 201);
+    json_t *a = r.json;
+    time_t t;
+    CHECK(is_uuid(h_jstr(a, "id")), "id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "device_id"), d->id), "device_id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "release_id"), rel->id), "release_id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "version"), rel->version), "version: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "status"), "pending"), "status: %s", BODY(&r));
+    CHECK(h_rfc3339_utc(h_jstr(a, "created_at"), &t) && labs((long)(t - time(NULL))) < 120, "created_at: %s",
+          BODY(&r));
+    CHECK(jnull(a, "delivered_at") && jnull(a, "finished_at") && jnull(a, "reason"), "nulls: %s", BODY(&r));
+    CHECK(json_is_integer(json_object_get(a, "deliveries")) && jint(a, "deliveries") == 0, "deliveries: %s",
+          BODY(&r));
+    snprintf(id, 40, "%s", h_jstr(a, "id"));
+    h_resp_free(&r);
+}
+
+/* GET /v1/assignments/{id}: the assignment with its events (caller decrefs). */
+static json_t *get_assignment(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/assignments/%s", id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(json_is_array(json_object_get(r.json, "events")), "no events array: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "id"), id), "id: %s", BODY(&r));
+    json_t *a = json_incref(r.json);
+    h_resp_free(&r);
+    return a;
+}
+
+/* GET /v1/devices/{id} (caller decrefs). */
+static json_t *get_device(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s", id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *d = json_incref(r.json);
+    h_resp_free(&r);
+    return d;
+}
+
+typedef struct event {
+    const char *from; /* NULL: null */
+    const char *to;
+    const char *reason; /* NULL: null */
+} event_t;
+
+/* The assignment's events are exactly `want` (oldest first), each with an RFC 3339 "at" in order. */
+static void expect_events(json_t *a, const event_t *want, size_t n)
+{
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_t *events = json_object_get(a, "events");
+    CHECK(json_array_size(events) == n, "%zu events, want %zu: %s", json_array_size(events), n, text);
+    time_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(events, i);
+        time_t at;
+        CHECK(h_rfc3339_utc(h_jstr(e, "at"), &at) && at >= prev, "event %zu: bad or out-of-order at: %s", i, text);
+        prev = at;
+        CHECK(want[i].from == NULL ? jnull(e, "from") : h_streq(h_jstr(e, "from"), want[i].from),
+              "event %zu: from, want %s: %s", i, want[i].from ? want[i].from : "null", text);
+        CHECK(h_streq(h_jstr(e, "to"), want[i].to), "event %zu: to, want %s: %s", i, want[i].to, text);
+        CHECK(want[i].reason == NULL ? jnull(e, "reason") : h_streq(h_jstr(e, "reason"), want[i].reason),
+              "event %zu: reason, want %s: %s", i, want[i].reason ? want[i].reason : "null", text);
+    }
+    free(text);
+}
+
+/* The assignment `id` has `status`, `deliveries`, and `reason` (NULL: null). */
+static json_t *expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason)
+{
+    json_t *a = get_assignment(id);
+    char *text = json_dumps(a, JSON_COMPACT);
+    CHECK(h_streq(h_jstr(a, "status"), status), "status, want %s: %s", status, text);
+    CHECK(jint(a, "deliveries") == deliveries, "deliveries, want %lld: %s", (long long)deliveries, text);
+    CHECK(reason == NULL ? jnull(a, "reason") : h_streq(h_jstr(a, "reason"), reason), "reason, want %s: %s",
+          reason ? reason : "null", text);
+    bool final = strcmp(status, "applied") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
+    time_t t;
+    CHECK(final ? h_rfc3339_utc(h_jstr(a, "finished_at"), &t) : jnull(a, "finished_at"), "finished_at: %s", text);
+    if (deliveries > 0)
+        CHECK(h_rfc3339_utc(h_jstr(a, "delivered_at"), &t), "delivered_at: %s", text);
+    else
+        CHECK(jnull(a, "delivered_at"), "delivered_at: %s", text);
+    free(text);
+    return a;
+}
+
+/* POST /v1/devices/{device_id}/heartbeat on `srv` with `token` (NULL: none) and the JSON text `body`. */
+static void heartbeat_on(h_server_t *srv, const char *device_id, const char *token, const char *body, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", device_id);
+    h_request(srv, "POST", path, token, body, out);
+}
+
+/* A heartbeat that must be answered 200 with the contract's shape. */
+static void heartbeat_ok(h_server_t *srv, const device_t *d, const char *body, h_resp_t *out)
+{
+    heartbeat_on(srv, d->id, d->token, body, out);
+    if (out->status != 200 && srv != &h_g_srv)
+        h_server_dump_log(srv);
+    CHECK(out->status == 200, "heartbeat %s: expected 200, got %ld: %.2000s", body, out->status, BODY(out));
+    time_t t;
+    CHECK(h_rfc3339_utc(h_jstr(out->json, "server_time"), &t) && labs((long)(t - time(NULL))) < 120,
+          "server_time: %s", BODY(out));
+    CHECK(jint(out->json, "heartbeat_interval_s") == 60, "heartbeat_interval_s: %s", BODY(out));
+    json_t *ota = json_object_get(out->json, "ota"), *deferred = json_object_get(out->json, "deferred");
+    CHECK(ota != NULL && (json_is_null(ota) || json_is_object(ota)), "ota: %s", BODY(out));
+    CHECK(deferred != NULL && (json_is_null(deferred) || json_is_string(deferred)), "deferred: %s", BODY(out));
+}
+
+/* A heartbeat reporting only `firmware`. */
+static void heartbeat_fw(const device_t *d, const char *firmware, h_resp_t *out)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"firmware_version\": \"%s\"}", firmware);
+    heartbeat_ok(&h_g_srv, d, body, out);
+}
+
+/* The heartbeat answer has no manifest, and deferred is `deferred` (NULL: null). */
+static void expect_no_manifest(const h_resp_t *r, const char *deferred)
+{
+    CHECK(jnull(r->json, "ota"), "expected ota null: %s", BODY(r));
+    CHECK(deferred == NULL ? jnull(r->json, "deferred") : h_streq(h_jstr(r->json, "deferred"), deferred),
+          "expected deferred %s: %s", deferred ? deferred : "null", BODY(r));
+}
+
+/* ---- the signing key and the manifest ---------------------------------------------------------- */
+
+/* GET /v1/signing-key (no credentials): the 32-byte Ed25519 public key. */
+static void signing_key(unsigned char pub[OTA_ED25519_PUBLIC_LEN])
+{
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/v1/signing-key", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(strncasecmp(r.content_type, "application/json", 16) == 0, "content type %s", r.content_type);
+    CHECK(h_streq(h_jstr(r.json, "alg"), "Ed25519"), "alg: %s", BODY(&r));
+    const char *b64 = h_jstr(r.json, "public_key");
+    CHECK(b64 != NULL && strlen(b64) == 44 && b64[43] == '=' && b64[42] != '=', "public_key: %s", BODY(&r));
+    unsigned char raw[48];
+    int n = EVP_DecodeBlock(raw, (const unsigned char *)b64, 44);
+    CHECK(n == 33, "public_key is not base64 of 32 bytes: %s", BODY(&r)); /* 33: the '=' counts as a zero byte */
+    memcpy(pub, raw, OTA_ED25519_PUBLIC_LEN);
+    h_resp_free(&r);
+}
+
+/*
+ * The heartbeat answer carries a manifest for assignment `aid` of `rel`: decodes, matches the release, its
+ * signature verifies with the server's key, and its URL serves the release's bytes. Decoded into *out.
+ */
+static void expect_manifest(const h_resp_t *r, const char *aid, const release_t *rel, ota_manifest_t *out)
+{
+    json_t *m = json_object_get(r->json, "ota");
+    CHECK(json_is_object(m), "expected a manifest in ota: %s", BODY(r));
+    CHECK(jnull(r->json, "deferred"), "a delivery with deferred set: %s", BODY(r));
+    CHECK(ota_manifest_decode_json(m, out) == OTA_OK, "the manifest does not decode: %s", BODY(r));
+    CHECK(h_streq(out->assignment_id, aid), "assignment_id, want %s: %s", aid, BODY(r));
+    CHECK(h_streq(out->release_id, rel->id), "release_id, want %s: %s", rel->id, BODY(r));
+    CHECK(h_streq(out->model, rel->model), "model, want %s: %s", rel->model, BODY(r));
+    CHECK(h_streq(out->version, rel->version), "version, want %s: %s", rel->version, BODY(r));
+    CHECK(h_streq(out->artifact, "bin"), "artifact: %s", BODY(r));
+    CHECK(out->size == rel->len, "size, want %zu: %s", rel->len, BODY(r));
+    CHECK(out->crc32 == rel->crc32, "crc32, want %u: %s", (unsigned)rel->crc32, BODY(r));
+    CHECK(h_streq(out->sha256, rel->sha256), "sha256, want %s: %s", rel->sha256, BODY(r));
+    time_t expires;
+    CHECK(h_rfc3339_utc(out->url_expires_at, &expires) && expires > time(NULL) && expires <= time(NULL) + 1000,
+          "url_expires_at (default OTA_URL_TTL 900): %s", BODY(r));
+
+    unsigned char pub[OTA_ED25519_PUBLIC_LEN];
+    signing_key(pub);
+    CHECK(ota_manifest_verify(out, pub) == OTA_OK, "the manifest's signature does not verify: %s", BODY(r));
+
+    buf_t b;
+    long status = download(out->url, &b);
+    CHECK(status == 200, "GET %s: %ld", out->url, status);
+    CHECK(b.len == rel->len && memcmp(b.p, rel->bin, rel->len) == 0, "GET %s: %zu bytes that differ from the %zu "
+          "of the release", out->url, b.len, rel->len);
+    free(b.p);
+}
+
+/* A fresh model with release 2.0.0 (and `old` 1.0.0 too when not NULL) and a device running 1.0.0. */
+typedef struct scene {
+    char model[32];
+    release_t rel;
+    device_t dev;
+    char aid[40]; /* filled by scene_assign */
+} scene_t;
+
+static void scene_make(scene_t *s, size_t bin_len)
+{
+    memset(s, 0, sizeof *s);
+    h_make_model(s->model, sizeof s->model, "Assignment test model");
+    make_release(s->model, "2.0.0", bin_len, &s->rel);
+    make_device(s->model, "1.0.0", &s->dev);
+}
+
+static void scene_assign(scene_t *s)
+{
+    assign_ok(&s->dev, &s->rel, s->aid);
+}
+
+/* Assigns and delivers once: the assignment is delivered with deliveries 1. */
+static void scene_deliver(scene_t *s)
+{
+    scene_assign(s);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+    heartbeat_fw(&s->dev, "1.0.0", &r);
+    expect_manifest(&r, s->aid, &s->rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s->aid, "delivered", 1, NULL));
+}
+
+static void scene_free(scene_t *s)
+{
+    release_free(&s->rel);
+}
+
+static int stop_other(void **state)
+{
+    (void)state;
+    if (g_other_up) {
+        h_server_stop(&g_other);
+        g_other_up = false;
+    }
+    return 0;
+}
+
+static h_server_t *start_other(const char *const *extra)
+{
+    h_server_start(&g_other, &h_g_pg, extra);
+    g_other_up = true;
+    CHECK(h_wait_ready(&g_other), "the second server did not become ready");
+    return &g_other;
+}
+
+/* POST /v1/assignments/{id}/cancel as the admin. */
+static void cancel(const char *aid, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/assignments/%s/cancel", aid);
+    h_http(&h_g_srv, "POST", path, h_g_srv.admin_key, NULL, 0, NULL, out);
+}
+
+/* ---- 1. the happy path ------------------------------------------------------------------------ */
+
+static void test_lifecycle_applied(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 20000);
+    scene_assign(&s);
+
+    /* pending: one event, the device shows it as its active assignment. */
+    json_t *a = expect_assignment(s.aid, "pending", 0, NULL);
+    const event_t created[] = {{NULL, "pending", NULL}};
+    expect_events(a, created, 1);
+    json_t *d = get_device(s.dev.id);
+    json_t *active = json_object_get(d, "active_assignment");
+    char *dtext = json_dumps(d, JSON_COMPACT);
+    CHECK(json_is_object(active), "active_assignment: %s", dtext);
+    CHECK(json_object_get(active, "events") == NULL, "active_assignment carries events: %s", dtext);
+    json_t *plain = json_deep_copy(a);
+    json_object_del(plain, "events");
+    CHECK(json_equal(plain, active), "active_assignment differs from GET /v1/assignments/{id}: %s", dtext);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "pending"), "ota_status: %s", dtext);
+    free(dtext);
+    json_decref(plain);
+    json_decref(d);
+    json_decref(a);
+
+    /* The device's own token reads its own device, active assignment included. */
+    char dpath[128];
+    snprintf(dpath, sizeof dpath, "/v1/devices/%s", s.dev.id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", dpath, s.dev.token, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(json_object_get(r.json, "active_assignment"), "id"), s.aid), "%s", BODY(&r));
+    h_resp_free(&r);
+
+    /* The first heartbeat delivers. */
+    ota_manifest_t m1, m2;
+    heartbeat_ok(&h_g_srv, &s.dev,
+                 "{\"firmware_version\": \"1.0.0\", \"connectivity\": \"wifi\", \"recording\": false, "
+                 "\"battery\": {\"percent\": 80, \"state\": \"normal\"}}",
+                 &r);
+    expect_manifest(&r, s.aid, &s.rel, &m1);
+    h_resp_free(&r);
+    a = expect_assignment(s.aid, "delivered", 1, NULL);
+    char delivered_at[40];
+    snprintf(delivered_at, sizeof delivered_at, "%s", h_jstr(a, "delivered_at"));
+    const event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
+    expect_events(a, delivered, 2);
+    json_decref(a);
+    d = get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "delivered") &&
+              h_streq(h_jstr(json_object_get(d, "active_assignment"), "status"), "delivered"),
+          "device after delivery: %s", json_dumps(d, JSON_COMPACT));
+    json_decref(d);
+
+    /* Tampering with any signed field breaks the signature; the URL is not signed. */
+    unsigned char pub[OTA_ED25519_PUBLIC_LEN];
+    signing_key(pub);
+    ota_manifest_t t = m1;
+    snprintf(t.url, sizeof t.url, "http://127.0.0.1:1/elsewhere");
+    CHECK(ota_manifest_verify(&t, pub) == OTA_OK, "changing the (unsigned) url broke the signature");
+    t = m1;
+    snprintf(t.version, sizeof t.version, "2.0.1");
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed version still verifies");
+    t = m1;
+    t.size += 1;
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed size still verifies");
+    t = m1;
+    t.crc32 ^= 1u;
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed crc32 still verifies");
+    t = m1;
+    t.sha256[0] = t.sha256[0] == '0' ? '1' : '0';
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed sha256 still verifies");
+    t = m1;
+    h_random_uuid(t.assignment_id, sizeof t.assignment_id);
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed assignment_id still verifies");
+    t = m1;
+    pub[0] ^= 0x40;
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "verifies with another key");
+
+    /* Later heartbeats while delivered re-deliver with a fresh URL; every manifest sent is counted. */
+    sleep_ms(1100); /* presigned URLs carry the second they were made */
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m2);
+    h_resp_free(&r);
+    CHECK(strcmp(m1.url, m2.url) != 0, "re-delivery 1.1 s later has the same URL %s", m1.url);
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m2);
+    h_resp_free(&r);
+    a = expect_assignment(s.aid, "delivered", 3, NULL);
+    CHECK(h_streq(h_jstr(a, "delivered_at"), delivered_at), "delivered_at moved on re-delivery: %s -> %s",
+          delivered_at, h_jstr(a, "delivered_at"));
+    expect_events(a, delivered, 2); /* re-delivery is no transition */
+    json_decref(a);
+
+    /* Progress reports change nothing (the manifest keeps coming while it is delivered). */
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
+             "\"bytes\": 1000, \"total\": %zu}}",
+             s.aid, s.rel.len);
+    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    h_resp_free(&r);
+    a = get_assignment(s.aid);
+    CHECK(h_streq(h_jstr(a, "status"), "delivered"), "after a progress report: %s", json_dumps(a, JSON_COMPACT));
+    json_int_t deliveries = jint(a, "deliveries");
+    json_decref(a);
+
+    /* Reporting the version applies it (the leading v is dropped on input). */
+    heartbeat_fw(&s.dev, "v2.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    a = expect_assignment(s.aid, "applied", deliveries, NULL);
+    const event_t applied[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "applied", NULL}};
+    expect_events(a, applied, 3);
+    json_decref(a);
+    d = get_device(s.dev.id);
+    dtext = json_dumps(d, JSON_COMPACT);
+    CHECK(jnull(d, "active_assignment"), "active_assignment after applied: %s", dtext);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "applied"), "ota_status after applied: %s", dtext);
+    CHECK(h_streq(h_jstr(d, "firmware_version"), "2.0.0"), "firmware_version: %s", dtext);
+    CHECK(h_streq(h_jstr(d, "connectivity"), "wifi"), "connectivity kept from an earlier heartbeat: %s", dtext);
+    free(dtext);
+    json_decref(d);
+
+    /* Nothing more to deliver; the release is now installed, so assigning it again is refused. */
+    heartbeat_fw(&s.dev, "2.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    assign(s.dev.id, s.rel.id, &r);
+    EXPECT_ERROR(&r, 409, "already_installed");
+    h_resp_free(&r);
+    scene_free(&s);
+}
+
+/* ---- 2. failure reported by the device -------------------------------------------------------- */
+
+static void test_failed_path(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 5000);
+    scene_deliver(&s);
+
+    /* "failed" for another assignment id is not about this one. */
+    char other[40], body[512];
+    h_random_uuid(other, sizeof other);
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"failed\", "
+             "\"error\": \"unrelated\"}}",
+             other);
+    h_resp_t r = {0};
+    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    h_resp_free(&r);
+    json_t *a = get_assignment(s.aid);
+    CHECK(h_streq(h_jstr(a, "status"), "delivered"), "failed for another assignment: %s", json_dumps(a, 0));
+    json_int_t deliveries = jint(a, "deliveries");
+    json_decref(a);
+
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"failed\", "
+             "\"bytes\": 4096, \"total\": 5000, \"error\": \"crc32 mismatch\"}}",
+             s.aid);
+    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    a = expect_assignment(s.aid, "failed", deliveries, "crc32 mismatch");
+    const event_t failed[] = {
+        {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "failed", "crc32 mismatch"}};
+    expect_events(a, failed, 3);
+    json_decref(a);
+    json_t *d = get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && jnull(d, "active_assignment"), "device: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+
+    /* Final: cancel is refused; a new assignment of the same release may follow. */
+    cancel(s.aid, &r);
+    EXPECT_ERROR(&r, 409, "invalid_transition");
+    h_resp_free(&r);
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    char again[40];
+    assign_ok(&s.dev, &s.rel, again);
+    CHECK(strcmp(again, s.aid) != 0, "the new assignment has the old id");
+    scene_free(&s);
+}
+
+/* ---- 3. cancel -------------------------------------------------------------------------------- */
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 3000);
+
+    /* Cancel a pending one. */
+    scene_assign(&s);
+    h_resp_t r = {0};
+    cancel(s.aid, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(r.json, "id"), s.aid) && h_streq(h_jstr(r.json, "status"), "canceled") &&
+              h_streq(h_jstr(r.json, "reason"), "canceled"),
+          "cancel answer: %s", BODY(&r));
+    h_resp_free(&r);
+    json_t *a = expect_assignment(s.aid, "canceled", 0, "canceled");
+    const event_t pending_canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "canceled"}};
+    expect_events(a, pending_canceled, 2);
+    json_decref(a);
+    json_t *d = get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && jnull(d, "active_assignment"), "device: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+
+    /* Canceling again: final already. */
+    cancel(s.aid, &r);
+    EXPECT_STRICT_ERROR(&r, 409, "invalid_transition");
+    h_resp_free(&r);
+
+    /* Cancel a delivered one: the device gets no manifest after. */
+    scene_deliver(&s);
+    cancel(s.aid, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(r.json, "status"), "canceled"), "cancel answer: %s", BODY(&r));
+    h_resp_free(&r);
+    a = expect_assignment(s.aid, "canceled", 1, "canceled");
+    const event_t delivered_canceled[] = {
+        {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "canceled", "canceled"}};
+    expect_events(a, delivered_canceled, 3);
+    json_decref(a);
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    /* A late "applied" report does not resurrect it. */
+    heartbeat_fw(&s.dev, "2.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "canceled", 1, "canceled"));
+
+    /* Cancel an applied one: 409, and nothing changes. */
+    heartbeat_fw(&s.dev, "1.0.0", &r); /* back to the old version */
+    h_resp_free(&r);
+    scene_deliver(&s);
+    heartbeat_fw(&s.dev, "2.0.0", &r);
+    h_resp_free(&r);
+    cancel(s.aid, &r);
+    EXPECT_STRICT_ERROR(&r, 409, "invalid_transition");
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "applied", 1, NULL));
+
+    /* Unknown, malformed, without or with weaker credentials. */
+    char unknown[40], path[128];
+    h_random_uuid(unknown, sizeof unknown);
+    cancel(unknown, &r);
+    EXPECT_STRICT_ERROR(&r, 404, "not_found");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "POST", "/v1/assignments/not-a-uuid/cancel", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/assignments/%s/cancel", s.aid);
+    h_http(&h_g_srv, "POST", path, NULL, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "POST", path, s.dev.token, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    scene_free(&s);
+}
+
+/* ---- 4. creating: every refusal ------------------------------------------------------------------ */
+
+static void test_create_errors(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 1000);
+    h_resp_t r = {0};
+    char unknown[40], path[128];
+
+    /* Unknown device. */
+    h_random_uuid(unknown, sizeof unknown);
+    assign(unknown, s.rel.id, &r);
+    EXPECT_STRICT_ERROR(&r, 404, "not_found");
+    h_resp_free(&r);
+    h_json(&h_g_srv, "POST", "/v1/devices/not-a-uuid/assignments", h_g_srv.admin_key, &r, "{s:s}", "release_id",
+           s.rel.id);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+
+    /* release_id: unknown, not a UUID, missing, empty; a wrong type is a 400. */
+    assign(s.dev.id, unknown, &r);
+    EXPECT_FIELD_ERROR(&r, "release_id");
+    h_resp_free(&r);
+    assign(s.dev.id, "not-a-uuid", &r);
+    EXPECT_FIELD_ERROR(&r, "release_id");
+    h_resp_free(&r);
+    assign(s.dev.id, "", &r);
+    EXPECT_FIELD_ERROR(&r, "release_id");
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", s.dev.id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, &r, "{}");
+    EXPECT_FIELD_ERROR(&r, "release_id");
+    h_resp_free(&r);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, &r, "{s:i}", "release_id", 42);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    h_request(&h_g_srv, "POST", path, h_g_srv.admin_key, "{\"release_id\": ", &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+
+    /* Another model's release. */
+    char model2[32];
+    release_t other;
+    h_make_model(model2, sizeof model2, "Other model");
+    make_release(model2, "3.0.0", 500, &other);
+    assign(s.dev.id, other.id, &r);
+    EXPECT_STRICT_ERROR(&r, 422, "model_mismatch");
+    h_resp_free(&r);
+    release_free(&other);
+
+    /* A withdrawn release. */
+    release_t withdrawn;
+    make_release(s.model, "2.5.0", 500, &withdrawn);
+    snprintf(path, sizeof path, "/v1/releases/%s", withdrawn.id);
+    h_json(&h_g_srv, "PATCH", path, h_g_srv.admin_key, &r, "{s:s}", "status", "withdrawn");
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assign(s.dev.id, withdrawn.id, &r);
+    EXPECT_STRICT_ERROR(&r, 422, "release_withdrawn");
+    h_resp_free(&r);
+
+    /* The version the device runs already. */
+    release_t current;
+    make_release(s.model, "1.0.0", 500, &current);
+    assign(s.dev.id, current.id, &r);
+    EXPECT_STRICT_ERROR(&r, 409, "already_installed");
+    h_resp_free(&r);
+
+    /* Nothing of that created anything. */
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", s.dev.id);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(json_array_size(json_object_get(r.json, "items")) == 0, "refusals created assignments: %s", BODY(&r));
+    h_resp_free(&r);
+
+    /* One active per device: the second names the first, pending then delivered. */
+    scene_assign(&s);
+    release_t newer;
+    make_release(s.model, "2.1.0", 500, &newer);
+    const char *const rels[] = {s.rel.id, newer.id};
+    for (size_t i = 0; i < ELEMS(rels); i++) {
+        assign(s.dev.id, rels[i], &r);
+        EXPECT_STRICT_ERROR(&r, 409, "active_assignment_exists");
+        json_t *details = json_object_get(json_object_get(r.json, "error"), "details");
+        CHECK(h_streq(h_jstr(details, "assignment_id"), s.aid) && h_streq(h_jstr(details, "status"), "pending"),
+              "details, want assignment_id %s and status pending: %s", s.aid, BODY(&r));
+        h_resp_free(&r);
+    }
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_resp_free(&r);
+    assign(s.dev.id, newer.id, &r);
+    EXPECT_ERROR(&r, 409, "active_assignment_exists");
+    json_t *details = json_object_get(json_object_get(r.json, "error"), "details");
+    CHECK(h_streq(h_jstr(details, "assignment_id"), s.aid) && h_streq(h_jstr(details, "status"), "delivered"),
+          "details, want assignment_id %s and status delivered: %s", s.aid, BODY(&r));
+    h_resp_free(&r);
+
+    /* Credentials: none 401; a viewer key or the device's own token 403. */
+    h_json(&h_g_srv, "POST", path, NULL, &r, "{s:s}", "release_id", newer.id);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    h_json(&h_g_srv, "POST", path, s.dev.token, &r, "{s:s}", "release_id", newer.id);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    char name[40], key[256] = "";
+    h_unique(name, sizeof name, "viewer-");
+    const char *const args[] = {"apikey", "create", "--name", name, "--role", "viewer", NULL};
+    int rc = h_run_server_cmd(&h_g_pg, args, NULL, key, sizeof key);
+    key[strcspn(key, "\r\n")] = '\0';
+    CHECK(rc == 0 && key[0] != '\0', "apikey create --role viewer: exit %d, output \"%s\"", rc, key);
+    h_json(&h_g_srv, "POST", path, key, &r, "{s:s}", "release_id", newer.id);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    char cpath[128];
+    snprintf(cpath, sizeof cpath, "/v1/assignments/%s/cancel", s.aid);
+    h_http(&h_g_srv, "POST", cpath, key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    /* ... but a viewer reads. */
+    h_http(&h_g_srv, "GET", path, key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    snprintf(cpath, sizeof cpath, "/v1/assignments/%s", s.aid);
+    h_http(&h_g_srv, "GET", cpath, key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+
+    release_free(&withdrawn);
+    release_free(&current);
+    release_free(&newer);
+    scene_free(&s);
+}
+
+/* ---- 5. deferrals -------------------------------------------------------------------------------- */
+
+static void test_deferral_recording(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 2000);
+    scene_assign(&s);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+
+    for (int i = 0; i < 2; i++) {
+        heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
+        expect_no_manifest(&r, "recording");
+        h_resp_free(&r);
+    }
+    json_t *a = expect_assignment(s.aid, "pending", 0, NULL);
+    const event_t created[] = {{NULL, "pending", NULL}};
+    expect_events(a, created, 1);
+    json_decref(a);
+    json_t *d = get_device(s.dev.id);
+    CHECK(json_is_true(json_object_get(d, "recording")), "device recording: %s", json_dumps(d, 0));
+    json_decref(d);
+
+    /* The recording ends: delivered at once. */
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": false}", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+
+    /* Recording again while delivered: no re-delivery, nothing counted, still delivered. */
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
+    expect_no_manifest(&r, "recording");
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+
+    /* The device applies it in the meantime: applied, not deferred. */
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"2.0.0\", \"recording\": true}", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "applied", 1, NULL));
+    scene_free(&s);
+}
+
+static void test_deferral_battery(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 2000);
+    scene_assign(&s);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+
+    static const char *const blocked[] = {"low", "dead"};
+    for (size_t i = 0; i < ELEMS(blocked); i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 4, \"state\": \"%s\"}}", blocked[i]);
+        heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+        expect_no_manifest(&r, "battery");
+        h_resp_free(&r);
+        json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+    }
+    /* Charging: delivered. */
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"usb\"}}",
+                 &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    json_t *a = expect_assignment(s.aid, "delivered", 1, NULL);
+    const event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
+    expect_events(a, delivered, 2);
+    json_decref(a);
+    json_t *d = get_device(s.dev.id);
+    json_t *battery = json_object_get(d, "battery");
+    CHECK(jint(battery, "percent") == 5 && h_streq(h_jstr(battery, "state"), "usb"), "device battery: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+
+    /* Low battery while delivered: deferred, not re-delivered. */
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 3, \"state\": \"low\"}}",
+                 &r);
+    expect_no_manifest(&r, "battery");
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+    heartbeat_ok(&h_g_srv, &s.dev,
+                 "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 60, \"state\": \"high\"}}", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "delivered", 2, NULL));
+    scene_free(&s);
+}
+
+/* OTA_BLOCKED_BATTERY sets which states defer: with "normal" only, "low" is delivered and "normal" is not. */
+static void test_deferral_battery_policy(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_BLOCKED_BATTERY=normal", NULL};
+    h_server_t *srv = start_other(extra);
+    scene_t s1, s2;
+    scene_make(&s1, 1000);
+    scene_make(&s2, 1000);
+    scene_assign(&s1);
+    scene_assign(&s2);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+
+    heartbeat_ok(srv, &s1.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 50, \"state\": \"normal\"}}",
+                 &r);
+    expect_no_manifest(&r, "battery");
+    h_resp_free(&r);
+    json_decref(expect_assignment(s1.aid, "pending", 0, NULL));
+
+    heartbeat_ok(srv, &s2.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"low\"}}",
+                 &r);
+    expect_manifest(&r, s2.aid, &s2.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s2.aid, "delivered", 1, NULL));
+    scene_free(&s1);
+    scene_free(&s2);
+}
+
+/* ---- 6. withdrawal and deletion of a release ---------------------------------------------------- */
+
+static void test_withdraw_and_delete_in_use(void **state)
+{
+    (void)state;
+    char model[32], pending_id[40], delivered_id[40], path[128];
+    h_make_model(model, sizeof model, "Withdraw");
+    release_t rel;
+    make_release(model, "2.0.0", 1500, &rel);
+    device_t a, b;
+    make_device(model, "1.0.0", &a);
+    make_device(model, "1.0.0", &b);
+    assign_ok(&a, &rel, pending_id);
+    assign_ok(&b, &rel, delivered_id);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+    heartbeat_fw(&b, "1.0.0", &r);
+    expect_manifest(&r, delivered_id, &rel, &m);
+    h_resp_free(&r);
+
+    snprintf(path, sizeof path, "/v1/releases/%s", rel.id);
+    h_json(&h_g_srv, "PATCH", path, h_g_srv.admin_key, &r, "{s:s}", "status", "withdrawn");
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(r.json, "status"), "withdrawn"), "%s", BODY(&r));
+    h_resp_free(&r);
+
+    /* The pending one is canceled with reason release_withdrawn; the delivered one stays. */
+    json_t *x = expect_assignment(pending_id, "canceled", 0, "release_withdrawn");
+    const event_t canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "release_withdrawn"}};
+    expect_events(x, canceled, 2);
+    json_decref(x);
+    json_t *d = get_device(a.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && jnull(d, "active_assignment"), "device a: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+    json_decref(expect_assignment(delivered_id, "delivered", 1, NULL));
+    heartbeat_fw(&a, "1.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+
+    /* No new assignment of it; it cannot be deleted while assignments name it, final or not. */
+    assign(a.id, rel.id, &r);
+    EXPECT_ERROR(&r, 422, "release_withdrawn");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 409, "in_use");
+    h_resp_free(&r);
+    heartbeat_fw(&b, "2.0.0", &r);
+    h_resp_free(&r);
+    json_decref(expect_assignment(delivered_id, "applied", 1, NULL));
+    h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 409, "in_use");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+
+    /* Withdrawing a release leaves other releases' assignments alone. */
+    release_t keep, gone;
+    make_release(model, "3.0.0", 700, &keep);
+    make_release(model, "4.0.0", 700, &gone);
+    char keep_id[40];
+    assign_ok(&a, &keep, keep_id);
+    snprintf(path, sizeof path, "/v1/releases/%s", gone.id);
+    h_json(&h_g_srv, "PATCH", path, h_g_srv.admin_key, &r, "{s:s}", "status", "withdrawn");
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    json_decref(expect_assignment(keep_id, "pending", 0, NULL));
+    /* A release that nothing names deletes fine. */
+    h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 204);
+    h_resp_free(&r);
+    release_free(&rel);
+    release_free(&keep);
+    release_free(&gone);
+}
+
+/* ---- 7. the apply timeout ----------------------------------------------------------------------- */
+
+static void push_back_delivery(const char *aid, const char *interval)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE assignments SET delivered_at = now() - interval '%s' WHERE id = '%s'", interval,
+             aid);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+}
+
+static void test_apply_timeout(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 1000);
+    scene_deliver(&s);
+    h_resp_t r = {0};
+
+    /* Default OTA_APPLY_TIMEOUT (one day): 2 days late fails with reason timeout at the next heartbeat. */
+    push_back_delivery(s.aid, "2 days");
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    json_t *a = expect_assignment(s.aid, "failed", 1, "timeout");
+    const event_t timed_out[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "failed", "timeout"}};
+    expect_events(a, timed_out, 3);
+    json_decref(a);
+    json_t *d = get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && jnull(d, "active_assignment"), "device: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+
+    /* Late reporting of the version does not turn a timed-out assignment into an applied one. */
+    heartbeat_fw(&s.dev, "2.0.0", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "failed", 1, "timeout"));
+    scene_free(&s);
+}
+
+/* OTA_APPLY_TIMEOUT=60: 2 minutes late fails, 20 seconds late does not. A pending one never times out. */
+static void test_apply_timeout_setting(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_APPLY_TIMEOUT=60", NULL};
+    h_server_t *srv = start_other(extra);
+    scene_t late, early, waiting;
+    scene_make(&late, 800);
+    scene_make(&early, 800);
+    scene_make(&waiting, 800);
+    scene_deliver(&late);
+    scene_deliver(&early);
+    scene_assign(&waiting);
+    push_back_delivery(late.aid, "2 minutes");
+    push_back_delivery(early.aid, "20 seconds");
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE assignments SET created_at = now() - interval '3 days' WHERE id = '%s'",
+             waiting.aid);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+
+    heartbeat_ok(srv, &late.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    json_decref(expect_assignment(late.aid, "failed", 1, "timeout"));
+
+    heartbeat_ok(srv, &early.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    expect_manifest(&r, early.aid, &early.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(early.aid, "delivered", 2, NULL));
+
+    heartbeat_ok(srv, &waiting.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    expect_manifest(&r, waiting.aid, &waiting.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(waiting.aid, "delivered", 1, NULL));
+    scene_free(&late);
+    scene_free(&early);
+    scene_free(&waiting);
+}
+
+/* ---- 8. heartbeat credentials and bodies -------------------------------------------------------- */
+
+static void test_heartbeat_tokens(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 500);
+    scene_assign(&s);
+    device_t other;
+    make_device(s.model, "1.0.0", &other);
+    const char *body = "{\"firmware_version\": \"1.0.0\"}";
+    h_resp_t r = {0};
+
+    heartbeat_on(&h_g_srv, s.dev.id, NULL, body, &r);
+    EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    heartbeat_on(&h_g_srv, s.dev.id, "otd_0000000000000000000000000000000000000000000", body, &r);
+    EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    heartbeat_on(&h_g_srv, s.dev.id, "garbage", body, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    /* API keys are not device tokens. */
+    heartbeat_on(&h_g_srv, s.dev.id, h_g_srv.admin_key, body, &r);
+    EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    /* Another device's token, on this device's path and on an unknown device's. */
+    heartbeat_on(&h_g_srv, s.dev.id, other.token, body, &r);
+    EXPECT_STRICT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    char unknown[40];
+    h_random_uuid(unknown, sizeof unknown);
+    heartbeat_on(&h_g_srv, unknown, other.token, body, &r);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    h_request(&h_g_srv, "POST", "/v1/devices/not-a-uuid/heartbeat", s.dev.token, body, &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+
+    /* None of that was a heartbeat: never seen, still pending. */
+    json_t *d = get_device(s.dev.id);
+    CHECK(jnull(d, "last_seen_at"), "a refused heartbeat recorded presence: %s", json_dumps(d, 0));
+    json_decref(d);
+    json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+
+    /* A rotated token stops at once; the new one works. */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/token", s.dev.id);
+    h_http(&h_g_srv, "POST", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    char old[200];
+    snprintf(old, sizeof old, "%s", s.dev.token);
+    snprintf(s.dev.token, sizeof s.dev.token, "%s", h_jstr(r.json, "token"));
+    h_resp_free(&r);
+    heartbeat_on(&h_g_srv, s.dev.id, old, body, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    ota_manifest_t m;
+    heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    d = get_device(s.dev.id);
+    time_t t;
+    CHECK(h_rfc3339_utc(h_jstr(d, "last_seen_at"), &t) && labs((long)(t - time(NULL))) < 120, "last_seen_at: %s",
+          json_dumps(d, 0));
+    json_decref(d);
+    scene_free(&s);
+}
+
+static void test_heartbeat_bodies(void **state)
+{
+    (void)state;
+    char model[32], aid_body[256];
+    h_make_model(model, sizeof model, "Bodies");
+    device_t d;
+    make_device(model, "1.0.0", &d);
+
+    static const struct {
+        const char *body;
+        long status;
+        const char *field; /* for 422: the details.fields member, or NULL for any */
+    } cases[] = {
+        {"{}", 422, "firmware_version"},
+        {"{\"connectivity\": \"wifi\"}", 422, "firmware_version"},
+        {"{\"firmware_version\": null}", 422, "firmware_version"},
+        {"{\"firmware_version\": \"banana\"}", 422, "firmware_version"},
+        {"{\"firmware_version\": \"1.0\"}", 422, "firmware_version"},
+        {"{\"firmware_version\": \"01.0.0\"}", 422, "firmware_version"},
+        {"{\"firmware_version\": \"\"}", 422, "firmware_version"},
+        {"{\"firmware_version\": \"1.0.0\", \"connectivity\": \"lte\"}", 422, "connectivity"},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 101, \"state\": \"high\"}}", 422, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": -1, \"state\": \"high\"}}", 422, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 50, \"state\": \"full\"}}", 422, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"state\": \"exploded\"}}", 422, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"not-a-uuid\", \"state\": \"failed\"}}", 422,
+         NULL},
+        /* wrong types */
+        {"{\"firmware_version\": 100}", 400, NULL},
+        {"{\"firmware_version\": [\"1.0.0\"]}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"connectivity\": 1}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"recording\": \"yes\"}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"recording\": 1}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": \"80\", \"state\": \"high\"}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 80.5, \"state\": \"high\"}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 80, \"state\": 3}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": \"low\"}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": 42}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": \"failed\"}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": [1, 2]}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"state\": \"downloading\", \"bytes\": \"10\"}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"state\": \"downloading\", \"total\": true}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"state\": \"failed\", \"error\": 7}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": 7, \"state\": \"failed\"}}", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"ota\": {\"state\": 1}}", 400, NULL},
+        /* not a JSON object */
+        {"{\"firmware_version\": ", 400, NULL},
+        {"[\"1.0.0\"]", 400, NULL},
+        {"\"1.0.0\"", 400, NULL},
+        {"{\"firmware_version\": \"1.0.0\", \"firmware_version\": \"2.0.0\"}", 400, NULL},
+    };
+    /* Every case runs; the mismatches are reported together. */
+    char report[8192] = "";
+    size_t used = 0, wrong = 0;
+    for (size_t i = 0; i < ELEMS(cases); i++) {
+        h_resp_t r = {0};
+        heartbeat_on(&h_g_srv, d.id, d.token, cases[i].body, &r);
+        const char *code = cases[i].status == 422 ? "validation_failed" : "bad_request";
+        bool ok = r.status == cases[i].status && h_error_shape_strict(&r, code) &&
+                  (cases[i].field == NULL || h_field_error(&r, cases[i].field));
+        if (!ok) {
+            wrong++;
+            int k = snprintf(report + used, sizeof report - used, "\n    heartbeat %s: expected %ld %s%s%s, got %ld: %.300s",
+                             cases[i].body, cases[i].status, code, cases[i].field ? " naming " : "",
+                             cases[i].field ? cases[i].field : "", r.status, BODY(&r));
+            if (k > 0 && (size_t)k < sizeof report - used)
+                used += (size_t)k;
+        }
+        h_resp_free(&r);
+    }
+
+    /* Not JSON at all. */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", d.id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "POST", path, d.token, "firmware_version=1.0.0", 22, "text/plain", &r);
+    EXPECT_ERROR(&r, 415, "unsupported_media_type");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "POST", path, d.token, NULL, 0, NULL, &r);
+    EXPECT_FIELD_ERROR(&r, "firmware_version");
+    h_resp_free(&r);
+
+    /* None of those was recorded. */
+    json_t *dev = get_device(d.id);
+    CHECK(jnull(dev, "last_seen_at") && h_streq(h_jstr(dev, "firmware_version"), "1.0.0"),
+          "a refused heartbeat changed the device: %s", json_dumps(dev, 0));
+    json_decref(dev);
+
+    /* The whole documented body, every optional member present, is fine; null members are absent ones. */
+    char uuid[40];
+    h_random_uuid(uuid, sizeof uuid);
+    snprintf(aid_body, sizeof aid_body,
+             "{\"firmware_version\": \"1.0.1\", \"connectivity\": \"cellular\", \"recording\": false, "
+             "\"battery\": {\"percent\": 0, \"state\": \"dead\"}, \"ota\": {\"assignment_id\": \"%s\", "
+             "\"state\": \"installing\", \"bytes\": 0, \"total\": 0, \"error\": null}}",
+             uuid);
+    heartbeat_ok(&h_g_srv, &d, aid_body, &r);
+    expect_no_manifest(&r, NULL);
+    h_resp_free(&r);
+    heartbeat_ok(&h_g_srv, &d,
+                 "{\"firmware_version\": \"1.0.2\", \"connectivity\": null, \"recording\": null, \"battery\": null, "
+                 "\"ota\": null, \"extra\": {\"ignored\": true}}",
+                 &r);
+    h_resp_free(&r);
+    dev = get_device(d.id);
+    char *text = json_dumps(dev, JSON_COMPACT);
+    CHECK(h_streq(h_jstr(dev, "firmware_version"), "1.0.2"), "firmware_version: %s", text);
+    CHECK(h_streq(h_jstr(dev, "connectivity"), "cellular"), "connectivity: %s", text);
+    CHECK(json_is_false(json_object_get(dev, "recording")), "recording: %s", text);
+    CHECK(jint(json_object_get(dev, "battery"), "percent") == 0 &&
+              h_streq(h_jstr(json_object_get(dev, "battery"), "state"), "dead"),
+          "battery: %s", text);
+    free(text);
+    json_decref(dev);
+    CHECK(wrong == 0, "%zu of %zu malformed heartbeats got the wrong answer:%s", wrong, ELEMS(cases), report);
+}
+
+/* ---- 9. the signing key -------------------------------------------------------------------------- */
+
+static void test_signing_key(void **state)
+{
+    (void)state;
+    unsigned char a[OTA_ED25519_PUBLIC_LEN], b[OTA_ED25519_PUBLIC_LEN];
+    signing_key(a);
+    signing_key(b);
+    CHECK(memcmp(a, b, sizeof a) == 0, "the public key changed between two calls");
+    /* Credentials are not needed, but do no harm. */
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/v1/signing-key", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    /* A second instance on the same data signs with the same key. */
+    h_server_t *srv = start_other(NULL);
+    h_http(srv, "GET", "/v1/signing-key", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    const char *other = h_jstr(r.json, "public_key");
+    unsigned char raw[48];
+    CHECK(other != NULL && strlen(other) == 44 && EVP_DecodeBlock(raw, (const unsigned char *)other, 44) == 33 &&
+              memcmp(raw, a, sizeof a) == 0,
+          "the second instance has another key: %s", BODY(&r));
+    h_resp_free(&r);
+}
+
+/* ---- 10. lists ---------------------------------------------------------------------------------- */
+
+/* GET `query`: a page of `want` items whose ids are `ids` in order; returns the next cursor (malloc'ed) or NULL. */
+static char *expect_page(const char *query, const char *const *ids, size_t want)
+{
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *items = json_object_get(r.json, "items"), *next = json_object_get(r.json, "next");
+    CHECK(json_is_array(items) && json_array_size(items) == want, "%s: want %zu items: %.3000s", query, want,
+          BODY(&r));
+    CHECK(next != NULL && (json_is_null(next) || json_is_string(next)), "%s: next: %.3000s", query, BODY(&r));
+    for (size_t i = 0; i < want; i++) {
+        json_t *it = json_array_get(items, i);
+        CHECK(h_streq(h_jstr(it, "id"), ids[i]), "%s: item %zu is not %s: %.3000s", query, i, ids[i], BODY(&r));
+        CHECK(h_jstr(it, "status") != NULL && h_jstr(it, "device_id") != NULL && h_jstr(it, "release_id") != NULL &&
+                  json_is_integer(json_object_get(it, "deliveries")),
+              "%s: item %zu shape: %.3000s", query, i, BODY(&r));
+    }
+    char *cursor = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+    h_resp_free(&r);
+    return cursor;
+}
+
+static void test_lists(void **state)
+{
+    (void)state;
+    char model[32], q[512];
+    h_make_model(model, sizeof model, "Lists");
+    release_t r1, r2;
+    make_release(model, "2.0.0", 300, &r1);
+    make_release(model, "3.0.0", 300, &r2);
+    device_t d, e;
+    make_device(model, "1.0.0", &d);
+    make_device(model, "1.0.0", &e);
+
+    /* d: a1 (r1, canceled), a2 (r1, canceled), a3 (r2, pending); e: b1 (r1, delivered). */
+    char a1[40], a2[40], a3[40], b1[40];
+    h_resp_t r = {0};
+    assign_ok(&d, &r1, a1);
+    cancel(a1, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assign_ok(&d, &r1, a2);
+    cancel(a2, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    assign_ok(&d, &r2, a3);
+    assign_ok(&e, &r1, b1);
+    heartbeat_fw(&e, "1.0.0", &r);
+    h_resp_free(&r);
+
+    /* A device's history, newest first, paged. */
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments", d.id);
+    const char *const hist[] = {a3, a2, a1};
+    free(expect_page(q, hist, 3));
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=2", d.id);
+    char *cursor = expect_page(q, hist, 2);
+    CHECK(cursor != NULL, "first page of 2 of 3: next is null");
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=2&after=%s", d.id, cursor);
+    free(cursor);
+    cursor = expect_page(q, hist + 2, 1);
+    CHECK(cursor == NULL, "last page: next = %s", cursor);
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=3", d.id);
+    cursor = expect_page(q, hist, 3);
+    CHECK(cursor == NULL, "a page exactly as large as the rest: next = %s", cursor);
+
+    /* The items are the assignments as GET shows them, less events. */
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=1", d.id);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *full = get_assignment(a3);
+    json_object_del(full, "events");
+    CHECK(json_equal(full, json_array_get(json_object_get(r.json, "items"), 0)), "list item differs from GET: %s",
+          BODY(&r));
+    json_decref(full);
+    h_resp_free(&r);
+
+    /* Unknown device: 404; bad paging: 400. */
+    char unknown[40];
+    h_random_uuid(unknown, sizeof unknown);
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments", unknown);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 404, "not_found");
+    h_resp_free(&r);
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=0", d.id);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments?after=garbage!!", d.id);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    snprintf(q, sizeof q, "/v1/devices/%s/assignments", d.id);
+    h_http(&h_g_srv, "GET", q, NULL, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+
+    /* The global list: by release, by status, both; paged. */
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s", r1.id);
+    const char *const by_r1[] = {b1, a2, a1};
+    free(expect_page(q, by_r1, 3));
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s&limit=1", r1.id);
+    cursor = expect_page(q, by_r1, 1);
+    for (size_t i = 1; i < 3; i++) {
+        CHECK(cursor != NULL, "page %zu: next is null", i);
+        snprintf(q, sizeof q, "/v1/assignments?release_id=%s&limit=1&after=%s", r1.id, cursor);
+        free(cursor);
+        cursor = expect_page(q, by_r1 + i, 1);
+    }
+    CHECK(cursor == NULL, "after the last: next = %s", cursor);
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s&status=canceled", r1.id);
+    const char *const canceled[] = {a2, a1};
+    free(expect_page(q, canceled, 2));
+    snprintf(q, sizeof q, "/v1/assignments?status=canceled&release_id=%s&limit=1", r1.id);
+    cursor = expect_page(q, canceled, 1);
+    CHECK(cursor != NULL, "status+release page 1: next is null");
+    snprintf(q, sizeof q, "/v1/assignments?status=canceled&release_id=%s&limit=1&after=%s", r1.id, cursor);
+    free(cursor);
+    cursor = expect_page(q, canceled + 1, 1);
+    CHECK(cursor == NULL, "status+release last page: next = %s", cursor);
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s&status=delivered", r1.id);
+    const char *const delivered[] = {b1};
+    free(expect_page(q, delivered, 1));
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s&status=pending", r1.id);
+    free(expect_page(q, NULL, 0));
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s", r2.id);
+    const char *const by_r2[] = {a3};
+    free(expect_page(q, by_r2, 1));
+    h_random_uuid(unknown, sizeof unknown);
+    snprintf(q, sizeof q, "/v1/assignments?release_id=%s", unknown);
+    free(expect_page(q, NULL, 0));
+
+    /* By status alone: the newest pending one overall is a3 (tests run one at a time). */
+    h_http(&h_g_srv, "GET", "/v1/assignments?status=pending&limit=500", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *items = json_object_get(r.json, "items");
+    CHECK(json_array_size(items) >= 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), a3),
+          "status=pending: %.2000s", BODY(&r));
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+        CHECK(h_streq(h_jstr(it, "status"), "pending"), "status=pending lists a %s one", h_jstr(it, "status"));
+    h_resp_free(&r);
+    h_http(&h_g_srv, "GET", "/v1/assignments?limit=2", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(json_array_size(json_object_get(r.json, "items")) == 2 && json_is_string(json_object_get(r.json, "next")),
+          "limit=2: %.2000s", BODY(&r));
+    CHECK(h_streq(h_jstr(json_array_get(json_object_get(r.json, "items"), 0), "id"), b1), "newest overall: %.2000s",
+          BODY(&r));
+    h_resp_free(&r);
+
+    /* Bad filters and paging: 400. */
+    static const char *const bad[] = {"/v1/assignments?status=bogus",
+                                      "/v1/assignments?status=",
+                                      "/v1/assignments?status=PENDING",
+                                      "/v1/assignments?release_id=nope",
+                                      "/v1/assignments?release_id=",
+                                      "/v1/assignments?limit=0",
+                                      "/v1/assignments?limit=501",
+                                      "/v1/assignments?limit=x",
+                                      "/v1/assignments?after=garbage!!"};
+    for (size_t k = 0; k < ELEMS(bad); k++) {
+        h_http(&h_g_srv, "GET", bad[k], h_g_srv.admin_key, NULL, 0, NULL, &r);
+        EXPECT_ERROR_AT(&r, 400, "bad_request", "GET", bad[k]);
+        h_resp_free(&r);
+    }
+
+    /* Single assignment: unknown 404, malformed 400. */
+    snprintf(q, sizeof q, "/v1/assignments/%s", unknown);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STRICT_ERROR(&r, 404, "not_found");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "GET", "/v1/assignments/12345", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+
+    /* The device list filters by ota_status (the newest assignment's status). */
+    snprintf(q, sizeof q, "/v1/devices?model=%s&ota_status=pending", model);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    items = json_object_get(r.json, "items");
+    CHECK(json_array_size(items) == 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), d.id), "%s: %.2000s", q,
+          BODY(&r));
+    h_resp_free(&r);
+    snprintf(q, sizeof q, "/v1/devices?model=%s&ota_status=delivered", model);
+    h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    items = json_object_get(r.json, "items");
+    CHECK(json_array_size(items) == 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), e.id), "%s: %.2000s", q,
+          BODY(&r));
+    h_resp_free(&r);
+    release_free(&r1);
+    release_free(&r2);
+}
+
+/* ---- the program --------------------------------------------------------------------------------- */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifecycle_applied),
+        cmocka_unit_test(test_failed_path),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_deferral_recording),
+        cmocka_unit_test(test_deferral_battery),
+        cmocka_unit_test_teardown(test_deferral_battery_policy, stop_other),
+        cmocka_unit_test(test_withdraw_and_delete_in_use),
+        cmocka_unit_test(test_apply_timeout),
+        cmocka_unit_test_teardown(test_apply_timeout_setting, stop_other),
+        cmocka_unit_test(test_heartbeat_tokens),
+        cmocka_unit_test(test_heartbeat_bodies),
+        cmocka_unit_test_teardown(test_signing_key, stop_other),
+        cmocka_unit_test(test_lists),
+    };
+    /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
+    cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
+}
