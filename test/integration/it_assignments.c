@@ -919,6 +919,42 @@ static void test_deferral_recording(void **state)
     scene_free(&s);
 }
 
+/* Sets when the phone app last relayed for the device (the relay route comes with the Bluetooth path). */
+static void set_ble_seen(const char *device_id, const char *ago)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE devices SET ble_seen_at = now() - interval '%s' WHERE id = '%s'", ago, device_id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+}
+
+static void test_deferral_ble_connected(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 1500);
+    scene_assign(&s);
+    h_resp_t r = {0};
+    ota_manifest_t m;
+
+    /* A relay 10 s ago: Bluetooth-connected, HTTP delivery waits. */
+    set_ble_seen(s.dev.id, "10 seconds");
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    expect_no_manifest(&r, "ble_connected");
+    h_resp_free(&r);
+    json_t *d = get_device(s.dev.id);
+    CHECK(json_is_true(json_object_get(d, "ble_connected")), "ble_connected: %s", json_dumps(d, 0));
+    json_decref(d);
+    json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+
+    /* The last relay is older than 2 heartbeat intervals (2 x 60 s): delivered. */
+    set_ble_seen(s.dev.id, "121 seconds");
+    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+    scene_free(&s);
+}
+
 static void test_deferral_battery(void **state)
 {
     (void)state;
@@ -1572,6 +1608,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_deferral_recording),
+        cmocka_unit_test(test_deferral_ble_connected),
         cmocka_unit_test(test_deferral_battery),
         cmocka_unit_test_teardown(test_deferral_battery_policy, stop_other),
         cmocka_unit_test(test_withdraw_and_delete_in_use),
