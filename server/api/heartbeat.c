@@ -158,6 +158,8 @@ static json_t *manifest_json(ota_call_t *call, const PGresult *res)
     return json_loadb(json, len, 0, NULL);
 }
 
+static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred);
+
 static void on_heartbeat(ota_call_t *call, const PGresult *res)
 {
     heartbeat_state_t *st = call->state;
@@ -178,18 +180,77 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
             return;
         }
     }
+    ota__respond_json(call, 200, answer(call, manifest, ota__json_col_string(res, 0, OTA_HB_COL_DEFERRED)));
+}
+
+/* The answer's common part. Steals `ota`. */
+static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred)
+{
     char now[32];
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    ota__respond_json(call, 200,
-                      json_pack("{s:s, s:i, s:o, s:o}", "server_time", now, "heartbeat_interval_s",
-                                call->worker->cfg->heartbeat_interval, "ota", manifest, "deferred",
-                                ota__json_col_string(res, 0, OTA_HB_COL_DEFERRED)));
+    return json_pack("{s:s, s:i, s:o, s:o}", "server_time", now, "heartbeat_interval_s",
+                     call->worker->cfg->heartbeat_interval, "ota", ota, "deferred", deferred);
+}
+
+/* --- POST /v1/devices/{id}/relay: the phone app relays a heartbeat over Bluetooth --- */
+
+static void on_relay_assignment(ota_call_t *call, const PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ota__respond_db_error(call, res);
+        return;
+    }
+    json_t *pending = json_null();
+    if (PQntuples(res) == 1) {
+        pending = ota__json_col_json(res, 0, 0);
+        json_object_set_new(pending, "ufw",
+                            PQgetisnull(res, 0, 1)
+                                ? json_null()
+                                : ota__ufw_link(call, PQgetvalue(res, 0, 1), ota__json_col_json(res, 0, 2)));
+    }
+    json_t *body = answer(call, json_null(), json_null());
+    json_object_set_new(body, "pending_assignment", pending);
+    ota__respond_json(call, 200, body);
+}
+
+static void on_relayed(ota_call_t *call, const PGresult *res)
+{
+    heartbeat_state_t *st = call->state;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ota__respond_db_error(call, res);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, OTA_HB_COL_OUTCOME), "ok") != 0) {
+        ota__auth_reject_device_token(call, st->hash);
+        return;
+    }
+    const char *status = PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_STATUS);
+    if (strcmp(status, "pending") != 0 && strcmp(status, "delivered") != 0) {
+        json_t *body = answer(call, json_null(), json_null());
+        json_object_set_new(body, "pending_assignment", json_null());
+        ota__respond_json(call, 200, body);
+        return;
+    }
+    const char *params[] = {PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID)};
+    ota__call_query(call, OTA_STMT_ASSIGNMENT_GET_UFW, params, on_relay_assignment);
+}
+
+static void run(ota_call_t *call, bool relay);
+
+void ota__api_relay(ota_call_t *call)
+{
+    run(call, true);
 }
 
 void ota__api_heartbeat(ota_call_t *call)
+{
+    run(call, false);
+}
+
+static void run(ota_call_t *call, bool relay)
 {
     char secret[OTA_SECRET_MAX], interval[16], timeout[16];
     report_t r;
@@ -219,11 +280,11 @@ void ota__api_heartbeat(ota_call_t *call)
                             r.ota_assignment,
                             r.ota_state,
                             r.ota_error,
-                            "false",
+                            relay ? "true" : "false",
                             cfg->blocked_battery,
                             interval,
                             timeout};
-    ota__call_query(call, OTA_STMT_HEARTBEAT, params, on_heartbeat);
+    ota__call_query(call, OTA_STMT_HEARTBEAT, params, relay ? on_relayed : on_heartbeat);
 }
 
 void ota__api_signing_key(ota_call_t *call)

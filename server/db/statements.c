@@ -141,6 +141,29 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                             "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer)",
                             14},
     [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
+    /* The phone app's question: the active assignment's release, else every released release of the model
+       (the newest by semver precedence is chosen in C, which knows semver). */
+    [OTA_STMT_UPDATE_CANDIDATES] = {"update_candidates",
+                                    "SELECT 'active', a.id, a.release_id, a.version, d.firmware_version FROM devices d "
+                                    "JOIN assignments a ON a.device_id = d.id AND a.status IN ('pending', 'delivered') "
+                                    "WHERE d.id = $1::uuid "
+                                    "UNION ALL SELECT 'candidate', NULL, r.id, r.version, d.firmware_version "
+                                    "FROM devices d JOIN releases r ON r.model_id = d.model_id AND r.status = 'released' "
+                                    "WHERE d.id = $1::uuid AND NOT EXISTS (SELECT 1 FROM assignments a "
+                                    "WHERE a.device_id = d.id AND a.status IN ('pending', 'delivered'))",
+                                    1},
+    [OTA_STMT_RELEASE_GET_UFW] = {"release_get_ufw",
+                                  "SELECT " RELEASE_COLS ", (SELECT object_key FROM artifacts u WHERE u.release_id = r.id "
+                                  "AND u.kind = 'ufw') FROM releases r WHERE r.id = $1::uuid",
+                                  1},
+    [OTA_STMT_ASSIGNMENT_GET_UFW] = {"assignment_get_ufw",
+                                     "SELECT " ASSIGNMENT_JSON("a") ", u.object_key, json_build_object('size', u.size, "
+                                     "'crc32', u.crc32, 'sha256', u.sha256) FROM assignments a LEFT JOIN artifacts u "
+                                     "ON u.release_id = a.release_id AND u.kind = 'ufw' WHERE a.id = $1::uuid",
+                                     1},
+    [OTA_STMT_BLE_TRANSFER] = {"ble_transfer",
+                               "SELECT outcome, created_at FROM ota_ble_transfer($1::uuid, $2::uuid, $3::uuid, $4, $5)",
+                               5},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

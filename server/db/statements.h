@@ -43,6 +43,10 @@ typedef enum ota_stmt {
     OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
     OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0003 */
     OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
+    OTA_STMT_UPDATE_CANDIDATES,      /* $1 device → rows (kind 'active'|'candidate', assignment id, release id, version, firmware) */
+    OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */
+    OTA_STMT_ASSIGNMENT_GET_UFW,     /* $1 assignment id → assignment JSON, ufw object key, ufw artifact JSON */
+    OTA_STMT_BLE_TRANSFER,           /* $1 id, $2 device, $3 release, $4 state, $5 error → outcome, created_at */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
