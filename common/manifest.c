@@ -145,10 +145,10 @@ static int decode_signature(const char *arr, unsigned char sig[OTA_MANIFEST_SIGN
     return 1;
 }
 
-#define CHECK_FIELD(m, name, valid)                                                                                   \
+#define CHECK_FIELD(m, name, valid)                                                                                    \
     do {                                                                                                               \
         size_t len_;                                                                                                   \
-        if (!field_len((m)->name, sizeof (m)->name, &len_) || !valid((m)->name, len_))                                 \
+        if (!field_len((m)->name, sizeof(m)->name, &len_) || !valid((m)->name, len_))                                  \
             return OTA_ERR_INVALID;                                                                                    \
     } while (0)
 
@@ -384,11 +384,9 @@ ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
         !get_string(obj, "release_id", m.release_id, sizeof m.release_id) ||
         !get_string(obj, "model", m.model, sizeof m.model) ||
         !get_string(obj, "version", m.version, sizeof m.version) ||
-        !get_string(obj, "artifact", m.artifact, sizeof m.artifact) ||
-        !get_string(obj, "url", m.url, sizeof m.url) ||
+        !get_string(obj, "artifact", m.artifact, sizeof m.artifact) || !get_string(obj, "url", m.url, sizeof m.url) ||
         !get_string(obj, "url_expires_at", m.url_expires_at, sizeof m.url_expires_at) ||
-        !get_integer(obj, "size", 1, OTA_MANIFEST_SIZE_MAX, &size) ||
-        !get_integer(obj, "crc32", 0, UINT32_MAX, &crc) ||
+        !get_integer(obj, "size", 1, OTA_MANIFEST_SIZE_MAX, &size) || !get_integer(obj, "crc32", 0, UINT32_MAX, &crc) ||
         !get_string(obj, "sha256", m.sha256, sizeof m.sha256) ||
         !get_string(obj, "signature", m.signature, sizeof m.signature))
         return OTA_ERR_INVALID;
@@ -632,6 +630,11 @@ ota_err_t ota_manifest_decode(const char *json, size_t len, ota_manifest_t *out)
         return OTA_ERR_TOO_LARGE;
     if (json == NULL)
         json = "";
+    /* No JSON text holds a NUL byte, but jansson drops one that follows a number. */
+    if (memchr(json, '\0', len) != NULL)
+        return OTA_ERR_INVALID;
+    /* jansson leaves the error code byte as it was when it fails without a cause (as on some allocation failures). */
+    memset(&jerr, 0, sizeof jerr);
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         switch (json_error_code(&jerr)) {

@@ -10,9 +10,10 @@
 /**
  * The update manifest: what a heartbeat answer carries in "ota" and the
  * device client installs from (API.md, "Heartbeat"). One codec for the
- * server and the device client. Nothing here allocates except the JSON
- * parser inside the decoders, and those report OTA_ERR_NOMEM instead of
- * aborting. Every function is safe from any thread on distinct manifests.
+ * server and the device client. Only jansson (in ota_manifest_decode) and
+ * OpenSSL (sign, verify, key derivation) allocate, and only for the call;
+ * a failure is returned, never an abort from this code. Every function is
+ * safe from any thread on distinct manifests.
  *
  * The wire form (ota_manifest_encode) is one JSON object with these
  * members, each required:
@@ -66,16 +67,16 @@
  * (shown on several lines here; the real form is one line).
  */
 
-#define OTA_MANIFEST_UUID_LEN 36         /**< characters of a UUID in text form */
-#define OTA_MANIFEST_MODEL_MAX 63        /**< longest model id */
-#define OTA_MANIFEST_ARTIFACT_MAX 3      /**< longest artifact name ("bin", "ufw") */
-#define OTA_MANIFEST_URL_MAX 4096        /**< longest url, in bytes */
-#define OTA_MANIFEST_TIME_LEN 20         /**< characters of "YYYY-MM-DDTHH:MM:SSZ" */
-#define OTA_MANIFEST_SHA256_HEX_LEN 64   /**< hex digits of a SHA-256 */
-#define OTA_MANIFEST_SIGNATURE_LEN 64    /**< bytes of an Ed25519 signature */
+#define OTA_MANIFEST_UUID_LEN 36          /**< characters of a UUID in text form */
+#define OTA_MANIFEST_MODEL_MAX 63         /**< longest model id */
+#define OTA_MANIFEST_ARTIFACT_MAX 3       /**< longest artifact name ("bin", "ufw") */
+#define OTA_MANIFEST_URL_MAX 4096         /**< longest url, in bytes */
+#define OTA_MANIFEST_TIME_LEN 20          /**< characters of "YYYY-MM-DDTHH:MM:SSZ" */
+#define OTA_MANIFEST_SHA256_HEX_LEN 64    /**< hex digits of a SHA-256 */
+#define OTA_MANIFEST_SIGNATURE_LEN 64     /**< bytes of an Ed25519 signature */
 #define OTA_MANIFEST_SIGNATURE_B64_LEN 88 /**< characters of its base64 */
-#define OTA_ED25519_SEED_LEN 32          /**< bytes of an Ed25519 private key (the RFC 8032 seed) */
-#define OTA_ED25519_PUBLIC_LEN 32        /**< bytes of an Ed25519 public key */
+#define OTA_ED25519_SEED_LEN 32           /**< bytes of an Ed25519 private key (the RFC 8032 seed) */
+#define OTA_ED25519_PUBLIC_LEN 32         /**< bytes of an Ed25519 public key */
 
 /**
  * Largest size: 2^53 - 1, the largest integer that every JSON parser
@@ -97,17 +98,17 @@
  * copied. Strings are NUL-terminated inside their arrays.
  */
 typedef struct ota_manifest {
-    char assignment_id[OTA_MANIFEST_UUID_LEN + 1];        /**< signed */
-    char release_id[OTA_MANIFEST_UUID_LEN + 1];           /**< signed */
-    char model[OTA_MANIFEST_MODEL_MAX + 1];               /**< signed */
-    char version[OTA_SEMVER_MAX + 1];                     /**< signed */
-    char artifact[OTA_MANIFEST_ARTIFACT_MAX + 1];         /**< signed */
-    char url[OTA_MANIFEST_URL_MAX + 1];                   /**< not signed (changes on every delivery) */
-    char url_expires_at[OTA_MANIFEST_TIME_LEN + 1];       /**< not signed */
-    uint64_t size;                                        /**< signed */
-    uint32_t crc32;                                       /**< signed */
-    char sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1];         /**< signed */
-    char signature[OTA_MANIFEST_SIGNATURE_B64_LEN + 1];   /**< base64 of the Ed25519 signature */
+    char assignment_id[OTA_MANIFEST_UUID_LEN + 1];      /**< signed */
+    char release_id[OTA_MANIFEST_UUID_LEN + 1];         /**< signed */
+    char model[OTA_MANIFEST_MODEL_MAX + 1];             /**< signed */
+    char version[OTA_SEMVER_MAX + 1];                   /**< signed */
+    char artifact[OTA_MANIFEST_ARTIFACT_MAX + 1];       /**< signed */
+    char url[OTA_MANIFEST_URL_MAX + 1];                 /**< not signed (changes on every delivery) */
+    char url_expires_at[OTA_MANIFEST_TIME_LEN + 1];     /**< not signed */
+    uint64_t size;                                      /**< signed */
+    uint32_t crc32;                                     /**< signed */
+    char sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1];       /**< signed */
+    char signature[OTA_MANIFEST_SIGNATURE_B64_LEN + 1]; /**< base64 of the Ed25519 signature */
 } ota_manifest_t;
 
 /**
@@ -159,12 +160,16 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
 
 /**
  * Parses `len` bytes at `json` (need not be NUL-terminated) as a manifest
- * object into `*out`. Strict, as described above; duplicate member names
- * and JSON text over OTA_MANIFEST_DECODE_MAX bytes are refused. Returns
+ * object into `*out`. Strict, as described above; duplicate member names,
+ * NUL bytes and JSON text over OTA_MANIFEST_DECODE_MAX bytes are refused. Returns
  * OTA_ERR_INVALID on any malformed input, OTA_ERR_TOO_LARGE when `len` is
  * over the cap, OTA_ERR_NOMEM when the parser cannot allocate. `*out` is
  * written only on success (the unused bytes of its arrays are zero). The
  * signature is checked for its form only: call ota_manifest_verify.
+ *
+ * Caveat: jansson 2.14 itself may assert (abort) when an allocation fails
+ * while its lexer grows a token buffer (akheron/jansson#362, unfixed in
+ * 2.14); this function reports every allocation failure that jansson returns.
  */
 ota_err_t ota_manifest_decode(const char *json, size_t len, ota_manifest_t *out);
 
@@ -178,7 +183,7 @@ ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out);
 
 /**
  * Derives the Ed25519 public key of the private key `seed` into `pub`.
- * Returns OTA_OK, OTA_ERR_NOMEM or OTA_ERR_CRYPTO (OpenSSL failed).
+ * Returns OTA_OK, or OTA_ERR_CRYPTO when OpenSSL fails (out of memory included).
  */
 ota_err_t ota_ed25519_public_from_seed(const unsigned char seed[OTA_ED25519_SEED_LEN],
                                        unsigned char pub[OTA_ED25519_PUBLIC_LEN]);

@@ -21,7 +21,9 @@ static const unsigned char RFC8032_PUBLIC[32] = {
 };
 
 #define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define SAMPLE_URL "https://s3.example.com/ota/blobs/ab/cd?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature=0123abcd"
+#define SAMPLE_URL                                                                                                     \
+    "https://s3.example.com/ota/blobs/ab/"                                                                             \
+    "cd?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-Signature=0123abcd"
 
 /* The canonical form of sample(), written by hand from the header's rules. */
 static const char SAMPLE_CANONICAL[] =
@@ -54,10 +56,23 @@ static void sample(ota_manifest_t *m)
 
 /* ---- JSON text of a manifest, member by member, for the decoder tests ---- */
 
-enum { F_ASSIGNMENT, F_RELEASE, F_MODEL, F_VERSION, F_ARTIFACT, F_URL, F_EXPIRES, F_SIZE, F_CRC, F_SHA, F_SIG, F_COUNT };
+enum {
+    F_ASSIGNMENT,
+    F_RELEASE,
+    F_MODEL,
+    F_VERSION,
+    F_ARTIFACT,
+    F_URL,
+    F_EXPIRES,
+    F_SIZE,
+    F_CRC,
+    F_SHA,
+    F_SIG,
+    F_COUNT
+};
 
-static const char *const KEYS[F_COUNT] = {"assignment_id", "release_id", "model", "version", "artifact", "url",
-                                          "url_expires_at", "size", "crc32", "sha256", "signature"};
+static const char *const KEYS[F_COUNT] = {"assignment_id",  "release_id", "model", "version", "artifact", "url",
+                                          "url_expires_at", "size",       "crc32", "sha256",  "signature"};
 
 static const char *const VALUES[F_COUNT] = {
     "\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\"",
@@ -537,18 +552,18 @@ static void test_decode_ids_and_strings(void **state)
     accept(F_ASSIGNMENT, "\"00000000-0000-0000-0000-000000000000\"");
     reject(F_ASSIGNMENT, "\"1C0E7F2A-0B4E-4C5E-9D8E-3F5A6B7C8D9E\""); /* upper case */
     reject(F_RELEASE, "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3C4\"");
-    reject(F_RELEASE, "\"6f1d2c3b4a594687b7c8d9e0f1a2b3c4\"");       /* no hyphens */
-    reject(F_RELEASE, "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c\"");    /* 35 */
-    reject(F_RELEASE, "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4a\"");  /* 37 */
-    reject(F_RELEASE, "\"6f1d2c3g-4a59-4687-b7c8-d9e0f1a2b3c4\"");   /* not hex */
-    reject(F_RELEASE, "\"6f1d2c3b-4a5-94687-b7c8-d9e0f1a2b3c4\"");   /* hyphen misplaced */
+    reject(F_RELEASE, "\"6f1d2c3b4a594687b7c8d9e0f1a2b3c4\"");      /* no hyphens */
+    reject(F_RELEASE, "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c\"");   /* 35 */
+    reject(F_RELEASE, "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4a\""); /* 37 */
+    reject(F_RELEASE, "\"6f1d2c3g-4a59-4687-b7c8-d9e0f1a2b3c4\"");  /* not hex */
+    reject(F_RELEASE, "\"6f1d2c3b-4a5-94687-b7c8-d9e0f1a2b3c4\"");  /* hyphen misplaced */
     reject(F_RELEASE, "\"{6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c}\"");
     reject(F_RELEASE, "\"\"");
 
     accept(F_SHA, "\"" SHA256_EMPTY "\"");
     reject(F_SHA, "\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\"");
     reject(F_SHA, "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85\""); /* 63 */
-    reject(F_SHA, "\"" SHA256_EMPTY "0\"");                                                /* 65 */
+    reject(F_SHA, "\"" SHA256_EMPTY "0\"");                                               /* 65 */
     reject(F_SHA, "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g\"");
     reject(F_SHA, "\"\"");
 
@@ -683,16 +698,7 @@ static void test_decode_signature_form(void **state)
 static void test_decode_not_a_manifest(void **state)
 {
     static const char *const bad[] = {
-        "",
-        " ",
-        "[]",
-        "null",
-        "42",
-        "\"manifest\"",
-        "{",
-        "{}",
-        "{\"assignment_id\":}",
-        "[{\"size\":1}]",
+        "", " ", "[]", "null", "42", "\"manifest\"", "{", "{}", "{\"assignment_id\":}", "[{\"size\":1}]",
     };
     ota_manifest_t m, before;
     char json[OTA_MANIFEST_JSON_MAX];
@@ -723,6 +729,12 @@ static void test_decode_not_a_manifest(void **state)
     assert_int_equal(decode_str(json, &m), OTA_ERR_INVALID);
     strcpy(json + len - 1, ",}");
     assert_int_equal(decode_str(json, &m), OTA_ERR_INVALID);
+    /* A NUL byte, even where jansson would skip it (after a number). */
+    strcpy(json, json_with(F_SIZE, "42892 "));
+    len = strlen(json);
+    assert_int_equal(ota_manifest_decode(json, len, &m), OTA_OK);
+    json[strstr(json, "42892 ") - json + 5] = '\0';
+    assert_int_equal(ota_manifest_decode(json, len, &m), OTA_ERR_INVALID);
     /* Not UTF-8. */
     strcpy(json, json_with(F_URL, "\"https://host/\xff\""));
     assert_int_equal(decode_str(json, &m), OTA_ERR_INVALID);
@@ -777,27 +789,193 @@ static void *failing_malloc(size_t size)
     return malloc(size);
 }
 
-static void test_decode_out_of_memory(void **state)
+/* Decodes `json` with 0, 1, 2, ... allocations allowed: NOMEM until enough, then `final`, never anything else. */
+static void decode_under_memory_pressure(const char *json, ota_err_t final)
 {
-    const char *json = json_with(-1, NULL);
     ota_manifest_t m;
-    int saw_nomem = 0, ok = 0;
-    (void)state;
+    int saw_nomem = 0, done = 0;
 
     json_set_alloc_funcs(failing_malloc, free);
-    for (long n = 0; n < 10000 && !ok; n++) {
+    for (long n = 0; n < 10000 && !done; n++) {
         allocs_left = n;
         ota_err_t rc = decode_str(json, &m);
         if (rc == OTA_ERR_NOMEM)
             saw_nomem = 1;
-        else if (rc == OTA_OK)
-            ok = 1;
+        else if (rc == final)
+            done = 1;
         else
             fail_msg("after %ld allocations: %s", n, ota_strerror(rc));
     }
     json_set_alloc_funcs(malloc, free);
     assert_true(saw_nomem);
-    assert_true(ok);
+    assert_true(done);
+}
+
+static void test_decode_out_of_memory(void **state)
+{
+    char json[OTA_MANIFEST_JSON_MAX + 512];
+    size_t len;
+    (void)state;
+
+    decode_under_memory_pressure(json_with(-1, NULL), OTA_OK);
+
+    /* With unknown members of every kind, so every part of the parser runs out in turn. */
+    strcpy(json, json_with(-1, NULL));
+    len = strlen(json);
+    strcpy(json + len - 1, ",\"x\":[1,-2.5e3,true,false,null,{\"k\\u00e9\":\"\\ud83d\\ude00\\n\"}],\"y\":{}}");
+    decode_under_memory_pressure(json, OTA_OK);
+
+    /* A well-formed JSON object that is not a manifest. */
+    decode_under_memory_pressure(json_with(F_SIZE, "\"big\""), OTA_ERR_INVALID);
+}
+
+/*
+ * Fills stack below the caller with error codes jansson might leave behind, so a
+ * decoder that trusts an error code jansson never wrote sees a wrong one.
+ */
+__attribute__((noinline)) static void dirty_stack(void)
+{
+    volatile unsigned char junk[32768];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)json_error_numeric_overflow;
+}
+
+/*
+ * With no memory at all jansson fails before reading anything, so decode's
+ * own syntax check alone tells NOMEM (well-formed: memory was the cause)
+ * from INVALID. It must agree with jansson on what is a JSON object.
+ */
+static void test_syntax_check_agrees_with_jansson(void **state)
+{
+    static const char *const texts[] = {
+        "{}",
+        " \t\r\n{ } \n",
+        "{\"a\":[]}",
+        "{\"a\":[1,[2,[3,{}]]],\"b\":{\"c\":{\"d\":null}}}",
+        "{\"a\":true,\"b\":false,\"c\":null}",
+        "{\"n\":[0,-0,1,-1,0.5,-0.5,1e3,1E+3,1e-3,12.34e56,0E0]}",
+        "{\"s\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\\uffff\"}",
+        "{\"u\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f\"}",
+        "{\"\":\"\"}",
+        "{\"a\" : 1 , \"b\" : [ 1 , 2 ] }",
+        /* not objects, or not JSON */
+        "",
+        " ",
+        "[]",
+        "[{}]",
+        "null",
+        "1",
+        "\"a\"",
+        "{",
+        "}",
+        "{]",
+        "[}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "{,}",
+        "{\"a\":1,}",
+        "{\"a\":[1,]}",
+        "{\"a\":[,1]}",
+        "{\"a\":[1 2]}",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":{]}",
+        "{\"a\":[}]",
+        "{} {}",
+        "{}x",
+        "{'a':1}",
+        "{a:1}",
+        "{\"a\":01}",
+        "{\"a\":-01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":-}",
+        "{\"a\":+1}",
+        "{\"a\":1e}",
+        "{\"a\":1e+}",
+        "{\"a\":0x10}",
+        "{\"a\":NaN}",
+        "{\"a\":Infinity}",
+        "{\"a\":tru}",
+        "{\"a\":truex}",
+        "{\"a\":nul}",
+        "{\"a\":True}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud800\\u0041\"}",
+        "{\"a\":\"\\ud800\\\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\u12G4\"}",
+        "{\"a\":\"\\\"}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\t\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xe0\x80\xaf\"}",
+        "{\"a\":\"\xe0\x9f\xbf\"}",
+        "{\"a\":\"\xf0\x8f\xbf\xbf\"}",
+        "{\"a\":\"\xe0\xa0\x80\xf0\x90\x80\x80\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":\"\xe2\x82\"}",
+        "{\"a\":\"abc}",
+        "{\"a\":\"abc\"",
+        "{\"a\":[1,2}",
+        "{\"a\":{\"b\":1}",
+        "{\"a\":1}}",
+        "{\"a\":1}]",
+        "{\"a\":1\x0b}",
+        "\xef\xbb\xbf{}",
+    };
+    ota_manifest_t m;
+    (void)state;
+
+    json_set_alloc_funcs(failing_malloc, free);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        size_t len = strlen(texts[i]);
+        json_set_alloc_funcs(malloc, free);
+        json_t *j = json_loadb(texts[i], len, 0, NULL);
+        int is_object = json_is_object(j);
+        json_decref(j);
+        json_set_alloc_funcs(failing_malloc, free);
+        allocs_left = 0;
+        dirty_stack();
+        ota_err_t rc = ota_manifest_decode(texts[i], len, &m);
+        if (rc != (is_object ? OTA_ERR_NOMEM : OTA_ERR_INVALID))
+            fail_msg("text %zu (%s): jansson %s, decode without memory %s", i, texts[i],
+                     is_object ? "accepts" : "refuses", ota_strerror(rc));
+    }
+
+    /* A NUL byte after the object, or inside a string. */
+    allocs_left = 0;
+    assert_int_equal(ota_manifest_decode("{}\0", 3, &m), OTA_ERR_INVALID);
+    assert_int_equal(ota_manifest_decode("{\"a\":\"\0\"}", 8, &m), OTA_ERR_INVALID);
+    assert_int_equal(ota_manifest_decode("{}\0", 2, &m), OTA_ERR_NOMEM);
+
+    /* Nesting: jansson takes 2048 levels, not 2049. */
+    static char deep[2 * 2049 + 16];
+    for (int levels = 2047; levels <= 2049; levels++) {
+        size_t len = 0;
+        deep[len++] = '{';
+        memcpy(deep + len, "\"a\":", 4);
+        len += 4;
+        for (int k = 1; k < levels; k++)
+            deep[len++] = '[';
+        for (int k = 1; k < levels; k++)
+            deep[len++] = ']';
+        deep[len++] = '}';
+        json_set_alloc_funcs(malloc, free);
+        json_t *j = json_loadb(deep, len, 0, NULL);
+        int is_object = json_is_object(j);
+        json_decref(j);
+        assert_int_equal(is_object, levels <= 2048);
+        json_set_alloc_funcs(failing_malloc, free);
+        allocs_left = 0;
+        assert_int_equal(ota_manifest_decode(deep, len, &m), is_object ? OTA_ERR_NOMEM : OTA_ERR_INVALID);
+    }
+    json_set_alloc_funcs(malloc, free);
 }
 
 int main(void)
@@ -824,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_decode_duplicates),
         cmocka_unit_test(test_decode_too_large),
         cmocka_unit_test(test_decode_out_of_memory),
+        cmocka_unit_test(test_syntax_check_agrees_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
