@@ -94,8 +94,7 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 /* Parses `len` bytes of PEM at `pem` (NUL-terminated) as an Ed25519 private key. */
-static ota_err_t parse_key(const char *path, const char *pem, size_t len, ota_signing_key_t *key, char *err,
-                           size_t cap)
+static ota_err_t parse_key(const char *path, const char *pem, size_t len, ota_signing_key_t *key, char *err, size_t cap)
 {
     BIO *bio = NULL;
     EVP_PKEY *pkey = NULL;
@@ -116,8 +115,7 @@ static ota_err_t parse_key(const char *path, const char *pem, size_t len, ota_si
         goto Exit;
     }
     if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)) == NULL) {
-        snprintf(err, cap, "signing key %s: not a PEM private key (expected an Ed25519 PKCS#8 \"PRIVATE KEY\")",
-                 path);
+        snprintf(err, cap, "signing key %s: not a PEM private key (expected an Ed25519 PKCS#8 \"PRIVATE KEY\")", path);
         goto Exit;
     }
     if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
@@ -186,7 +184,8 @@ static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap
     *exists = 0;
     if (RAND_priv_bytes(seed, sizeof seed) != 1 ||
         (pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof seed)) == NULL ||
-        (bio = BIO_new(BIO_s_secmem())) == NULL || PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+        (bio = BIO_new(BIO_s_secmem())) == NULL ||
+        PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
         (pem_len = BIO_get_mem_data(bio, &pem)) <= 0) {
         snprintf(err, cap, "signing key %s: cannot make a new Ed25519 key", path);
         goto Exit;

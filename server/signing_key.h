@@ -30,8 +30,8 @@
  * OPENSSL_cleanse when done, it holds the private key.
  */
 typedef struct ota_signing_key {
-    unsigned char seed[OTA_ED25519_SEED_LEN];                /**< the private key (RFC 8032 seed) */
-    unsigned char public_key[OTA_ED25519_PUBLIC_LEN];        /**< its public key */
+    unsigned char seed[OTA_ED25519_SEED_LEN];               /**< the private key (RFC 8032 seed) */
+    unsigned char public_key[OTA_ED25519_PUBLIC_LEN];       /**< its public key */
     char public_base64[OTA_SIGNING_KEY_PUBLIC_B64_LEN + 1]; /**< standard base64 of public_key, NUL-terminated */
 } ota_signing_key_t;
 

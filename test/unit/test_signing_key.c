@@ -86,7 +86,8 @@ static size_t read_file(const char *path, char *buf, size_t cap)
 static void openssl_public_base64(const char *path, char *out, size_t cap)
 {
     char cmd[512];
-    assert_true((size_t)snprintf(cmd, sizeof cmd, "openssl pkey -in '%s' -pubout -outform DER | tail -c 32 | base64 -w0",
+    assert_true((size_t)snprintf(cmd, sizeof cmd,
+                                 "openssl pkey -in '%s' -pubout -outform DER | tail -c 32 | base64 -w0",
                                  path) < sizeof cmd);
     output_of(cmd, out, cap);
 }
@@ -416,9 +417,9 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_then_load),  cmocka_unit_test(test_openssl_genpkey),
-        cmocka_unit_test(test_wrong_key_types),   cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_waits_for_writer),  cmocka_unit_test(test_concurrent_creation),
+        cmocka_unit_test(test_create_then_load), cmocka_unit_test(test_openssl_genpkey),
+        cmocka_unit_test(test_wrong_key_types),  cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_waits_for_writer), cmocka_unit_test(test_concurrent_creation),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
