@@ -67,6 +67,9 @@ void ota__api_ble_transfers_create(ota_call_t *call);
 json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact);
 void ota__api_signing_key(ota_call_t *call);
 
+/* metrics.c */
+void ota__api_metrics(ota_call_t *call);
+
 /* uploads.c */
 void ota__api_uploads_create(ota_call_t *call);
 

@@ -22,6 +22,7 @@
 #include "http/validate.h"
 #include "json_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "ota/manifest.h"
 #include "ota/semver.h"
 #include "secret.h"
@@ -180,6 +181,8 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
             return;
         }
     }
+    ota__metrics_heartbeat(false, !json_is_null(manifest),
+                           PQgetisnull(res, 0, OTA_HB_COL_DEFERRED) ? NULL : PQgetvalue(res, 0, OTA_HB_COL_DEFERRED));
     ota__respond_json(call, 200, answer(call, manifest, ota__json_col_string(res, 0, OTA_HB_COL_DEFERRED)));
 }
 
@@ -227,6 +230,7 @@ static void on_relayed(ota_call_t *call, const PGresult *res)
         ota__auth_reject_device_token(call, st->hash);
         return;
     }
+    ota__metrics_heartbeat(true, false, NULL);
     const char *status = PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_STATUS);
     if (strcmp(status, "pending") != 0 && strcmp(status, "delivered") != 0) {
         json_t *body = answer(call, json_null(), json_null());

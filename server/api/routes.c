@@ -3,6 +3,8 @@
 const ota_route_t ota__routes[] = {
     {"GET", "/healthz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_healthz, "healthz"},
     {"GET", "/readyz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_readyz, "readyz"},
+    /* Unauthenticated, as Prometheus scrapes expect: it shows counts, never data. Keep it off the public front. */
+    {"GET", "/metrics", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_metrics, "metrics"},
 
     {"POST", "/v1/models", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_models_create, "models.create"},
     {"GET", "/v1/models", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_models_list, "models.list"},

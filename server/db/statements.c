@@ -164,6 +164,12 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_BLE_TRANSFER] = {"ble_transfer",
                                "SELECT outcome, created_at FROM ota_ble_transfer($1::uuid, $2::uuid, $3::uuid, $4, $5)",
                                5},
+    /* Fleet-wide numbers, the same whichever instance is scraped. */
+    [OTA_STMT_METRICS_ASSIGNMENTS] = {"metrics_assignments",
+                                      "SELECT 'status', status, count(*) FROM assignments GROUP BY status "
+                                      "UNION ALL SELECT 'transition', to_status, count(*) FROM assignment_events "
+                                      "GROUP BY to_status",
+                                      0},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

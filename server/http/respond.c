@@ -3,9 +3,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "http/cursor.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Seconds a client should wait before retrying after a 503. */
 #define RETRY_AFTER_SECONDS "1"
@@ -58,25 +60,49 @@ static void send_json(h2o_req_t *req, int status, json_t *body)
     send_bytes(req, status, reason_of(status), copy, len);
 }
 
-/* Ends the call: detach it from its request before sending, since h2o may finish the request inside h2o_send. */
-static h2o_req_t *finish(ota_call_t *call)
+static double seconds_since(const h2o_req_t *req)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+           (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+}
+
+/*
+ * Ends the call: counts it, and detaches it from its request before sending, since h2o may finish the request
+ * inside h2o_send.
+ */
+static h2o_req_t *finish(ota_call_t *call, int status)
 {
     h2o_req_t *req = call->req;
+    if (req != NULL)
+        ota__metrics_request(call->match.route, status, seconds_since(req));
     ota__call_free(call);
     return req;
 }
 
 void ota__respond_json(ota_call_t *call, int status, json_t *body)
 {
-    h2o_req_t *req = finish(call);
+    h2o_req_t *req = finish(call, status);
     if (req != NULL)
         send_json(req, status, body);
     json_decref(body);
 }
 
+void ota__respond_raw(ota_call_t *call, int status, const char *body, size_t len)
+{
+    h2o_req_t *req = finish(call, status);
+    if (req == NULL)
+        return;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
 void ota__respond_empty(ota_call_t *call, int status)
 {
-    h2o_req_t *req = finish(call);
+    h2o_req_t *req = finish(call, status);
     if (req != NULL)
         send_bytes(req, status, reason_of(status), NULL, 0);
 }
@@ -106,7 +132,7 @@ void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
 
-    h2o_req_t *req = finish(call);
+    h2o_req_t *req = finish(call, status);
     if (req == NULL) {
         json_decref(details);
         return;
@@ -171,6 +197,7 @@ void ota__respond_page(ota_call_t *call, const PGresult *res, int ts_col, int id
 
 void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow)
 {
+    ota__metrics_request(NULL, status, seconds_since(req));
     if (allow != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
     send_error(req, status, code, message, NULL);

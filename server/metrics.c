@@ -1,0 +1,173 @@
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+
+/* Routes counted one by one; requests that matched none share the last slot. */
+#define ROUTE_SLOTS 64
+#define UNMATCHED (ROUTE_SLOTS - 1)
+
+static const int STATUSES[] = {200, 201, 204, 206, 302, 400, 401, 403, 404, 405, 409, 413, 415, 416, 422, 429, 500, 503};
+#define NSTATUS (sizeof STATUSES / sizeof STATUSES[0] + 1) /* + "other" */
+
+static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+static const char *const DEFERRALS[] = {"recording", "battery", "ble_connected"};
+#define NDEFERRALS 3
+
+static struct {
+    atomic_uint_fast64_t requests[ROUTE_SLOTS][NSTATUS];
+    atomic_uint_fast64_t latency_le[ROUTE_SLOTS][NBUCKETS]; /* not cumulative; summed when rendered */
+    atomic_uint_fast64_t latency_count[ROUTE_SLOTS];
+    atomic_uint_fast64_t latency_sum_us[ROUTE_SLOTS];
+    atomic_uint_fast64_t heartbeats[2];  /* [relay] */
+    atomic_uint_fast64_t deliveries;
+    atomic_uint_fast64_t deferred[NDEFERRALS];
+} m;
+
+static size_t status_slot(int status)
+{
+    for (size_t i = 0; i < NSTATUS - 1; i++)
+        if (STATUSES[i] == status)
+            return i;
+    return NSTATUS - 1;
+}
+
+static size_t route_slot(const ota_route_t *route, const ota_route_t *routes)
+{
+    if (route == NULL || routes == NULL)
+        return UNMATCHED;
+    size_t i = (size_t)(route - routes);
+    return i < UNMATCHED ? i : UNMATCHED;
+}
+
+/* The route table (api/routes.c): a route's slot is its index there. */
+extern const ota_route_t ota__routes[];
+
+void ota__metrics_request(const ota_route_t *route, int status, double seconds)
+{
+    size_t r = route_slot(route, ota__routes), b = 0;
+    atomic_fetch_add_explicit(&m.requests[r][status_slot(status)], 1, memory_order_relaxed);
+    while (b < NBUCKETS && seconds > BUCKETS[b])
+        b++;
+    if (b < NBUCKETS)
+        atomic_fetch_add_explicit(&m.latency_le[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m.latency_count[r], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m.latency_sum_us[r], (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred)
+{
+    atomic_fetch_add_explicit(&m.heartbeats[relay ? 1 : 0], 1, memory_order_relaxed);
+    if (delivered)
+        atomic_fetch_add_explicit(&m.deliveries, 1, memory_order_relaxed);
+    for (size_t i = 0; deferred != NULL && i < NDEFERRALS; i++)
+        if (strcmp(deferred, DEFERRALS[i]) == 0)
+            atomic_fetch_add_explicit(&m.deferred[i], 1, memory_order_relaxed);
+}
+
+void ota__text_printf(ota_text_t *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = t->cap - t->len;
+        int n = vsnprintf(t->base != NULL ? t->base + t->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 8192;
+        while (cap - t->len <= (size_t)n)
+            cap *= 2;
+        char *bigger = realloc(t->base, cap);
+        if (bigger == NULL)
+            h2o_fatal("out of memory");
+        t->base = bigger;
+        t->cap = cap;
+    }
+}
+
+static uint64_t get(atomic_uint_fast64_t *a)
+{
+    return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static const char *route_name(const ota_route_t *routes, size_t nroutes, size_t slot)
+{
+    return slot < nroutes && slot < UNMATCHED ? routes[slot].name : "unmatched";
+}
+
+static void render_requests(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+{
+    ota__text_printf(out, "# HELP ota_http_requests_total API requests answered, by route and status.\n"
+                          "# TYPE ota_http_requests_total counter\n");
+    for (size_t r = 0; r < ROUTE_SLOTS; r++) {
+        for (size_t s = 0; s < NSTATUS; s++) {
+            uint64_t n = get(&m.requests[r][s]);
+            if (n == 0)
+                continue;
+            char status[8];
+            if (s < NSTATUS - 1)
+                snprintf(status, sizeof status, "%d", STATUSES[s]);
+            else
+                snprintf(status, sizeof status, "other");
+            ota__text_printf(out, "ota_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                             route_name(routes, nroutes, r), status, (unsigned long long)n);
+        }
+    }
+}
+
+static void render_latency(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+{
+    ota__text_printf(out, "# HELP ota_http_request_duration_seconds Time from request to answer, by route.\n"
+                          "# TYPE ota_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r < ROUTE_SLOTS; r++) {
+        uint64_t count = get(&m.latency_count[r]), cumulative = 0;
+        if (count == 0)
+            continue;
+        const char *name = route_name(routes, nroutes, r);
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cumulative += get(&m.latency_le[r][b]);
+            ota__text_printf(out, "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+                             BUCKETS[b], (unsigned long long)cumulative);
+        }
+        ota__text_printf(out,
+                         "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                         "ota_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                         "ota_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                         name, (unsigned long long)count, name, get(&m.latency_sum_us[r]) / 1e6, name,
+                         (unsigned long long)count);
+    }
+}
+
+void ota__metrics_render(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+{
+    render_requests(out, routes, nroutes);
+    render_latency(out, routes, nroutes);
+    ota__text_printf(out,
+                     "# HELP ota_heartbeats_total Heartbeats answered (relay: relayed by the phone app).\n"
+                     "# TYPE ota_heartbeats_total counter\n"
+                     "ota_heartbeats_total{relay=\"false\"} %llu\n"
+                     "ota_heartbeats_total{relay=\"true\"} %llu\n"
+                     "# HELP ota_deliveries_total Manifests sent in heartbeat answers.\n"
+                     "# TYPE ota_deliveries_total counter\n"
+                     "ota_deliveries_total %llu\n"
+                     "# HELP ota_deferrals_total Heartbeats whose delivery waited, by reason.\n"
+                     "# TYPE ota_deferrals_total counter\n",
+                     (unsigned long long)get(&m.heartbeats[0]), (unsigned long long)get(&m.heartbeats[1]),
+                     (unsigned long long)get(&m.deliveries));
+    for (size_t i = 0; i < NDEFERRALS; i++)
+        ota__text_printf(out, "ota_deferrals_total{reason=\"%s\"} %llu\n", DEFERRALS[i],
+                         (unsigned long long)get(&m.deferred[i]));
+}

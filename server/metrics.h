@@ -1,0 +1,36 @@
+#ifndef OTA_SERVER_METRICS_H
+#define OTA_SERVER_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/router.h"
+
+/*
+ * Process-wide counters for GET /metrics (Prometheus text format). Every
+ * event-loop thread adds to them with relaxed atomic operations: a scrape
+ * may see one request counted and its latency not yet, which Prometheus
+ * tolerates, and the hot path pays no lock.
+ */
+
+/** Counts one answered API request: `route` is the matched route (NULL for 404/405), `seconds` its latency. */
+void ota__metrics_request(const ota_route_t *route, int status, double seconds);
+
+/** Counts one heartbeat (or relay) answer: whether it carried a manifest, and why it was deferred (NULL: not). */
+void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred);
+
+/**
+ * Appends the process's counters in Prometheus text format to `out` (a
+ * growing buffer, see ota__metrics_buffer_*). Route labels come from `routes`.
+ */
+typedef struct ota_text {
+    char *base;
+    size_t len, cap;
+} ota_text_t;
+
+void ota__metrics_render(ota_text_t *out, const ota_route_t *routes, size_t nroutes);
+
+/** printf into a growing text buffer; aborts on out-of-memory (server policy). */
+void ota__text_printf(ota_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
