@@ -1,0 +1,101 @@
+/*
+ * Integration: GET /metrics in Prometheus text format, counting what the
+ * real server answered (by route and status), with latency histograms and
+ * the fleet's assignments from the database.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "checks.h"
+#include "harness.h"
+
+/* The value of the sample line starting with `series` (name and labels exactly), or -1 when absent. */
+static long long sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return atoll(line + n + 1);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return -1;
+}
+
+static char *scrape(void)
+{
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+    CHECK(r.status == 200, "GET /metrics: %ld %s", r.status, BODY(&r));
+    CHECK(strncmp(r.content_type, "text/plain", 10) == 0, "content type %s", r.content_type);
+    char *text = strdup(r.body);
+    h_resp_free(&r);
+    return text;
+}
+
+static void get(const char *path, const char *token, long want)
+{
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", path, token, NULL, 0, NULL, &r);
+    CHECK(r.status == want, "GET %s: %ld, want %ld", path, r.status, want);
+    h_resp_free(&r);
+}
+
+static void test_requests_counted_by_route_and_status(void **state)
+{
+    (void)state;
+    const char *ok = "ota_http_requests_total{route=\"healthz\",status=\"200\"}";
+    const char *unmatched = "ota_http_requests_total{route=\"unmatched\",status=\"404\"}";
+    const char *unauthorized = "ota_http_requests_total{route=\"models.list\",status=\"401\"}";
+    char *before = scrape();
+    long long ok0 = sample(before, ok), unmatched0 = sample(before, unmatched), unauth0 = sample(before, unauthorized);
+    free(before);
+
+    for (int i = 0; i < 5; i++)
+        get("/healthz", NULL, 200);
+    for (int i = 0; i < 3; i++)
+        get("/no/such/route", NULL, 404);
+    get("/v1/models", NULL, 401);
+    get("/v1/models", h_g_srv.admin_key, 200);
+
+    char *after = scrape();
+    CHECK(sample(after, ok) == (ok0 < 0 ? 0 : ok0) + 5, "healthz 200: %lld then %lld", ok0, sample(after, ok));
+    CHECK(sample(after, unmatched) == (unmatched0 < 0 ? 0 : unmatched0) + 3, "unmatched 404: %lld then %lld",
+          unmatched0, sample(after, unmatched));
+    CHECK(sample(after, unauthorized) == (unauth0 < 0 ? 0 : unauth0) + 1, "models.list 401: %lld then %lld", unauth0,
+          sample(after, unauthorized));
+    /* The histogram's +Inf bucket equals its count, and the count covers every healthz answer. */
+    long long inf = sample(after, "ota_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"}");
+    long long count = sample(after, "ota_http_request_duration_seconds_count{route=\"healthz\"}");
+    CHECK(inf == count && count >= 5, "+Inf %lld, count %lld", inf, count);
+    free(after);
+}
+
+static void test_database_and_fleet_series(void **state)
+{
+    (void)state;
+    char *text = scrape();
+    CHECK(strstr(text, "ota_db_up{thread=\"") != NULL, "no ota_db_up in:\n%s", text);
+    CHECK(strstr(text, "# TYPE ota_assignments gauge") != NULL, "no ota_assignments in:\n%s", text);
+    CHECK(strstr(text, "# TYPE ota_heartbeats_total counter") != NULL, "no heartbeats in:\n%s", text);
+    CHECK(strstr(text, "# TYPE ota_http_request_duration_seconds histogram") != NULL, "no histogram in:\n%s", text);
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requests_counted_by_route_and_status),
+        cmocka_unit_test(test_database_and_fleet_series),
+    };
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
+}
