@@ -56,6 +56,7 @@ static void on_release(ota_call_t *call, const PGresult *res)
     json_t *ufw = json_null();
     if (!PQgetisnull(res, 0, key_col)) {
         json_t *artifact = json_deep_copy(json_object_get(json_object_get(release, "artifacts"), "ufw"));
+        json_object_del(artifact, "md5"); /* the link has the same fields as the relay's: size, crc32, sha256 */
         ufw = ota__ufw_link(call, PQgetvalue(res, 0, key_col), artifact);
     }
     ota__respond_json(call, 200,

@@ -51,7 +51,11 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_PING] = {"ping", "SELECT 1", 0},
     [OTA_STMT_API_KEY_ROLE] = {"api_key_role", "SELECT role FROM api_keys WHERE key_hash = $1::bytea", 1},
     [OTA_STMT_DEVICE_TOKEN_HASH] = {"device_token_hash", "SELECT token_hash FROM devices WHERE id = $1::uuid", 1},
-    [OTA_STMT_DEVICE_BY_TOKEN] = {"device_by_token", "SELECT id FROM devices WHERE token_hash = $1::bytea", 1},
+    /* Whose secret is it? Chooses 403 (a valid secret, not allowed here) over 401 (nobody's). */
+    [OTA_STMT_DEVICE_BY_TOKEN] = {"device_by_token",
+                                  "SELECT 'device' FROM devices WHERE token_hash = $1::bytea UNION ALL "
+                                  "SELECT 'api_key' FROM api_keys WHERE key_hash = $1::bytea LIMIT 1",
+                                  1},
     [OTA_STMT_MODEL_CREATE] = {"model_create", "INSERT INTO models (id, name) VALUES ($1, $2) RETURNING " MODEL_COLS,
                                2},
     [OTA_STMT_MODEL_LIST] = {"model_list", "SELECT " MODEL_COLS " FROM models ORDER BY id", 0},

@@ -11,7 +11,7 @@ typedef enum ota_stmt {
     OTA_STMT_PING,
     OTA_STMT_API_KEY_ROLE,        /* $1 key hash → role */
     OTA_STMT_DEVICE_TOKEN_HASH,   /* $1 device id → token_hash */
-    OTA_STMT_DEVICE_BY_TOKEN,     /* $1 token hash → id */
+    OTA_STMT_DEVICE_BY_TOKEN,     /* $1 secret hash → 'device' or 'api_key' when it is someone's */
     OTA_STMT_MODEL_CREATE,        /* $1 id, $2 name → model */
     OTA_STMT_MODEL_LIST,          /* → models */
     OTA_STMT_MODEL_GET,           /* $1 id → model */

@@ -106,7 +106,9 @@ static void on_device_by_token(ota_call_t *call, const PGresult *res)
         return;
     }
     if (PQntuples(res) == 0)
-        ota__auth_unauthorized(call, "unknown device token");
+        ota__auth_unauthorized(call, "unknown credentials");
+    else if (strcmp(PQgetvalue(res, 0, 0), "api_key") == 0)
+        forbidden(call, "this route takes the device's own token");
     else
         forbidden(call, "a device token is valid only on its own device's paths");
 }

@@ -4,10 +4,17 @@
 #define _GNU_SOURCE /* strptime, timegm */
 #include "checks.h"
 
+#include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+
+#include <openssl/evp.h>
+
+#include "ota/crc32.h"
 
 h_pg_t h_g_pg;
 h_server_t h_g_srv;
@@ -113,6 +120,305 @@ void h_make_model(char *id, size_t cap, const char *name)
     h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, &r, "{s:s, s:s}", "id", id, "name", name);
     EXPECT_STATUS(&r, 201);
     h_resp_free(&r);
+}
+
+/* ---- small utilities ---------------------------------------------------------------------------- */
+
+void h_sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+bool h_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+unsigned char *h_random_bytes(size_t n)
+{
+    unsigned char *p = malloc(n > 0 ? n : 1);
+    CHECK(p != NULL, "out of memory");
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = getrandom(p + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        CHECK(k > 0, "getrandom: %s", strerror(errno));
+        got += (size_t)k;
+    }
+    return p;
+}
+
+static void hex_encode(const unsigned char *in, unsigned n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bool h_jnull(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return v != NULL && json_is_null(v);
+}
+
+json_int_t h_jint(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+static size_t on_bytes(char *data, size_t size, size_t nmemb, void *arg)
+{
+    h_buf_t *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return 0;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+long h_download(const char *url, h_buf_t *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    CHECK(c != NULL, "curl_easy_init failed");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* ---- fixtures ----------------------------------------------------------------------------------- */
+
+/* `len` random bytes with their CRC-32 and SHA-256 (hex), and their base64 (malloc'ed) into *b64. */
+static unsigned char *artifact_bytes(size_t len, uint32_t *crc32, char sha256[65], char **b64)
+{
+    unsigned char *bytes = h_random_bytes(len);
+    *crc32 = ota_crc32_update(0, bytes, len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    CHECK(EVP_Digest(bytes, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
+    hex_encode(md, n, sha256);
+    *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    CHECK(*b64 != NULL, "out of memory");
+    EVP_EncodeBlock((unsigned char *)*b64, bytes, (int)len);
+    return bytes;
+}
+
+void h_make_release_ufw(const char *model, const char *version, size_t len, size_t ufw_len, h_release_t *out)
+{
+    char *bin_b64 = NULL, *ufw_b64 = NULL;
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "%s", model);
+    snprintf(out->version, sizeof out->version, "%s", version);
+    out->bin = artifact_bytes(len, &out->crc32, out->sha256, &bin_b64);
+    out->len = len;
+    if (ufw_len > 0) {
+        out->ufw = artifact_bytes(ufw_len, &out->ufw_crc32, out->ufw_sha256, &ufw_b64);
+        out->ufw_len = ufw_len;
+    }
+    h_resp_t r = {0};
+    if (ufw_b64 != NULL)
+        h_json(&h_g_srv, "POST", "/v1/releases", h_g_srv.admin_key, &r, "{s:s, s:s, s:{s:s}, s:{s:s}}", "version",
+               version, "model", model, "bin", "blob", bin_b64, "ufw", "blob", ufw_b64);
+    else
+        h_json(&h_g_srv, "POST", "/v1/releases", h_g_srv.admin_key, &r, "{s:s, s:s, s:{s:s}}", "version", version,
+               "model", model, "bin", "blob", bin_b64);
+    free(bin_b64);
+    free(ufw_b64);
+    EXPECT_STATUS(&r, 201);
+    CHECK(h_is_uuid(h_jstr(r.json, "id")), "release id: %s", BODY(&r));
+    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+}
+
+void h_make_release(const char *model, const char *version, size_t len, h_release_t *out)
+{
+    h_make_release_ufw(model, version, len, 0, out);
+}
+
+void h_release_free(h_release_t *r)
+{
+    free(r->bin);
+    free(r->ufw);
+    r->bin = NULL;
+    r->ufw = NULL;
+}
+
+void h_make_device(const char *model, const char *firmware, h_device_t *out)
+{
+    char serial[40];
+    memset(out, 0, sizeof *out);
+    h_unique(serial, sizeof serial, "SN-");
+    h_resp_t r = {0};
+    if (firmware != NULL)
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model",
+               model, "firmware_version", firmware);
+    else
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+    EXPECT_STATUS(&r, 201);
+    CHECK(h_is_uuid(h_jstr(r.json, "id")) && h_jstr(r.json, "token") != NULL, "device: %s", BODY(&r));
+    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
+    snprintf(out->token, sizeof out->token, "%s", h_jstr(r.json, "token"));
+    snprintf(out->model, sizeof out->model, "%s", model);
+    h_resp_free(&r);
+}
+
+void h_assign(const char *device_id, const char *release_id, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", device_id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, out, "{s:s}", "release_id", release_id);
+}
+
+void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40])
+{
+    h_resp_t r = {0};
+    h_assign(d->id, rel->id, &r);
+    EXPECT_STATUS(&r, 201);
+    json_t *a = r.json;
+    time_t t;
+    CHECK(h_is_uuid(h_jstr(a, "id")), "id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "device_id"), d->id), "device_id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "release_id"), rel->id), "release_id: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "version"), rel->version), "version: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(a, "status"), "pending"), "status: %s", BODY(&r));
+    CHECK(h_rfc3339_utc(h_jstr(a, "created_at"), &t) && labs((long)(t - time(NULL))) < 120, "created_at: %s", BODY(&r));
+    CHECK(h_jnull(a, "delivered_at") && h_jnull(a, "finished_at") && h_jnull(a, "reason"), "nulls: %s", BODY(&r));
+    CHECK(json_is_integer(json_object_get(a, "deliveries")) && h_jint(a, "deliveries") == 0, "deliveries: %s",
+          BODY(&r));
+    snprintf(id, 40, "%s", h_jstr(a, "id"));
+    h_resp_free(&r);
+}
+
+json_t *h_get_assignment(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/assignments/%s", id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(json_is_array(json_object_get(r.json, "events")), "no events array: %s", BODY(&r));
+    CHECK(h_streq(h_jstr(r.json, "id"), id), "id: %s", BODY(&r));
+    json_t *a = json_incref(r.json);
+    h_resp_free(&r);
+    return a;
+}
+
+json_t *h_get_device(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s", id);
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *d = json_incref(r.json);
+    h_resp_free(&r);
+    return d;
+}
+
+void h_expect_events(json_t *a, const h_event_t *want, size_t n)
+{
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_t *events = json_object_get(a, "events");
+    CHECK(json_array_size(events) == n, "%zu events, want %zu: %s", json_array_size(events), n, text);
+    time_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(events, i);
+        time_t at;
+        CHECK(h_rfc3339_utc(h_jstr(e, "at"), &at) && at >= prev, "event %zu: bad or out-of-order at: %s", i, text);
+        prev = at;
+        CHECK(want[i].from == NULL ? h_jnull(e, "from") : h_streq(h_jstr(e, "from"), want[i].from),
+              "event %zu: from, want %s: %s", i, want[i].from ? want[i].from : "null", text);
+        CHECK(h_streq(h_jstr(e, "to"), want[i].to), "event %zu: to, want %s: %s", i, want[i].to, text);
+        CHECK(want[i].reason == NULL ? h_jnull(e, "reason") : h_streq(h_jstr(e, "reason"), want[i].reason),
+              "event %zu: reason, want %s: %s", i, want[i].reason ? want[i].reason : "null", text);
+    }
+    free(text);
+}
+
+json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason)
+{
+    json_t *a = h_get_assignment(id);
+    char *text = json_dumps(a, JSON_COMPACT);
+    CHECK(h_streq(h_jstr(a, "status"), status), "status, want %s: %s", status, text);
+    CHECK(h_jint(a, "deliveries") == deliveries, "deliveries, want %lld: %s", (long long)deliveries, text);
+    CHECK(reason == NULL ? h_jnull(a, "reason") : h_streq(h_jstr(a, "reason"), reason), "reason, want %s: %s",
+          reason ? reason : "null", text);
+    bool final = strcmp(status, "applied") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
+    time_t t;
+    CHECK(final ? h_rfc3339_utc(h_jstr(a, "finished_at"), &t) : h_jnull(a, "finished_at"), "finished_at: %s", text);
+    if (deliveries > 0)
+        CHECK(h_rfc3339_utc(h_jstr(a, "delivered_at"), &t), "delivered_at: %s", text);
+    else
+        CHECK(h_jnull(a, "delivered_at"), "delivered_at: %s", text);
+    free(text);
+    return a;
+}
+
+void h_heartbeat_on(h_server_t *srv, const char *device_id, const char *token, const char *body, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", device_id);
+    h_request(srv, "POST", path, token, body, out);
+}
+
+void h_heartbeat_ok(h_server_t *srv, const h_device_t *d, const char *body, h_resp_t *out)
+{
+    h_heartbeat_on(srv, d->id, d->token, body, out);
+    if (out->status != 200 && srv != &h_g_srv)
+        h_server_dump_log(srv);
+    CHECK(out->status == 200, "heartbeat %s: expected 200, got %ld: %.2000s", body, out->status, BODY(out));
+    time_t t;
+    CHECK(h_rfc3339_utc(h_jstr(out->json, "server_time"), &t) && labs((long)(t - time(NULL))) < 120, "server_time: %s",
+          BODY(out));
+    CHECK(h_jint(out->json, "heartbeat_interval_s") == 60, "heartbeat_interval_s: %s", BODY(out));
+    json_t *ota = json_object_get(out->json, "ota"), *deferred = json_object_get(out->json, "deferred");
+    CHECK(ota != NULL && (json_is_null(ota) || json_is_object(ota)), "ota: %s", BODY(out));
+    CHECK(deferred != NULL && (json_is_null(deferred) || json_is_string(deferred)), "deferred: %s", BODY(out));
+}
+
+void h_heartbeat_fw(const h_device_t *d, const char *firmware, h_resp_t *out)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"firmware_version\": \"%s\"}", firmware);
+    h_heartbeat_ok(&h_g_srv, d, body, out);
+}
+
+void h_expect_no_manifest(const h_resp_t *r, const char *deferred)
+{
+    CHECK(h_jnull(r->json, "ota"), "expected ota null: %s", BODY(r));
+    CHECK(deferred == NULL ? h_jnull(r->json, "deferred") : h_streq(h_jstr(r->json, "deferred"), deferred),
+          "expected deferred %s: %s", deferred ? deferred : "null", BODY(r));
 }
 
 bool h_wait_ready(h_server_t *srv)

@@ -117,6 +117,107 @@ void h_request(h_server_t *srv, const char *method, const char *path, const char
 /** Creates a model on h_g_srv with a fresh id "m-<hex>" (into `id`, `cap` bytes) and `name`; checks the 201. */
 void h_make_model(char *id, size_t cap, const char *name);
 
+/* ---- small utilities ---------------------------------------------------------------------------- */
+
+/** Sleeps `ms` milliseconds (resumed after signals). */
+void h_sleep_ms(long ms);
+
+/** `s` is a lower-case hyphenated UUID. */
+bool h_is_uuid(const char *s);
+
+/** `n` fresh random bytes (malloc'ed; a failed CHECK when they cannot be had). */
+unsigned char *h_random_bytes(size_t n);
+
+/** `key` is present in `obj` and null. */
+bool h_jnull(json_t *obj, const char *key);
+
+/** The integer member `key` of `obj`, or -1 (absent or not an integer). */
+json_int_t h_jint(json_t *obj, const char *key);
+
+/** A downloaded body (malloc'ed `p`, NUL-terminated past `len`). */
+typedef struct h_buf {
+    unsigned char *p;
+    size_t len, cap;
+} h_buf_t;
+
+/** A plain GET of a whole URL without credentials: returns the status (0: transport failure); the body goes to
+ *  `out` (free out->p). */
+long h_download(const char *url, h_buf_t *out);
+
+/* ---- fixtures on h_g_srv: releases, devices, assignments, heartbeats ------------------------------ */
+
+/** A release made by h_make_release[_ufw], with the bytes of its artifacts and their CRC-32 and SHA-256. */
+typedef struct h_release {
+    char id[40];
+    char model[32];
+    char version[32];
+    unsigned char *bin;
+    size_t len;
+    uint32_t crc32;
+    char sha256[65];
+    unsigned char *ufw; /**< NULL: no ufw artifact */
+    size_t ufw_len;
+    uint32_t ufw_crc32;
+    char ufw_sha256[65];
+} h_release_t;
+
+/** POSTs a release of `model` / `version` with `len` random bytes as a JSON blob (bin only); checks the 201. */
+void h_make_release(const char *model, const char *version, size_t len, h_release_t *out);
+
+/** h_make_release with a ufw artifact of `ufw_len` random bytes too (0: none). */
+void h_make_release_ufw(const char *model, const char *version, size_t len, size_t ufw_len, h_release_t *out);
+
+/** Frees the bytes a release holds (not the struct). */
+void h_release_free(h_release_t *r);
+
+/** A device made by h_make_device, with its token. */
+typedef struct h_device {
+    char id[40];
+    char token[200];
+    char model[32];
+} h_device_t;
+
+/** Registers a device of `model` running `firmware` (NULL: none reported); checks the 201. */
+void h_make_device(const char *model, const char *firmware, h_device_t *out);
+
+/** POST /v1/devices/{device_id}/assignments {"release_id": release_id} as the admin. */
+void h_assign(const char *device_id, const char *release_id, h_resp_t *out);
+
+/** The 201 of a new assignment of `rel` to `d`, with the contract's whole shape; its id goes to `id` (40 bytes). */
+void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40]);
+
+/** GET /v1/assignments/{id} as the admin: the assignment with its events (caller decrefs). */
+json_t *h_get_assignment(const char *id);
+
+/** GET /v1/devices/{id} as the admin (caller decrefs). */
+json_t *h_get_device(const char *id);
+
+/** One expected assignment event. */
+typedef struct h_event {
+    const char *from; /**< NULL: null */
+    const char *to;
+    const char *reason; /**< NULL: null */
+} h_event_t;
+
+/** The assignment's events are exactly `want` (oldest first), each with an RFC 3339 "at" in order. */
+void h_expect_events(json_t *a, const h_event_t *want, size_t n);
+
+/** The assignment `id` has `status`, `deliveries`, `reason` (NULL: null) and the matching timestamps; returns it
+ *  (caller decrefs). */
+json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason);
+
+/** POST /v1/devices/{device_id}/heartbeat on `srv` with `token` (NULL: none) and the JSON text `body`. */
+void h_heartbeat_on(h_server_t *srv, const char *device_id, const char *token, const char *body, h_resp_t *out);
+
+/** A heartbeat of `d` that must be answered 200 with the contract's shape (default interval 60 s). */
+void h_heartbeat_ok(h_server_t *srv, const h_device_t *d, const char *body, h_resp_t *out);
+
+/** h_heartbeat_ok on h_g_srv reporting only `firmware`. */
+void h_heartbeat_fw(const h_device_t *d, const char *firmware, h_resp_t *out);
+
+/** The heartbeat answer has no manifest, and deferred is `deferred` (NULL: null). */
+void h_expect_no_manifest(const h_resp_t *r, const char *deferred);
+
 /**
  * Polls GET /readyz until 200 (at most 10 s): the server listens before its database connections are up.
  * On time-out says so and shows the server's log; returns whether it became ready.

@@ -10,20 +10,16 @@
  * releases and devices, so none depends on another's order.
  */
 #define _GNU_SOURCE
-#include <curl/curl.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "checks.h"
-#include "ota/crc32.h"
 #include "ota/manifest.h"
 
 #define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -31,324 +27,6 @@
 /* A second server some tests start with other settings; stopped by the test's teardown, even after a failure. */
 static h_server_t g_other;
 static bool g_other_up;
-
-/* ---- small utilities -------------------------------------------------------------------------- */
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static bool is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return true;
-}
-
-static unsigned char *random_bytes(size_t n)
-{
-    unsigned char *p = malloc(n);
-    CHECK(p != NULL, "out of memory");
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = getrandom(p + got, n - got, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        CHECK(k > 0, "getrandom: %s", strerror(errno));
-        got += (size_t)k;
-    }
-    return p;
-}
-
-static void hex_encode(const unsigned char *in, unsigned n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* `key` is present in `obj` and null. */
-static bool jnull(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return v != NULL && json_is_null(v);
-}
-
-static json_int_t jint(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? json_integer_value(v) : -1;
-}
-
-/* A plain GET of a whole URL without credentials: returns the status; the body (malloc'ed) goes to `out`. */
-typedef struct buf {
-    unsigned char *p;
-    size_t len, cap;
-} buf_t;
-
-static size_t on_bytes(char *data, size_t size, size_t nmemb, void *arg)
-{
-    buf_t *b = arg;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
-}
-
-static long download(const char *url, buf_t *out)
-{
-    memset(out, 0, sizeof *out);
-    CURL *c = curl_easy_init();
-    CHECK(c != NULL, "curl_easy_init failed");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
-}
-
-/* ---- fixtures ----------------------------------------------------------------------------------- */
-
-typedef struct release {
-    char id[40];
-    char model[32];
-    char version[32];
-    unsigned char *bin;
-    size_t len;
-    uint32_t crc32;
-    char sha256[65];
-} release_t;
-
-typedef struct device {
-    char id[40];
-    char token[200];
-    char model[32];
-} device_t;
-
-/* POSTs a release of `model` / `version` with `len` random bytes as a JSON blob; checks the 201. */
-static void make_release(const char *model, const char *version, size_t len, release_t *out)
-{
-    memset(out, 0, sizeof *out);
-    snprintf(out->model, sizeof out->model, "%s", model);
-    snprintf(out->version, sizeof out->version, "%s", version);
-    out->bin = random_bytes(len);
-    out->len = len;
-    out->crc32 = ota_crc32_update(0, out->bin, len);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    CHECK(EVP_Digest(out->bin, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
-    hex_encode(md, n, out->sha256);
-
-    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-    CHECK(b64 != NULL, "out of memory");
-    EVP_EncodeBlock((unsigned char *)b64, out->bin, (int)len);
-    h_resp_t r = {0};
-    h_json(&h_g_srv, "POST", "/v1/releases", h_g_srv.admin_key, &r, "{s:s, s:s, s:{s:s}}", "version", version,
-           "model", model, "bin", "blob", b64);
-    free(b64);
-    EXPECT_STATUS(&r, 201);
-    CHECK(is_uuid(h_jstr(r.json, "id")), "release id: %s", BODY(&r));
-    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
-    h_resp_free(&r);
-}
-
-static void release_free(release_t *r)
-{
-    free(r->bin);
-    r->bin = NULL;
-}
-
-/* Registers a device of `model` running `firmware` (NULL: none reported); checks the 201. */
-static void make_device(const char *model, const char *firmware, device_t *out)
-{
-    char serial[40];
-    memset(out, 0, sizeof *out);
-    h_unique(serial, sizeof serial, "SN-");
-    h_resp_t r = {0};
-    if (firmware != NULL)
-        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model",
-               model, "firmware_version", firmware);
-    else
-        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
-    EXPECT_STATUS(&r, 201);
-    CHECK(is_uuid(h_jstr(r.json, "id")) && h_jstr(r.json, "token") != NULL, "device: %s", BODY(&r));
-    snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));
-    snprintf(out->token, sizeof out->token, "%s", h_jstr(r.json, "token"));
-    snprintf(out->model, sizeof out->model, "%s", model);
-    h_resp_free(&r);
-}
-
-/* POST /v1/devices/{device_id}/assignments {"release_id": release_id} as the admin. */
-static void assign(const char *device_id, const char *release_id, h_resp_t *out)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/devices/%s/assignments", device_id);
-    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, out, "{s:s}", "release_id", release_id);
-}
-
-/* The 201 of a new assignment, with the contract's whole shape; its id goes to `id` (40 bytes). */
-static void assign_ok(const device_t *d, const release_t *rel, char id[40])
-{
-    h_resp_t r = {0};
-    assign(d->id, rel->id, &r);
-    EXPECT_STATUS(&r, 201);
-    json_t *a = r.json;
-    time_t t;
-    CHECK(is_uuid(h_jstr(a, "id")), "id: %s", BODY(&r));
-    CHECK(h_streq(h_jstr(a, "device_id"), d->id), "device_id: %s", BODY(&r));
-    CHECK(h_streq(h_jstr(a, "release_id"), rel->id), "release_id: %s", BODY(&r));
-    CHECK(h_streq(h_jstr(a, "version"), rel->version), "version: %s", BODY(&r));
-    CHECK(h_streq(h_jstr(a, "status"), "pending"), "status: %s", BODY(&r));
-    CHECK(h_rfc3339_utc(h_jstr(a, "created_at"), &t) && labs((long)(t - time(NULL))) < 120, "created_at: %s",
-          BODY(&r));
-    CHECK(jnull(a, "delivered_at") && jnull(a, "finished_at") && jnull(a, "reason"), "nulls: %s", BODY(&r));
-    CHECK(json_is_integer(json_object_get(a, "deliveries")) && jint(a, "deliveries") == 0, "deliveries: %s",
-          BODY(&r));
-    snprintf(id, 40, "%s", h_jstr(a, "id"));
-    h_resp_free(&r);
-}
-
-/* GET /v1/assignments/{id}: the assignment with its events (caller decrefs). */
-static json_t *get_assignment(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/assignments/%s", id);
-    h_resp_t r = {0};
-    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    CHECK(json_is_array(json_object_get(r.json, "events")), "no events array: %s", BODY(&r));
-    CHECK(h_streq(h_jstr(r.json, "id"), id), "id: %s", BODY(&r));
-    json_t *a = json_incref(r.json);
-    h_resp_free(&r);
-    return a;
-}
-
-/* GET /v1/devices/{id} (caller decrefs). */
-static json_t *get_device(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/devices/%s", id);
-    h_resp_t r = {0};
-    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    json_t *d = json_incref(r.json);
-    h_resp_free(&r);
-    return d;
-}
-
-typedef struct event {
-    const char *from; /* NULL: null */
-    const char *to;
-    const char *reason; /* NULL: null */
-} event_t;
-
-/* The assignment's events are exactly `want` (oldest first), each with an RFC 3339 "at" in order. */
-static void expect_events(json_t *a, const event_t *want, size_t n)
-{
-    char *text = json_dumps(a, JSON_COMPACT);
-    json_t *events = json_object_get(a, "events");
-    CHECK(json_array_size(events) == n, "%zu events, want %zu: %s", json_array_size(events), n, text);
-    time_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(events, i);
-        time_t at;
-        CHECK(h_rfc3339_utc(h_jstr(e, "at"), &at) && at >= prev, "event %zu: bad or out-of-order at: %s", i, text);
-        prev = at;
-        CHECK(want[i].from == NULL ? jnull(e, "from") : h_streq(h_jstr(e, "from"), want[i].from),
-              "event %zu: from, want %s: %s", i, want[i].from ? want[i].from : "null", text);
-        CHECK(h_streq(h_jstr(e, "to"), want[i].to), "event %zu: to, want %s: %s", i, want[i].to, text);
-        CHECK(want[i].reason == NULL ? jnull(e, "reason") : h_streq(h_jstr(e, "reason"), want[i].reason),
-              "event %zu: reason, want %s: %s", i, want[i].reason ? want[i].reason : "null", text);
-    }
-    free(text);
-}
-
-/* The assignment `id` has `status`, `deliveries`, and `reason` (NULL: null). */
-static json_t *expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason)
-{
-    json_t *a = get_assignment(id);
-    char *text = json_dumps(a, JSON_COMPACT);
-    CHECK(h_streq(h_jstr(a, "status"), status), "status, want %s: %s", status, text);
-    CHECK(jint(a, "deliveries") == deliveries, "deliveries, want %lld: %s", (long long)deliveries, text);
-    CHECK(reason == NULL ? jnull(a, "reason") : h_streq(h_jstr(a, "reason"), reason), "reason, want %s: %s",
-          reason ? reason : "null", text);
-    bool final = strcmp(status, "applied") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
-    time_t t;
-    CHECK(final ? h_rfc3339_utc(h_jstr(a, "finished_at"), &t) : jnull(a, "finished_at"), "finished_at: %s", text);
-    if (deliveries > 0)
-        CHECK(h_rfc3339_utc(h_jstr(a, "delivered_at"), &t), "delivered_at: %s", text);
-    else
-        CHECK(jnull(a, "delivered_at"), "delivered_at: %s", text);
-    free(text);
-    return a;
-}
-
-/* POST /v1/devices/{device_id}/heartbeat on `srv` with `token` (NULL: none) and the JSON text `body`. */
-static void heartbeat_on(h_server_t *srv, const char *device_id, const char *token, const char *body, h_resp_t *out)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", device_id);
-    h_request(srv, "POST", path, token, body, out);
-}
-
-/* A heartbeat that must be answered 200 with the contract's shape. */
-static void heartbeat_ok(h_server_t *srv, const device_t *d, const char *body, h_resp_t *out)
-{
-    heartbeat_on(srv, d->id, d->token, body, out);
-    if (out->status != 200 && srv != &h_g_srv)
-        h_server_dump_log(srv);
-    CHECK(out->status == 200, "heartbeat %s: expected 200, got %ld: %.2000s", body, out->status, BODY(out));
-    time_t t;
-    CHECK(h_rfc3339_utc(h_jstr(out->json, "server_time"), &t) && labs((long)(t - time(NULL))) < 120,
-          "server_time: %s", BODY(out));
-    CHECK(jint(out->json, "heartbeat_interval_s") == 60, "heartbeat_interval_s: %s", BODY(out));
-    json_t *ota = json_object_get(out->json, "ota"), *deferred = json_object_get(out->json, "deferred");
-    CHECK(ota != NULL && (json_is_null(ota) || json_is_object(ota)), "ota: %s", BODY(out));
-    CHECK(deferred != NULL && (json_is_null(deferred) || json_is_string(deferred)), "deferred: %s", BODY(out));
-}
-
-/* A heartbeat reporting only `firmware`. */
-static void heartbeat_fw(const device_t *d, const char *firmware, h_resp_t *out)
-{
-    char body[128];
-    snprintf(body, sizeof body, "{\"firmware_version\": \"%s\"}", firmware);
-    heartbeat_ok(&h_g_srv, d, body, out);
-}
-
-/* The heartbeat answer has no manifest, and deferred is `deferred` (NULL: null). */
-static void expect_no_manifest(const h_resp_t *r, const char *deferred)
-{
-    CHECK(jnull(r->json, "ota"), "expected ota null: %s", BODY(r));
-    CHECK(deferred == NULL ? jnull(r->json, "deferred") : h_streq(h_jstr(r->json, "deferred"), deferred),
-          "expected deferred %s: %s", deferred ? deferred : "null", BODY(r));
-}
 
 /* ---- the signing key and the manifest ---------------------------------------------------------- */
 
@@ -373,11 +51,11 @@ static void signing_key(unsigned char pub[OTA_ED25519_PUBLIC_LEN])
  * The heartbeat answer carries a manifest for assignment `aid` of `rel`: decodes, matches the release, its
  * signature verifies with the server's key, and its URL serves the release's bytes. Decoded into *out.
  */
-static void expect_manifest(const h_resp_t *r, const char *aid, const release_t *rel, ota_manifest_t *out)
+static void expect_manifest(const h_resp_t *r, const char *aid, const h_release_t *rel, ota_manifest_t *out)
 {
     json_t *m = json_object_get(r->json, "ota");
     CHECK(json_is_object(m), "expected a manifest in ota: %s", BODY(r));
-    CHECK(jnull(r->json, "deferred"), "a delivery with deferred set: %s", BODY(r));
+    CHECK(h_jnull(r->json, "deferred"), "a delivery with deferred set: %s", BODY(r));
     CHECK(ota_manifest_decode_json(m, out) == OTA_OK, "the manifest does not decode: %s", BODY(r));
     CHECK(h_streq(out->assignment_id, aid), "assignment_id, want %s: %s", aid, BODY(r));
     CHECK(h_streq(out->release_id, rel->id), "release_id, want %s: %s", rel->id, BODY(r));
@@ -395,8 +73,8 @@ static void expect_manifest(const h_resp_t *r, const char *aid, const release_t 
     signing_key(pub);
     CHECK(ota_manifest_verify(out, pub) == OTA_OK, "the manifest's signature does not verify: %s", BODY(r));
 
-    buf_t b;
-    long status = download(out->url, &b);
+    h_buf_t b;
+    long status = h_download(out->url, &b);
     CHECK(status == 200, "GET %s: %ld", out->url, status);
     CHECK(b.len == rel->len && memcmp(b.p, rel->bin, rel->len) == 0, "GET %s: %zu bytes that differ from the %zu "
           "of the release", out->url, b.len, rel->len);
@@ -406,8 +84,8 @@ static void expect_manifest(const h_resp_t *r, const char *aid, const release_t 
 /* A fresh model with release 2.0.0 (and `old` 1.0.0 too when not NULL) and a device running 1.0.0. */
 typedef struct scene {
     char model[32];
-    release_t rel;
-    device_t dev;
+    h_release_t rel;
+    h_device_t dev;
     char aid[40]; /* filled by scene_assign */
 } scene_t;
 
@@ -415,13 +93,13 @@ static void scene_make(scene_t *s, size_t bin_len)
 {
     memset(s, 0, sizeof *s);
     h_make_model(s->model, sizeof s->model, "Assignment test model");
-    make_release(s->model, "2.0.0", bin_len, &s->rel);
-    make_device(s->model, "1.0.0", &s->dev);
+    h_make_release(s->model, "2.0.0", bin_len, &s->rel);
+    h_make_device(s->model, "1.0.0", &s->dev);
 }
 
 static void scene_assign(scene_t *s)
 {
-    assign_ok(&s->dev, &s->rel, s->aid);
+    h_assign_ok(&s->dev, &s->rel, s->aid);
 }
 
 /* Assigns and delivers once: the assignment is delivered with deliveries 1. */
@@ -430,15 +108,15 @@ static void scene_deliver(scene_t *s)
     scene_assign(s);
     h_resp_t r = {0};
     ota_manifest_t m;
-    heartbeat_fw(&s->dev, "1.0.0", &r);
+    h_heartbeat_fw(&s->dev, "1.0.0", &r);
     expect_manifest(&r, s->aid, &s->rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(s->aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(s->aid, "delivered", 1, NULL));
 }
 
 static void scene_free(scene_t *s)
 {
-    release_free(&s->rel);
+    h_release_free(&s->rel);
 }
 
 static int stop_other(void **state)
@@ -477,10 +155,10 @@ static void test_lifecycle_applied(void **state)
     scene_assign(&s);
 
     /* pending: one event, the device shows it as its active assignment. */
-    json_t *a = expect_assignment(s.aid, "pending", 0, NULL);
-    const event_t created[] = {{NULL, "pending", NULL}};
-    expect_events(a, created, 1);
-    json_t *d = get_device(s.dev.id);
+    json_t *a = h_expect_assignment(s.aid, "pending", 0, NULL);
+    const h_event_t created[] = {{NULL, "pending", NULL}};
+    h_expect_events(a, created, 1);
+    json_t *d = h_get_device(s.dev.id);
     json_t *active = json_object_get(d, "active_assignment");
     char *dtext = json_dumps(d, JSON_COMPACT);
     CHECK(json_is_object(active), "active_assignment: %s", dtext);
@@ -505,19 +183,19 @@ static void test_lifecycle_applied(void **state)
 
     /* The first heartbeat delivers. */
     ota_manifest_t m1, m2;
-    heartbeat_ok(&h_g_srv, &s.dev,
+    h_heartbeat_ok(&h_g_srv, &s.dev,
                  "{\"firmware_version\": \"1.0.0\", \"connectivity\": \"wifi\", \"recording\": false, "
                  "\"battery\": {\"percent\": 80, \"state\": \"normal\"}}",
                  &r);
     expect_manifest(&r, s.aid, &s.rel, &m1);
     h_resp_free(&r);
-    a = expect_assignment(s.aid, "delivered", 1, NULL);
+    a = h_expect_assignment(s.aid, "delivered", 1, NULL);
     char delivered_at[40];
     snprintf(delivered_at, sizeof delivered_at, "%s", h_jstr(a, "delivered_at"));
-    const event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
-    expect_events(a, delivered, 2);
+    const h_event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
+    h_expect_events(a, delivered, 2);
     json_decref(a);
-    d = get_device(s.dev.id);
+    d = h_get_device(s.dev.id);
     CHECK(h_streq(h_jstr(d, "ota_status"), "delivered") &&
               h_streq(h_jstr(json_object_get(d, "active_assignment"), "status"), "delivered"),
           "device after delivery: %s", json_dumps(d, JSON_COMPACT));
@@ -549,18 +227,18 @@ static void test_lifecycle_applied(void **state)
     CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "verifies with another key");
 
     /* Later heartbeats while delivered re-deliver with a fresh URL; every manifest sent is counted. */
-    sleep_ms(1100); /* presigned URLs carry the second they were made */
-    heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_sleep_ms(1100); /* presigned URLs carry the second they were made */
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
     expect_manifest(&r, s.aid, &s.rel, &m2);
     h_resp_free(&r);
     CHECK(strcmp(m1.url, m2.url) != 0, "re-delivery 1.1 s later has the same URL %s", m1.url);
-    heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
     expect_manifest(&r, s.aid, &s.rel, &m2);
     h_resp_free(&r);
-    a = expect_assignment(s.aid, "delivered", 3, NULL);
+    a = h_expect_assignment(s.aid, "delivered", 3, NULL);
     CHECK(h_streq(h_jstr(a, "delivered_at"), delivered_at), "delivered_at moved on re-delivery: %s -> %s",
           delivered_at, h_jstr(a, "delivered_at"));
-    expect_events(a, delivered, 2); /* re-delivery is no transition */
+    h_expect_events(a, delivered, 2); /* re-delivery is no transition */
     json_decref(a);
 
     /* Progress reports change nothing (the manifest keeps coming while it is delivered). */
@@ -569,24 +247,25 @@ static void test_lifecycle_applied(void **state)
              "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
              "\"bytes\": 1000, \"total\": %zu}}",
              s.aid, s.rel.len);
-    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    h_heartbeat_ok(&h_g_srv, &s.dev, body, &r);
     h_resp_free(&r);
-    a = get_assignment(s.aid);
+    a = h_get_assignment(s.aid);
     CHECK(h_streq(h_jstr(a, "status"), "delivered"), "after a progress report: %s", json_dumps(a, JSON_COMPACT));
-    json_int_t deliveries = jint(a, "deliveries");
+    json_int_t deliveries = h_jint(a, "deliveries");
     json_decref(a);
 
     /* Reporting the version applies it (the leading v is dropped on input). */
-    heartbeat_fw(&s.dev, "v2.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "v2.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    a = expect_assignment(s.aid, "applied", deliveries, NULL);
-    const event_t applied[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "applied", NULL}};
-    expect_events(a, applied, 3);
+    a = h_expect_assignment(s.aid, "applied", deliveries, NULL);
+    const h_event_t applied[] = {
+        {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "applied", NULL}};
+    h_expect_events(a, applied, 3);
     json_decref(a);
-    d = get_device(s.dev.id);
+    d = h_get_device(s.dev.id);
     dtext = json_dumps(d, JSON_COMPACT);
-    CHECK(jnull(d, "active_assignment"), "active_assignment after applied: %s", dtext);
+    CHECK(h_jnull(d, "active_assignment"), "active_assignment after applied: %s", dtext);
     CHECK(h_streq(h_jstr(d, "ota_status"), "applied"), "ota_status after applied: %s", dtext);
     CHECK(h_streq(h_jstr(d, "firmware_version"), "2.0.0"), "firmware_version: %s", dtext);
     CHECK(h_streq(h_jstr(d, "connectivity"), "wifi"), "connectivity kept from an earlier heartbeat: %s", dtext);
@@ -594,10 +273,10 @@ static void test_lifecycle_applied(void **state)
     json_decref(d);
 
     /* Nothing more to deliver; the release is now installed, so assigning it again is refused. */
-    heartbeat_fw(&s.dev, "2.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "2.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    assign(s.dev.id, s.rel.id, &r);
+    h_assign(s.dev.id, s.rel.id, &r);
     EXPECT_ERROR(&r, 409, "already_installed");
     h_resp_free(&r);
     scene_free(&s);
@@ -620,27 +299,27 @@ static void test_failed_path(void **state)
              "\"error\": \"unrelated\"}}",
              other);
     h_resp_t r = {0};
-    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    h_heartbeat_ok(&h_g_srv, &s.dev, body, &r);
     h_resp_free(&r);
-    json_t *a = get_assignment(s.aid);
+    json_t *a = h_get_assignment(s.aid);
     CHECK(h_streq(h_jstr(a, "status"), "delivered"), "failed for another assignment: %s", json_dumps(a, 0));
-    json_int_t deliveries = jint(a, "deliveries");
+    json_int_t deliveries = h_jint(a, "deliveries");
     json_decref(a);
 
     snprintf(body, sizeof body,
              "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"failed\", "
              "\"bytes\": 4096, \"total\": 5000, \"error\": \"crc32 mismatch\"}}",
              s.aid);
-    heartbeat_ok(&h_g_srv, &s.dev, body, &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    a = expect_assignment(s.aid, "failed", deliveries, "crc32 mismatch");
-    const event_t failed[] = {
+    a = h_expect_assignment(s.aid, "failed", deliveries, "crc32 mismatch");
+    const h_event_t failed[] = {
         {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "failed", "crc32 mismatch"}};
-    expect_events(a, failed, 3);
+    h_expect_events(a, failed, 3);
     json_decref(a);
-    json_t *d = get_device(s.dev.id);
-    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && jnull(d, "active_assignment"), "device: %s",
+    json_t *d = h_get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && h_jnull(d, "active_assignment"), "device: %s",
           json_dumps(d, 0));
     json_decref(d);
 
@@ -648,11 +327,11 @@ static void test_failed_path(void **state)
     cancel(s.aid, &r);
     EXPECT_ERROR(&r, 409, "invalid_transition");
     h_resp_free(&r);
-    heartbeat_fw(&s.dev, "1.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
     char again[40];
-    assign_ok(&s.dev, &s.rel, again);
+    h_assign_ok(&s.dev, &s.rel, again);
     CHECK(strcmp(again, s.aid) != 0, "the new assignment has the old id");
     scene_free(&s);
 }
@@ -674,16 +353,16 @@ static void test_cancel(void **state)
               h_streq(h_jstr(r.json, "reason"), "canceled"),
           "cancel answer: %s", BODY(&r));
     h_resp_free(&r);
-    json_t *a = expect_assignment(s.aid, "canceled", 0, "canceled");
-    const event_t pending_canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "canceled"}};
-    expect_events(a, pending_canceled, 2);
+    json_t *a = h_expect_assignment(s.aid, "canceled", 0, "canceled");
+    const h_event_t pending_canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "canceled"}};
+    h_expect_events(a, pending_canceled, 2);
     json_decref(a);
-    json_t *d = get_device(s.dev.id);
-    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && jnull(d, "active_assignment"), "device: %s",
+    json_t *d = h_get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && h_jnull(d, "active_assignment"), "device: %s",
           json_dumps(d, 0));
     json_decref(d);
-    heartbeat_fw(&s.dev, "1.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
 
     /* Canceling again: final already. */
@@ -697,30 +376,30 @@ static void test_cancel(void **state)
     EXPECT_STATUS(&r, 200);
     CHECK(h_streq(h_jstr(r.json, "status"), "canceled"), "cancel answer: %s", BODY(&r));
     h_resp_free(&r);
-    a = expect_assignment(s.aid, "canceled", 1, "canceled");
-    const event_t delivered_canceled[] = {
+    a = h_expect_assignment(s.aid, "canceled", 1, "canceled");
+    const h_event_t delivered_canceled[] = {
         {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "canceled", "canceled"}};
-    expect_events(a, delivered_canceled, 3);
+    h_expect_events(a, delivered_canceled, 3);
     json_decref(a);
-    heartbeat_fw(&s.dev, "1.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
     /* A late "applied" report does not resurrect it. */
-    heartbeat_fw(&s.dev, "2.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "2.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "canceled", 1, "canceled"));
+    json_decref(h_expect_assignment(s.aid, "canceled", 1, "canceled"));
 
     /* Cancel an applied one: 409, and nothing changes. */
-    heartbeat_fw(&s.dev, "1.0.0", &r); /* back to the old version */
+    h_heartbeat_fw(&s.dev, "1.0.0", &r); /* back to the old version */
     h_resp_free(&r);
     scene_deliver(&s);
-    heartbeat_fw(&s.dev, "2.0.0", &r);
+    h_heartbeat_fw(&s.dev, "2.0.0", &r);
     h_resp_free(&r);
     cancel(s.aid, &r);
     EXPECT_STRICT_ERROR(&r, 409, "invalid_transition");
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "applied", 1, NULL));
+    json_decref(h_expect_assignment(s.aid, "applied", 1, NULL));
 
     /* Unknown, malformed, without or with weaker credentials. */
     char unknown[40], path[128];
@@ -753,7 +432,7 @@ static void test_create_errors(void **state)
 
     /* Unknown device. */
     h_random_uuid(unknown, sizeof unknown);
-    assign(unknown, s.rel.id, &r);
+    h_assign(unknown, s.rel.id, &r);
     EXPECT_STRICT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
     h_json(&h_g_srv, "POST", "/v1/devices/not-a-uuid/assignments", h_g_srv.admin_key, &r, "{s:s}", "release_id",
@@ -762,13 +441,13 @@ static void test_create_errors(void **state)
     h_resp_free(&r);
 
     /* release_id: unknown, not a UUID, missing, empty; a wrong type is a 400. */
-    assign(s.dev.id, unknown, &r);
+    h_assign(s.dev.id, unknown, &r);
     EXPECT_FIELD_ERROR(&r, "release_id");
     h_resp_free(&r);
-    assign(s.dev.id, "not-a-uuid", &r);
+    h_assign(s.dev.id, "not-a-uuid", &r);
     EXPECT_FIELD_ERROR(&r, "release_id");
     h_resp_free(&r);
-    assign(s.dev.id, "", &r);
+    h_assign(s.dev.id, "", &r);
     EXPECT_FIELD_ERROR(&r, "release_id");
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/devices/%s/assignments", s.dev.id);
@@ -784,29 +463,29 @@ static void test_create_errors(void **state)
 
     /* Another model's release. */
     char model2[32];
-    release_t other;
+    h_release_t other;
     h_make_model(model2, sizeof model2, "Other model");
-    make_release(model2, "3.0.0", 500, &other);
-    assign(s.dev.id, other.id, &r);
+    h_make_release(model2, "3.0.0", 500, &other);
+    h_assign(s.dev.id, other.id, &r);
     EXPECT_STRICT_ERROR(&r, 422, "model_mismatch");
     h_resp_free(&r);
-    release_free(&other);
+    h_release_free(&other);
 
     /* A withdrawn release. */
-    release_t withdrawn;
-    make_release(s.model, "2.5.0", 500, &withdrawn);
+    h_release_t withdrawn;
+    h_make_release(s.model, "2.5.0", 500, &withdrawn);
     snprintf(path, sizeof path, "/v1/releases/%s", withdrawn.id);
     h_json(&h_g_srv, "PATCH", path, h_g_srv.admin_key, &r, "{s:s}", "status", "withdrawn");
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    assign(s.dev.id, withdrawn.id, &r);
+    h_assign(s.dev.id, withdrawn.id, &r);
     EXPECT_STRICT_ERROR(&r, 422, "release_withdrawn");
     h_resp_free(&r);
 
     /* The version the device runs already. */
-    release_t current;
-    make_release(s.model, "1.0.0", 500, &current);
-    assign(s.dev.id, current.id, &r);
+    h_release_t current;
+    h_make_release(s.model, "1.0.0", 500, &current);
+    h_assign(s.dev.id, current.id, &r);
     EXPECT_STRICT_ERROR(&r, 409, "already_installed");
     h_resp_free(&r);
 
@@ -819,20 +498,20 @@ static void test_create_errors(void **state)
 
     /* One active per device: the second names the first, pending then delivered. */
     scene_assign(&s);
-    release_t newer;
-    make_release(s.model, "2.1.0", 500, &newer);
+    h_release_t newer;
+    h_make_release(s.model, "2.1.0", 500, &newer);
     const char *const rels[] = {s.rel.id, newer.id};
     for (size_t i = 0; i < ELEMS(rels); i++) {
-        assign(s.dev.id, rels[i], &r);
+        h_assign(s.dev.id, rels[i], &r);
         EXPECT_STRICT_ERROR(&r, 409, "active_assignment_exists");
         json_t *details = json_object_get(json_object_get(r.json, "error"), "details");
         CHECK(h_streq(h_jstr(details, "assignment_id"), s.aid) && h_streq(h_jstr(details, "status"), "pending"),
               "details, want assignment_id %s and status pending: %s", s.aid, BODY(&r));
         h_resp_free(&r);
     }
-    heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
     h_resp_free(&r);
-    assign(s.dev.id, newer.id, &r);
+    h_assign(s.dev.id, newer.id, &r);
     EXPECT_ERROR(&r, 409, "active_assignment_exists");
     json_t *details = json_object_get(json_object_get(r.json, "error"), "details");
     CHECK(h_streq(h_jstr(details, "assignment_id"), s.aid) && h_streq(h_jstr(details, "status"), "delivered"),
@@ -869,9 +548,9 @@ static void test_create_errors(void **state)
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
 
-    release_free(&withdrawn);
-    release_free(&current);
-    release_free(&newer);
+    h_release_free(&withdrawn);
+    h_release_free(&current);
+    h_release_free(&newer);
     scene_free(&s);
 }
 
@@ -887,35 +566,35 @@ static void test_deferral_recording(void **state)
     ota_manifest_t m;
 
     for (int i = 0; i < 2; i++) {
-        heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
-        expect_no_manifest(&r, "recording");
+        h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
+        h_expect_no_manifest(&r, "recording");
         h_resp_free(&r);
     }
-    json_t *a = expect_assignment(s.aid, "pending", 0, NULL);
-    const event_t created[] = {{NULL, "pending", NULL}};
-    expect_events(a, created, 1);
+    json_t *a = h_expect_assignment(s.aid, "pending", 0, NULL);
+    const h_event_t created[] = {{NULL, "pending", NULL}};
+    h_expect_events(a, created, 1);
     json_decref(a);
-    json_t *d = get_device(s.dev.id);
+    json_t *d = h_get_device(s.dev.id);
     CHECK(json_is_true(json_object_get(d, "recording")), "device recording: %s", json_dumps(d, 0));
     json_decref(d);
 
     /* The recording ends: delivered at once. */
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": false}", &r);
+    h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": false}", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(s.aid, "delivered", 1, NULL));
 
     /* Recording again while delivered: no re-delivery, nothing counted, still delivered. */
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
-    expect_no_manifest(&r, "recording");
+    h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"recording\": true}", &r);
+    h_expect_no_manifest(&r, "recording");
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(s.aid, "delivered", 1, NULL));
 
     /* The device applies it in the meantime: applied, not deferred. */
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"2.0.0\", \"recording\": true}", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"2.0.0\", \"recording\": true}", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "applied", 1, NULL));
+    json_decref(h_expect_assignment(s.aid, "applied", 1, NULL));
     scene_free(&s);
 }
 
@@ -938,20 +617,20 @@ static void test_deferral_ble_connected(void **state)
 
     /* A relay 10 s ago: Bluetooth-connected, HTTP delivery waits. */
     set_ble_seen(s.dev.id, "10 seconds");
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
-    expect_no_manifest(&r, "ble_connected");
+    h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_expect_no_manifest(&r, "ble_connected");
     h_resp_free(&r);
-    json_t *d = get_device(s.dev.id);
+    json_t *d = h_get_device(s.dev.id);
     CHECK(json_is_true(json_object_get(d, "ble_connected")), "ble_connected: %s", json_dumps(d, 0));
     json_decref(d);
-    json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+    json_decref(h_expect_assignment(s.aid, "pending", 0, NULL));
 
     /* The last relay is older than 2 heartbeat intervals (2 x 60 s): delivered. */
     set_ble_seen(s.dev.id, "121 seconds");
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(s.aid, "delivered", 1, NULL));
     scene_free(&s);
 }
 
@@ -969,37 +648,37 @@ static void test_deferral_battery(void **state)
         char body[256];
         snprintf(body, sizeof body,
                  "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 4, \"state\": \"%s\"}}", blocked[i]);
-        heartbeat_ok(&h_g_srv, &s.dev, body, &r);
-        expect_no_manifest(&r, "battery");
+        h_heartbeat_ok(&h_g_srv, &s.dev, body, &r);
+        h_expect_no_manifest(&r, "battery");
         h_resp_free(&r);
-        json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+        json_decref(h_expect_assignment(s.aid, "pending", 0, NULL));
     }
     /* Charging: delivered. */
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"usb\"}}",
-                 &r);
+    h_heartbeat_ok(&h_g_srv, &s.dev,
+                   "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"usb\"}}", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
-    json_t *a = expect_assignment(s.aid, "delivered", 1, NULL);
-    const event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
-    expect_events(a, delivered, 2);
+    json_t *a = h_expect_assignment(s.aid, "delivered", 1, NULL);
+    const h_event_t delivered[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}};
+    h_expect_events(a, delivered, 2);
     json_decref(a);
-    json_t *d = get_device(s.dev.id);
+    json_t *d = h_get_device(s.dev.id);
     json_t *battery = json_object_get(d, "battery");
-    CHECK(jint(battery, "percent") == 5 && h_streq(h_jstr(battery, "state"), "usb"), "device battery: %s",
+    CHECK(h_jint(battery, "percent") == 5 && h_streq(h_jstr(battery, "state"), "usb"), "device battery: %s",
           json_dumps(d, 0));
     json_decref(d);
 
     /* Low battery while delivered: deferred, not re-delivered. */
-    heartbeat_ok(&h_g_srv, &s.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 3, \"state\": \"low\"}}",
-                 &r);
-    expect_no_manifest(&r, "battery");
+    h_heartbeat_ok(&h_g_srv, &s.dev,
+                   "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 3, \"state\": \"low\"}}", &r);
+    h_expect_no_manifest(&r, "battery");
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "delivered", 1, NULL));
-    heartbeat_ok(&h_g_srv, &s.dev,
+    json_decref(h_expect_assignment(s.aid, "delivered", 1, NULL));
+    h_heartbeat_ok(&h_g_srv, &s.dev,
                  "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 60, \"state\": \"high\"}}", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "delivered", 2, NULL));
+    json_decref(h_expect_assignment(s.aid, "delivered", 2, NULL));
     scene_free(&s);
 }
 
@@ -1017,17 +696,17 @@ static void test_deferral_battery_policy(void **state)
     h_resp_t r = {0};
     ota_manifest_t m;
 
-    heartbeat_ok(srv, &s1.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 50, \"state\": \"normal\"}}",
-                 &r);
-    expect_no_manifest(&r, "battery");
+    h_heartbeat_ok(srv, &s1.dev,
+                   "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 50, \"state\": \"normal\"}}", &r);
+    h_expect_no_manifest(&r, "battery");
     h_resp_free(&r);
-    json_decref(expect_assignment(s1.aid, "pending", 0, NULL));
+    json_decref(h_expect_assignment(s1.aid, "pending", 0, NULL));
 
-    heartbeat_ok(srv, &s2.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"low\"}}",
+    h_heartbeat_ok(srv, &s2.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"low\"}}",
                  &r);
     expect_manifest(&r, s2.aid, &s2.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(s2.aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(s2.aid, "delivered", 1, NULL));
     scene_free(&s1);
     scene_free(&s2);
 }
@@ -1039,16 +718,16 @@ static void test_withdraw_and_delete_in_use(void **state)
     (void)state;
     char model[32], pending_id[40], delivered_id[40], path[128];
     h_make_model(model, sizeof model, "Withdraw");
-    release_t rel;
-    make_release(model, "2.0.0", 1500, &rel);
-    device_t a, b;
-    make_device(model, "1.0.0", &a);
-    make_device(model, "1.0.0", &b);
-    assign_ok(&a, &rel, pending_id);
-    assign_ok(&b, &rel, delivered_id);
+    h_release_t rel;
+    h_make_release(model, "2.0.0", 1500, &rel);
+    h_device_t a, b;
+    h_make_device(model, "1.0.0", &a);
+    h_make_device(model, "1.0.0", &b);
+    h_assign_ok(&a, &rel, pending_id);
+    h_assign_ok(&b, &rel, delivered_id);
     h_resp_t r = {0};
     ota_manifest_t m;
-    heartbeat_fw(&b, "1.0.0", &r);
+    h_heartbeat_fw(&b, "1.0.0", &r);
     expect_manifest(&r, delivered_id, &rel, &m);
     h_resp_free(&r);
 
@@ -1059,29 +738,29 @@ static void test_withdraw_and_delete_in_use(void **state)
     h_resp_free(&r);
 
     /* The pending one is canceled with reason release_withdrawn; the delivered one stays. */
-    json_t *x = expect_assignment(pending_id, "canceled", 0, "release_withdrawn");
-    const event_t canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "release_withdrawn"}};
-    expect_events(x, canceled, 2);
+    json_t *x = h_expect_assignment(pending_id, "canceled", 0, "release_withdrawn");
+    const h_event_t canceled[] = {{NULL, "pending", NULL}, {"pending", "canceled", "release_withdrawn"}};
+    h_expect_events(x, canceled, 2);
     json_decref(x);
-    json_t *d = get_device(a.id);
-    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && jnull(d, "active_assignment"), "device a: %s",
+    json_t *d = h_get_device(a.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "canceled") && h_jnull(d, "active_assignment"), "device a: %s",
           json_dumps(d, 0));
     json_decref(d);
-    json_decref(expect_assignment(delivered_id, "delivered", 1, NULL));
-    heartbeat_fw(&a, "1.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    json_decref(h_expect_assignment(delivered_id, "delivered", 1, NULL));
+    h_heartbeat_fw(&a, "1.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
 
     /* No new assignment of it; it cannot be deleted while assignments name it, final or not. */
-    assign(a.id, rel.id, &r);
+    h_assign(a.id, rel.id, &r);
     EXPECT_ERROR(&r, 422, "release_withdrawn");
     h_resp_free(&r);
     h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STRICT_ERROR(&r, 409, "in_use");
     h_resp_free(&r);
-    heartbeat_fw(&b, "2.0.0", &r);
+    h_heartbeat_fw(&b, "2.0.0", &r);
     h_resp_free(&r);
-    json_decref(expect_assignment(delivered_id, "applied", 1, NULL));
+    json_decref(h_expect_assignment(delivered_id, "applied", 1, NULL));
     h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STRICT_ERROR(&r, 409, "in_use");
     h_resp_free(&r);
@@ -1090,23 +769,23 @@ static void test_withdraw_and_delete_in_use(void **state)
     h_resp_free(&r);
 
     /* Withdrawing a release leaves other releases' assignments alone. */
-    release_t keep, gone;
-    make_release(model, "3.0.0", 700, &keep);
-    make_release(model, "4.0.0", 700, &gone);
+    h_release_t keep, gone;
+    h_make_release(model, "3.0.0", 700, &keep);
+    h_make_release(model, "4.0.0", 700, &gone);
     char keep_id[40];
-    assign_ok(&a, &keep, keep_id);
+    h_assign_ok(&a, &keep, keep_id);
     snprintf(path, sizeof path, "/v1/releases/%s", gone.id);
     h_json(&h_g_srv, "PATCH", path, h_g_srv.admin_key, &r, "{s:s}", "status", "withdrawn");
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    json_decref(expect_assignment(keep_id, "pending", 0, NULL));
+    json_decref(h_expect_assignment(keep_id, "pending", 0, NULL));
     /* A release that nothing names deletes fine. */
     h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 204);
     h_resp_free(&r);
-    release_free(&rel);
-    release_free(&keep);
-    release_free(&gone);
+    h_release_free(&rel);
+    h_release_free(&keep);
+    h_release_free(&gone);
 }
 
 /* ---- 7. the apply timeout ----------------------------------------------------------------------- */
@@ -1129,23 +808,24 @@ static void test_apply_timeout(void **state)
 
     /* Default OTA_APPLY_TIMEOUT (one day): 2 days late fails with reason timeout at the next heartbeat. */
     push_back_delivery(s.aid, "2 days");
-    heartbeat_fw(&s.dev, "1.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    json_t *a = expect_assignment(s.aid, "failed", 1, "timeout");
-    const event_t timed_out[] = {{NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "failed", "timeout"}};
-    expect_events(a, timed_out, 3);
+    json_t *a = h_expect_assignment(s.aid, "failed", 1, "timeout");
+    const h_event_t timed_out[] = {
+        {NULL, "pending", NULL}, {"pending", "delivered", NULL}, {"delivered", "failed", "timeout"}};
+    h_expect_events(a, timed_out, 3);
     json_decref(a);
-    json_t *d = get_device(s.dev.id);
-    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && jnull(d, "active_assignment"), "device: %s",
+    json_t *d = h_get_device(s.dev.id);
+    CHECK(h_streq(h_jstr(d, "ota_status"), "failed") && h_jnull(d, "active_assignment"), "device: %s",
           json_dumps(d, 0));
     json_decref(d);
 
     /* Late reporting of the version does not turn a timed-out assignment into an applied one. */
-    heartbeat_fw(&s.dev, "2.0.0", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_fw(&s.dev, "2.0.0", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    json_decref(expect_assignment(s.aid, "failed", 1, "timeout"));
+    json_decref(h_expect_assignment(s.aid, "failed", 1, "timeout"));
     scene_free(&s);
 }
 
@@ -1171,20 +851,20 @@ static void test_apply_timeout_setting(void **state)
     h_resp_t r = {0};
     ota_manifest_t m;
 
-    heartbeat_ok(srv, &late.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_ok(srv, &late.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    json_decref(expect_assignment(late.aid, "failed", 1, "timeout"));
+    json_decref(h_expect_assignment(late.aid, "failed", 1, "timeout"));
 
-    heartbeat_ok(srv, &early.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_heartbeat_ok(srv, &early.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
     expect_manifest(&r, early.aid, &early.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(early.aid, "delivered", 2, NULL));
+    json_decref(h_expect_assignment(early.aid, "delivered", 2, NULL));
 
-    heartbeat_ok(srv, &waiting.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_heartbeat_ok(srv, &waiting.dev, "{\"firmware_version\": \"1.0.0\"}", &r);
     expect_manifest(&r, waiting.aid, &waiting.rel, &m);
     h_resp_free(&r);
-    json_decref(expect_assignment(waiting.aid, "delivered", 1, NULL));
+    json_decref(h_expect_assignment(waiting.aid, "delivered", 1, NULL));
     scene_free(&late);
     scene_free(&early);
     scene_free(&waiting);
@@ -1198,31 +878,32 @@ static void test_heartbeat_tokens(void **state)
     scene_t s;
     scene_make(&s, 500);
     scene_assign(&s);
-    device_t other;
-    make_device(s.model, "1.0.0", &other);
+    h_device_t other;
+    h_make_device(s.model, "1.0.0", &other);
     const char *body = "{\"firmware_version\": \"1.0.0\"}";
     h_resp_t r = {0};
 
-    heartbeat_on(&h_g_srv, s.dev.id, NULL, body, &r);
+    h_heartbeat_on(&h_g_srv, s.dev.id, NULL, body, &r);
     EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
-    heartbeat_on(&h_g_srv, s.dev.id, "otd_0000000000000000000000000000000000000000000", body, &r);
+    h_heartbeat_on(&h_g_srv, s.dev.id, "otd_0000000000000000000000000000000000000000000", body, &r);
     EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
-    heartbeat_on(&h_g_srv, s.dev.id, "garbage", body, &r);
+    h_heartbeat_on(&h_g_srv, s.dev.id, "garbage", body, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
     /* API keys are not device tokens. */
-    heartbeat_on(&h_g_srv, s.dev.id, h_g_srv.admin_key, body, &r);
-    EXPECT_STRICT_ERROR(&r, 401, "unauthorized");
+    /* An API key is valid credentials, not allowed here: the heartbeat takes the device's own token. */
+    h_heartbeat_on(&h_g_srv, s.dev.id, h_g_srv.admin_key, body, &r);
+    EXPECT_STRICT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);
     /* Another device's token, on this device's path and on an unknown device's. */
-    heartbeat_on(&h_g_srv, s.dev.id, other.token, body, &r);
+    h_heartbeat_on(&h_g_srv, s.dev.id, other.token, body, &r);
     EXPECT_STRICT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);
     char unknown[40];
     h_random_uuid(unknown, sizeof unknown);
-    heartbeat_on(&h_g_srv, unknown, other.token, body, &r);
+    h_heartbeat_on(&h_g_srv, unknown, other.token, body, &r);
     EXPECT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);
     h_request(&h_g_srv, "POST", "/v1/devices/not-a-uuid/heartbeat", s.dev.token, body, &r);
@@ -1230,10 +911,10 @@ static void test_heartbeat_tokens(void **state)
     h_resp_free(&r);
 
     /* None of that was a heartbeat: never seen, still pending. */
-    json_t *d = get_device(s.dev.id);
-    CHECK(jnull(d, "last_seen_at"), "a refused heartbeat recorded presence: %s", json_dumps(d, 0));
+    json_t *d = h_get_device(s.dev.id);
+    CHECK(h_jnull(d, "last_seen_at"), "a refused heartbeat recorded presence: %s", json_dumps(d, 0));
     json_decref(d);
-    json_decref(expect_assignment(s.aid, "pending", 0, NULL));
+    json_decref(h_expect_assignment(s.aid, "pending", 0, NULL));
 
     /* A rotated token stops at once; the new one works. */
     char path[128];
@@ -1244,14 +925,14 @@ static void test_heartbeat_tokens(void **state)
     snprintf(old, sizeof old, "%s", s.dev.token);
     snprintf(s.dev.token, sizeof s.dev.token, "%s", h_jstr(r.json, "token"));
     h_resp_free(&r);
-    heartbeat_on(&h_g_srv, s.dev.id, old, body, &r);
+    h_heartbeat_on(&h_g_srv, s.dev.id, old, body, &r);
     EXPECT_ERROR(&r, 401, "unauthorized");
     h_resp_free(&r);
     ota_manifest_t m;
-    heartbeat_fw(&s.dev, "1.0.0", &r);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
-    d = get_device(s.dev.id);
+    d = h_get_device(s.dev.id);
     time_t t;
     CHECK(h_rfc3339_utc(h_jstr(d, "last_seen_at"), &t) && labs((long)(t - time(NULL))) < 120, "last_seen_at: %s",
           json_dumps(d, 0));
@@ -1264,8 +945,8 @@ static void test_heartbeat_bodies(void **state)
     (void)state;
     char model[32], aid_body[256];
     h_make_model(model, sizeof model, "Bodies");
-    device_t d;
-    make_device(model, "1.0.0", &d);
+    h_device_t d;
+    h_make_device(model, "1.0.0", &d);
 
     static const struct {
         const char *body;
@@ -1315,15 +996,16 @@ static void test_heartbeat_bodies(void **state)
     size_t used = 0, wrong = 0;
     for (size_t i = 0; i < ELEMS(cases); i++) {
         h_resp_t r = {0};
-        heartbeat_on(&h_g_srv, d.id, d.token, cases[i].body, &r);
+        h_heartbeat_on(&h_g_srv, d.id, d.token, cases[i].body, &r);
         const char *code = cases[i].status == 422 ? "validation_failed" : "bad_request";
         bool ok = r.status == cases[i].status && h_error_shape_strict(&r, code) &&
                   (cases[i].field == NULL || h_field_error(&r, cases[i].field));
         if (!ok) {
             wrong++;
-            int k = snprintf(report + used, sizeof report - used, "\n    heartbeat %s: expected %ld %s%s%s, got %ld: %.300s",
-                             cases[i].body, cases[i].status, code, cases[i].field ? " naming " : "",
-                             cases[i].field ? cases[i].field : "", r.status, BODY(&r));
+            int k = snprintf(report + used, sizeof report - used,
+                             "\n    heartbeat %s: expected %ld %s%s%s, got %ld: %.300s", cases[i].body, cases[i].status,
+                             code, cases[i].field ? " naming " : "", cases[i].field ? cases[i].field : "", r.status,
+                             BODY(&r));
             if (k > 0 && (size_t)k < sizeof report - used)
                 used += (size_t)k;
         }
@@ -1342,8 +1024,8 @@ static void test_heartbeat_bodies(void **state)
     h_resp_free(&r);
 
     /* None of those was recorded. */
-    json_t *dev = get_device(d.id);
-    CHECK(jnull(dev, "last_seen_at") && h_streq(h_jstr(dev, "firmware_version"), "1.0.0"),
+    json_t *dev = h_get_device(d.id);
+    CHECK(h_jnull(dev, "last_seen_at") && h_streq(h_jstr(dev, "firmware_version"), "1.0.0"),
           "a refused heartbeat changed the device: %s", json_dumps(dev, 0));
     json_decref(dev);
 
@@ -1355,20 +1037,20 @@ static void test_heartbeat_bodies(void **state)
              "\"battery\": {\"percent\": 0, \"state\": \"dead\"}, \"ota\": {\"assignment_id\": \"%s\", "
              "\"state\": \"installing\", \"bytes\": 0, \"total\": 0, \"error\": null}}",
              uuid);
-    heartbeat_ok(&h_g_srv, &d, aid_body, &r);
-    expect_no_manifest(&r, NULL);
+    h_heartbeat_ok(&h_g_srv, &d, aid_body, &r);
+    h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
-    heartbeat_ok(&h_g_srv, &d,
+    h_heartbeat_ok(&h_g_srv, &d,
                  "{\"firmware_version\": \"1.0.2\", \"connectivity\": null, \"recording\": null, \"battery\": null, "
                  "\"ota\": null, \"extra\": {\"ignored\": true}}",
                  &r);
     h_resp_free(&r);
-    dev = get_device(d.id);
+    dev = h_get_device(d.id);
     char *text = json_dumps(dev, JSON_COMPACT);
     CHECK(h_streq(h_jstr(dev, "firmware_version"), "1.0.2"), "firmware_version: %s", text);
     CHECK(h_streq(h_jstr(dev, "connectivity"), "cellular"), "connectivity: %s", text);
     CHECK(json_is_false(json_object_get(dev, "recording")), "recording: %s", text);
-    CHECK(jint(json_object_get(dev, "battery"), "percent") == 0 &&
+    CHECK(h_jint(json_object_get(dev, "battery"), "percent") == 0 &&
               h_streq(h_jstr(json_object_get(dev, "battery"), "state"), "dead"),
           "battery: %s", text);
     free(text);
@@ -1431,27 +1113,27 @@ static void test_lists(void **state)
     (void)state;
     char model[32], q[512];
     h_make_model(model, sizeof model, "Lists");
-    release_t r1, r2;
-    make_release(model, "2.0.0", 300, &r1);
-    make_release(model, "3.0.0", 300, &r2);
-    device_t d, e;
-    make_device(model, "1.0.0", &d);
-    make_device(model, "1.0.0", &e);
+    h_release_t r1, r2;
+    h_make_release(model, "2.0.0", 300, &r1);
+    h_make_release(model, "3.0.0", 300, &r2);
+    h_device_t d, e;
+    h_make_device(model, "1.0.0", &d);
+    h_make_device(model, "1.0.0", &e);
 
     /* d: a1 (r1, canceled), a2 (r1, canceled), a3 (r2, pending); e: b1 (r1, delivered). */
     char a1[40], a2[40], a3[40], b1[40];
     h_resp_t r = {0};
-    assign_ok(&d, &r1, a1);
+    h_assign_ok(&d, &r1, a1);
     cancel(a1, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    assign_ok(&d, &r1, a2);
+    h_assign_ok(&d, &r1, a2);
     cancel(a2, &r);
     EXPECT_STATUS(&r, 200);
     h_resp_free(&r);
-    assign_ok(&d, &r2, a3);
-    assign_ok(&e, &r1, b1);
-    heartbeat_fw(&e, "1.0.0", &r);
+    h_assign_ok(&d, &r2, a3);
+    h_assign_ok(&e, &r1, b1);
+    h_heartbeat_fw(&e, "1.0.0", &r);
     h_resp_free(&r);
 
     /* A device's history, newest first, paged. */
@@ -1473,7 +1155,7 @@ static void test_lists(void **state)
     snprintf(q, sizeof q, "/v1/devices/%s/assignments?limit=1", d.id);
     h_http(&h_g_srv, "GET", q, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
-    json_t *full = get_assignment(a3);
+    json_t *full = h_get_assignment(a3);
     json_object_del(full, "events");
     CHECK(json_equal(full, json_array_get(json_object_get(r.json, "items"), 0)), "list item differs from GET: %s",
           BODY(&r));
@@ -1594,8 +1276,8 @@ static void test_lists(void **state)
     CHECK(json_array_size(items) == 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), e.id), "%s: %.2000s", q,
           BODY(&r));
     h_resp_free(&r);
-    release_free(&r1);
-    release_free(&r2);
+    h_release_free(&r1);
+    h_release_free(&r2);
 }
 
 /* ---- the program --------------------------------------------------------------------------------- */
