@@ -22,6 +22,7 @@
 #include "http/dispatch.h"
 #include "http/error_filter.h"
 #include "log.h"
+#include "events.h"
 #include "sweeper.h"
 #include "worker.h"
 
@@ -126,6 +127,7 @@ static void *thread_main(void *arg)
     t->waker = h2o_evloop_socket_create(t->worker.loop, t->wake_fds[0], 0);
     t->waker->data = t;
     h2o_socket_read_start(t->waker, on_wake);
+    t->worker.events = ota__events_start(&t->worker);
     wait_for_database(t);
     if (t->worker.index == 0)
         t->sweeper = ota__sweeper_start(&t->worker);
@@ -141,6 +143,7 @@ static void *thread_main(void *arg)
     h2o_socket_close(t->waker);
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
+    ota__events_stop(t->worker.events);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;
     h2o_evloop_run(t->worker.loop, 0); /* lets the closed sockets go */

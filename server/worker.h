@@ -25,6 +25,7 @@ typedef struct ota_worker {
     h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs come back */
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
     const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
+    struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
 } ota_worker_t;
 
 /** The worker that owns `req`. */

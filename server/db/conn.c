@@ -35,6 +35,8 @@ struct ota_db {
     size_t cap, head, count;
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
+    ota_db_notify_cb notify_cb; /* NOTIFY on channel ota_events (every connection LISTENs) */
+    void *notify_arg;
 };
 
 static void on_connect_io(h2o_socket_t *sock, const char *err);
@@ -159,6 +161,8 @@ static void send_setup(ota_db_t *db)
                                 "set_config('bytea_output', 'hex', false), "
                                 "set_config('ota.heartbeat_interval', $2, false)",
                                 2, NULL, params, NULL, NULL, 0);
+    /* Assignment transitions from every instance (the trigger in migrations/0003 notifies), for GET /v1/events. */
+    ok = ok && PQsendQueryParams(db->conn, "LISTEN ota_events", 0, NULL, NULL, NULL, NULL, 0);
     for (int i = 0; ok && i < OTA_STMT_COUNT; i++) {
         const ota_stmt_def_t *def = ota__stmt_def((ota_stmt_t)i);
         ok = PQsendPrepare(db->conn, def->name, def->sql, def->nparams, NULL);
@@ -313,6 +317,12 @@ static void on_readable(h2o_socket_t *sock, const char *err)
     drain_results(db);
     if (db->conn == NULL)
         return;
+    PGnotify *n;
+    while ((n = PQnotifies(db->conn)) != NULL) {
+        if (db->notify_cb != NULL)
+            db->notify_cb(db->notify_arg, n->extra);
+        PQfreemem(n);
+    }
     if (PQstatus(db->conn) == CONNECTION_BAD) {
         lost_with_libpq_error(db);
         return;
@@ -384,6 +394,12 @@ void ota__db_destroy(ota_db_t *db)
     h2o_timeout_dispose(db->loop, &db->tick);
     free(db->ring);
     free(db);
+}
+
+void ota__db_set_notify(ota_db_t *db, ota_db_notify_cb cb, void *arg)
+{
+    db->notify_cb = cb;
+    db->notify_arg = arg;
 }
 
 bool ota__db_ready(const ota_db_t *db)

@@ -168,6 +168,13 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_BLE_TRANSFER] = {"ble_transfer",
                                "SELECT outcome, created_at FROM ota_ble_transfer($1::uuid, $2::uuid, $3::uuid, $4, $5)",
                                5},
+    [OTA_STMT_EVENTS_SINCE] = {"events_since",
+                               "SELECT e.id, json_build_object('id', e.id, 'assignment_id', e.assignment_id, "
+                               "'device_id', e.device_id, 'from', e.from_status, 'to', e.to_status, 'reason', "
+                               "e.reason, 'at', ota_ts(e.at)) FROM assignment_events e WHERE e.id > $1::bigint "
+                               "ORDER BY e.id LIMIT $2::integer",
+                               2},
+    [OTA_STMT_EVENTS_LAST] = {"events_last", "SELECT coalesce(max(id), 0) FROM assignment_events", 0},
     /* Fleet-wide numbers, the same whichever instance is scraped. */
     [OTA_STMT_METRICS_ASSIGNMENTS] = {"metrics_assignments",
                                       "SELECT 'status', status, count(*) FROM assignments GROUP BY status "

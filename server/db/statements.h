@@ -47,6 +47,8 @@ typedef enum ota_stmt {
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */
     OTA_STMT_ASSIGNMENT_GET_UFW,     /* $1 assignment id → assignment JSON, ufw object key, ufw artifact JSON */
     OTA_STMT_BLE_TRANSFER,           /* $1 id, $2 device, $3 release, $4 state, $5 error → outcome, created_at */
+    OTA_STMT_EVENTS_SINCE,           /* $1 after event id, $2 limit → rows (id, event JSON) */
+    OTA_STMT_EVENTS_LAST,            /* → the newest event id (0 when none) */
     OTA_STMT_METRICS_ASSIGNMENTS,    /* → rows (kind 'status'|'transition', state, count) for /metrics */
     OTA_STMT_COUNT
 } ota_stmt_t;
