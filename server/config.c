@@ -218,6 +218,13 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     cfg->public_url = public_url_from(cfg);
     const char *key = getenv("OTA_BOOTSTRAP_API_KEY");
     cfg->bootstrap_api_key = (key != NULL && key[0] != '\0') ? strdup(key) : NULL;
+    /* A key the authentication would never accept must not be stored (it would look valid and never work). */
+    if (cfg->bootstrap_api_key != NULL &&
+        (strncmp(key, "ota_", 4) != 0 || strlen(key) < 12 || strlen(key) > 63 || strpbrk(key, " \t\r\n") != NULL)) {
+        snprintf(err, cap, "OTA_BOOTSTRAP_API_KEY: must start with ota_ and be 12 to 63 characters, no spaces");
+        rc = OTA_ERR_INVALID;
+        goto Exit;
+    }
 
     if ((rc = int_var("OTA_THREADS", cores > 0 ? cores : 1, 1, 256, &v, err, cap)) != OTA_OK)
         goto Exit;

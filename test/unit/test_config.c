@@ -475,6 +475,29 @@ static void test_storage_bad(void **state)
     assert_non_null(strstr(err, "OTA_S3_PATH_STYLE"));
 }
 
+static void test_bootstrap_key_must_be_usable(void **state)
+{
+    ota_config_t cfg;
+    char err[256];
+    (void)state;
+    const char *bad[] = {"secret-key-1234", "ota_short", "ota_has space inside", NULL};
+    for (int i = 0; bad[i] != NULL; i++) {
+        setenv("OTA_BOOTSTRAP_API_KEY", bad[i], 1);
+        assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+        assert_non_null(strstr(err, "OTA_BOOTSTRAP_API_KEY"));
+    }
+    char long_key[80];
+    memset(long_key, 'a', sizeof long_key - 1);
+    memcpy(long_key, "ota_", 4);
+    long_key[64] = '\0'; /* 64 characters: one too many */
+    setenv("OTA_BOOTSTRAP_API_KEY", long_key, 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+    long_key[63] = '\0';
+    setenv("OTA_BOOTSTRAP_API_KEY", long_key, 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    ota__config_free(&cfg);
+}
+
 #define T(fn) cmocka_unit_test_setup(fn, clean_env)
 
 int main(void)
@@ -497,6 +520,7 @@ int main(void)
         T(test_storage_defaults),
         T(test_storage_s3),
         T(test_storage_bad),
+        T(test_bootstrap_key_must_be_usable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
