@@ -1,0 +1,252 @@
+#ifndef OTA_DEVICE_H
+#define OTA_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "ota/err.h"
+#include "ota/manifest.h"
+
+/**
+ * libota-device: the device side of the OTA service (API.md, "Heartbeat"),
+ * small enough to embed in firmware and used by the `ota-device` program,
+ * the test suite and load runs as a fleet (one state directory per device).
+ *
+ * What a device does with it:
+ *
+ *   ota_device_register()   once, at the factory: creates the device on the
+ *                           server and its state directory (below)
+ *   ota_device_new()        opens the state directory
+ *   ota_device_heartbeat()  reports presence, conditions and the outcome of
+ *                           the last update; may answer with a manifest
+ *   ota_device_apply()      downloads the manifest's image (Range resume,
+ *                           retries, a fresh URL when the old one expired),
+ *                           checks its size, CRC-32, SHA-256 and the
+ *                           manifest's Ed25519 signature, writes the
+ *                           inactive slot, switches to it and "reboots"
+ *   ota_device_heartbeat()  again: reports the new version (the server then
+ *                           marks the assignment applied) or the failure
+ *   ota_device_free()
+ *
+ * Memory: the library never aborts on out-of-memory. Every allocation (its
+ * own, jansson's, libcurl's, OpenSSL's) is checked and reported as
+ * OTA_ERR_NOMEM.
+ *
+ * Globals and threads: the library keeps no global state of its own; all of
+ * it lives in an ota_device_t (and on disk in its state directory). Distinct
+ * devices may be used from distinct threads at once; one device is used by
+ * one thread at a time. libcurl must be initialized once per process, before
+ * any other call here, with curl_global_init(CURL_GLOBAL_DEFAULT) (the
+ * `ota-device` program does it first thing in main), and cleaned up with
+ * curl_global_cleanup() after the last device is freed.
+ *
+ * The state directory (one per device; ota_device_new holds an exclusive
+ * lock on DIR/lock while the device is open, so two processes never drive
+ * one device):
+ *
+ *   state.json     server URL, device id, token, serial, model, the pinned
+ *                  public key, the running version, the active slot ("a" or
+ *                  "b") and what each slot holds. Mode 0600 (it holds the
+ *                  token). Replaced atomically (write a temporary file,
+ *                  fsync, rename, fsync the directory): switching slots is
+ *                  that one rename, so a crash leaves the old or the new
+ *                  state, never a mix.
+ *   slot-a.bin, slot-b.bin   the A/B firmware slots (simulated flash); the
+ *                  factory image is a placeholder in slot a.
+ *   download.part  the image being downloaded, and download.json, which
+ *                  image it is (assignment id, version, size, SHA-256): a
+ *                  download resumes only into the same image.
+ *
+ * Trust: ota_device_register fetches the server's Ed25519 manifest key
+ * (GET /v1/signing-key) and pins it in state.json (trust on first use, at
+ * provisioning, as a factory would flash it). The key is never fetched
+ * again: a server (or anyone answering in its name) that later sends
+ * manifests signed with another key is refused, so a compromise of the
+ * server's answers cannot swap the key. A key rotation on the server means
+ * provisioning the device again.
+ */
+
+#define OTA_DEVICE_URL_MAX 1024            /**< longest server base URL, in bytes */
+#define OTA_DEVICE_TOKEN_MAX 128           /**< longest device token, in bytes */
+#define OTA_DEVICE_SERIAL_MAX 128          /**< longest serial number, in bytes */
+#define OTA_DEVICE_ERROR_MAX 255           /**< longest failure reason kept and reported, in bytes */
+#define OTA_DEVICE_DEFERRED_MAX 31         /**< longest "deferred" reason kept from an answer */
+#define OTA_DEVICE_MAX_RETRIES 10          /**< default: download retries without progress before giving up */
+#define OTA_DEVICE_BACKOFF_INITIAL_MS 200L /**< default: first retry delay, doubled on each retry */
+#define OTA_DEVICE_BACKOFF_MAX_MS 5000L    /**< default: longest retry delay */
+#define OTA_DEVICE_TIMEOUT_MS 30000L       /**< default: time limit of one API request */
+
+/** An open device. Opaque; made by ota_device_new, freed by ota_device_free. */
+typedef struct ota_device ota_device_t;
+
+/**
+ * What the device reports about itself in each heartbeat. Strings are
+ * borrowed for the duration of the call that takes them; the library keeps
+ * copies.
+ */
+typedef struct ota_device_conditions {
+    const char *connectivity;  /**< "wifi" or "cellular"; NULL: "wifi" */
+    bool recording;            /**< the device is recording (the server defers delivery) */
+    int battery_percent;       /**< 0..100, or -1: not reported */
+    const char *battery_state; /**< "usb", "high", "normal", "low", "dead", or NULL: not reported */
+} ota_device_conditions_t;
+
+/**
+ * Simulated faults, for tests and load runs. All off when zero.
+ */
+typedef struct ota_device_faults {
+    uint64_t cut_after;    /**< drop the download's connection once, after this many bytes (0: never) */
+    bool corrupt;          /**< flip one bit of the downloaded image (its middle byte) before it is checked */
+    uint64_t throttle_bps; /**< limit the download to this many bytes per second (0: no limit) */
+} ota_device_faults_t;
+
+/**
+ * Called while an image downloads (and between retries) with the bytes of it
+ * on disk and its total size. Return 0 to go on, anything else to stop: the
+ * download then ends as OTA_DEVICE_INCOMPLETE, keeping what it has.
+ */
+typedef int (*ota_device_progress_cb)(void *arg, uint64_t bytes, uint64_t total);
+
+/** Receives one line of the library's log (no newline), e.g. "download: resuming at byte 30000 (HTTP 206)". */
+typedef void (*ota_device_log_cb)(void *arg, const char *line);
+
+/**
+ * How to open a device. Fill it with ota_device_config_init, then set what
+ * differs. The library copies what it keeps; nothing here needs to outlive
+ * ota_device_new.
+ */
+typedef struct ota_device_config {
+    const char *state_dir;              /**< the device's state directory (required) */
+    ota_device_conditions_t conditions; /**< initial conditions (see ota_device_set_conditions) */
+    ota_device_faults_t faults;         /**< simulated faults (default: none) */
+    int max_retries;                    /**< download retries without progress (default OTA_DEVICE_MAX_RETRIES) */
+    long backoff_initial_ms;            /**< first retry delay (default OTA_DEVICE_BACKOFF_INITIAL_MS) */
+    long backoff_max_ms;                /**< longest retry delay (default OTA_DEVICE_BACKOFF_MAX_MS) */
+    long timeout_ms;                    /**< time limit of one API request (default OTA_DEVICE_TIMEOUT_MS) */
+    ota_device_progress_cb on_progress; /**< may be NULL */
+    void *progress_arg;                 /**< passed to on_progress */
+    ota_device_log_cb on_log;           /**< may be NULL: no log */
+    void *log_arg;                      /**< passed to on_log */
+} ota_device_config_t;
+
+/** What a heartbeat answered. A plain value: nothing to free. */
+typedef struct ota_device_answer {
+    long interval_s;                            /**< heartbeat_interval_s: when to send the next one */
+    char server_time[32];                       /**< as the server sent it */
+    bool has_manifest;                          /**< an update was delivered: `manifest` holds it */
+    ota_manifest_t manifest;                    /**< decoded, not yet verified (ota_device_apply verifies it) */
+    char deferred[OTA_DEVICE_DEFERRED_MAX + 1]; /**< why delivery waits ("recording", "battery", ...), or "" */
+} ota_device_answer_t;
+
+/** How ota_device_apply ended. */
+typedef enum ota_device_outcome {
+    OTA_DEVICE_APPLIED = 0, /**< the image is in the other slot, the device switched to it and runs its version */
+    OTA_DEVICE_FAILED,      /**< a check failed (see `error`); the current slot stays; the next heartbeat reports it */
+    OTA_DEVICE_INCOMPLETE,  /**< the download did not finish (retries spent, stopped, no fresh URL); what was
+                                 downloaded is kept and resumes on the next delivery of the same image */
+} ota_device_outcome_t;
+
+/** What ota_device_apply did. A plain value. */
+typedef struct ota_device_result {
+    ota_device_outcome_t outcome;
+    char error[OTA_DEVICE_ERROR_MAX +
+               1];     /**< FAILED: the reason reported (e.g. "crc32 mismatch: ..."); INCOMPLETE: why */
+    uint64_t bytes;    /**< bytes of the image on disk at the end */
+    uint64_t total;    /**< the image's size */
+    int retries;       /**< failed download attempts */
+    int resumes;       /**< attempts that continued with HTTP Range from a byte > 0 */
+    int url_refreshes; /**< fresh URLs fetched after the old one was refused */
+} ota_device_result_t;
+
+/** What to provision. Borrowed for the call. */
+typedef struct ota_device_registration {
+    const char *state_dir; /**< created (mode 0700) if missing; must not hold a state.json yet */
+    const char *server;    /**< base URL, http:// or https://, e.g. "http://127.0.0.1:8080" */
+    const char *api_key;   /**< an admin API key */
+    const char *serial;    /**< 1..OTA_DEVICE_SERIAL_MAX bytes */
+    const char *model;     /**< the device's model id */
+    const char *version;   /**< the firmware it ships with (a semantic version) */
+    long timeout_ms;       /**< per request; <= 0: OTA_DEVICE_TIMEOUT_MS */
+} ota_device_registration_t;
+
+/** Fills `cfg` with the defaults: no state_dir, wifi, not recording, battery not reported, no faults, no callbacks. */
+void ota_device_config_init(ota_device_config_t *cfg);
+
+/**
+ * Provisions a device: pins the server's signing key (GET /v1/signing-key),
+ * creates the device (POST /v1/devices with `api_key`), and writes the state
+ * directory with the token, the version in slot a. On failure returns
+ * OTA_ERR_INVALID (bad argument, already registered, refused by the server),
+ * OTA_ERR_UNAVAILABLE (server unreachable or 5xx), OTA_ERR_IO, OTA_ERR_NOMEM,
+ * and writes why into `errmsg` (`cap` bytes, NUL-terminated; may be NULL
+ * when `cap` is 0).
+ */
+ota_err_t ota_device_register(const ota_device_registration_t *reg, char *errmsg, size_t cap);
+
+/**
+ * Opens the device whose state directory is cfg->state_dir. Returns the
+ * device (free it with ota_device_free) or NULL, with the reason in `*err`
+ * (may be NULL): OTA_ERR_INVALID (bad config, unreadable or malformed
+ * state), OTA_ERR_NOT_FOUND (no state.json: not registered),
+ * OTA_ERR_UNAVAILABLE (another process has the device open), OTA_ERR_IO,
+ * OTA_ERR_NOMEM.
+ */
+ota_device_t *ota_device_new(const ota_device_config_t *cfg, ota_err_t *err);
+
+/** Closes the device and frees it (NULL is fine). */
+void ota_device_free(ota_device_t *dev);
+
+/**
+ * Replaces the conditions reported by the next heartbeats (strings are
+ * copied). OTA_ERR_INVALID when a value is not one the API allows; the old
+ * conditions then stay.
+ */
+ota_err_t ota_device_set_conditions(ota_device_t *dev, const ota_device_conditions_t *cond);
+
+/**
+ * Sends one heartbeat: the running version, the conditions, and the state of
+ * an update in progress or the failure of the last one (sent once). Fills
+ * `answer` on OTA_OK. Errors: OTA_ERR_UNAVAILABLE (unreachable, timeout, 429
+ * or 5xx: try again later), OTA_ERR_INVALID (the server refused the request
+ * or the token: 4xx; or answered something that is not the contract),
+ * OTA_ERR_NOT_FOUND (404: the device is gone), OTA_ERR_TOO_LARGE (an answer
+ * over 1 MiB), OTA_ERR_NOMEM. ota_device_errmsg says more.
+ */
+ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer);
+
+/**
+ * Installs the update `m` (from a heartbeat answer): verifies its signature
+ * with the pinned key, its model and artifact; downloads its URL into
+ * download.part (resuming what an earlier call left of the same image; up to
+ * max_retries retries without progress, with doubling backoff; on HTTP 403,
+ * an expired URL, a heartbeat asks for a fresh one); checks size, CRC-32 and
+ * SHA-256; moves the image into the inactive slot and switches to it in one
+ * atomic state replace; then "reboots" (reads the state back from disk).
+ *
+ * Fills `result` and returns OTA_OK whatever the outcome; a FAILED outcome is
+ * reported by the next heartbeat (ota.state "failed", ota.error = the
+ * reason). Returns an error only when the device could not do its part:
+ * OTA_ERR_INVALID (NULL argument; `result` is then untouched), OTA_ERR_IO
+ * (the state directory cannot be written; the current slot stays),
+ * OTA_ERR_TOO_LARGE (the state directory's path is too long), OTA_ERR_NOMEM
+ * (nothing is lost: what was downloaded stays); `result` then says
+ * INCOMPLETE or FAILED with why.
+ */
+ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_device_result_t *result);
+
+/** The version the device runs (normalized semver). Borrowed from `dev`; valid until the next call on it. */
+const char *ota_device_version(const ota_device_t *dev);
+
+/** The device id (a UUID). Borrowed from `dev`. */
+const char *ota_device_id(const ota_device_t *dev);
+
+/** The active slot: 'a' or 'b'. */
+char ota_device_active_slot(const ota_device_t *dev);
+
+/** A description of the last error of a call on `dev` ("" when there was none). Borrowed from `dev`. */
+const char *ota_device_errmsg(const ota_device_t *dev);
+
+/** A static name of `o` ("applied", "failed", "incomplete"). */
+const char *ota_device_outcome_name(ota_device_outcome_t o);
+
+#endif

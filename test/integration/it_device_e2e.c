@@ -1,0 +1,770 @@
+/*
+ * Integration: the bundled device client (build/ota-device, OTA_DEVICE_BIN)
+ * end to end against the real ota-server on a throwaway PostgreSQL cluster:
+ * upload a release, assign it, let `ota-device run --once` download,
+ * verify and install it, and check what the server recorded (the
+ * assignment's status, reason and deliveries) and what the device's state
+ * directory holds (version, active slot, slot bytes).
+ *
+ * One source, two programs: it_device_e2e_fs (the fs backend: the server
+ * serves the blobs itself) and it_device_e2e_s3 (OTA_IT_S3: a real s3rver,
+ * which checks presigned-URL expiry and serves Range). Each test makes its
+ * own model and devices.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "checks.h"
+#include "ota/crc32.h"
+
+#ifndef OTA_DEVICE_BIN
+#error "OTA_DEVICE_BIN must be defined to the path of the ota-device binary"
+#endif
+
+#ifdef OTA_IT_S3
+static h_s3_t g_s3;
+#define S3_BUCKET "ota-device-e2e"
+#endif
+
+extern char **environ;
+
+static char g_tmp[256]; /* /tmp/ota-dev-XXXXXX: one state directory per device, the clients' output */
+
+/* A second server some tests start with other settings; stopped by the test's teardown, even after a failure. */
+static h_server_t g_other;
+static bool g_other_up;
+
+#define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define RUN_TIMEOUT_MS 120000L
+#define OUT_CAP (256 * 1024)
+
+/* ---- small utilities ------------------------------------------------------------ */
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static unsigned char *random_bytes(size_t n)
+{
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL, "out of memory");
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = getrandom(p + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        CHECK(k > 0, "getrandom: %s", strerror(errno));
+        got += (size_t)k;
+    }
+    return p;
+}
+
+/* The whole file (malloc'ed, NUL-terminated) or NULL when it cannot be read. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    CHECK(buf != NULL, "out of memory");
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            CHECK(buf != NULL, "out of memory");
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        if (k == 0)
+            break;
+        n += k;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- the device client as a child process -------------------------------------------- */
+
+typedef struct run {
+    int status;   /* exit status, or -1 when it was killed or timed out */
+    long ms;      /* how long it ran */
+    char *out;    /* its stdout (malloc'ed) */
+    char *err;    /* its stderr (malloc'ed) */
+    json_t *json; /* the last line of stdout, parsed, or NULL */
+} run_t;
+
+static void run_free(run_t *r)
+{
+    free(r->out);
+    free(r->err);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* Fails the test when `cond` is false, showing the client's output too. */
+#define CHECK_RUN(r, cond, ...)                                                                                        \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "---- ota-device (exit %d, %ld ms) stdout:\n%s---- stderr:\n%s----\n", (r)->status,        \
+                    (r)->ms, (r)->out != NULL ? (r)->out : "", (r)->err != NULL ? (r)->err : "");                      \
+            CHECK(cond, __VA_ARGS__);                                                                                  \
+        }                                                                                                              \
+    } while (0)
+
+/* Runs OTA_DEVICE_BIN with `args` (NULL-terminated, argv[0] excluded) and waits for it (at most RUN_TIMEOUT_MS). */
+static void run_device(run_t *r, const char *const *args)
+{
+    static int seq;
+    char out_path[400], err_path[400];
+    const char *argv[40];
+    size_t n = 0;
+    memset(r, 0, sizeof *r);
+    argv[n++] = OTA_DEVICE_BIN;
+    for (; *args != NULL && n + 1 < ELEMS(argv); args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    seq++;
+    snprintf(out_path, sizeof out_path, "%s/run-%d.out", g_tmp, seq);
+    snprintf(err_path, sizeof err_path, "%s/run-%d.err", g_tmp, seq);
+
+    long start = now_ms();
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || in < 0 || out < 0 || err < 0 ||
+            dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(127);
+        execve(argv[0], (char *const *)argv, environ);
+        _exit(127);
+    }
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (now_ms() - start > RUN_TIMEOUT_MS) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            status = -1;
+            break;
+        }
+        sleep_ms(20);
+    }
+    r->ms = now_ms() - start;
+    r->status = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->out = read_file(out_path, NULL);
+    r->err = read_file(err_path, NULL);
+    if (r->out == NULL)
+        r->out = strdup("");
+    if (r->err == NULL)
+        r->err = strdup("");
+    /* The last line of stdout is the JSON summary. */
+    size_t len = strlen(r->out);
+    while (len > 0 && r->out[len - 1] == '\n')
+        len--;
+    size_t start_line = len;
+    while (start_line > 0 && r->out[start_line - 1] != '\n')
+        start_line--;
+    if (len > start_line)
+        r->json = json_loadb(r->out + start_line, len - start_line, 0, NULL);
+}
+
+static const char *rj_str(const run_t *r, const char *key)
+{
+    return h_jstr(r->json, key);
+}
+
+static long long rj_int(const run_t *r, const char *key)
+{
+    json_t *v = json_object_get(r->json, key);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* ---- what the tests set up on the server --------------------------------------------- */
+
+typedef struct image {
+    unsigned char *data;
+    size_t len;
+    char release_id[40];
+    char version[32];
+} image_t;
+
+/* POSTs a JSON release of `len` random bytes (base64 blob) for `model`: 201. */
+static void make_release(h_server_t *srv, const char *model, const char *version, size_t len, image_t *img)
+{
+    memset(img, 0, sizeof *img);
+    img->data = random_bytes(len);
+    img->len = len;
+    snprintf(img->version, sizeof img->version, "%s", version);
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    CHECK(b64 != NULL, "out of memory");
+    EVP_EncodeBlock((unsigned char *)b64, img->data, (int)len);
+    h_resp_t r = {0};
+    h_json(srv, "POST", "/v1/releases", srv->admin_key, &r, "{s:s, s:s, s:{s:s}}", "version", version, "model", model,
+           "bin", "blob", b64);
+    free(b64);
+    EXPECT_STATUS(&r, 201);
+    snprintf(img->release_id, sizeof img->release_id, "%s", h_jstr(r.json, "id"));
+    json_t *bin = json_object_get(json_object_get(r.json, "artifacts"), "bin");
+    CHECK(json_integer_value(json_object_get(bin, "crc32")) == (json_int_t)ota_crc32_update(0, img->data, len),
+          "the server's crc32 differs: %s", BODY(&r));
+    h_resp_free(&r);
+}
+
+static void image_free(image_t *img)
+{
+    free(img->data);
+    img->data = NULL;
+}
+
+typedef struct device {
+    char dir[300];
+    char id[40];
+    char serial[40];
+} device_t;
+
+/* `ota-device --state DIR register ...` against `srv`: exit 0, and the state directory names the device. */
+static void register_device(h_server_t *srv, const char *model, const char *version, device_t *d)
+{
+    static int seq;
+    run_t r;
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "%s/dev-%d", g_tmp, ++seq);
+    h_unique(d->serial, sizeof d->serial, "SN-");
+    const char *args[] = {"--state",  d->dir,    "register", "--server", srv->base_url, "--api-key", srv->admin_key,
+                          "--serial", d->serial, "--model",  model,      "--version",   version,     NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0, "register: exit %d", r.status);
+    CHECK_RUN(&r, rj_str(&r, "device_id") != NULL, "register printed no device_id");
+    snprintf(d->id, sizeof d->id, "%s", rj_str(&r, "device_id"));
+    run_free(&r);
+}
+
+/* POST /v1/devices/{id}/assignments: 201; its id goes to `id`. */
+static void assign(h_server_t *srv, const device_t *d, const image_t *img, char *id, size_t cap)
+{
+    char path[200];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", d->id);
+    h_json(srv, "POST", path, srv->admin_key, &r, "{s:s}", "release_id", img->release_id);
+    EXPECT_STATUS(&r, 201);
+    snprintf(id, cap, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+}
+
+/* GET /v1/assignments/{id}: 200 (the caller frees `r`). */
+static void get_assignment(const char *id, h_resp_t *r)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/v1/assignments/%s", id);
+    h_request(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, r);
+    EXPECT_STATUS(r, 200);
+}
+
+static void expect_assignment(const char *id, const char *status, const char *reason_part, long min_deliveries,
+                              long max_deliveries)
+{
+    h_resp_t r = {0};
+    get_assignment(id, &r);
+    CHECK(h_streq(h_jstr(r.json, "status"), status), "assignment %s: want status %s: %s", id, status, BODY(&r));
+    if (reason_part != NULL) {
+        const char *reason = h_jstr(r.json, "reason");
+        CHECK(reason != NULL && strstr(reason, reason_part) != NULL, "assignment %s: want a reason with \"%s\": %s", id,
+              reason_part, BODY(&r));
+    }
+    json_int_t deliveries = json_integer_value(json_object_get(r.json, "deliveries"));
+    CHECK(deliveries >= min_deliveries && deliveries <= max_deliveries, "assignment %s: want %ld..%ld deliveries: %s",
+          id, min_deliveries, max_deliveries, BODY(&r));
+    h_resp_free(&r);
+}
+
+/* state.json of `d`: version and active slot as expected. */
+static void expect_state(const device_t *d, const char *version, const char *slot)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/state.json", d->dir);
+    char *text = read_file(path, NULL);
+    CHECK(text != NULL, "cannot read %s", path);
+    json_t *j = json_loads(text, 0, NULL);
+    CHECK(h_streq(h_jstr(j, "version"), version) && h_streq(h_jstr(j, "active_slot"), slot),
+          "%s: want version %s in slot %s: %s", path, version, slot, text);
+    CHECK(h_streq(h_jstr(j, "device_id"), d->id), "%s: device_id: %s", path, text);
+    json_decref(j);
+    free(text);
+}
+
+/* The slot file holds exactly the image's bytes. */
+static void expect_slot(const device_t *d, const char *slot, const image_t *img)
+{
+    char path[400];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/slot-%s.bin", d->dir, slot);
+    char *bytes = read_file(path, &len);
+    CHECK(bytes != NULL, "cannot read %s", path);
+    CHECK(len == img->len && memcmp(bytes, img->data, len) == 0, "%s: %zu bytes that are not the %zu of the image",
+          path, len, img->len);
+    free(bytes);
+}
+
+static void expect_no_download(const device_t *d)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/download.part", d->dir);
+    CHECK(!file_exists(path), "%s is still there", path);
+}
+
+/* GET /v1/devices/{id}: firmware_version as expected. */
+static void expect_server_version(const device_t *d, const char *version)
+{
+    char path[200];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/devices/%s", d->id);
+    h_request(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(r.json, "firmware_version"), version), "device %s: want firmware_version %s: %s", d->id,
+          version, BODY(&r));
+    h_resp_free(&r);
+}
+
+/* Starts g_other on the program's cluster (same database and blobs) with the backend's environment and `extra`. */
+static h_server_t *start_other(const char *const *extra)
+{
+    const char *env[24];
+    size_t n = 0;
+#ifdef OTA_IT_S3
+    for (const char *const *p = h_s3_env(&g_s3); *p != NULL; p++)
+        env[n++] = *p;
+#endif
+    for (; extra != NULL && *extra != NULL && n + 1 < ELEMS(env); extra++)
+        env[n++] = *extra;
+    env[n] = NULL;
+    h_server_start(&g_other, &h_g_pg, env);
+    g_other_up = true;
+    CHECK(h_wait_ready(&g_other), "the second server did not become ready");
+    return &g_other;
+}
+
+static int stop_other(void **state)
+{
+    (void)state;
+    if (g_other_up) {
+        h_server_stop(&g_other);
+        g_other_up = false;
+    }
+    return 0;
+}
+
+/* ---- the tests ----------------------------------------------------------------------- */
+
+/* Upload, assign, apply: the assignment is applied, the device runs the new version from the other slot. Twice. */
+static void test_apply_and_switch_back(void **state)
+{
+    (void)state;
+    char model[32], a1[40], a2[40];
+    device_t d;
+    image_t v11, v12;
+    run_t r;
+    h_make_model(model, sizeof model, "Apply");
+    register_device(&h_g_srv, model, "v1.0.0", &d);
+    expect_state(&d, "1.0.0", "a");
+    expect_server_version(&d, "1.0.0");
+    make_release(&h_g_srv, model, "1.1.0", 70001, &v11);
+    make_release(&h_g_srv, model, "1.2.0", 4096, &v12);
+
+    /* Nothing assigned: one heartbeat, nothing to do. */
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "none"), "want outcome none");
+    run_free(&r);
+
+    assign(&h_g_srv, &d, &v11, a1, sizeof a1);
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0, "run --once: exit %d", r.status);
+    CHECK_RUN(&r,
+              h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "version"), "1.1.0") &&
+                  h_streq(rj_str(&r, "active_slot"), "b") && h_streq(rj_str(&r, "assignment_id"), a1) &&
+                  rj_int(&r, "bytes") == 70001 && rj_int(&r, "retries") == 0,
+              "want applied 1.1.0 in slot b");
+    CHECK_RUN(&r, strstr(r.err, "reboot: running 1.1.0 from slot b") != NULL, "no reboot line");
+    run_free(&r);
+    expect_assignment(a1, "applied", NULL, 1, 1);
+    expect_state(&d, "1.1.0", "b");
+    expect_slot(&d, "b", &v11);
+    expect_no_download(&d);
+    expect_server_version(&d, "1.1.0");
+
+    /* status prints the state. */
+    const char *status_args[] = {"--state", d.dir, "status", NULL};
+    run_device(&r, status_args);
+    CHECK_RUN(&r,
+              r.status == 0 && h_streq(rj_str(&r, "device_id"), d.id) && h_streq(rj_str(&r, "version"), "1.1.0") &&
+                  h_streq(rj_str(&r, "active_slot"), "b") && json_is_null(json_object_get(r.json, "download")) &&
+                  json_object_get(r.json, "token") == NULL,
+              "status: want device, 1.1.0, slot b, no download, no token");
+    run_free(&r);
+
+    /* The next update goes into slot a, the one not running. */
+    assign(&h_g_srv, &d, &v12, a2, sizeof a2);
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "second update: want applied");
+    run_free(&r);
+    expect_assignment(a2, "applied", NULL, 1, 1);
+    expect_state(&d, "1.2.0", "a");
+    expect_slot(&d, "a", &v12);
+    expect_slot(&d, "b", &v11);
+    image_free(&v11);
+    image_free(&v12);
+}
+
+/* --corrupt: the CRC-32 check fails, the server records why, the device stays where it was. */
+static void test_corrupt_image_fails(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Corrupt");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "2.0.0", 50000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+
+    const char *args[] = {"--state", d.dir, "run", "--once", "--corrupt", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 3, "run --once --corrupt: want exit 3 (failed), got %d", r.status);
+    CHECK_RUN(&r,
+              h_streq(rj_str(&r, "outcome"), "failed") && rj_str(&r, "error") != NULL &&
+                  strstr(rj_str(&r, "error"), "crc32 mismatch") != NULL && h_streq(rj_str(&r, "version"), "1.0.0"),
+              "want failed with crc32 mismatch");
+    run_free(&r);
+    expect_assignment(id, "failed", "crc32 mismatch", 1, 1);
+    expect_state(&d, "1.0.0", "a");
+    expect_no_download(&d);
+    expect_server_version(&d, "1.0.0");
+
+    /* The failure was reported once; the next run has nothing to do. */
+    const char *again[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, again);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "none"), "after the failure: want outcome none");
+    run_free(&r);
+    image_free(&img);
+}
+
+/* A manifest signed by another key than the one pinned at registration is refused before any download. */
+static void test_foreign_signature_fails(void **state)
+{
+    (void)state;
+    char model[32], id[40], path[400];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Pinned");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.0.1", 1000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+
+    /* Pin another key (32 bytes of 0x42): as if the server's answers came from an impostor. */
+    snprintf(path, sizeof path, "%s/state.json", d.dir);
+    char *text = read_file(path, NULL);
+    CHECK(text != NULL, "cannot read %s", path);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    CHECK(json_is_object(j), "state.json is not an object");
+    json_object_set_new(j, "public_key", json_string("QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="));
+    CHECK(json_dump_file(j, path, 0) == 0, "cannot write %s", path);
+    json_decref(j);
+
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r,
+              r.status == 3 && h_streq(rj_str(&r, "outcome"), "failed") && rj_int(&r, "bytes") == 0 &&
+                  strstr(rj_str(&r, "error"), "signature invalid") != NULL,
+              "want failed: signature invalid, nothing downloaded");
+    run_free(&r);
+    expect_assignment(id, "failed", "signature invalid", 1, 1);
+    expect_state(&d, "1.0.0", "a");
+    image_free(&img);
+}
+
+/* --cut-after: the connection drops once; the client resumes with Range from the bytes it has. */
+static void test_cut_download_resumes(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Cut");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.0.1", 90000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+
+    const char *args[] = {"--state", d.dir, "run", "--once", "--cut-after", "30000", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "want applied after the cut");
+    CHECK_RUN(&r, rj_int(&r, "retries") == 1 && rj_int(&r, "resumes") == 1 && rj_int(&r, "url_refreshes") == 0,
+              "want one retry that resumed");
+    CHECK_RUN(&r, strstr(r.err, "connection dropped after 30000 bytes") != NULL, "no line about the cut");
+    CHECK_RUN(&r, strstr(r.err, "resuming at byte 30000 (HTTP 206)") != NULL, "no Range resume from byte 30000");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_state(&d, "1.0.1", "b");
+    expect_slot(&d, "b", &img);
+    image_free(&img);
+}
+
+/*
+ * The URL expires in the middle of the download (OTA_URL_TTL=1 and a slow link): the retry gets 403, a heartbeat
+ * fetches a fresh URL, and the download continues from where it was.
+ */
+static void test_expired_url_is_replaced(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_URL_TTL=1", NULL};
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_server_t *srv = start_other(extra);
+    h_make_model(model, sizeof model, "Expiry");
+    register_device(srv, model, "1.0.0", &d);
+    make_release(srv, model, "1.1.0", 40000, &img);
+    assign(srv, &d, &img, id, sizeof id);
+
+    /* 20000 bytes at 10 kB/s take 2 s: the first URL (valid for 1 to 2 s) is dead when the retry comes. */
+    const char *args[] = {"--state", d.dir, "run", "--once", "--cut-after", "20000", "--throttle", "10000", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "want applied after a fresh URL");
+    CHECK_RUN(&r, rj_int(&r, "url_refreshes") >= 1, "want at least one fresh URL");
+    CHECK_RUN(&r, strstr(r.err, "(HTTP 403") != NULL && strstr(r.err, "asking the server for a fresh one") != NULL,
+              "no line about the refused URL");
+    CHECK_RUN(&r, strstr(r.err, "resuming at byte 20000 (HTTP 206)") != NULL, "the fresh URL did not resume");
+    run_free(&r);
+    /* One delivery for the first heartbeat and one for each fresh URL. */
+    expect_assignment(id, "applied", NULL, 2, 10);
+    expect_state(&d, "1.1.0", "b");
+    expect_slot(&d, "b", &img);
+    image_free(&img);
+}
+
+/* While the device records, delivery waits; once it stops, the update goes through. Likewise a low battery. */
+static void test_recording_and_battery_defer(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Defer");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.0.1", 3000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+
+    const char *recording[] = {"--state", d.dir, "run", "--once", "--recording", NULL};
+    run_device(&r, recording);
+    CHECK_RUN(
+        &r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "deferred") && h_streq(rj_str(&r, "deferred"), "recording"),
+        "want deferred: recording");
+    run_free(&r);
+    expect_assignment(id, "pending", NULL, 0, 0);
+    expect_state(&d, "1.0.0", "a");
+    expect_no_download(&d);
+
+    const char *low[] = {"--state", d.dir, "run", "--once", "--battery", "low", NULL};
+    run_device(&r, low);
+    CHECK_RUN(&r,
+              r.status == 0 && h_streq(rj_str(&r, "outcome"), "deferred") && h_streq(rj_str(&r, "deferred"), "battery"),
+              "want deferred: battery");
+    run_free(&r);
+    expect_assignment(id, "pending", NULL, 0, 0);
+
+    /* Not recording, battery normal (the client always reports both, so nothing stale stays on the server). */
+    const char *free_[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, free_);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "want applied once recording stopped");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_state(&d, "1.0.1", "b");
+    image_free(&img);
+}
+
+/* The loop (run without --once) applies an update and reports it; --max-heartbeats ends it. */
+static void test_run_loop(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Loop");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "3.0.0-rc.1", 12345, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+    const char *args[] = {"--state", d.dir, "run", "--max-heartbeats", "2", NULL};
+    run_device(&r, args);
+    CHECK_RUN(
+        &r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "version"), "3.0.0-rc.1"),
+        "run: want applied");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_state(&d, "3.0.0-rc.1", "b");
+    image_free(&img);
+}
+
+/* The command line's refusals. */
+static void test_command_line_errors(void **state)
+{
+    (void)state;
+    char model[32], dir[320];
+    device_t d;
+    run_t r;
+    h_make_model(model, sizeof model, "Cli");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+
+    /* The same state directory twice: refused, the first registration intact. */
+    const char *again[] = {
+        "--state",  d.dir,      "register", "--server", h_g_srv.base_url, "--api-key", h_g_srv.admin_key,
+        "--serial", "SN-other", "--model",  model,      "--version",      "1.0.0",     NULL};
+    run_device(&r, again);
+    CHECK_RUN(&r, r.status == 1 && strstr(r.err, "registered already") != NULL, "second register: want exit 1");
+    run_free(&r);
+    expect_state(&d, "1.0.0", "a");
+
+    /* A wrong API key: the server refuses, nothing is written. */
+    snprintf(dir, sizeof dir, "%s/never", g_tmp);
+    const char *badkey[] = {"--state",  dir,    "register", "--server", h_g_srv.base_url, "--api-key", "ota_wrong",
+                            "--serial", "SN-x", "--model",  model,      "--version",      "1.0.0",     NULL};
+    run_device(&r, badkey);
+    CHECK_RUN(&r, r.status == 1 && strstr(r.err, "HTTP 401") != NULL, "bad key: want exit 1 with HTTP 401");
+    run_free(&r);
+    char path[400];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    CHECK(!file_exists(path), "%s was written", path);
+
+    /* Not registered. */
+    const char *unregistered[] = {"--state", dir, "run", "--once", NULL};
+    run_device(&r, unregistered);
+    CHECK_RUN(&r, r.status == 1 && strstr(r.err, "not registered") != NULL, "unregistered run: want exit 1");
+    run_free(&r);
+
+    /* Usage. */
+    const char *usage1[] = {"--state", d.dir, "status", "--once", NULL};
+    const char *usage2[] = {"run", "--once", NULL};
+    const char *usage3[] = {"--state", d.dir, "run", "--cut-after", "lots", NULL};
+    const char *usage4[] = {"--state", d.dir, "fly", NULL};
+    const char *const *usages[] = {usage1, usage2, usage3, usage4};
+    for (size_t i = 0; i < ELEMS(usages); i++) {
+        run_device(&r, usages[i]);
+        CHECK_RUN(&r, r.status == 2, "usage error %zu: want exit 2", i);
+        run_free(&r);
+    }
+
+    /* A device deleted on the server: its token stops working; run --once says so. */
+    char dpath[200];
+    h_resp_t resp = {0};
+    snprintf(dpath, sizeof dpath, "/v1/devices/%s", d.id);
+    h_request(&h_g_srv, "DELETE", dpath, h_g_srv.admin_key, NULL, &resp);
+    EXPECT_STATUS(&resp, 204);
+    h_resp_free(&resp);
+    const char *run_args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, run_args);
+    CHECK_RUN(&r, r.status == 1 && strstr(r.err, "heartbeat refused") != NULL, "deleted device: want exit 1");
+    run_free(&r);
+}
+
+/* ---- the program ---------------------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/ota-dev-XXXXXX");
+    if (mkdtemp(g_tmp) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    h_pg_start(&h_g_pg);
+#ifdef OTA_IT_S3
+    h_s3_start(&g_s3, S3_BUCKET);
+    h_server_start(&h_g_srv, &h_g_pg, h_s3_env(&g_s3));
+#else
+    h_server_start(&h_g_srv, &h_g_pg, NULL);
+#endif
+    return h_wait_ready(&h_g_srv) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_server_stop(&h_g_srv);
+#ifdef OTA_IT_S3
+    h_s3_stop(&g_s3);
+#endif
+    h_pg_destroy(&h_g_pg);
+    const char *keep = getenv("OTA_TEST_KEEP");
+    if (strncmp(g_tmp, "/tmp/ota-dev-", 13) == 0 && (keep == NULL || *keep == '\0' || strcmp(keep, "0") == 0))
+        nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_apply_and_switch_back),
+        cmocka_unit_test(test_corrupt_image_fails),
+        cmocka_unit_test(test_foreign_signature_fails),
+        cmocka_unit_test(test_cut_download_resumes),
+        cmocka_unit_test_teardown(test_expired_url_is_replaced, stop_other),
+        cmocka_unit_test(test_recording_and_battery_defer),
+        cmocka_unit_test(test_run_loop),
+        cmocka_unit_test(test_command_line_errors),
+    };
+    /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
+    cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

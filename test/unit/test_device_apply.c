@@ -1,0 +1,592 @@
+/*
+ * libota-device: the public API (include/ota/device.h) against the
+ * in-process HTTP stub standing in for the server and the storage: what the
+ * heartbeats say (conditions, progress, a failure once), applying an update
+ * (slot switch, state on disk), failures that keep the slot, a download
+ * continued across calls, a fresh URL after 403, the state directory lock.
+ * The real server is in test/integration/it_device_e2e.c.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "ota/crc32.h"
+#include "ota/device.h"
+#include "state.h"
+#include "test_device_stub.h"
+#include "util.h"
+
+static const unsigned char SEED[32] = {
+    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+    0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60,
+};
+
+#define IMAGE_LEN 80000
+#define DEVICE_ID "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4"
+
+typedef struct fixture {
+    stub_t *stub;
+    char dir[64];
+    unsigned char image[IMAGE_LEN];
+    ota_device_config_t cfg;
+    ota_device_t *dev;
+    char log[16384];
+} fixture_t;
+
+static void logline(void *arg, const char *line)
+{
+    fixture_t *f = arg;
+    size_t n = strlen(f->log);
+    snprintf(f->log + n, sizeof f->log - n, "%s\n", line);
+}
+
+static void path_in(const fixture_t *f, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", f->dir, name);
+}
+
+static bool exists(const fixture_t *f, const char *name)
+{
+    char path[256];
+    struct stat st;
+    path_in(f, name, path, sizeof path);
+    return stat(path, &st) == 0;
+}
+
+/* A registered device whose server is the stub, on 1.0.0 in slot a. */
+static void provision(fixture_t *f, const char *server)
+{
+    ota__state_t st;
+    char why[200];
+    memset(&st, 0, sizeof st);
+    snprintf(st.server, sizeof st.server, "%s", server);
+    strcpy(st.device_id, DEVICE_ID);
+    strcpy(st.token, "otd_test");
+    strcpy(st.serial, "SN-1");
+    strcpy(st.model, "bota-pin");
+    assert_int_equal(ota_ed25519_public_from_seed(SEED, st.public_key), OTA_OK);
+    strcpy(st.version, "1.0.0");
+    st.active_slot = 'a';
+    st.slots[0].present = true;
+    strcpy(st.slots[0].version, "1.0.0");
+    assert_int_equal(ota__write_atomic(f->dir, "slot-a.bin", "factory\n", 8, 0644), OTA_OK);
+    assert_int_equal(ota__state_save(f->dir, &st, why, sizeof why), OTA_OK);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/ota-apply-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    for (size_t i = 0; i < IMAGE_LEN; i++)
+        f->image[i] = (unsigned char)(i * 13 + (i >> 9));
+    f->stub = stub_start();
+    stub_set_image(f->stub, f->image, IMAGE_LEN);
+    provision(f, stub_url(f->stub));
+    ota_device_config_init(&f->cfg);
+    f->cfg.state_dir = f->dir;
+    f->cfg.backoff_initial_ms = 1;
+    f->cfg.backoff_max_ms = 2;
+    f->cfg.timeout_ms = 5000;
+    f->cfg.on_log = logline;
+    f->cfg.log_arg = f;
+    *state = f;
+    return 0;
+}
+
+static void rm(const fixture_t *f, const char *name)
+{
+    char path[256];
+    path_in(f, name, path, sizeof path);
+    unlink(path);
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_free(f->dev);
+    stub_stop(f->stub);
+    static const char *const files[] = {"state.json",    "state.json.tmp", "slot-a.bin", "slot-b.bin",
+                                        "download.part", "download.json",  "lock",       NULL};
+    for (const char *const *p = files; *p != NULL; p++)
+        rm(f, *p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void open_device(fixture_t *f)
+{
+    ota_err_t err = OTA_ERR_IO;
+    ota_device_free(f->dev);
+    f->dev = ota_device_new(&f->cfg, &err);
+    assert_int_equal(err, OTA_OK);
+    assert_non_null(f->dev);
+}
+
+/* A manifest of the stub's image, signed with SEED, its URL at the stub's `path`. */
+static void manifest(fixture_t *f, ota_manifest_t *m, const char *assignment, const char *version, const char *path)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    memset(m, 0, sizeof *m);
+    strcpy(m->assignment_id, assignment);
+    strcpy(m->release_id, "11111111-2222-4333-8444-555555555555");
+    strcpy(m->model, "bota-pin");
+    snprintf(m->version, sizeof m->version, "%s", version);
+    strcpy(m->artifact, "bin");
+    snprintf(m->url, sizeof m->url, "%s%s", stub_url(f->stub), path);
+    strcpy(m->url_expires_at, "2026-11-21T10:15:00Z");
+    m->size = IMAGE_LEN;
+    m->crc32 = ota_crc32_update(0, f->image, IMAGE_LEN);
+    assert_int_equal(EVP_Digest(f->image, IMAGE_LEN, md, &n, EVP_sha256(), NULL), 1);
+    ota__hex(md, 32, m->sha256);
+    assert_int_equal(ota_manifest_sign(m, SEED), OTA_OK);
+}
+
+/* Queues a heartbeat answer carrying `m` (NULL: none) and `deferred` (NULL: null). */
+static void queue(fixture_t *f, const ota_manifest_t *m, const char *deferred)
+{
+    char json[OTA_MANIFEST_JSON_MAX], body[OTA_MANIFEST_JSON_MAX + 256];
+    size_t len = 0;
+    if (m != NULL)
+        assert_int_equal(ota_manifest_encode(m, json, sizeof json, &len), OTA_OK);
+    snprintf(body, sizeof body,
+             "{\"server_time\":\"2026-11-21T10:00:00Z\",\"heartbeat_interval_s\":60,\"ota\":%s,"
+             "\"deferred\":%s%s%s}",
+             m != NULL ? json : "null", deferred ? "\"" : "", deferred ? deferred : "null", deferred ? "\"" : "");
+    stub_queue_answer(f->stub, body);
+}
+
+/* Heartbeat `i`'s body, parsed (the caller json_decref's it). */
+static json_t *beat(fixture_t *f, int i)
+{
+    const char *body = stub_heartbeat_body(f->stub, i);
+    assert_non_null(body);
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *str(json_t *obj, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(obj, path1);
+    if (path2 != NULL)
+        v = json_object_get(v, path2);
+    return json_string_value(v);
+}
+
+static json_int_t num(json_t *obj, const char *path1, const char *path2)
+{
+    return json_integer_value(json_object_get(json_object_get(obj, path1), path2));
+}
+
+static void expect_file(fixture_t *f, const char *name, const unsigned char *data, size_t len)
+{
+    char path[256];
+    size_t n = 0;
+    char *bytes = NULL;
+    path_in(f, name, path, sizeof path);
+    assert_int_equal(ota__read_file(path, 1 << 20, &bytes, &n), OTA_OK);
+    assert_int_equal(n, len);
+    assert_memory_equal(bytes, data, len);
+    free(bytes);
+}
+
+static void test_heartbeat_reports_conditions(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    f->cfg.conditions.connectivity = "cellular";
+    f->cfg.conditions.recording = true;
+    f->cfg.conditions.battery_percent = 9;
+    f->cfg.conditions.battery_state = "low";
+    open_device(f);
+    queue(f, NULL, "recording");
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_false(a.has_manifest);
+    assert_string_equal(a.deferred, "recording");
+    assert_int_equal(a.interval_s, 60);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "firmware_version", NULL), "1.0.0");
+    assert_string_equal(str(b, "connectivity", NULL), "cellular");
+    assert_true(json_is_true(json_object_get(b, "recording")));
+    assert_int_equal(num(b, "battery", "percent"), 9);
+    assert_string_equal(str(b, "battery", "state"), "low");
+    assert_null(json_object_get(b, "ota"));
+    json_decref(b);
+
+    ota_device_conditions_t c = {.connectivity = NULL, .recording = false, .battery_percent = -1};
+    assert_int_equal(ota_device_set_conditions(f->dev, &c), OTA_OK);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    b = beat(f, 1);
+    assert_string_equal(str(b, "connectivity", NULL), "wifi");
+    assert_true(json_is_false(json_object_get(b, "recording")));
+    assert_null(json_object_get(b, "battery"));
+    json_decref(b);
+
+    ota_device_conditions_t bad = {.connectivity = "lte", .battery_percent = -1};
+    assert_int_equal(ota_device_set_conditions(f->dev, &bad), OTA_ERR_INVALID);
+    bad.connectivity = NULL;
+    bad.battery_state = "empty";
+    assert_int_equal(ota_device_set_conditions(f->dev, &bad), OTA_ERR_INVALID);
+    bad.battery_state = NULL;
+    bad.battery_percent = 101;
+    assert_int_equal(ota_device_set_conditions(f->dev, &bad), OTA_ERR_INVALID);
+}
+
+static void test_apply_switches_slot(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000001", "1.2.0", "/img");
+    queue(f, &m, NULL);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_true(a.has_manifest);
+    assert_int_equal(ota_device_apply(f->dev, &a.manifest, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.bytes, IMAGE_LEN);
+    assert_int_equal(r.total, IMAGE_LEN);
+    assert_string_equal(ota_device_version(f->dev), "1.2.0");
+    assert_int_equal(ota_device_active_slot(f->dev), 'b');
+    assert_string_equal(ota_device_id(f->dev), DEVICE_ID);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+    expect_file(f, "slot-a.bin", (const unsigned char *)"factory\n", 8);
+    assert_false(exists(f, "download.part"));
+    assert_false(exists(f, "download.json"));
+    assert_non_null(strstr(f->log, "reboot: running 1.2.0 from slot b"));
+
+    /* On disk, for whoever opens the directory next. */
+    ota__state_t st;
+    char why[200];
+    assert_int_equal(ota__state_load(f->dir, &st, why, sizeof why), OTA_OK);
+    assert_string_equal(st.version, "1.2.0");
+    assert_int_equal(st.active_slot, 'b');
+    assert_string_equal(st.slots[1].sha256, m.sha256);
+
+    /* The next heartbeat reports the new version, and no ota progress. */
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, 1);
+    assert_string_equal(str(b, "firmware_version", NULL), "1.2.0");
+    assert_null(json_object_get(b, "ota"));
+    json_decref(b);
+}
+
+static void test_failure_reported_once(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    f->cfg.faults.corrupt = true;
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000002", "1.2.0", "/img");
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_FAILED);
+    assert_non_null(strstr(r.error, "crc32 mismatch"));
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+    assert_int_equal(ota_device_active_slot(f->dev), 'a');
+    assert_false(exists(f, "slot-b.bin"));
+    assert_false(exists(f, "download.part"));
+
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "firmware_version", NULL), "1.0.0");
+    assert_string_equal(str(b, "ota", "assignment_id"), m.assignment_id);
+    assert_string_equal(str(b, "ota", "state"), "failed");
+    assert_non_null(strstr(str(b, "ota", "error"), "crc32 mismatch"));
+    json_decref(b);
+    b = beat(f, 1);
+    assert_null(json_object_get(b, "ota"));
+    json_decref(b);
+}
+
+/* A manifest not signed by the pinned key: refused before any download. */
+static void test_foreign_manifest_refused(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    static const unsigned char other[32] = {7};
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000003", "1.2.0", "/img");
+    assert_int_equal(ota_manifest_sign(&m, other), OTA_OK);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_FAILED);
+    assert_non_null(strstr(r.error, "signature invalid"));
+    assert_int_equal(stub_image_requests(f->stub), 0);
+
+    strcpy(m.model, "bota-max");
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_FAILED);
+    assert_non_null(strstr(r.error, "model mismatch"));
+    assert_int_equal(stub_image_requests(f->stub), 0);
+}
+
+/* Retries spent: the bytes stay, heartbeats report the progress, and a later delivery of the same image continues. */
+static void test_download_continues_across_calls(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m, m2;
+    stub_faults_t faults = stub_faults_none();
+    f->cfg.max_retries = 0;
+    open_device(f);
+    faults.drop_after = 30000;
+    stub_set_faults(f->stub, &faults);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000004", "1.2.0", "/img");
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_INCOMPLETE);
+    assert_int_equal(r.bytes, 30000);
+    assert_non_null(strstr(r.error, "gave up after 0 retries"));
+    assert_true(exists(f, "download.part"));
+    assert_true(exists(f, "download.json"));
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+
+    queue(f, &m, NULL);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "ota", "state"), "downloading");
+    assert_int_equal(num(b, "ota", "bytes"), 30000);
+    assert_int_equal(num(b, "ota", "total"), IMAGE_LEN);
+    json_decref(b);
+
+    /* A reopened device (a reboot meanwhile), another assignment of the same image: Range from byte 30000. */
+    open_device(f);
+    manifest(f, &m2, "aaaaaaaa-0000-4000-8000-000000000005", "1.2.0", "/img");
+    assert_int_equal(ota_device_apply(f->dev, &m2, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.resumes, 1);
+    assert_int_equal(stub_range_start(f->stub, 1), 30000);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+}
+
+/* A download.part of another image is not continued. */
+static void test_part_of_other_image_discarded(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    ota__part_meta_t meta;
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000006", "1.2.0", "/img");
+    ota__part_meta_of(&m, &meta);
+    memset(meta.sha256, 'f', 64);
+    assert_int_equal(ota__part_meta_save(f->dir, &meta), OTA_OK);
+    assert_int_equal(ota__write_atomic(f->dir, "download.part", "junkjunk", 8, 0644), OTA_OK);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(stub_range_start(f->stub, 0), -1);
+}
+
+/* 403 on the URL: a heartbeat (reporting the progress) brings a fresh URL and the download goes on. */
+static void test_expired_url_refreshed(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m, fresh;
+    stub_faults_t faults = stub_faults_none();
+    faults.refuse_path_old = true;
+    stub_set_faults(f->stub, &faults);
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000007", "1.2.0", "/img?old");
+    fresh = m;
+    snprintf(fresh.url, sizeof fresh.url, "%s/img?new", stub_url(f->stub));
+    strcpy(fresh.url_expires_at, "2026-11-21T10:30:00Z");
+    queue(f, &fresh, NULL);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.url_refreshes, 1);
+    assert_int_equal(stub_heartbeats(f->stub), 1);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "ota", "state"), "downloading");
+    assert_string_equal(str(b, "ota", "assignment_id"), m.assignment_id);
+    json_decref(b);
+    assert_non_null(strstr(f->log, "fresh URL (valid until 2026-11-21T10:30:00Z)"));
+}
+
+/* 403, and the server no longer delivers the update (canceled): incomplete, with why. */
+static void test_expired_url_canceled(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    stub_faults_t faults = stub_faults_none();
+    faults.refuse_path_old = true;
+    stub_set_faults(f->stub, &faults);
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000008", "1.2.0", "/img?old");
+    queue(f, NULL, NULL);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_INCOMPLETE);
+    assert_non_null(strstr(r.error, "no longer delivers"));
+
+    /* A fresh manifest whose signed fields differ is not taken as a fresh URL. */
+    ota_manifest_t other;
+    manifest(f, &other, "aaaaaaaa-0000-4000-8000-000000000008", "1.2.1", "/img?new");
+    queue(f, &other, NULL);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_INCOMPLETE);
+    assert_non_null(strstr(r.error, "differs"));
+}
+
+/* A long download keeps the heartbeat going (every heartbeat_interval_s) with its progress. */
+static void test_progress_heartbeats(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    char body[OTA_MANIFEST_JSON_MAX + 256], json[OTA_MANIFEST_JSON_MAX];
+    size_t len = 0;
+    f->cfg.faults.throttle_bps = 32000; /* 80 kB: 2.5 s */
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000009", "1.2.0", "/img");
+    assert_int_equal(ota_manifest_encode(&m, json, sizeof json, &len), OTA_OK);
+    snprintf(body, sizeof body, "{\"server_time\":\"x\",\"heartbeat_interval_s\":1,\"ota\":%s,\"deferred\":null}",
+             json);
+    for (int i = 0; i < 6; i++)
+        stub_queue_answer(f->stub, body);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_int_equal(a.interval_s, 1);
+    assert_int_equal(ota_device_apply(f->dev, &a.manifest, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    int beats = stub_heartbeats(f->stub);
+    assert_true(beats >= 2);
+    json_t *b = beat(f, 1);
+    assert_string_equal(str(b, "ota", "state"), "downloading");
+    assert_true(num(b, "ota", "bytes") > 0 && num(b, "ota", "bytes") < IMAGE_LEN);
+    assert_int_equal(num(b, "ota", "total"), IMAGE_LEN);
+    json_decref(b);
+
+    /* The server stops delivering meanwhile (canceled): the download stops, what it has stays. */
+    stub_clear_answers(f->stub);
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-00000000000a", "1.3.0", "/img");
+    assert_int_equal(ota_manifest_encode(&m, json, sizeof json, &len), OTA_OK);
+    snprintf(body, sizeof body, "{\"server_time\":\"x\",\"heartbeat_interval_s\":1,\"ota\":%s,\"deferred\":null}",
+             json);
+    stub_queue_answer(f->stub, body);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    stub_queue_answer(f->stub, "{\"server_time\":\"x\",\"heartbeat_interval_s\":1,\"ota\":null,\"deferred\":null}");
+    assert_int_equal(ota_device_apply(f->dev, &a.manifest, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_INCOMPLETE);
+    assert_non_null(strstr(r.error, "no longer delivers"));
+    assert_true(r.bytes > 0 && r.bytes < IMAGE_LEN);
+    assert_string_equal(ota_device_version(f->dev), "1.2.0");
+}
+
+static void test_open_errors_and_lock(void **state)
+{
+    fixture_t *f = *state;
+    ota_err_t err = OTA_OK;
+    open_device(f);
+    /* One process (one handle) per device at a time. */
+    assert_null(ota_device_new(&f->cfg, &err));
+    assert_int_equal(err, OTA_ERR_UNAVAILABLE);
+    ota_device_free(f->dev);
+    f->dev = NULL;
+    open_device(f);
+
+    ota_device_config_t cfg = f->cfg;
+    cfg.state_dir = "/nonexistent/ota-device";
+    assert_null(ota_device_new(&cfg, &err));
+    assert_int_equal(err, OTA_ERR_NOT_FOUND);
+    cfg.state_dir = NULL;
+    assert_null(ota_device_new(&cfg, &err));
+    assert_int_equal(err, OTA_ERR_INVALID);
+    assert_null(ota_device_new(NULL, &err));
+    assert_int_equal(err, OTA_ERR_INVALID);
+    cfg = f->cfg;
+    cfg.conditions.battery_state = "full";
+    assert_null(ota_device_new(&cfg, &err));
+    assert_int_equal(err, OTA_ERR_INVALID);
+    ota_device_free(NULL);
+    assert_string_equal(ota_device_outcome_name(OTA_DEVICE_INCOMPLETE), "incomplete");
+}
+
+static void test_unreachable_server(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    char url[64];
+    int port = atoi(strrchr(stub_url(f->stub), ':') + 1);
+    stub_stop(f->stub);
+    rm(f, "state.json");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    provision(f, url);
+    open_device(f);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_ERR_UNAVAILABLE);
+    assert_non_null(strstr(ota_device_errmsg(f->dev), "heartbeat: POST"));
+    f->stub = stub_start();
+}
+
+static void test_register_refuses_bad_input(void **state)
+{
+    fixture_t *f = *state;
+    char err[300];
+    ota_device_registration_t reg = {.state_dir = f->dir,
+                                     .server = stub_url(f->stub),
+                                     .api_key = "ota_key",
+                                     .serial = "SN-2",
+                                     .model = "bota-pin",
+                                     .version = "1.0.0"};
+    /* The directory holds a device already. */
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "registered already"));
+    reg.version = "one";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "not a semantic version"));
+    reg.version = "1.0.0";
+    reg.server = "ftp://x";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "server"));
+    reg.server = stub_url(f->stub);
+    reg.model = "Bad Model";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    reg.model = NULL;
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_int_equal(ota_device_register(NULL, NULL, 0), OTA_ERR_INVALID);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_heartbeat_reports_conditions),
+        T(test_apply_switches_slot),
+        T(test_failure_reported_once),
+        T(test_foreign_manifest_refused),
+        T(test_download_continues_across_calls),
+        T(test_part_of_other_image_discarded),
+        T(test_expired_url_refreshed),
+        T(test_expired_url_canceled),
+        T(test_progress_heartbeats),
+        T(test_open_errors_and_lock),
+        T(test_unreachable_server),
+        T(test_register_refuses_bad_input),
+    };
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
