@@ -24,6 +24,7 @@ static const var_doc_t VARS[] = {
     {"OTA_MAX_BODY", "67108864 (64 MiB)", "largest upload body in bytes; other bodies stop at 64 KiB"},
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
+    {"OTA_ACCESS_LOG", "1", "1: one JSON line per request (request id, route, status, ms) on stderr; 0: none"},
     {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
     {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
     {"OTA_IMPORT_DIR", "(none: no file:// source allowed)", "the only folder file:// release sources may name"},
@@ -238,6 +239,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->db_statement_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_ACCESS_LOG", 1, 0, 1, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->access_log = (int)v;
     if ((rc = storage_vars(cfg, err, cap)) != OTA_OK)
         goto Exit;
     cfg->signing_key = strdup(env_or("OTA_SIGNING_KEY", "data/signing-key.pem"));

@@ -23,6 +23,7 @@ typedef struct ota_config {
     size_t max_body;           /**< OTA_MAX_BODY: cap for upload bodies; other routes use OTA_MAX_JSON_BODY */
     int heartbeat_interval;    /**< OTA_HEARTBEAT_INTERVAL, seconds */
     int db_statement_timeout_ms; /**< OTA_DB_STATEMENT_TIMEOUT_MS: a statement running longer is canceled */
+    int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
 
     /* Object storage (storage/storage.h). */
     char *storage;            /**< OTA_STORAGE: "fs" or "s3" */

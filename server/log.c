@@ -30,6 +30,8 @@ static void append_escaped(char *out, size_t cap, size_t *pos, const char *s)
     }
 }
 
+static void write_line(ota_log_level_t level, const char *msg, const char *const *kv);
+
 void ota__log(ota_log_level_t level, const char *fmt, ...)
 {
     if (level < min_level)
@@ -39,7 +41,17 @@ void ota__log(ota_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    write_line(level, msg, NULL);
+}
 
+void ota__log_kv(ota_log_level_t level, const char *msg, const char *const *kv)
+{
+    if (level >= min_level)
+        write_line(level, msg, kv);
+}
+
+static void write_line(ota_log_level_t level, const char *msg, const char *const *kv)
+{
     struct timespec now;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -50,6 +62,14 @@ void ota__log(ota_log_level_t level, const char *fmt, ...)
     pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ".%03ldZ\",\"level\":\"%s\",\"msg\":\"",
                             now.tv_nsec / 1000000, LEVEL_NAMES[level]);
     append_escaped(line, sizeof(line) - 4, &pos, msg);
+    for (size_t i = 0; kv != NULL && kv[i] != NULL && kv[i + 1] != NULL && pos + 8 < sizeof(line) - 4; i += 2) {
+        memcpy(line + pos, "\",\"", 3);
+        pos += 3;
+        append_escaped(line, sizeof(line) - 8, &pos, kv[i]);
+        memcpy(line + pos, "\":\"", 3);
+        pos += 3;
+        append_escaped(line, sizeof(line) - 4, &pos, kv[i + 1]);
+    }
     memcpy(line + pos, "\"}\n", 3);
     pos += 3;
     ssize_t ignored = write(STDERR_FILENO, line, pos);

@@ -14,6 +14,12 @@ void ota__log_set_level(ota_log_level_t level);
  */
 void ota__log(ota_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/**
+ * Writes one line of JSON with `msg` and the fields of `kv`, a NULL-terminated list of name, value pairs
+ * (values are written as JSON strings). For access logs and other records that tools parse.
+ */
+void ota__log_kv(ota_log_level_t level, const char *msg, const char *const *kv);
+
 #define ota_log_debug(...) ota__log(OTA_LOG_DEBUG, __VA_ARGS__)
 #define ota_log_info(...) ota__log(OTA_LOG_INFO, __VA_ARGS__)
 #define ota_log_warn(...) ota__log(OTA_LOG_WARN, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <h2o.h>
+#include <openssl/rand.h>
 
 #include "db/conn.h"
 #include "http/dispatch.h"
@@ -153,7 +154,8 @@ static void *thread_main(void *arg)
 }
 
 static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
-                        ota_jobs_t *jobs, ota_storage_t *storage, const ota_signing_key_t *key)
+                        ota_jobs_t *jobs, ota_storage_t *storage, const ota_signing_key_t *key,
+                        const char *instance_id)
 {
     memset(t, 0, sizeof *t);
     t->listen_fd = -1;
@@ -171,6 +173,7 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.jobs = jobs;
     t->worker.storage = storage;
     t->worker.signing_key = key;
+    snprintf(t->worker.instance_id, sizeof t->worker.instance_id, "%s", instance_id);
     ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
     t->accept_ctx.ctx = &t->worker.ctx;
     t->accept_ctx.hosts = globalconf->hosts;
@@ -238,9 +241,14 @@ int ota__server_run(const ota_config_t *cfg)
         return 1;
     }
     ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
+    char instance_id[9];
+    unsigned char random[4];
+    if (RAND_bytes(random, sizeof random) != 1)
+        memset(random, 0, sizeof random);
+    snprintf(instance_id, sizeof instance_id, "%02x%02x%02x%02x", random[0], random[1], random[2], random[3]);
     configure(&shared_conf, cfg);
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage, &signing_key))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage, &signing_key, instance_id))
             goto Exit;
     }
     for (; started < n; started++) {

@@ -1,6 +1,8 @@
 #ifndef OTA_SERVER_WORKER_H
 #define OTA_SERVER_WORKER_H
 
+#include <stdint.h>
+
 #include <h2o.h>
 #include <h2o/multithread.h>
 
@@ -26,6 +28,8 @@ typedef struct ota_worker {
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
     const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
     struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
+    char instance_id[9];       /**< random per process, so request ids differ across instances */
+    uint64_t request_seq;      /**< request ids made on this thread */
 } ota_worker_t;
 
 /** The worker that owns `req`. */

@@ -1,5 +1,6 @@
 #include "http/call.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,28 @@ static void on_guard_dispose(void *p)
         guard->call->req = NULL;
 }
 
+/* The client's (or the proxy's) X-Request-Id when it is short and plain, else "<instance>-<thread>-<n>". */
+static void take_request_id(ota_call_t *call, h2o_req_t *req, ota_worker_t *worker)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        const h2o_iovec_t *v = &req->headers.entries[i].value;
+        bool plain = v->len > 0 && v->len < sizeof call->request_id;
+        for (size_t k = 0; plain && k < v->len; k++) {
+            char c = v->base[k];
+            plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+        }
+        if (plain) {
+            memcpy(call->request_id, v->base, v->len);
+            call->request_id[v->len] = '\0';
+            return;
+        }
+    }
+    snprintf(call->request_id, sizeof call->request_id, "%s-%d-%llx", worker->instance_id, worker->index,
+             (unsigned long long)++worker->request_seq);
+}
+
 ota_call_t *ota__call_new(h2o_req_t *req, ota_worker_t *worker)
 {
     ota_call_t *call = calloc(1, sizeof *call);
@@ -24,6 +47,7 @@ ota_call_t *ota__call_new(h2o_req_t *req, ota_worker_t *worker)
         h2o_fatal("out of memory");
     call->req = req;
     call->worker = worker;
+    take_request_id(call, req, worker);
     call->guard = h2o_mem_alloc_shared(&req->pool, sizeof *call->guard, on_guard_dispose);
     call->guard->call = call;
     worker->calls_in_progress++;

@@ -50,6 +50,7 @@ struct ota_call {
     void (*state_free)(void *state);
     ota_call_db_cb db_cb; /**< the continuation of the query in flight */
     int page_limit;       /**< the page size of a list call (set by ota__page_read) */
+    char request_id[48];  /**< X-Request-Id as received (when sane) or made here; in logs and the response */
 };
 
 /** Makes the call for `req` and ties its guard to req->pool. Aborts on out-of-memory (server policy). */

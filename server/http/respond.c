@@ -68,15 +68,37 @@ static double seconds_since(const h2o_req_t *req)
            (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
 }
 
+static void access_log(h2o_req_t *req, const char *route, const char *request_id, int status, double seconds)
+{
+    char status_text[8], ms[24];
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len; /* no query: it may hold cursors */
+    char path[256];
+    snprintf(status_text, sizeof status_text, "%d", status);
+    snprintf(ms, sizeof ms, "%.3f", seconds * 1000);
+    snprintf(path, sizeof path, "%.*s", (int)(path_len < 255 ? path_len : 255), req->path.base);
+    char method[16];
+    snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    const char *kv[] = {"request_id", request_id, "method", method, "path", path, "route", route,
+                        "status", status_text, "ms", ms, NULL};
+    ota__log_kv(status >= 500 ? OTA_LOG_ERROR : OTA_LOG_INFO, "request", kv);
+}
+
 /*
- * Ends the call: counts it, and detaches it from its request before sending, since h2o may finish the request
- * inside h2o_send.
+ * Ends the call: counts and logs it, and detaches it from its request before sending, since h2o may finish the
+ * request inside h2o_send.
  */
 static h2o_req_t *finish(ota_call_t *call, int status)
 {
     h2o_req_t *req = call->req;
-    if (req != NULL)
-        ota__metrics_request(call->match.route, status, seconds_since(req));
+    if (req != NULL) {
+        double seconds = seconds_since(req);
+        ota__metrics_request(call->match.route, status, seconds);
+        if (call->worker->cfg->access_log)
+            access_log(req, call->match.route != NULL ? call->match.route->name : "-", call->request_id, status,
+                       seconds);
+        h2o_iovec_t id = h2o_strdup(&req->pool, call->request_id, SIZE_MAX);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
+    }
     ota__call_free(call);
     return req;
 }
@@ -174,7 +196,7 @@ void ota__respond_db_error(ota_call_t *call, const PGresult *res)
         /* query canceled (statement timeout), connection exception, admin shutdown */
         ota__respond_unavailable(call, "database did not answer in time");
     } else {
-        ota_log_error("database error %s: %s", state, primary);
+        ota_log_error("request %s: database error %s: %s", call->request_id, state, primary);
         ota__respond_error(call, 500, "internal", NULL, "internal error");
     }
 }

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "checks.h"
 #include "harness.h"
@@ -91,11 +93,68 @@ static void test_database_and_fleet_series(void **state)
     free(text);
 }
 
+/* Keeps the X-Request-Id response header. */
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    char *out = arg;
+    size_t len = size * n;
+    if (len > 14 && strncasecmp(line, "x-request-id:", 13) == 0) {
+        const char *v = line + 13;
+        while (*v == ' ')
+            v++;
+        size_t vlen = (size_t)(line + len - v);
+        while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+            vlen--;
+        snprintf(out, 64, "%.*s", (int)vlen, v);
+    }
+    return len;
+}
+
+/* GET /healthz with an optional X-Request-Id; the answer's X-Request-Id goes to `got` (64 bytes). */
+static void request_id_of(const char *sent, char *got)
+{
+    char url[128], header[128];
+    struct curl_slist *headers = NULL;
+    got[0] = '\0';
+    snprintf(url, sizeof url, "%s/healthz", h_g_srv.base_url);
+    if (sent != NULL) {
+        snprintf(header, sizeof header, "X-Request-Id: %s", sent);
+        headers = curl_slist_append(headers, header);
+    }
+    CURL *curl = curl_easy_init();
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, got);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, fwrite);
+    FILE *sink = fopen("/dev/null", "w");
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, sink);
+    CHECK(curl_easy_perform(curl) == CURLE_OK, "GET /healthz failed");
+    fclose(sink);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+}
+
+static void test_request_ids(void **state)
+{
+    (void)state;
+    char a[64], b[64];
+    request_id_of(NULL, a);
+    request_id_of(NULL, b);
+    CHECK(a[0] != '\0' && b[0] != '\0' && strcmp(a, b) != 0, "made ids: '%s' and '%s'", a, b);
+    request_id_of("lb-7f3a.42", a);
+    CHECK(strcmp(a, "lb-7f3a.42") == 0, "a proxy's id is kept: got '%s'", a);
+    request_id_of("bad id with spaces", a);
+    CHECK(a[0] != '\0' && strcmp(a, "bad id with spaces") != 0, "an unsafe id is replaced: got '%s'", a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_counted_by_route_and_status),
         cmocka_unit_test(test_database_and_fleet_series),
+        cmocka_unit_test(test_request_ids),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }
