@@ -737,11 +737,17 @@ ota_err_t ota_manifest_verify(const ota_manifest_t *m, const unsigned char publi
     rc = OTA_ERR_NOMEM;
     if ((ctx = EVP_MD_CTX_new()) == NULL)
         goto Exit;
-    rc = OTA_ERR_CRYPTO;
+    /* Any 32 bytes are an Ed25519 public key: these two fail only when OpenSSL cannot allocate (rc stays NOMEM). */
     pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, public_key, OTA_ED25519_PUBLIC_LEN);
-    if (pkey == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1 ||
-        EVP_DigestVerify(ctx, sig, sizeof sig, (const unsigned char *)tbs, tbs_len) != 1)
+    if (pkey == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) != 1)
         goto Exit;
+    unsigned long before = ERR_peek_last_error();
+    if (EVP_DigestVerify(ctx, sig, sizeof sig, (const unsigned char *)tbs, tbs_len) != 1) {
+        /* A signature that does not verify, unless OpenSSL says it ran out of memory on the way. */
+        unsigned long e = ERR_peek_last_error();
+        rc = (e != before && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE) ? OTA_ERR_NOMEM : OTA_ERR_CRYPTO;
+        goto Exit;
+    }
     rc = OTA_OK;
 Exit:
     EVP_MD_CTX_free(ctx);
