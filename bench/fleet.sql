@@ -1,0 +1,41 @@
+-- The bench fleet, loaded by scripts/bench in one transaction (psql -v ...):
+--   devices   number of devices
+--   size, crc32, sha256, md5   of the one small blob every artifact row describes
+-- Model 'bench-model'; releases 1.0.0 (what every device runs) and 1.1.0, each with
+-- a bin and a ufw artifact (object keys bench/<version>.<kind>, files scripts/bench wrote);
+-- device i: id md5('bench' || i)::uuid, serial BENCH-i, token 'otd_bench_' || i,
+-- firmware 1.0.0. Every tenth device (i % 10 = 0) has release 1.1.0 assigned and
+-- already delivered, so each of its heartbeats re-sends the manifest; the others have none.
+\set ON_ERROR_STOP 1
+BEGIN;
+
+INSERT INTO models (id, name) VALUES ('bench-model', 'Bench model');
+
+INSERT INTO releases (id, model_id, version, notes)
+VALUES (md5('bench-release-1.0.0')::uuid, 'bench-model', '1.0.0', 'bench'),
+       (md5('bench-release-1.1.0')::uuid, 'bench-model', '1.1.0', 'bench');
+
+INSERT INTO artifacts (release_id, kind, object_key, size, crc32, sha256, md5)
+SELECT md5('bench-release-' || v)::uuid, k, 'bench/' || v || '.' || k, :size, :crc32, :'sha256', :'md5'
+FROM unnest(ARRAY['1.0.0', '1.1.0']) AS v, unnest(ARRAY['bin', 'ufw']) AS k;
+
+INSERT INTO devices (id, serial, model_id, token_hash, firmware_version, ota_status)
+SELECT md5('bench' || i)::uuid, 'BENCH-' || i, 'bench-model',
+       sha256(convert_to('otd_bench_' || i, 'UTF8')), '1.0.0',
+       CASE WHEN i % 10 = 0 THEN 'delivered' ELSE 'none' END
+FROM generate_series(1, :devices) AS i;
+
+-- Assignments in bulk: the transition trigger (event row, devices.ota_status, NOTIFY per row)
+-- is bypassed for the load; its event rows are written set-wise here and
+-- devices.ota_status was set above.
+SET LOCAL session_replication_role = replica;
+INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at)
+SELECT md5('bench-assignment' || i)::uuid, md5('bench' || i)::uuid, md5('bench-release-1.1.0')::uuid,
+       '1.1.0', 'delivered', 1, now()
+FROM generate_series(10, :devices, 10) AS i;
+INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status)
+SELECT id, device_id, s.f, s.t FROM assignments,
+       (VALUES (NULL, 'pending'), ('pending', 'delivered')) AS s (f, t);
+RESET session_replication_role;
+
+COMMIT;
