@@ -187,6 +187,10 @@ DECLARE
     ble_connected boolean;
 BEGIN
     deliver := false;
+    -- A bare presence update need not wait for its WAL flush: losing the last few seconds of "last seen"
+    -- in a crash is harmless, and the next heartbeat rewrites it. Any assignment transition below turns
+    -- durability back on before this transaction commits.
+    PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE devices SET
         last_seen_at = now(),
         firmware_version = p_firmware,
@@ -210,16 +214,19 @@ BEGIN
     END IF;
 
     IF a.status = 'delivered' AND a.delivered_at < now() - make_interval(secs => p_apply_timeout) THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'failed', reason = 'timeout', finished_at = now() WHERE id = a.id;
         assignment_id := a.id; assignment_status := 'failed';
         RETURN;
     END IF;
     IF p_firmware = a.version THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'applied', reason = NULL, finished_at = now() WHERE id = a.id;
         assignment_id := a.id; assignment_status := 'applied';
         RETURN;
     END IF;
     IF p_ota_state = 'failed' AND p_ota_assignment = a.id THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'failed', reason = left(coalesce(p_ota_error, 'failed'), 500),
             finished_at = now() WHERE id = a.id;
         assignment_id := a.id; assignment_status := 'failed';
@@ -245,6 +252,10 @@ BEGIN
         RETURN;
     END IF;
 
+    -- The first delivery is a transition (durable); re-deliveries only count, like presence.
+    IF a.status = 'pending' THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
+    END IF;
     UPDATE assignments SET status = 'delivered', delivered_at = coalesce(delivered_at, now()),
         deliveries = deliveries + 1 WHERE id = a.id;
     deliver := true;
