@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include "ota/base64.h"
+#include "ota/hex.h"
 
 /* ---- field formats ------------------------------------------------------ */
 
@@ -416,17 +417,6 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
     return i;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads the 4 hex digits of a \u escape at s[i]. */
 static long scan_u16(const char *s, size_t len, size_t i)
 {
@@ -434,7 +424,7 @@ static long scan_u16(const char *s, size_t len, size_t i)
     if (len - i < 4)
         return -1;
     for (size_t k = 0; k < 4; k++) {
-        int h = hex_value(s[i + k]);
+        int h = ota_hex_value(s[i + k]);
         if (h < 0)
             return -1;
         v = v << 4 | h;

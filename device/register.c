@@ -26,6 +26,7 @@
 #include "ota/semver.h"
 #include "state.h"
 #include "util.h"
+#include "ota/hex.h"
 
 __attribute__((format(printf, 4, 5))) static ota_err_t say(char *errmsg, size_t cap, ota_err_t rc, const char *fmt, ...)
 {
@@ -140,7 +141,7 @@ static ota_err_t write_factory_slot(const char *dir, ota__state_t *st, char *err
     a->present = true;
     ota__copy(a->version, sizeof a->version, st->version);
     a->size = (uint64_t)n;
-    ota__hex(md, md_len, a->sha256);
+    ota_hex_encode(md, md_len, a->sha256);
     st->active_slot = 'a';
     return OTA_OK;
 }

@@ -182,16 +182,6 @@ bool ota__uuid_valid(const char *s)
     return s[36] == '\0';
 }
 
-void ota__hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 bool ota__token_valid(const char *s, size_t max)
 {
     size_t n = 0;

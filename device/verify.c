@@ -13,6 +13,7 @@
 
 #include "ota/crc32.h"
 #include "util.h"
+#include "ota/hex.h"
 
 #define CHUNK (64 * 1024)
 
@@ -140,7 +141,7 @@ ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *rea
         rc = OTA_ERR_NOMEM;
         goto Exit;
     }
-    ota__hex(md, md_len, hex);
+    ota_hex_encode(md, md_len, hex);
     if (strcmp(hex, m->sha256) != 0) {
         snprintf(reason, cap, "sha256 mismatch: got %s, expected %s", hex, m->sha256);
         rc = OTA_ERR_CRYPTO;

@@ -3,17 +3,7 @@
 #include <string.h>
 
 #include "ota/crc32.h"
-
-static void to_hex(const unsigned char *bin, size_t len, char *out)
-{
-    static const char HEX[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = HEX[bin[i] >> 4];
-        out[2 * i + 1] = HEX[bin[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
+#include "ota/hex.h"
 
 /* Finishes one hash into `hex`, which has room for 2 * `expect` + 1 characters. */
 static ota_err_t finish(EVP_MD_CTX *md, size_t expect, char *hex)
@@ -23,7 +13,7 @@ static ota_err_t finish(EVP_MD_CTX *md, size_t expect, char *hex)
 
     if (EVP_DigestFinal_ex(md, bin, &len) != 1 || len != expect)
         return OTA_ERR_CRYPTO;
-    to_hex(bin, len, hex);
+    ota_hex_encode(bin, len, hex);
     return OTA_OK;
 }
 

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "ota/base64.h"
+#include "ota/hex.h"
 
 ota_err_t ota__secret_new(const char *prefix, char out[OTA_SECRET_MAX])
 {
@@ -22,17 +23,12 @@ ota_err_t ota__secret_new(const char *prefix, char out[OTA_SECRET_MAX])
 
 void ota__secret_hash_pg(const char *secret, size_t len, char out[OTA_SECRET_HASH_PG_LEN])
 {
-    static const char HEX[] = "0123456789abcdef";
     unsigned char digest[OTA_SECRET_HASH_LEN];
     unsigned int dlen = 0;
     EVP_Digest(secret, len, digest, &dlen, EVP_sha256(), NULL);
     out[0] = '\\';
     out[1] = 'x';
-    for (size_t i = 0; i < OTA_SECRET_HASH_LEN; i++) {
-        out[2 + 2 * i] = HEX[digest[i] >> 4];
-        out[3 + 2 * i] = HEX[digest[i] & 15];
-    }
-    out[OTA_SECRET_HASH_PG_LEN - 1] = '\0';
+    ota_hex_encode(digest, OTA_SECRET_HASH_LEN, out + 2);
 }
 
 bool ota__secret_hash_equal(const char *a, const char *b)

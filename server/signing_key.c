@@ -1,5 +1,7 @@
 #include "signing_key.h"
 
+#include "storage/fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -137,20 +139,6 @@ Exit:
     return rc;
 }
 
-static ota_err_t write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return OTA_ERR_IO;
-        data += n;
-        len -= (size_t)n;
-    }
-    return OTA_OK;
-}
-
 /* Makes the folder entry of a new file durable. Best effort: the key itself is already on disk. */
 static void sync_parent(const char *path)
 {
@@ -201,7 +189,7 @@ static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap
         }
         goto Exit;
     }
-    if (write_all(fd, pem, (size_t)pem_len) != OTA_OK || fsync(fd) != 0) {
+    if (ota__fs_write_all(fd, pem, (size_t)pem_len) != OTA_OK || fsync(fd) != 0) {
         snprintf(err, cap, "signing key %s: cannot write: %s", path, strerror(errno));
         unlink(path);
         goto Exit;

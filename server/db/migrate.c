@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include "db/sync.h"
 #include "log.h"
+#include "ota/hex.h"
 
 /* Any constant unique to this program: the advisory lock that serializes migrations. */
 #define MIGRATION_LOCK_KEY "7305202611220001"
@@ -18,15 +19,10 @@ static const char CREATE_TABLE_SQL[] = "CREATE TABLE IF NOT EXISTS schema_migrat
 
 static void sha256_hex(const char *text, char out[65])
 {
-    static const char HEX[] = "0123456789abcdef";
     unsigned char digest[32];
     unsigned int len = 0;
     EVP_Digest(text, strlen(text), digest, &len, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = HEX[digest[i] >> 4];
-        out[2 * i + 1] = HEX[digest[i] & 15];
-    }
-    out[64] = '\0';
+    ota_hex_encode(digest, sizeof digest, out);
 }
 
 static ota_err_t exec_ok(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType expect,

@@ -5,17 +5,7 @@
 #include <string.h>
 
 #include "http/respond.h"
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "ota/hex.h"
 
 /* Percent-decodes `len` bytes into `out`; false on a bad escape, a NUL, or overflow. */
 static bool decode(const char *s, size_t len, char out[OTA_QUERY_VALUE_MAX])
@@ -28,7 +18,7 @@ static bool decode(const char *s, size_t len, char out[OTA_QUERY_VALUE_MAX])
         } else if (c == '%') {
             if (i + 2 >= len)
                 return false;
-            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+            int hi = ota_hex_value(s[i + 1]), lo = ota_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return false;
             c = hi * 16 + lo;

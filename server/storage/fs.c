@@ -30,8 +30,9 @@ static ota_err_t make_parents(char *path)
     return OTA_OK;
 }
 
-static ota_err_t write_all(int fd, const unsigned char *data, size_t len)
+ota_err_t ota__fs_write_all(int fd, const void *buf, size_t len)
 {
+    const unsigned char *data = buf;
     while (len > 0) {
         ssize_t n = write(fd, data, len);
         if (n < 0 && errno == EINTR)
@@ -65,7 +66,7 @@ ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_
         snprintf(err, cap, "cannot create %s: %s", tmp, strerror(errno));
         goto Exit;
     }
-    if (write_all(fd, data, len) != OTA_OK || fsync(fd) != 0) {
+    if (ota__fs_write_all(fd, data, len) != OTA_OK || fsync(fd) != 0) {
         snprintf(err, cap, "cannot write %s: %s", tmp, strerror(errno));
         goto Exit;
     }

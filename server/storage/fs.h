@@ -26,6 +26,9 @@ ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned ch
  */
 ota_err_t ota__fs_read_file(const char *path, size_t max, unsigned char **data, size_t *len);
 
+/** Writes all `len` bytes to `fd`, retrying short writes and EINTR. OTA_ERR_IO on failure (errno tells why). */
+ota_err_t ota__fs_write_all(int fd, const void *buf, size_t len);
+
 /** Removes object `key`; a missing object is not an error. */
 ota_err_t ota__fs_delete(const char *root, const char *key, char *err, size_t cap);
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "storage/sigv4.h"
+#include "ota/hex.h"
 
 #define CONNECT_TIMEOUT_S 10L
 #define LOW_SPEED_BYTES 1L   /* a transfer slower than this ... */
@@ -216,16 +217,11 @@ static void current_key(ota_s3_t *s3, time_t now, ota_sigv4_key_t *out)
 
 static ota_err_t payload_sha256(const void *data, size_t len, char out[OTA_SIGV4_HEX_LEN + 1])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     if (EVP_Digest(data != NULL ? data : "", len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
         return OTA_ERR_CRYPTO;
-    for (unsigned int i = 0; i < md_len; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[2 * md_len] = '\0';
+    ota_hex_encode(md, md_len, out);
     return OTA_OK;
 }
 

@@ -5,12 +5,12 @@
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
+#include "ota/hex.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define SCOPE_TAIL "/s3/aws4_request"
 
 static const char HEX_UPPER[] = "0123456789ABCDEF";
-static const char HEX_LOWER[] = "0123456789abcdef";
 
 /*
  * Canonical text goes either into a SHA-256 digest (signing never needs the
@@ -87,15 +87,6 @@ static void put_enc(sink_t *s, const char *p, size_t n, bool keep_slash)
 static void put_enc_str(sink_t *s, const char *str, bool keep_slash)
 {
     put_enc(s, str, strlen(str), keep_slash);
-}
-
-static void hex_lower(const uint8_t *bytes, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = HEX_LOWER[bytes[i] >> 4];
-        out[2 * i + 1] = HEX_LOWER[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* Length of `host` as signed: without ":80" for http or ":443" for https (either when scheme is NULL). */
@@ -259,25 +250,14 @@ ota_err_t ota__sigv4_uri_encode(const char *raw, size_t len, bool keep_slash, ch
     return sink_err(&s);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 ota_err_t ota__sigv4_uri_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_val(in[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_val(in[i + 2]) : -1;
+            int hi = i + 2 < len ? ota_hex_value(in[i + 1]) : -1;
+            int lo = hi >= 0 ? ota_hex_value(in[i + 2]) : -1;
             if (lo < 0 || (hi | lo) == 0)
                 return OTA_ERR_INVALID;
             c = (char)(hi << 4 | lo);
@@ -383,7 +363,7 @@ ota_err_t ota__sigv4_signature(const uint8_t key[OTA_SIGV4_KEY_LEN], const char 
     out[0] = '\0';
     if (!hmac(key, OTA_SIGV4_KEY_LEN, string_to_sign, strlen(string_to_sign), mac))
         return OTA_ERR_CRYPTO;
-    hex_lower(mac, sizeof(mac), out);
+    ota_hex_encode(mac, sizeof(mac), out);
     return OTA_OK;
 }
 
@@ -414,7 +394,7 @@ static ota_err_t sign_job(const job_t *job, emit_fn emit, char sig[OTA_SIGV4_HEX
     emit(&s, job);
     if (s.failed || EVP_DigestFinal_ex(s.md, hash, &hash_len) != 1 || hash_len != sizeof(hash))
         goto Exit;
-    hex_lower(hash, sizeof(hash), hash_hex);
+    ota_hex_encode(hash, sizeof(hash), hash_hex);
     if ((rc = ota__sigv4_string_to_sign(job->amz_date, job->req->signer->region, hash_hex, sts, sizeof(sts))) != OTA_OK)
         goto Exit;
     key = day_key(job->req->signer, job->req->key, job->amz_date, key_buf);
@@ -683,7 +663,7 @@ static bool valid_payload_hash(const char *p)
     if (strlen(p) != OTA_SIGV4_HEX_LEN)
         return false;
     for (; *p != '\0'; p++)
-        if (hex_val(*p) < 0 || (*p >= 'A' && *p <= 'F'))
+        if (ota_hex_value(*p) < 0 || (*p >= 'A' && *p <= 'F'))
             return false;
     return true;
 }

@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "ota/hex.h"
 #include "ota/crc32.h"
 #include "ota/device.h"
 #include "state.h"
@@ -153,7 +154,7 @@ static void manifest(fixture_t *f, ota_manifest_t *m, const char *assignment, co
     m->size = IMAGE_LEN;
     m->crc32 = ota_crc32_update(0, f->image, IMAGE_LEN);
     assert_int_equal(EVP_Digest(f->image, IMAGE_LEN, md, &n, EVP_sha256(), NULL), 1);
-    ota__hex(md, 32, m->sha256);
+    ota_hex_encode(md, 32, m->sha256);
     assert_int_equal(ota_manifest_sign(m, SEED), OTA_OK);
 }
 

@@ -28,6 +28,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "ota/hex.h"
 #include "ota/crc32.h"
 #include "ota/device.h"
 #include "state.h"
@@ -184,7 +185,7 @@ static int group_setup(void **state)
     m->size = IMAGE_LEN;
     m->crc32 = ota_crc32_update(0, g_image, IMAGE_LEN);
     assert_int_equal(EVP_Digest(g_image, IMAGE_LEN, md, &n, EVP_sha256(), NULL), 1);
-    ota__hex(md, 32, m->sha256);
+    ota_hex_encode(md, 32, m->sha256);
     assert_int_equal(ota_manifest_sign(m, SEED), OTA_OK);
     assert_int_equal(ota_manifest_encode(m, json, sizeof json, &len), OTA_OK);
     snprintf(g_answer, sizeof g_answer,

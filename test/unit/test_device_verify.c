@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "ota/hex.h"
 #include "ota/crc32.h"
 #include "util.h"
 #include "verify.h"
@@ -78,7 +79,7 @@ static void signed_manifest(ota_manifest_t *m)
     m->size = IMAGE_LEN;
     m->crc32 = ota_crc32_update(0, g_image, IMAGE_LEN);
     assert_int_equal(EVP_Digest(g_image, IMAGE_LEN, md, &n, EVP_sha256(), NULL), 1);
-    ota__hex(md, 32, m->sha256);
+    ota_hex_encode(md, 32, m->sha256);
     assert_int_equal(ota_manifest_sign(m, SEED), OTA_OK);
 }
 
