@@ -51,18 +51,12 @@ typedef struct report {
     bool has_recording, has_percent;
 } report_t;
 
-static void read_battery(ota_validate_t *v, json_t *battery, report_t *r)
+static void read_battery(ota_validate_t *v, report_t *r)
 {
     json_int_t percent;
     ota_validate_t sub;
-    if (battery == NULL || json_is_null(battery))
+    if (!ota__validate_object(v, "battery", &sub))
         return;
-    if (!json_is_object(battery)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field 'battery' must be an object {percent, state}");
-        return;
-    }
-    ota__validate_init(&sub, battery);
     r->battery_state = ota__validate_string(&sub, "state", false);
     if (ota__validate_integer(&sub, "percent", false, &percent)) {
         if (percent < 0 || percent > 100)
@@ -72,23 +66,15 @@ static void read_battery(ota_validate_t *v, json_t *battery, report_t *r)
     }
     if (r->battery_state != NULL && !one_of(r->battery_state, BATTERY_STATES))
         ota__validate_fail(v, "battery.state", "must be usb, high, normal, low or dead");
-    if (sub.type_error[0] != '\0' && v->type_error[0] == '\0')
-        snprintf(v->type_error, sizeof v->type_error, "battery: %.140s", sub.type_error);
-    json_decref(sub.fields);
+    ota__validate_end_object(v, "battery", &sub);
 }
 
-static void read_ota(ota_validate_t *v, json_t *ota, report_t *r)
+static void read_ota(ota_validate_t *v, report_t *r)
 {
     ota_validate_t sub;
     json_int_t n;
-    if (ota == NULL || json_is_null(ota))
+    if (!ota__validate_object(v, "ota", &sub))
         return;
-    if (!json_is_object(ota)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field 'ota' must be an object");
-        return;
-    }
-    ota__validate_init(&sub, ota);
     const char *id = ota__validate_string(&sub, "assignment_id", false);
     r->ota_state = ota__validate_string(&sub, "state", false);
     r->ota_error = ota__validate_string(&sub, "error", false);
@@ -100,9 +86,7 @@ static void read_ota(ota_validate_t *v, json_t *ota, report_t *r)
         r->ota_assignment = r->assignment_id;
     if (r->ota_state != NULL && !one_of(r->ota_state, OTA_STATES))
         ota__validate_fail(v, "ota.state", "must be downloading, verifying, installing or failed");
-    if (sub.type_error[0] != '\0' && v->type_error[0] == '\0')
-        snprintf(v->type_error, sizeof v->type_error, "ota: %.140s", sub.type_error);
-    json_decref(sub.fields);
+    ota__validate_end_object(v, "ota", &sub);
 }
 
 static bool read_report(ota_call_t *call, report_t *r)
@@ -123,8 +107,8 @@ static bool read_report(ota_call_t *call, report_t *r)
         snprintf(r->recording, sizeof r->recording, "%s", json_is_true(recording) ? "true" : "false");
         r->has_recording = json_is_boolean(recording);
     }
-    read_battery(&v, call->body != NULL ? json_object_get(call->body, "battery") : NULL, r);
-    read_ota(&v, call->body != NULL ? json_object_get(call->body, "ota") : NULL, r);
+    read_battery(&v, r);
+    read_ota(&v, r);
     return ota__validate_done(&v, call);
 }
 

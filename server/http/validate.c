@@ -46,6 +46,28 @@ bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, j
     return true;
 }
 
+bool ota__validate_object(ota_validate_t *v, const char *name, ota_validate_t *sub)
+{
+    json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
+    if (value == NULL || json_is_null(value))
+        return false;
+    if (!json_is_object(value)) {
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be an object", name);
+        return false;
+    }
+    ota__validate_init(sub, value);
+    return true;
+}
+
+void ota__validate_end_object(ota_validate_t *v, const char *name, ota_validate_t *sub)
+{
+    if (sub->type_error[0] != '\0' && v->type_error[0] == '\0')
+        snprintf(v->type_error, sizeof v->type_error, "%.20s: %.130s", name, sub->type_error);
+    json_decref(sub->fields);
+    sub->fields = NULL;
+}
+
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem)
 {
     if (json_object_get(v->fields, field) == NULL)

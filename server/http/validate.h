@@ -36,6 +36,15 @@ const char *ota__validate_string(ota_validate_t *v, const char *name, bool requi
  */
 bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, json_int_t *out);
 
+/**
+ * Starts checking the nested object field `name` with `sub`: false when it is absent or null, or not an
+ * object (a 400 problem recorded in `v`). After a true, end with ota__validate_end_object.
+ */
+bool ota__validate_object(ota_validate_t *v, const char *name, ota_validate_t *sub);
+
+/** Carries a wrong-type problem found in `sub` (the object `name`) over to `v`, and releases `sub`. */
+void ota__validate_end_object(ota_validate_t *v, const char *name, ota_validate_t *sub);
+
 /** Records `problem` for `field` (a 422). */
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem);
 
