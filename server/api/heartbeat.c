@@ -3,7 +3,7 @@
  *
  * Why it looks like this: a million devices heartbeating once a minute are
  * ~17,000 requests a second, so a heartbeat costs one database round trip.
- * The stored function ota_heartbeat() (migrations/0003) checks the token's
+ * The stored function ota_heartbeat() (migrations/0005) checks the token's
  * hash, records presence and the reported state, applies or fails the
  * active assignment, decides delivery or deferral, and returns what the
  * manifest needs, all in one transaction. Here remain only what must not be
@@ -240,7 +240,7 @@ void ota__api_heartbeat(ota_call_t *call)
 
 static void run(ota_call_t *call, bool relay)
 {
-    char secret[OTA_SECRET_MAX], interval[16], timeout[16];
+    char secret[OTA_SECRET_MAX], interval[16], timeout[16], presence[16];
     report_t r;
     if (!ota__auth_bearer(call->req, secret)) {
         ota__auth_unauthorized(call, "missing or malformed Authorization: Bearer header");
@@ -258,6 +258,7 @@ static void run(ota_call_t *call, bool relay)
     const ota_config_t *cfg = call->worker->cfg;
     snprintf(interval, sizeof interval, "%d", cfg->heartbeat_interval);
     snprintf(timeout, sizeof timeout, "%d", cfg->apply_timeout);
+    snprintf(presence, sizeof presence, "%d", cfg->presence_interval);
     const char *params[] = {call->params[0],
                             st->hash,
                             r.version.text,
@@ -271,7 +272,8 @@ static void run(ota_call_t *call, bool relay)
                             relay ? "true" : "false",
                             cfg->blocked_battery,
                             interval,
-                            timeout};
+                            timeout,
+                            presence};
     ota__call_query(call, OTA_STMT_HEARTBEAT, params, relay ? on_relayed : on_heartbeat);
 }
 

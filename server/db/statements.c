@@ -142,8 +142,8 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_DEVICE_EXISTS] = {"device_exists", "SELECT 1 FROM devices WHERE id = $1::uuid", 1},
     [OTA_STMT_HEARTBEAT] = {"heartbeat",
                             "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "
-                            "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer)",
-                            14},
+                            "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer, $15::integer)",
+                            15},
     [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
     /* The phone app's question: the active assignment's release, else every released release of the model
        (the newest by semver precedence is chosen in C, which knows semver). */

@@ -41,7 +41,7 @@ typedef enum ota_stmt {
     OTA_STMT_ASSIGNMENT_LIST_DEVICE, /* ... $4 device id */
     OTA_STMT_ASSIGNMENT_CANCEL,      /* $1 id → status after, canceled count */
     OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
-    OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0003 */
+    OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0005 */
     OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
     OTA_STMT_UPDATE_CANDIDATES,      /* $1 device → rows (kind 'active'|'candidate', assignment id, release id, version, firmware) */
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */

@@ -438,6 +438,14 @@ bool h_wait_ready(h_server_t *srv)
     return false;
 }
 
+bool h_sql_holds(const char *expr)
+{
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN IF NOT coalesce((%s), false) THEN RAISE EXCEPTION 'does not hold'; END IF; END $$", expr);
+    return h_pg_sql(&h_g_pg, sql) == 0;
+}
+
 int h_group_setup(void **state)
 {
     (void)state;

@@ -122,6 +122,9 @@ void h_make_model(char *id, size_t cap, const char *name);
 /** Sleeps `ms` milliseconds (resumed after signals). */
 void h_sleep_ms(long ms);
 
+/** Runs `expr` (an SQL boolean expression) in the shared database and tells whether it holds (NULL: no). */
+bool h_sql_holds(const char *expr);
+
 /** `s` is a lower-case hyphenated UUID. */
 bool h_is_uuid(const char *s);
 

@@ -57,15 +57,6 @@ static void transfer_on(const char *device_id, const char *token, const char *bo
     h_request(&h_g_srv, "POST", path, token, body, out);
 }
 
-/* Runs `sql` (a boolean expression) in the database and tells whether it holds. */
-static bool sql_holds(const char *expr)
-{
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN IF NOT coalesce((%s), false) THEN RAISE EXCEPTION 'does not hold'; END IF; END $$", expr);
-    return h_pg_sql(&h_g_pg, sql) == 0;
-}
-
 /* ---- expectations ------------------------------------------------------------------------------- */
 
 /* `link` is the ufw link of `rel`: its size, crc32 and sha256, a fresh url_expires_at (default OTA_URL_TTL 900),
@@ -702,7 +693,7 @@ static void test_transfers(void **state)
              "(SELECT count(*) FROM ble_transfers WHERE device_id = '%s') = 3 AND (SELECT error FROM ble_transfers "
              "WHERE id = '%s') = 'link lost at 512 bytes'",
              d.id, tid[2]);
-    CHECK(sql_holds(expr), "the transfers are not stored: %s", expr);
+    CHECK(h_sql_holds(expr), "the transfers are not stored: %s", expr);
 
     /* A failed transfer of a delivered assignment leaves it delivered, deliveries and events as they were. */
     h_resp_t r = {0};
@@ -737,7 +728,7 @@ static void test_transfers(void **state)
     EXPECT_STRICT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);
     snprintf(expr, sizeof expr, "(SELECT count(*) FROM ble_transfers WHERE device_id = '%s') = 5", d.id);
-    CHECK(sql_holds(expr), "refused transfers were stored: %s", expr);
+    CHECK(h_sql_holds(expr), "refused transfers were stored: %s", expr);
     h_release_free(&rel);
 }
 
@@ -789,7 +780,7 @@ static void test_transfer_bodies(void **state)
     }
     char expr[256];
     snprintf(expr, sizeof expr, "NOT EXISTS (SELECT 1 FROM ble_transfers WHERE device_id = '%s')", d.id);
-    CHECK(sql_holds(expr), "a refused transfer was stored: %s", expr);
+    CHECK(h_sql_holds(expr), "a refused transfer was stored: %s", expr);
     /* An error is optional with any state. */
     transfer_ok(&d, rel.id, "failed", NULL, NULL);
     h_release_free(&rel);
@@ -839,7 +830,7 @@ static void test_transfer_while_recording(void **state)
 
     char expr[256];
     snprintf(expr, sizeof expr, "(SELECT count(*) FROM ble_transfers WHERE device_id = '%s') = 2", d.id);
-    CHECK(sql_holds(expr), "refused transfers were stored: %s", expr);
+    CHECK(h_sql_holds(expr), "refused transfers were stored: %s", expr);
     json_decref(h_expect_assignment(aid, "pending", 0, NULL));
     h_release_free(&rel);
 }

@@ -1,0 +1,155 @@
+-- The heartbeat reads first and writes only what must be written (issue #7).
+--
+-- Most heartbeats change nothing: the device reports what it reported a minute ago and has nothing to
+-- apply. Such a heartbeat is now a read: no row version, no WAL, no transaction id, no commit to wait
+-- for. Presence (devices.last_seen_at) is rewritten only when it is older than p_presence_interval
+-- seconds (OTA_PRESENCE_INTERVAL; 0 = every heartbeat), so last_seen_at lags the true last heartbeat by
+-- less than that. Anything else that changes (firmware, connectivity, recording, battery, a relay, an
+-- assignment transition) is written at once, as before.
+--
+-- Pass 1 reads the device and its active assignment without locks and decides. If nothing must be
+-- written, the decision stands: it is what the same heartbeat would have decided a moment earlier.
+-- Otherwise pass 2 takes the locks (device row first, then the assignment: the lock order used
+-- everywhere), re-reads both, decides again on what it now holds, and writes.
+DROP FUNCTION ota_heartbeat(uuid, bytea, text, text, boolean, integer, text, uuid, text, text, boolean, text[],
+                            integer, integer);
+
+-- The decision for one heartbeat, given the device's state after this heartbeat (recording, battery
+-- state, when a relay was last seen) and its active assignment (a_found false when it has none):
+--   'none'        no active assignment;
+--   'timeout'     delivered longer ago than p_apply_timeout seconds: fails with reason 'timeout';
+--   'applied'     the reported firmware is the assignment's version;
+--   'failed'      the device reports ota.state 'failed' for this assignment;
+--   'relay'       a relayed heartbeat, which never delivers;
+--   'recording', 'battery', 'ble_connected'   delivery deferred, and why;
+--   'deliver'     the manifest goes out (pending -> delivered, or re-sent while delivered).
+CREATE FUNCTION ota_heartbeat_decide(
+    a assignments, a_found boolean, p_firmware text, p_ota_assignment uuid, p_ota_state text, p_relay boolean,
+    recording boolean, battery_state text, ble_seen_at timestamptz, p_blocked_battery text[], p_interval integer,
+    p_apply_timeout integer)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN NOT a_found THEN 'none'
+        WHEN a.status = 'delivered' AND a.delivered_at < now() - make_interval(secs => p_apply_timeout) THEN 'timeout'
+        WHEN p_firmware = a.version THEN 'applied'
+        WHEN p_ota_state = 'failed' AND p_ota_assignment = a.id THEN 'failed'
+        WHEN p_relay THEN 'relay'
+        WHEN recording THEN 'recording'
+        WHEN battery_state = ANY (p_blocked_battery) THEN 'battery'
+        WHEN ble_seen_at > now() - make_interval(secs => 2 * p_interval) THEN 'ble_connected'
+        ELSE 'deliver'
+    END
+$$;
+
+CREATE FUNCTION ota_heartbeat(
+    p_device uuid, p_token_hash bytea, p_firmware text, p_connectivity text, p_recording boolean,
+    p_battery_percent integer, p_battery_state text, p_ota_assignment uuid, p_ota_state text, p_ota_error text,
+    p_relay boolean, p_blocked_battery text[], p_interval integer, p_apply_timeout integer,
+    p_presence_interval integer,
+    OUT outcome text, OUT deferred text, OUT deliver boolean,
+    OUT assignment_id uuid, OUT assignment_status text, OUT release_id uuid, OUT model text, OUT version text,
+    OUT object_key text, OUT size bigint, OUT crc32 bigint, OUT sha256 text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    d devices%ROWTYPE;
+    a assignments%ROWTYPE;
+    a_found boolean;
+    decision text;
+    wrote boolean := false;
+BEGIN
+    deliver := false;
+    outcome := 'ok';
+    FOR pass IN 1..2 LOOP
+        IF pass = 1 THEN
+            SELECT * INTO d FROM devices WHERE id = p_device AND token_hash = p_token_hash;
+        ELSE
+            -- Bare presence need not wait for its WAL flush: losing the last moments of "last seen" in a
+            -- crash is harmless. Every assignment transition below turns durability back on.
+            PERFORM set_config('synchronous_commit', 'off', true);
+            UPDATE devices SET
+                last_seen_at = now(),
+                firmware_version = p_firmware,
+                connectivity = coalesce(p_connectivity, connectivity),
+                recording = coalesce(p_recording, recording),
+                battery_percent = coalesce(p_battery_percent, battery_percent),
+                battery_state = coalesce(p_battery_state, battery_state),
+                ble_seen_at = CASE WHEN p_relay THEN now() ELSE ble_seen_at END
+            WHERE id = p_device AND token_hash = p_token_hash
+            RETURNING * INTO d;
+            wrote := true;
+        END IF;
+        IF NOT FOUND THEN
+            outcome := 'bad_token';
+            RETURN;
+        END IF;
+        IF pass = 1 THEN
+            SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
+        ELSE
+            SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered')
+                FOR UPDATE;
+        END IF;
+        a_found := FOUND;
+        decision := ota_heartbeat_decide(a, a_found, p_firmware, p_ota_assignment, p_ota_state, p_relay,
+                                         coalesce(p_recording, d.recording),
+                                         coalesce(p_battery_state, d.battery_state),
+                                         d.ble_seen_at, p_blocked_battery, p_interval, p_apply_timeout);
+        EXIT WHEN pass = 1 AND NOT (
+            p_relay
+            OR d.last_seen_at IS NULL OR d.last_seen_at <= now() - make_interval(secs => p_presence_interval)
+            OR d.firmware_version IS DISTINCT FROM p_firmware
+            OR d.connectivity IS DISTINCT FROM coalesce(p_connectivity, d.connectivity)
+            OR d.recording IS DISTINCT FROM coalesce(p_recording, d.recording)
+            OR d.battery_percent IS DISTINCT FROM coalesce(p_battery_percent, d.battery_percent)
+            OR d.battery_state IS DISTINCT FROM coalesce(p_battery_state, d.battery_state)
+            OR decision IN ('timeout', 'applied', 'failed')
+            OR (decision = 'deliver' AND a.status = 'pending'));
+    END LOOP;
+
+    IF decision = 'none' THEN
+        RETURN;
+    END IF;
+    assignment_id := a.id;
+    IF decision IN ('timeout', 'applied', 'failed') THEN
+        PERFORM set_config('synchronous_commit', 'on', true);
+        UPDATE assignments SET status = CASE decision WHEN 'applied' THEN 'applied' ELSE 'failed' END, reason = CASE decision
+                WHEN 'timeout' THEN 'timeout'
+                WHEN 'failed' THEN left(coalesce(p_ota_error, 'failed'), 500) END,
+            finished_at = now()
+            WHERE id = a.id;
+        assignment_status := CASE decision WHEN 'applied' THEN 'applied' ELSE 'failed' END;
+        RETURN;
+    END IF;
+    assignment_status := a.status;
+    release_id := a.release_id;
+    version := a.version;
+    IF decision IN ('recording', 'battery', 'ble_connected') THEN
+        deferred := decision;
+    END IF;
+    IF decision <> 'deliver' THEN
+        RETURN;
+    END IF;
+
+    IF a.status = 'pending' THEN
+        -- The first delivery is a transition (durable); pass 2 holds the locks.
+        PERFORM set_config('synchronous_commit', 'on', true);
+        UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1
+            WHERE id = a.id;
+    ELSE
+        -- A re-delivery only counts, like presence (not durable). Without pass 2's locks, the assignment
+        -- may have ended since it was read: then nothing is counted and nothing delivered.
+        IF NOT wrote THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        UPDATE assignments SET deliveries = deliveries + 1 WHERE id = a.id AND status = 'delivered';
+        IF NOT FOUND THEN
+            assignment_id := NULL; assignment_status := NULL; release_id := NULL; version := NULL;
+            RETURN;
+        END IF;
+    END IF;
+    deliver := true;
+    assignment_status := 'delivered';
+    SELECT r.model_id, x.object_key, x.size, x.crc32, x.sha256
+        INTO model, object_key, size, crc32, sha256
+        FROM releases r JOIN artifacts x ON x.release_id = r.id AND x.kind = 'bin'
+        WHERE r.id = a.release_id;
+END $$;

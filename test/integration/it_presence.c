@@ -1,0 +1,244 @@
+/*
+ * Integration: a heartbeat that changes nothing writes nothing (issue #7,
+ * migrations/0005), against the real ota-server on a throwaway PostgreSQL
+ * cluster.
+ *
+ * "Wrote" is observed in the database itself: a row's xmin (the transaction
+ * that wrote its current version) changes with every UPDATE, even one that
+ * sets the same values. Each test saves the xmin of the rows it watches into
+ * a probe table before a heartbeat and compares after.
+ *
+ * What must be written at once: a first heartbeat, any changed reported
+ * field, a relay, every assignment transition, and presence once
+ * last_seen_at is older than OTA_PRESENCE_INTERVAL (default 120 s; 0 =
+ * every heartbeat). A re-delivery counts `deliveries` on the assignment
+ * without touching the device row.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checks.h"
+
+static const char PLAIN[] = "{\"firmware_version\": \"1.0.0\"}";
+
+/* A model with one device on firmware 1.0.0, and a release 1.1.0 of it. */
+typedef struct scene {
+    char model[32];
+    h_device_t dev;
+    h_release_t rel;
+} scene_t;
+
+static void scene_make(scene_t *s)
+{
+    h_make_model(s->model, sizeof s->model, "presence");
+    h_make_device(s->model, "1.0.0", &s->dev);
+    h_make_release(s->model, "1.1.0", 500, &s->rel);
+}
+
+/* Saves the current xmin of the device row (and of its assignments) under the name `probe`. */
+static void probe_save(const scene_t *s, const char *probe)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning; DROP TABLE IF EXISTS %s; CREATE TABLE %s AS SELECT 'device' AS what, xmin::text AS x FROM devices "
+             "WHERE id = '%s' UNION ALL SELECT id::text, xmin::text FROM assignments WHERE device_id = '%s'",
+             probe, probe, s->dev.id, s->dev.id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+}
+
+/* Whether the device row is the version saved under `probe`. */
+static bool device_unwritten(const scene_t *s, const char *probe)
+{
+    char expr[512];
+    snprintf(expr, sizeof expr,
+             "(SELECT x FROM %s WHERE what = 'device') = (SELECT xmin::text FROM devices WHERE id = '%s')", probe,
+             s->dev.id);
+    return h_sql_holds(expr);
+}
+
+/* Whether the assignment `aid` is the version saved under `probe`. */
+static bool assignment_unwritten(const char *aid, const char *probe)
+{
+    char expr[512];
+    snprintf(expr, sizeof expr, "(SELECT x FROM %s WHERE what = '%s') = (SELECT xmin::text FROM assignments WHERE id = '%s')",
+             probe, aid, aid);
+    return h_sql_holds(expr);
+}
+
+/* Moves the device's last_seen_at `ago` (an SQL interval) into the past. */
+static void push_back_presence(const scene_t *s, const char *ago)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE devices SET last_seen_at = now() - interval '%s' WHERE id = '%s'", ago,
+             s->dev.id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+}
+
+/* Whether the device's last_seen_at is within 5 seconds of now. */
+static bool seen_just_now(const scene_t *s)
+{
+    char expr[256];
+    snprintf(expr, sizeof expr, "(SELECT last_seen_at > now() - interval '5 seconds' FROM devices WHERE id = '%s')",
+             s->dev.id);
+    return h_sql_holds(expr);
+}
+
+static void heartbeat(h_server_t *srv, const scene_t *s, const char *body)
+{
+    h_resp_t r = {0};
+    h_heartbeat_ok(srv, &s->dev, body, &r);
+    h_resp_free(&r);
+}
+
+/* A heartbeat that must carry the manifest of assignment `aid`. */
+static void heartbeat_delivers(const scene_t *s, const char *aid)
+{
+    h_resp_t r = {0};
+    h_heartbeat_ok(&h_g_srv, &s->dev, PLAIN, &r);
+    json_t *ota = json_object_get(r.json, "ota");
+    CHECK(json_is_object(ota) && h_streq(h_jstr(ota, "assignment_id"), aid), "expected the manifest of %s: %s",
+          aid, BODY(&r));
+    h_resp_free(&r);
+}
+
+/* ---- tests ----------------------------------------------------------------------------------------------- */
+
+/* The first heartbeat writes; the same report again, moments later, writes nothing. */
+static void test_unchanged_heartbeat_is_a_read(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s);
+    heartbeat(&h_g_srv, &s, PLAIN);
+    CHECK(seen_just_now(&s), "the first heartbeat did not record presence");
+    probe_save(&s, "probe_unchanged");
+    for (int i = 0; i < 3; i++)
+        heartbeat(&h_g_srv, &s, PLAIN);
+    CHECK(device_unwritten(&s, "probe_unchanged"), "an unchanged heartbeat wrote the device row");
+    h_release_free(&s.rel);
+}
+
+/* Every reported field that changes is written by the heartbeat that reports it, presence with it. */
+static void test_changes_are_written_at_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *holds;
+    } steps[] = {
+        {"{\"firmware_version\": \"1.0.0\", \"connectivity\": \"wifi\", \"recording\": false, "
+         "\"battery\": {\"state\": \"normal\", \"percent\": 80}}",
+         "connectivity = 'wifi' AND NOT recording AND battery_state = 'normal' AND battery_percent = 80"},
+        {"{\"firmware_version\": \"1.0.0\", \"connectivity\": \"cellular\"}", "connectivity = 'cellular'"},
+        {"{\"firmware_version\": \"1.0.0\", \"recording\": true}", "recording"},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 79}}", "battery_percent = 79"},
+        {"{\"firmware_version\": \"1.0.0\", \"battery\": {\"state\": \"usb\"}}", "battery_state = 'usb'"},
+        {"{\"firmware_version\": \"1.0.1\"}", "firmware_version = '1.0.1'"},
+    };
+    scene_t s;
+    scene_make(&s);
+    heartbeat(&h_g_srv, &s, PLAIN);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char expr[512];
+        push_back_presence(&s, "30 seconds");
+        probe_save(&s, "probe_changes");
+        heartbeat(&h_g_srv, &s, steps[i].body);
+        CHECK(!device_unwritten(&s, "probe_changes"), "step %zu: a change was not written: %s", i, steps[i].body);
+        snprintf(expr, sizeof expr, "(SELECT %s FROM devices WHERE id = '%s')", steps[i].holds, s.dev.id);
+        CHECK(h_sql_holds(expr), "step %zu: after %s, not %s", i, steps[i].body, steps[i].holds);
+        CHECK(seen_just_now(&s), "step %zu: presence not written with the change", i);
+        /* The same report once more is a read; omitted fields keep their values and change nothing. */
+        probe_save(&s, "probe_changes");
+        heartbeat(&h_g_srv, &s, steps[i].body);
+        CHECK(device_unwritten(&s, "probe_changes"), "step %zu: the repeated report wrote: %s", i, steps[i].body);
+    }
+    h_release_free(&s.rel);
+}
+
+/* Presence older than OTA_PRESENCE_INTERVAL (default 120 s) is rewritten; younger is not. */
+static void test_presence_interval(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s);
+    heartbeat(&h_g_srv, &s, PLAIN);
+    push_back_presence(&s, "110 seconds");
+    probe_save(&s, "probe_interval");
+    heartbeat(&h_g_srv, &s, PLAIN);
+    CHECK(device_unwritten(&s, "probe_interval") && !seen_just_now(&s), "presence 110 s old was rewritten");
+    push_back_presence(&s, "121 seconds");
+    heartbeat(&h_g_srv, &s, PLAIN);
+    CHECK(seen_just_now(&s), "presence 121 s old was not rewritten");
+    h_release_free(&s.rel);
+}
+
+/* OTA_PRESENCE_INTERVAL=0: every heartbeat writes presence. */
+static void test_presence_interval_zero(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_PRESENCE_INTERVAL=0", NULL};
+    h_server_t other;
+    h_server_start(&other, &h_g_pg, extra);
+    CHECK(h_wait_ready(&other), "the second server did not become ready");
+    scene_t s;
+    scene_make(&s);
+    heartbeat(&other, &s, PLAIN);
+    for (int i = 0; i < 3; i++) {
+        probe_save(&s, "probe_zero");
+        heartbeat(&other, &s, PLAIN);
+        CHECK(!device_unwritten(&s, "probe_zero"), "heartbeat %d did not write presence", i);
+    }
+    h_server_stop(&other);
+    h_release_free(&s.rel);
+}
+
+/* Transitions are written even when presence is recent: delivery, re-delivery (counted on the assignment only),
+ * apply. A relay always writes (it marks the device Bluetooth-connected). */
+static void test_transitions_write(void **state)
+{
+    (void)state;
+    scene_t s;
+    char aid[40];
+    scene_make(&s);
+    heartbeat(&h_g_srv, &s, PLAIN);
+    h_assign_ok(&s.dev, &s.rel, aid);
+
+    probe_save(&s, "probe_transitions");
+    heartbeat_delivers(&s, aid);
+    CHECK(!assignment_unwritten(aid, "probe_transitions"), "the first delivery was not written");
+    json_decref(h_expect_assignment(aid, "delivered", 1, NULL));
+
+    probe_save(&s, "probe_transitions");
+    heartbeat_delivers(&s, aid);
+    CHECK(device_unwritten(&s, "probe_transitions"), "a re-delivery wrote the device row");
+    json_decref(h_expect_assignment(aid, "delivered", 2, NULL));
+
+    probe_save(&s, "probe_transitions");
+    h_resp_t r = {0};
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/relay", s.dev.id);
+    h_request(&h_g_srv, "POST", path, s.dev.token, PLAIN, &r);
+    CHECK(r.status == 200, "relay: %ld %s", r.status, BODY(&r));
+    h_resp_free(&r);
+    CHECK(!device_unwritten(&s, "probe_transitions"), "a relay was not written");
+    CHECK(assignment_unwritten(aid, "probe_transitions"), "a relay wrote the assignment");
+
+    heartbeat(&h_g_srv, &s, "{\"firmware_version\": \"1.1.0\"}");
+    json_decref(h_expect_assignment(aid, "applied", 2, NULL));
+    h_release_free(&s.rel);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unchanged_heartbeat_is_a_read),
+        cmocka_unit_test(test_changes_are_written_at_once),
+        cmocka_unit_test(test_presence_interval),
+        cmocka_unit_test(test_presence_interval_zero),
+        cmocka_unit_test(test_transitions_write),
+    };
+    cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
+}
