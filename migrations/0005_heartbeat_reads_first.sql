@@ -11,6 +11,24 @@
 -- written, the decision stands: it is what the same heartbeat would have decided a moment earlier.
 -- Otherwise pass 2 takes the locks (device row first, then the assignment: the lock order used
 -- everywhere), re-reads both, decides again on what it now holds, and writes.
+-- A manifest's signature depends only on the assignment (Ed25519 signatures are deterministic and the signed
+-- fields are the assignment's and its release's, which never change), so it is made once, at the first
+-- delivery, and kept here with the public key that made it; re-deliveries reuse it unless the server's
+-- key has changed since. A stored signature is never trusted blindly: the device verifies every manifest.
+ALTER TABLE assignments
+    ADD COLUMN signature text CHECK (length(signature) <= 100),
+    ADD COLUMN signature_key text CHECK (length(signature_key) <= 100);
+
+-- Stores the signature a server made for an assignment's manifest. Not durable: if it is lost, the
+-- next delivery signs again.
+CREATE FUNCTION ota_store_signature(p_assignment uuid, p_signature text, p_key text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    UPDATE assignments SET signature = p_signature, signature_key = p_key
+        WHERE id = p_assignment AND signature_key IS DISTINCT FROM p_key;
+END $$;
+
 DROP FUNCTION ota_heartbeat(uuid, bytea, text, text, boolean, integer, text, uuid, text, text, boolean, text[],
                             integer, integer);
 
@@ -48,7 +66,8 @@ CREATE FUNCTION ota_heartbeat(
     p_presence_interval integer,
     OUT outcome text, OUT deferred text, OUT deliver boolean,
     OUT assignment_id uuid, OUT assignment_status text, OUT release_id uuid, OUT model text, OUT version text,
-    OUT object_key text, OUT size bigint, OUT crc32 bigint, OUT sha256 text)
+    OUT object_key text, OUT size bigint, OUT crc32 bigint, OUT sha256 text,
+    OUT signature text, OUT signature_key text)
 LANGUAGE plpgsql AS $$
 DECLARE
     d devices%ROWTYPE;
@@ -148,6 +167,8 @@ BEGIN
     END IF;
     deliver := true;
     assignment_status := 'delivered';
+    signature := a.signature;
+    signature_key := a.signature_key;
     SELECT r.model_id, x.object_key, x.size, x.crc32, x.sha256
         INTO model, object_key, size, crc32, sha256
         FROM releases r JOIN artifacts x ON x.release_id = r.id AND x.kind = 'bin'

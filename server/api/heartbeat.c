@@ -112,13 +112,45 @@ static bool read_report(ota_call_t *call, report_t *r)
     return ota__validate_done(&v, call);
 }
 
-/* The manifest of a delivery: a fresh presigned URL, signed fields. NULL when it cannot be made. */
-static json_t *manifest_json(ota_call_t *call, const PGresult *res)
+static void on_signature_stored(void *arg, const PGresult *res)
+{
+    (void)arg;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+        ota_log_error("cannot store a manifest signature: %s",
+                      res != NULL ? PQresultErrorMessage(res) : "the database went away");
+}
+
+/*
+ * The manifest's signature. Ed25519 is deterministic and the signed fields
+ * never change for an assignment, so the first delivery signs (~50 µs of
+ * CPU, the costliest step of a heartbeat) and stores the signature with
+ * this server's public key; re-deliveries reuse it. Another key's (a
+ * rotated key) is replaced. The device verifies every manifest, so a bad
+ * stored signature can stop a delivery but never pass one.
+ */
+static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manifest_t *m)
+{
+    const ota_signing_key_t *key = call->worker->signing_key;
+    const char *stored = PQgetvalue(res, 0, OTA_HB_COL_SIGNATURE);
+    if (strcmp(PQgetvalue(res, 0, OTA_HB_COL_SIGNATURE_KEY), key->public_base64) == 0 &&
+        strlen(stored) == OTA_MANIFEST_SIGNATURE_B64_LEN) {
+        memcpy(m->signature, stored, OTA_MANIFEST_SIGNATURE_B64_LEN + 1);
+        return OTA_OK;
+    }
+    ota_err_t rc = ota_manifest_sign(m, key->seed);
+    if (rc == OTA_OK) {
+        const char *params[] = {m->assignment_id, m->signature, key->public_base64};
+        if (ota__db_query(call->worker->db, OTA_STMT_STORE_SIGNATURE, params, on_signature_stored, NULL) != OTA_OK)
+            ota_log_error("cannot store the signature of assignment %s: the database is unavailable", m->assignment_id);
+    }
+    return rc;
+}
+
+/* The JSON text of a delivery's manifest (a fresh presigned URL, signed fields) into `json`. */
+static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[OTA_MANIFEST_JSON_MAX], size_t *len)
 {
     const ota_config_t *cfg = call->worker->cfg;
     ota_manifest_t m;
-    char json[OTA_MANIFEST_JSON_MAX];
-    size_t len = 0;
     time_t now = time(NULL), expires = now + cfg->url_ttl;
     struct tm tm;
 
@@ -133,17 +165,48 @@ static json_t *manifest_json(ota_call_t *call, const PGresult *res)
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
     gmtime_r(&expires, &tm);
     strftime(m.url_expires_at, sizeof m.url_expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now,
-                             cfg->url_ttl, m.url, sizeof m.url) != OTA_OK ||
-        ota_manifest_sign(&m, call->worker->signing_key->seed) != OTA_OK ||
-        ota_manifest_encode(&m, json, sizeof json, &len) != OTA_OK) {
-        ota_log_error("cannot make the manifest of assignment %s", m.assignment_id);
-        return NULL;
-    }
-    return json_loadb(json, len, 0, NULL);
+    ota_err_t rc = ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now,
+                                        cfg->url_ttl, m.url, sizeof m.url);
+    if (rc == OTA_OK)
+        rc = sign_manifest(call, res, &m);
+    if (rc == OTA_OK)
+        rc = ota_manifest_encode(&m, json, OTA_MANIFEST_JSON_MAX, len);
+    if (rc != OTA_OK)
+        ota_log_error("cannot make the manifest of assignment %s: %s", m.assignment_id, ota_strerror(rc));
+    return rc;
 }
 
-static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred);
+/*
+ * Sends the answer {"server_time", "heartbeat_interval_s", "ota", "deferred"}.
+ * Written as text, not built with jansson: `ota` is the manifest's JSON from
+ * the codec (or null) and `deferred` one of the database's fixed words (or
+ * NULL), so nothing here needs escaping, and the hot path makes no
+ * allocations for it.
+ */
+static void respond_answer(ota_call_t *call, const char *ota, const char *deferred)
+{
+    char now[32], body[OTA_MANIFEST_JSON_MAX + 256];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(body, sizeof body,
+                     "{\"server_time\":\"%s\",\"heartbeat_interval_s\":%d,\"ota\":%s,\"deferred\":%s%s%s}", now,
+                     call->worker->cfg->heartbeat_interval, ota != NULL ? ota : "null", deferred != NULL ? "\"" : "",
+                     deferred != NULL ? deferred : "null", deferred != NULL ? "\"" : "");
+    if (n < 0 || (size_t)n >= sizeof body) {
+        ota__respond_error(call, 500, "internal", NULL, "the answer does not fit");
+        return;
+    }
+    ota__respond_json_text(call, 200, body, (size_t)n);
+}
+
+/* Whether `s` is one of the reasons ota_heartbeat() gives for deferring. */
+static bool known_deferral(const char *s)
+{
+    static const char *const REASONS[] = {"recording", "battery", "ble_connected", NULL};
+    return one_of(s, REASONS);
+}
 
 static void on_heartbeat(ota_call_t *call, const PGresult *res)
 {
@@ -156,21 +219,24 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
         ota__auth_reject_device_token(call, st->hash);
         return;
     }
-    json_t *manifest = json_null();
-    if (PQgetvalue(res, 0, OTA_HB_COL_DELIVER)[0] == 't') {
-        manifest = manifest_json(call, res);
-        if (manifest == NULL) {
-            /* The delivery is counted but no manifest leaves: the device gets one on its next heartbeat. */
-            ota__respond_error(call, 500, "internal", NULL, "cannot make the manifest");
-            return;
-        }
+    const char *deferred = PQgetisnull(res, 0, OTA_HB_COL_DEFERRED) ? NULL : PQgetvalue(res, 0, OTA_HB_COL_DEFERRED);
+    if (deferred != NULL && !known_deferral(deferred)) {
+        ota__respond_error(call, 500, "internal", NULL, "unknown deferral");
+        return;
     }
-    ota__metrics_heartbeat(false, !json_is_null(manifest),
-                           PQgetisnull(res, 0, OTA_HB_COL_DEFERRED) ? NULL : PQgetvalue(res, 0, OTA_HB_COL_DEFERRED));
-    ota__respond_json(call, 200, answer(call, manifest, ota__json_col_string(res, 0, OTA_HB_COL_DEFERRED)));
+    char manifest[OTA_MANIFEST_JSON_MAX];
+    size_t len = 0;
+    bool deliver = PQgetvalue(res, 0, OTA_HB_COL_DELIVER)[0] == 't';
+    if (deliver && manifest_json(call, res, manifest, &len) != OTA_OK) {
+        /* The delivery is counted but no manifest leaves: the device gets one on its next heartbeat. */
+        ota__respond_error(call, 500, "internal", NULL, "cannot make the manifest");
+        return;
+    }
+    ota__metrics_heartbeat(false, deliver, deferred);
+    respond_answer(call, deliver ? manifest : NULL, deferred);
 }
 
-/* The answer's common part. Steals `ota`. */
+/* The answer's common part, for the relay. */
 static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred)
 {
     char now[32];

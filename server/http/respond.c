@@ -14,7 +14,7 @@
 
 static const char JSON_TYPE[] = "application/json; charset=utf-8";
 
-static void send_bytes(h2o_req_t *req, int status, const char *reason, char *bytes, size_t len)
+static void send_bytes(h2o_req_t *req, int status, const char *reason, const char *bytes, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason;
@@ -47,17 +47,14 @@ static const char *reason_of(int status)
     }
 }
 
-/* Serializes `body` into req->pool (so h2o frees it with the request) and sends it. */
+/* Serializes `body` and sends it (h2o_send_inline copies the text into req->pool). */
 static void send_json(h2o_req_t *req, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     if (text == NULL)
         h2o_fatal("out of memory");
-    size_t len = strlen(text);
-    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
-    memcpy(copy, text, len + 1);
+    send_bytes(req, status, reason_of(status), text, strlen(text));
     free(text);
-    send_bytes(req, status, reason_of(status), copy, len);
 }
 
 static double seconds_since(const h2o_req_t *req)
@@ -109,6 +106,14 @@ void ota__respond_json(ota_call_t *call, int status, json_t *body)
     if (req != NULL)
         send_json(req, status, body);
     json_decref(body);
+}
+
+void ota__respond_json_text(ota_call_t *call, int status, const char *json, size_t len)
+{
+    h2o_req_t *req = finish(call, status);
+    if (req == NULL)
+        return;
+    send_bytes(req, status, reason_of(status), json, len); /* h2o_send_inline copies */
 }
 
 void ota__respond_raw(ota_call_t *call, int status, const char *body, size_t len)

@@ -16,6 +16,9 @@
 /** Sends `status` with `body` as JSON. Steals the reference to `body`. */
 void ota__respond_json(ota_call_t *call, int status, json_t *body);
 
+/** Sends `len` bytes of JSON text `json` (copied) as the body of a JSON response. */
+void ota__respond_json_text(ota_call_t *call, int status, const char *json, size_t len);
+
 /** Sends `len` bytes of `body` (in req->pool or static) as they are; the caller has set Content-Type. */
 void ota__respond_raw(ota_call_t *call, int status, const char *body, size_t len);
 

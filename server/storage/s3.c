@@ -46,8 +46,7 @@ struct ota_s3 {
     char *session_token; /* NULL when none */
     bool path_style;
     ota_sigv4_signer_t signer; /* borrows the strings above */
-    pthread_mutex_t key_lock;
-    ota_sigv4_key_t key; /* under key_lock */
+    ota_sigv4_key_cache_t key;
 };
 
 /* One request: what to send, where the answer goes. Heap-allocated (~22 KB). */
@@ -172,7 +171,7 @@ ota_s3_t *ota__s3_open(const ota_config_t *cfg, char *err, size_t cap)
         set_err(err, cap, "out of memory");
         goto Exit;
     }
-    pthread_mutex_init(&s3->key_lock, NULL);
+    ota__sigv4_key_cache_init(&s3->key);
     if (check_settings(cfg, err, cap) != OTA_OK || copy_settings(s3, cfg, err, cap) != OTA_OK ||
         check_target(s3, err, cap) != OTA_OK)
         goto Exit;
@@ -189,7 +188,7 @@ void ota__s3_close(ota_s3_t *s3)
 {
     if (s3 == NULL)
         return;
-    pthread_mutex_destroy(&s3->key_lock);
+    ota__sigv4_key_cache_dispose(&s3->key);
     free(s3->endpoint);
     free(s3->bucket);
     free(s3->region);
@@ -198,22 +197,10 @@ void ota__s3_close(ota_s3_t *s3)
         OPENSSL_cleanse(s3->secret_key, strlen(s3->secret_key));
     free(s3->secret_key);
     free(s3->session_token);
-    OPENSSL_cleanse(&s3->key, sizeof s3->key);
     free(s3);
 }
 
 /* ---- signing ----------------------------------------------------------- */
-
-/* A copy of the day's signing key for `now` (left empty, so sigv4 derives it, when that fails). */
-static void current_key(ota_s3_t *s3, time_t now, ota_sigv4_key_t *out)
-{
-    pthread_mutex_lock(&s3->key_lock);
-    if (ota__sigv4_key_refresh(&s3->key, &s3->signer, now) == OTA_OK)
-        *out = s3->key;
-    else
-        memset(out, 0, sizeof *out);
-    pthread_mutex_unlock(&s3->key_lock);
-}
 
 static ota_err_t payload_sha256(const void *data, size_t len, char out[OTA_SIGV4_HEX_LEN + 1])
 {
@@ -246,7 +233,7 @@ static ota_err_t prepare(call_t *c, char *err, size_t cap)
         return rc;
     }
     time_t now = time(NULL);
-    current_key(s3, now, &key);
+    ota__sigv4_key_cache_get(&s3->key, &s3->signer, now, &key);
     ota_sigv4_request_t req = {.signer = &s3->signer,
                                .method = c->method,
                                .scheme = c->target.scheme,
@@ -595,7 +582,7 @@ ota_err_t ota__s3_presign(ota_s3_t *s3, const char *method, const char *key, tim
     ota_err_t rc = ota__sigv4_s3_target(s3->endpoint, s3->bucket, key, s3->path_style, &target);
     if (rc != OTA_OK)
         return rc;
-    current_key(s3, now, &signing_key);
+    ota__sigv4_key_cache_get(&s3->key, &s3->signer, now, &signing_key);
     ota_sigv4_request_t req = {.signer = &s3->signer,
                                .method = method,
                                .scheme = target.scheme,

@@ -227,6 +227,29 @@ ota_err_t ota__sigv4_key_refresh(ota_sigv4_key_t *key, const ota_sigv4_signer_t 
     return rc;
 }
 
+void ota__sigv4_key_cache_init(ota_sigv4_key_cache_t *cache)
+{
+    memset(&cache->key, 0, sizeof cache->key);
+    pthread_mutex_init(&cache->lock, NULL);
+}
+
+void ota__sigv4_key_cache_dispose(ota_sigv4_key_cache_t *cache)
+{
+    OPENSSL_cleanse(&cache->key, sizeof cache->key);
+    pthread_mutex_destroy(&cache->lock);
+}
+
+void ota__sigv4_key_cache_get(ota_sigv4_key_cache_t *cache, const ota_sigv4_signer_t *signer, time_t now,
+                              ota_sigv4_key_t *out)
+{
+    pthread_mutex_lock(&cache->lock);
+    if (ota__sigv4_key_refresh(&cache->key, signer, now) == OTA_OK)
+        *out = cache->key;
+    else
+        memset(out, 0, sizeof *out);
+    pthread_mutex_unlock(&cache->lock);
+}
+
 /* The key for the day of `amz_date`: the cached one when it is that day's, else derived into `buf`. */
 static const uint8_t *day_key(const ota_sigv4_signer_t *signer, const ota_sigv4_key_t *cached, const char *amz_date,
                               uint8_t buf[OTA_SIGV4_KEY_LEN])

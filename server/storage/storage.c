@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "ota/base64.h"
@@ -30,6 +31,7 @@ struct ota_storage {
     char *region;
     char secret[FS_SECRET_LEN + 1];
     ota_sigv4_signer_t signer;
+    ota_sigv4_key_cache_t key; /* fs only */
 };
 
 int ota__storage_key_valid(const char *key, size_t len)
@@ -122,6 +124,7 @@ ota_storage_t *ota__storage_open(const ota_config_t *cfg, char *err, size_t cap)
         snprintf(err, cap, "out of memory");
         return NULL;
     }
+    ota__sigv4_key_cache_init(&st->key);
     if (strcmp(cfg->storage, "s3") == 0) {
         st->s3 = ota__s3_open(cfg, err, cap);
         if (st->s3 != NULL)
@@ -139,6 +142,7 @@ void ota__storage_close(ota_storage_t *st)
         return;
     if (st->s3 != NULL)
         ota__s3_close(st->s3);
+    ota__sigv4_key_cache_dispose(&st->key);
     free(st->root);
     free(st->public_url);
     free(st->region);
@@ -174,16 +178,21 @@ ota_err_t ota__storage_presign(ota_storage_t *st, const char *method, const char
         return ota__s3_presign(st->s3, method, key, now, ttl, url, cap);
 
     ota_sigv4_target_t target;
+    ota_sigv4_key_t signing_key;
     ota_err_t rc = ota__sigv4_s3_target(st->public_url, FS_URL_BUCKET, key, true, &target);
     if (rc != OTA_OK)
         return rc;
+    ota__sigv4_key_cache_get(&st->key, &st->signer, now, &signing_key);
     ota_sigv4_request_t req = {.signer = &st->signer,
                                .method = method,
                                .scheme = target.scheme,
                                .host = target.host,
                                .path = target.path,
-                               .now = now};
-    return ota__sigv4_presign(&req, ttl, url, cap, NULL);
+                               .now = now,
+                               .key = &signing_key};
+    rc = ota__sigv4_presign(&req, ttl, url, cap, NULL);
+    OPENSSL_cleanse(&signing_key, sizeof signing_key);
+    return rc;
 }
 
 int ota__storage_is_fs(const ota_storage_t *st)

@@ -1084,6 +1084,66 @@ static void test_signing_key(void **state)
     h_resp_free(&r);
 }
 
+/* Waits up to 3 s for the SQL boolean `expr` to hold (for writes the server makes after answering). */
+static bool eventually_holds(const char *expr)
+{
+    for (int i = 0; i < 30; i++) {
+        if (h_sql_holds(expr))
+            return true;
+        h_sleep_ms(100);
+    }
+    return false;
+}
+
+/*
+ * The first delivery signs the manifest and stores the signature with the server's public key; re-deliveries
+ * send the stored one (seen by planting a wrong one: it goes out as it is, and the device's check refuses it);
+ * a signature stored under another key (a rotated key) is made again and replaced.
+ */
+static void test_manifest_signature_stored(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 700);
+    scene_deliver(&s);
+    h_resp_t r = {0};
+    char expr[600], key[64];
+    h_http(&h_g_srv, "GET", "/v1/signing-key", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    snprintf(key, sizeof key, "%s", h_jstr(r.json, "public_key"));
+    h_resp_free(&r);
+    snprintf(expr, sizeof expr,
+             "(SELECT length(signature) = 88 AND signature_key = '%s' FROM assignments WHERE id = '%s')", key, s.aid);
+    CHECK(eventually_holds(expr), "the first delivery's signature was not stored: %s", expr);
+
+    /* A planted signature (well-formed, wrong) is what a re-delivery sends: proof that it is not made again. */
+    static const char PLANTED[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    char sql[400];
+    snprintf(sql, sizeof sql, "UPDATE assignments SET signature = '%s' WHERE id = '%s'", PLANTED, s.aid);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    ota_manifest_t m;
+    json_t *ota = json_object_get(r.json, "ota");
+    CHECK(json_is_object(ota) && ota_manifest_decode_json(ota, &m) == OTA_OK, "no manifest: %s", BODY(&r));
+    CHECK(h_streq(m.signature, PLANTED), "the stored signature was not reused: %s", BODY(&r));
+    unsigned char pub[OTA_ED25519_PUBLIC_LEN];
+    signing_key(pub);
+    CHECK(ota_manifest_verify(&m, pub) != OTA_OK, "a planted signature verified");
+    h_resp_free(&r);
+
+    /* Stored under another key: signed again (it verifies) and stored again under this server's key. */
+    snprintf(sql, sizeof sql, "UPDATE assignments SET signature_key = 'another key' WHERE id = '%s'", s.aid);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+    h_heartbeat_fw(&s.dev, "1.0.0", &r);
+    expect_manifest(&r, s.aid, &s.rel, &m);
+    h_resp_free(&r);
+    snprintf(expr, sizeof expr, "(SELECT signature = '%s' AND signature_key = '%s' FROM assignments WHERE id = '%s')",
+             m.signature, key, s.aid);
+    CHECK(eventually_holds(expr), "the new signature was not stored: %s", expr);
+    json_decref(h_expect_assignment(s.aid, "delivered", 3, NULL));
+    scene_free(&s);
+}
+
 /* ---- 10. lists ---------------------------------------------------------------------------------- */
 
 /* GET `query`: a page of `want` items whose ids are `ids` in order; returns the next cursor (malloc'ed) or NULL. */
@@ -1299,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_tokens),
         cmocka_unit_test(test_heartbeat_bodies),
         cmocka_unit_test_teardown(test_signing_key, stop_other),
+        cmocka_unit_test(test_manifest_signature_stored),
         cmocka_unit_test(test_lists),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
