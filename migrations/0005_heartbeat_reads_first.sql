@@ -5,12 +5,15 @@
 -- for. Presence (devices.last_seen_at) is rewritten only when it is older than p_presence_interval
 -- seconds (OTA_PRESENCE_INTERVAL; 0 = every heartbeat), so last_seen_at lags the true last heartbeat by
 -- less than that. Anything else that changes (firmware, connectivity, recording, battery, a relay, an
--- assignment transition) is written at once, as before.
+-- assignment transition) is written at once, as before. A re-delivery (the manifest of an assignment
+-- already delivered, sent again with a fresh URL) writes nothing either: the server counts it in memory
+-- and adds many counts in one statement a second (ota_count_deliveries below).
 --
 -- Pass 1 reads the device and its active assignment without locks and decides. If nothing must be
 -- written, the decision stands: it is what the same heartbeat would have decided a moment earlier.
 -- Otherwise pass 2 takes the locks (device row first, then the assignment: the lock order used
 -- everywhere), re-reads both, decides again on what it now holds, and writes.
+
 -- A manifest's signature depends only on the assignment (Ed25519 signatures are deterministic and the signed
 -- fields are the assignment's and its release's, which never change), so it is made once, at the first
 -- delivery, and kept here with the public key that made it; re-deliveries reuse it unless the server's
@@ -27,6 +30,24 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     UPDATE assignments SET signature = p_signature, signature_key = p_key
         WHERE id = p_assignment AND signature_key IS DISTINCT FROM p_key;
+END $$;
+
+-- Adds the re-deliveries a server counted in memory (server/delivery_counts.h): p_counts[i] to the
+-- deliveries of assignment p_ids[i], whatever its status now (the manifests did go out). Not durable,
+-- like presence. The rows are locked in id order first, so the writes of several servers never
+-- deadlock each other; nothing else locks an assignment before its device and then waits for another
+-- assignment, so none can deadlock with a heartbeat or a cancel either.
+CREATE FUNCTION ota_count_deliveries(p_ids uuid[], p_counts integer[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM 1 FROM assignments WHERE id = ANY (p_ids) ORDER BY id FOR UPDATE;
+    UPDATE assignments a SET deliveries = a.deliveries + c.n
+        FROM unnest(p_ids, p_counts) AS c (id, n) WHERE a.id = c.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END $$;
 
 DROP FUNCTION ota_heartbeat(uuid, bytea, text, text, boolean, integer, text, uuid, text, text, boolean, text[],
@@ -67,16 +88,16 @@ CREATE FUNCTION ota_heartbeat(
     OUT outcome text, OUT deferred text, OUT deliver boolean,
     OUT assignment_id uuid, OUT assignment_status text, OUT release_id uuid, OUT model text, OUT version text,
     OUT object_key text, OUT size bigint, OUT crc32 bigint, OUT sha256 text,
-    OUT signature text, OUT signature_key text)
+    OUT signature text, OUT signature_key text, OUT counted boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     d devices%ROWTYPE;
     a assignments%ROWTYPE;
     a_found boolean;
     decision text;
-    wrote boolean := false;
 BEGIN
     deliver := false;
+    counted := false;
     outcome := 'ok';
     FOR pass IN 1..2 LOOP
         IF pass = 1 THEN
@@ -95,7 +116,6 @@ BEGIN
                 ble_seen_at = CASE WHEN p_relay THEN now() ELSE ble_seen_at END
             WHERE id = p_device AND token_hash = p_token_hash
             RETURNING * INTO d;
-            wrote := true;
         END IF;
         IF NOT FOUND THEN
             outcome := 'bad_token';
@@ -148,22 +168,14 @@ BEGIN
         RETURN;
     END IF;
 
+    -- The first delivery is a transition (durable; pass 2 holds the locks) and is counted here. A
+    -- re-delivery writes nothing: the server counts it in memory and adds the counts of many in one
+    -- statement (ota_count_deliveries, server/delivery_counts.h).
     IF a.status = 'pending' THEN
-        -- The first delivery is a transition (durable); pass 2 holds the locks.
         PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1
             WHERE id = a.id;
-    ELSE
-        -- A re-delivery only counts, like presence (not durable). Without pass 2's locks, the assignment
-        -- may have ended since it was read: then nothing is counted and nothing delivered.
-        IF NOT wrote THEN
-            PERFORM set_config('synchronous_commit', 'off', true);
-        END IF;
-        UPDATE assignments SET deliveries = deliveries + 1 WHERE id = a.id AND status = 'delivered';
-        IF NOT FOUND THEN
-            assignment_id := NULL; assignment_status := NULL; release_id := NULL; version := NULL;
-            RETURN;
-        END IF;
+        counted := true;
     END IF;
     deliver := true;
     assignment_status := 'delivered';

@@ -24,6 +24,7 @@
 #include "http/error_filter.h"
 #include "log.h"
 #include "events.h"
+#include "delivery_counts.h"
 #include "sweeper.h"
 #include "worker.h"
 
@@ -130,6 +131,7 @@ static void *thread_main(void *arg)
     h2o_socket_read_start(t->waker, on_wake);
     t->worker.events = ota__events_start(&t->worker);
     wait_for_database(t);
+    t->worker.delivery_counts = ota__delivery_counts_start(&t->worker);
     if (t->worker.index == 0)
         t->sweeper = ota__sweeper_start(&t->worker);
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -144,6 +146,8 @@ static void *thread_main(void *arg)
     h2o_socket_close(t->waker);
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
+    ota__delivery_counts_stop(t->worker.delivery_counts);
+    t->worker.delivery_counts = NULL;
     ota__events_stop(t->worker.events);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;

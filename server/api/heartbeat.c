@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "delivery_counts.h"
 #include "http/auth.h"
 #include "http/respond.h"
 #include "http/validate.h"
@@ -232,6 +233,8 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
         ota__respond_error(call, 500, "internal", NULL, "cannot make the manifest");
         return;
     }
+    if (deliver && PQgetvalue(res, 0, OTA_HB_COL_COUNTED)[0] != 't')
+        ota__delivery_counts_add(call->worker->delivery_counts, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
     ota__metrics_heartbeat(false, deliver, deferred);
     respond_answer(call, deliver ? manifest : NULL, deferred);
 }

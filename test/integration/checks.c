@@ -369,6 +369,11 @@ void h_expect_events(json_t *a, const h_event_t *want, size_t n)
 json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason)
 {
     json_t *a = h_get_assignment(id);
+    for (long waited = 0; h_jint(a, "deliveries") != deliveries && waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
+        json_decref(a);
+        h_sleep_ms(100);
+        a = h_get_assignment(id);
+    }
     char *text = json_dumps(a, JSON_COMPACT);
     CHECK(h_streq(h_jstr(a, "status"), status), "status, want %s: %s", status, text);
     CHECK(h_jint(a, "deliveries") == deliveries, "deliveries, want %lld: %s", (long long)deliveries, text);

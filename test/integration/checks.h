@@ -206,7 +206,10 @@ typedef struct h_event {
 void h_expect_events(json_t *a, const h_event_t *want, size_t n);
 
 /** The assignment `id` has `status`, `deliveries`, `reason` (NULL: null) and the matching timestamps; returns it
- *  (caller decrefs). */
+ *  (caller decrefs). Waits up to H_DELIVERY_COUNT_WAIT_MS for `deliveries`: the server writes re-delivery counts
+ *  once a second (server/delivery_counts.h). */
+#define H_DELIVERY_COUNT_WAIT_MS 3000
+
 json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason);
 
 /** POST /v1/devices/{device_id}/heartbeat on `srv` with `token` (NULL: none) and the JSON text `body`. */

@@ -303,6 +303,15 @@ static void expect_assignment(const char *id, const char *status, const char *re
 {
     h_resp_t r = {0};
     get_assignment(id, &r);
+    /* Re-delivery counts are written once a second (server/delivery_counts.h). */
+    for (long waited = 0; waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
+        json_int_t n = json_integer_value(json_object_get(r.json, "deliveries"));
+        if (n >= min_deliveries && n <= max_deliveries)
+            break;
+        h_resp_free(&r);
+        h_sleep_ms(100);
+        get_assignment(id, &r);
+    }
     CHECK(h_streq(h_jstr(r.json, "status"), status), "assignment %s: want status %s: %s", id, status, BODY(&r));
     if (reason_part != NULL) {
         const char *reason = h_jstr(r.json, "reason");

@@ -11,8 +11,9 @@
  * What must be written at once: a first heartbeat, any changed reported
  * field, a relay, every assignment transition, and presence once
  * last_seen_at is older than OTA_PRESENCE_INTERVAL (default 120 s; 0 =
- * every heartbeat). A re-delivery counts `deliveries` on the assignment
- * without touching the device row.
+ * every heartbeat). A re-delivery writes nothing in the heartbeat: the
+ * server counts it in memory and adds the counts to `deliveries` once a
+ * second and when it stops (server/delivery_counts.h).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -230,6 +231,40 @@ static void test_transitions_write(void **state)
     h_release_free(&s.rel);
 }
 
+/* Re-deliveries on two instances add up exactly, and the counts still in memory are written when a server stops. */
+static void test_redelivery_counts(void **state)
+{
+    (void)state;
+    h_server_t other;
+    h_server_start(&other, &h_g_pg, NULL);
+    CHECK(h_wait_ready(&other), "the second server did not become ready");
+    scene_t s;
+    char aid[40];
+    scene_make(&s);
+    h_assign_ok(&s.dev, &s.rel, aid);
+    heartbeat_delivers(&s, aid); /* the first delivery: counted by the heartbeat itself */
+    for (int i = 0; i < 5; i++) {
+        heartbeat_delivers(&s, aid);
+        h_resp_t r = {0};
+        h_heartbeat_ok(&other, &s.dev, PLAIN, &r);
+        CHECK(json_is_object(json_object_get(r.json, "ota")), "no manifest from the second server: %s", BODY(&r));
+        h_resp_free(&r);
+    }
+    json_decref(h_expect_assignment(aid, "delivered", 11, NULL));
+
+    /* Counted and stopped at once, well within the second between writes: the stop writes them. */
+    for (int i = 0; i < 4; i++) {
+        h_resp_t r = {0};
+        h_heartbeat_ok(&other, &s.dev, PLAIN, &r);
+        h_resp_free(&r);
+    }
+    CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
+    char expr[200];
+    snprintf(expr, sizeof expr, "(SELECT deliveries = 15 FROM assignments WHERE id = '%s')", aid);
+    CHECK(h_sql_holds(expr), "the counts in memory were not written at stop");
+    h_release_free(&s.rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_presence_interval),
         cmocka_unit_test(test_presence_interval_zero),
         cmocka_unit_test(test_transitions_write),
+        cmocka_unit_test(test_redelivery_counts),
     };
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);

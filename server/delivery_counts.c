@@ -1,0 +1,226 @@
+#include "delivery_counts.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ids.h"
+#include "log.h"
+
+/* Seconds ota__delivery_counts_stop waits for the last write. */
+#define STOP_WAIT_SECONDS 2.0
+
+/* An open-addressing table from assignment id to count; n == 0 marks a free slot. */
+typedef struct slot {
+    char id[OTA_UUID_LEN + 1];
+    uint32_t n;
+} slot_t;
+
+typedef struct table {
+    slot_t *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t used;
+} table_t;
+
+struct ota_delivery_counts {
+    ota_worker_t *worker;
+    h2o_timeout_t timeout; /* our own, never in a request's pool (see ../shared/notes) */
+    h2o_timeout_entry_t entry;
+    table_t counting; /* counted since the last write was sent */
+    table_t sending;  /* in the statement in flight */
+    bool in_flight;
+    bool stopped; /* freed by on_written once the statement in flight answers */
+};
+
+static size_t hash_id(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < OTA_UUID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static void table_put(table_t *t, const char *id, uint32_t n);
+
+static void table_grow(table_t *t)
+{
+    table_t bigger = {.cap = t->cap != 0 ? t->cap * 2 : 64};
+    bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
+    if (bigger.slots == NULL)
+        h2o_fatal("out of memory");
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].n != 0)
+            table_put(&bigger, t->slots[i].id, t->slots[i].n);
+    free(t->slots);
+    *t = bigger;
+}
+
+/* Adds `n` to the count of `id` (OTA_UUID_LEN characters). */
+static void table_put(table_t *t, const char *id, uint32_t n)
+{
+    if ((t->used + 1) * 2 > t->cap)
+        table_grow(t);
+    size_t mask = t->cap - 1;
+    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+        slot_t *s = &t->slots[i];
+        if (s->n == 0) {
+            memcpy(s->id, id, OTA_UUID_LEN);
+            s->id[OTA_UUID_LEN] = '\0';
+            s->n = n;
+            t->used++;
+            return;
+        }
+        if (memcmp(s->id, id, OTA_UUID_LEN) == 0) {
+            s->n += n;
+            return;
+        }
+    }
+}
+
+static void table_clear(table_t *t)
+{
+    if (t->used != 0)
+        memset(t->slots, 0, t->cap * sizeof *t->slots);
+    t->used = 0;
+}
+
+static void table_free(table_t *t)
+{
+    free(t->slots);
+    *t = (table_t){0};
+}
+
+/* Puts the counts of a failed write back, to go with the next one. */
+static void table_merge(table_t *into, const table_t *from)
+{
+    for (size_t i = 0; i < from->cap; i++)
+        if (from->slots[i].n != 0)
+            table_put(into, from->slots[i].id, from->slots[i].n);
+}
+
+static void on_written(void *arg, const PGresult *res)
+{
+    ota_delivery_counts_t *c = arg;
+    c->in_flight = false;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ota_log_warn("cannot write the re-delivery counts of %zu assignments (kept for the next try): %s",
+                     c->sending.used, res != NULL ? PQresultErrorMessage(res) : "the database went away");
+        table_merge(&c->counting, &c->sending);
+    }
+    table_clear(&c->sending);
+    if (c->stopped) {
+        table_free(&c->counting);
+        table_free(&c->sending);
+        free(c);
+    }
+}
+
+/* The two array literals of ota_count_deliveries(): '{id,...}' and '{n,...}'. malloc'ed; false when out of memory. */
+static bool format_arrays(const table_t *t, char **ids, char **counts)
+{
+    *ids = malloc(t->used * (OTA_UUID_LEN + 1) + 3);
+    *counts = malloc(t->used * 11 + 3);
+    if (*ids == NULL || *counts == NULL) {
+        free(*ids);
+        free(*counts);
+        return false;
+    }
+    char *p = *ids, *q = *counts;
+    *p++ = '{';
+    *q++ = '{';
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->slots[i].n == 0)
+            continue;
+        memcpy(p, t->slots[i].id, OTA_UUID_LEN);
+        p += OTA_UUID_LEN;
+        *p++ = ',';
+        q += sprintf(q, "%u,", (unsigned)t->slots[i].n);
+    }
+    p[-1] = '}'; /* replaces the last comma; t->used > 0 */
+    *p = '\0';
+    q[-1] = '}';
+    *q = '\0';
+    return true;
+}
+
+/* Sends what is counted, unless a write is in flight or nothing is counted. */
+static void write_counts(ota_delivery_counts_t *c)
+{
+    if (c->in_flight || c->counting.used == 0 || !ota__db_ready(c->worker->db))
+        return;
+    table_t t = c->sending; /* empty */
+    c->sending = c->counting;
+    c->counting = t;
+    char *ids, *counts;
+    if (!format_arrays(&c->sending, &ids, &counts))
+        h2o_fatal("out of memory");
+    const char *params[] = {ids, counts};
+    if (ota__db_query(c->worker->db, OTA_STMT_COUNT_DELIVERIES, params, on_written, c) == OTA_OK) {
+        c->in_flight = true;
+    } else {
+        table_merge(&c->counting, &c->sending);
+        table_clear(&c->sending);
+    }
+    free(ids);
+    free(counts);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    ota_delivery_counts_t *c = H2O_STRUCT_FROM_MEMBER(ota_delivery_counts_t, entry, entry);
+    write_counts(c);
+    h2o_timeout_link(c->worker->loop, &c->timeout, &c->entry);
+}
+
+ota_delivery_counts_t *ota__delivery_counts_start(ota_worker_t *worker)
+{
+    ota_delivery_counts_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        h2o_fatal("out of memory");
+    c->worker = worker;
+    c->entry.cb = on_tick;
+    h2o_timeout_init(worker->loop, &c->timeout, OTA_DELIVERY_COUNTS_MS);
+    h2o_timeout_link(worker->loop, &c->timeout, &c->entry);
+    return c;
+}
+
+void ota__delivery_counts_add(ota_delivery_counts_t *counts, const char *assignment_id)
+{
+    if (strlen(assignment_id) != OTA_UUID_LEN) {
+        ota_log_error("not an assignment id: %s", assignment_id);
+        return;
+    }
+    table_put(&counts->counting, assignment_id, 1);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void ota__delivery_counts_stop(ota_delivery_counts_t *c)
+{
+    h2o_timeout_unlink(&c->entry);
+    h2o_timeout_dispose(c->worker->loop, &c->timeout);
+    double deadline = now_seconds() + STOP_WAIT_SECONDS;
+    while ((c->in_flight || c->counting.used > 0) && now_seconds() < deadline) {
+        write_counts(c);
+        if (!c->in_flight)
+            break; /* the database is not there: nothing more can be written */
+        h2o_evloop_run(c->worker->loop, 100);
+    }
+    if (c->counting.used > 0)
+        ota_log_warn("re-delivery counts of %zu assignments not written", c->counting.used);
+    if (c->in_flight) {
+        c->stopped = true;
+        return;
+    }
+    table_free(&c->counting);
+    table_free(&c->sending);
+    free(c);
+}

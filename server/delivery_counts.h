@@ -1,0 +1,45 @@
+#ifndef OTA_SERVER_DELIVERY_COUNTS_H
+#define OTA_SERVER_DELIVERY_COUNTS_H
+
+#include <stddef.h>
+
+#include "worker.h"
+
+/*
+ * Re-deliveries, counted in memory and added to assignments.deliveries in
+ * one statement every OTA_DELIVERY_COUNTS_MS.
+ *
+ * Why: a delivered assignment's manifest is re-sent (with a fresh URL) on
+ * every heartbeat until the device reports the new version, and each one
+ * counts. Writing the count in the heartbeat's transaction would make every
+ * such heartbeat a write (a new row version, WAL, a transaction id) only to
+ * add one; counted here, a re-delivering heartbeat is a read like a plain
+ * one, and one statement per thread and interval writes all the counts. The
+ * first delivery (pending -> delivered) is a transition and is counted by
+ * ota_heartbeat() itself, durably.
+ *
+ * The cost: GET /v1/assignments/{id} may show a count up to one interval
+ * behind, and a crash of the server loses at most the last interval's
+ * re-delivery counts (the same bound as presence, which commits with
+ * synchronous_commit off). A failed write keeps its counts for the next.
+ * Each thread has its own counter and uses its own database connection.
+ */
+
+#define OTA_DELIVERY_COUNTS_MS 1000
+
+typedef struct ota_delivery_counts ota_delivery_counts_t;
+
+/** Starts counting for `worker`, writing on its loop and connection. Free with ota__delivery_counts_stop. */
+ota_delivery_counts_t *ota__delivery_counts_start(ota_worker_t *worker);
+
+/** Counts one re-delivery of assignment `assignment_id` (a UUID in text form). */
+void ota__delivery_counts_add(ota_delivery_counts_t *counts, const char *assignment_id);
+
+/**
+ * Writes what is left (running the loop for up to 2 seconds while the
+ * statement runs), stops, and frees `counts`. Call it before the worker's
+ * database connection is destroyed.
+ */
+void ota__delivery_counts_stop(ota_delivery_counts_t *counts);
+
+#endif
