@@ -11,8 +11,13 @@
 --
 -- Pass 1 reads the device and its active assignment without locks and decides. If nothing must be
 -- written, the decision stands: it is what the same heartbeat would have decided a moment earlier.
--- Otherwise pass 2 takes the locks (device row first, then the assignment: the lock order used
--- everywhere), re-reads both, decides again on what it now holds, and writes.
+-- Otherwise pass 2 writes the device row, which locks it, re-reads the assignment, decides again on
+-- what it now reads, and writes the transition if there is one. Holding the device row is enough to
+-- read the assignment's status without locking it: every status change locks its device row first
+-- (the lock order used everywhere), so none can happen until this transaction ends. The assignment
+-- row itself is locked only by the UPDATE of a transition, so a heartbeat that merely rewrites
+-- presence never waits for the batched re-delivery counts (ota_count_deliveries), which lock
+-- assignment rows only.
 
 -- A manifest's signature depends only on the assignment (Ed25519 signatures are deterministic and the signed
 -- fields are the assignment's and its release's, which never change), so it is made once, at the first
@@ -121,12 +126,7 @@ BEGIN
             outcome := 'bad_token';
             RETURN;
         END IF;
-        IF pass = 1 THEN
-            SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
-        ELSE
-            SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered')
-                FOR UPDATE;
-        END IF;
+        SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
         a_found := FOUND;
         decision := ota_heartbeat_decide(a, a_found, p_firmware, p_ota_assignment, p_ota_state, p_relay,
                                          coalesce(p_recording, d.recording),
@@ -168,7 +168,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The first delivery is a transition (durable; pass 2 holds the locks) and is counted here. A
+    -- The first delivery is a transition (durable; pass 2 holds the device row) and is counted here. A
     -- re-delivery writes nothing: the server counts it in memory and adds the counts of many in one
     -- statement (ota_count_deliveries, server/delivery_counts.h).
     IF a.status = 'pending' THEN

@@ -13,6 +13,12 @@
 /* Seconds ota__delivery_counts_stop waits for the last write. */
 #define STOP_WAIT_SECONDS 2.0
 
+/*
+ * Assignments per statement. A statement holds its rows' locks and the thread's connection (heartbeats queue
+ * behind it) until it commits, so it is kept short; the next chunk goes as soon as one answers.
+ */
+#define CHUNK 200
+
 /* An open-addressing table from assignment id to count; n == 0 marks a free slot. */
 typedef struct slot {
     char id[OTA_UUID_LEN + 1];
@@ -29,8 +35,9 @@ struct ota_delivery_counts {
     ota_worker_t *worker;
     h2o_timeout_t timeout; /* our own, never in a request's pool (see ../shared/notes) */
     h2o_timeout_entry_t entry;
-    table_t counting; /* counted since the last write was sent */
-    table_t sending;  /* in the statement in flight */
+    table_t counting; /* counted since the last write began */
+    table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) are in flight */
+    size_t chunk_start, chunk_end;
     bool in_flight;
     bool stopped; /* freed by on_written once the statement in flight answers */
 };
@@ -93,79 +100,97 @@ static void table_free(table_t *t)
     *t = (table_t){0};
 }
 
-/* Puts the counts of a failed write back, to go with the next one. */
-static void table_merge(table_t *into, const table_t *from)
+/* Puts the slots [from, cap) of `t` back into `into` (what a failed write did not store). */
+static void table_merge(table_t *into, const table_t *t, size_t from)
 {
-    for (size_t i = 0; i < from->cap; i++)
-        if (from->slots[i].n != 0)
-            table_put(into, from->slots[i].id, from->slots[i].n);
+    for (size_t i = from; i < t->cap; i++)
+        if (t->slots[i].n != 0)
+            table_put(into, t->slots[i].id, t->slots[i].n);
 }
+
+static void write_chunk(ota_delivery_counts_t *c);
 
 static void on_written(void *arg, const PGresult *res)
 {
     ota_delivery_counts_t *c = arg;
     c->in_flight = false;
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ota_log_warn("cannot write the re-delivery counts of %zu assignments (kept for the next try): %s",
-                     c->sending.used, res != NULL ? PQresultErrorMessage(res) : "the database went away");
-        table_merge(&c->counting, &c->sending);
+        ota_log_warn("cannot write re-delivery counts (kept for the next try): %s",
+                     res != NULL ? PQresultErrorMessage(res) : "the database went away");
+        table_merge(&c->counting, &c->sending, c->chunk_start);
+        table_clear(&c->sending);
+    } else if (c->chunk_end < c->sending.cap) {
+        c->chunk_start = c->chunk_end;
+        if (!c->stopped)
+            write_chunk(c);
+    } else {
+        table_clear(&c->sending);
     }
-    table_clear(&c->sending);
-    if (c->stopped) {
+    if (c->stopped && !c->in_flight) {
         table_free(&c->counting);
         table_free(&c->sending);
         free(c);
     }
 }
 
-/* The two array literals of ota_count_deliveries(): '{id,...}' and '{n,...}'. malloc'ed; false when out of memory. */
-static bool format_arrays(const table_t *t, char **ids, char **counts)
+/*
+ * The two array literals of ota_count_deliveries() for up to CHUNK used slots of `t` from `*pos`: '{id,...}' and
+ * '{n,...}', into `ids` and `counts` (big enough for CHUNK). Moves `*pos` past them; false when there are none.
+ */
+static bool format_chunk(const table_t *t, size_t *pos, char *ids, char *counts)
 {
-    *ids = malloc(t->used * (OTA_UUID_LEN + 1) + 3);
-    *counts = malloc(t->used * 11 + 3);
-    if (*ids == NULL || *counts == NULL) {
-        free(*ids);
-        free(*counts);
-        return false;
-    }
-    char *p = *ids, *q = *counts;
+    char *p = ids, *q = counts;
+    size_t taken = 0, i = *pos;
     *p++ = '{';
     *q++ = '{';
-    for (size_t i = 0; i < t->cap; i++) {
+    for (; i < t->cap && taken < CHUNK; i++) {
         if (t->slots[i].n == 0)
             continue;
         memcpy(p, t->slots[i].id, OTA_UUID_LEN);
         p += OTA_UUID_LEN;
         *p++ = ',';
         q += sprintf(q, "%u,", (unsigned)t->slots[i].n);
+        taken++;
     }
-    p[-1] = '}'; /* replaces the last comma; t->used > 0 */
+    *pos = i;
+    if (taken == 0)
+        return false;
+    p[-1] = '}'; /* replaces the last comma */
     *p = '\0';
     q[-1] = '}';
     *q = '\0';
     return true;
 }
 
-/* Sends what is counted, unless a write is in flight or nothing is counted. */
-static void write_counts(ota_delivery_counts_t *c)
+/* Sends the chunk of `sending` that starts at chunk_start; when it has none left, `sending` is done. */
+static void write_chunk(ota_delivery_counts_t *c)
 {
-    if (c->in_flight || c->counting.used == 0 || !ota__db_ready(c->worker->db))
+    char ids[CHUNK * (OTA_UUID_LEN + 1) + 3], counts[CHUNK * 11 + 3]; /* ~10 KB; libpq copies the parameters */
+    size_t end = c->chunk_start;
+    if (!format_chunk(&c->sending, &end, ids, counts)) {
+        table_clear(&c->sending);
         return;
-    table_t t = c->sending; /* empty */
-    c->sending = c->counting;
-    c->counting = t;
-    char *ids, *counts;
-    if (!format_arrays(&c->sending, &ids, &counts))
-        h2o_fatal("out of memory");
+    }
+    c->chunk_end = end;
     const char *params[] = {ids, counts};
     if (ota__db_query(c->worker->db, OTA_STMT_COUNT_DELIVERIES, params, on_written, c) == OTA_OK) {
         c->in_flight = true;
     } else {
-        table_merge(&c->counting, &c->sending);
+        table_merge(&c->counting, &c->sending, c->chunk_start);
         table_clear(&c->sending);
     }
-    free(ids);
-    free(counts);
+}
+
+/* Starts writing what is counted, unless a write is under way or nothing is counted. */
+static void write_counts(ota_delivery_counts_t *c)
+{
+    if (c->in_flight || c->sending.used != 0 || c->counting.used == 0 || !ota__db_ready(c->worker->db))
+        return;
+    table_t t = c->sending; /* empty */
+    c->sending = c->counting;
+    c->counting = t;
+    c->chunk_start = 0;
+    write_chunk(c);
 }
 
 static void on_tick(h2o_timeout_entry_t *entry)

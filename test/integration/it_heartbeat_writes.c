@@ -265,6 +265,53 @@ static void test_redelivery_counts(void **state)
     h_release_free(&s.rel);
 }
 
+/* More delivered assignments than one write statement takes (server/delivery_counts.c writes 200 at a time): every
+ * re-delivery of every one is counted. The fleet is made in SQL (devices with known tokens, assignments delivered). */
+static void test_redelivery_counts_many(void **state)
+{
+    (void)state;
+    enum { DEVICES = 450, ROUNDS = 2 };
+    scene_t s;
+    scene_make(&s); /* its model and release; its own device stays out of this */
+    /* Device i: id <prefix>-0000-4000-8000-<i, 12 digits>, token otd_<prefix>_<i>; its assignment's id has 9000. */
+    char prefix[9], sql[1400];
+    h_random_hex(prefix, 8);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO devices (id, serial, model_id, token_hash, firmware_version, last_seen_at) "
+             "SELECT ('%s-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '%s-' || i, '%s', "
+             "sha256(convert_to('otd_%s_' || i, 'UTF8')), '1.0.0', now() FROM generate_series(1, %d) AS i; "
+             "INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at) "
+             "SELECT ('%s-0000-4000-9000-' || lpad(i::text, 12, '0'))::uuid, "
+             "('%s-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '%s', '1.1.0', 'delivered', 1, now() "
+             "FROM generate_series(1, %d) AS i",
+             prefix, prefix, s.model, prefix, DEVICES, prefix, prefix, s.rel.id, DEVICES);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 1; i <= DEVICES; i++) {
+            char id[40], token[64];
+            snprintf(id, sizeof id, "%s-0000-4000-8000-%012d", prefix, i);
+            snprintf(token, sizeof token, "otd_%s_%d", prefix, i);
+            h_resp_t r = {0};
+            h_heartbeat_on(&h_g_srv, id, token, PLAIN, &r);
+            CHECK(r.status == 200 && json_is_object(json_object_get(r.json, "ota")), "device %d: %ld %s", i,
+                  r.status, BODY(&r));
+            h_resp_free(&r);
+        }
+    }
+    char expr[300];
+    snprintf(expr, sizeof expr,
+             "(SELECT count(*) FILTER (WHERE deliveries = %d) = %d FROM assignments WHERE release_id = '%s')",
+             1 + ROUNDS, DEVICES, s.rel.id);
+    bool counted = false;
+    for (long waited = 0; !counted && waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
+        counted = h_sql_holds(expr);
+        if (!counted)
+            h_sleep_ms(100);
+    }
+    CHECK(counted, "not every re-delivery was counted: %s", expr);
+    h_release_free(&s.rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_presence_interval_zero),
         cmocka_unit_test(test_transitions_write),
         cmocka_unit_test(test_redelivery_counts),
+        cmocka_unit_test(test_redelivery_counts_many),
     };
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
