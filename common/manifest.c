@@ -205,50 +205,40 @@ static void put_u64(writer_t *w, uint64_t v)
     put(w, buf + i, sizeof buf - i);
 }
 
-/* `s` as a JSON string, escaped as the header specifies for the canonical form. */
-static void put_json_string(writer_t *w, const char *s)
+/* The escape of `c` as the header specifies for the canonical form into `esc` (6 bytes); its length, 0 for none. */
+static size_t json_escape(unsigned char c, char esc[6])
 {
     static const char HEX[] = "0123456789abcdef";
+    static const char SHORT[] = {['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\t'] = 't',
+                                 ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
+    esc[0] = '\\';
+    if (c < sizeof SHORT && SHORT[c] != 0) {
+        esc[1] = SHORT[c];
+        return 2;
+    }
+    if (c >= 0x20)
+        return 0;
+    memcpy(esc + 1, "u00", 3);
+    esc[4] = HEX[c >> 4];
+    esc[5] = HEX[c & 15];
+    return 6;
+}
 
+/* `s` as a JSON string. Runs of characters that need no escape are copied at once (the URL is most of a manifest). */
+static void put_json_string(writer_t *w, const char *s)
+{
+    const char *run = s;
     put(w, "\"", 1);
     for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        default:
-            if (c >= 0x20) {
-                put(w, s, 1);
-                continue;
-            }
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = HEX[c >> 4];
-            esc[5] = HEX[c & 15];
-            n = 6;
-        }
+        char esc[6];
+        size_t n = json_escape((unsigned char)*s, esc);
+        if (n == 0)
+            continue;
+        put(w, run, (size_t)(s - run));
         put(w, esc, n);
+        run = s + 1;
     }
+    put(w, run, (size_t)(s - run));
     put(w, "\"", 1);
 }
 

@@ -42,6 +42,7 @@ typedef struct ota_config {
     /* Assignments and the heartbeat. */
     char *signing_key;        /**< OTA_SIGNING_KEY: Ed25519 PEM that signs manifests (made at first start) */
     int apply_timeout;        /**< OTA_APPLY_TIMEOUT: seconds a delivered assignment may take to be applied */
+    int delivery_count_ms;    /**< OTA_DELIVERY_COUNT_MS: how often re-delivery counts are written (delivery_counts.h) */
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;

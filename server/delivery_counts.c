@@ -207,7 +207,7 @@ ota_delivery_counts_t *ota__delivery_counts_start(ota_worker_t *worker)
         h2o_fatal("out of memory");
     c->worker = worker;
     c->entry.cb = on_tick;
-    h2o_timeout_init(worker->loop, &c->timeout, OTA_DELIVERY_COUNTS_MS);
+    h2o_timeout_init(worker->loop, &c->timeout, (uint64_t)worker->cfg->delivery_count_ms);
     h2o_timeout_link(worker->loop, &c->timeout, &c->entry);
     return c;
 }

@@ -6,26 +6,25 @@
 #include "worker.h"
 
 /*
- * Re-deliveries, counted in memory and added to assignments.deliveries in
- * one statement every OTA_DELIVERY_COUNTS_MS.
+ * Re-deliveries, counted in memory and added to assignments.deliveries every
+ * OTA_DELIVERY_COUNT_MS (default 5 s), 200 assignments a statement.
  *
  * Why: a delivered assignment's manifest is re-sent (with a fresh URL) on
  * every heartbeat until the device reports the new version, and each one
  * counts. Writing the count in the heartbeat's transaction would make every
  * such heartbeat a write (a new row version, WAL, a transaction id) only to
  * add one; counted here, a re-delivering heartbeat is a read like a plain
- * one, and one statement per thread and interval writes all the counts. The
- * first delivery (pending -> delivered) is a transition and is counted by
- * ota_heartbeat() itself, durably.
+ * one, and the re-deliveries of one assignment within an interval cost one
+ * row update together. The first delivery (pending -> delivered) is a
+ * transition and is counted by ota_heartbeat() itself, durably.
  *
  * The cost: GET /v1/assignments/{id} may show a count up to one interval
  * behind, and a crash of the server loses at most the last interval's
- * re-delivery counts (the same bound as presence, which commits with
- * synchronous_commit off). A failed write keeps its counts for the next.
- * Each thread has its own counter and uses its own database connection.
+ * re-delivery counts (presence, committed with synchronous_commit off, has
+ * the same kind of bound). A failed write keeps its counts for the next.
+ * Each thread has its own counter and uses its own database connection;
+ * a stopping server writes what it holds (SIGTERM).
  */
-
-#define OTA_DELIVERY_COUNTS_MS 1000
 
 typedef struct ota_delivery_counts ota_delivery_counts_t;
 

@@ -1,5 +1,6 @@
 #include "digest.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "ota/crc32.h"
@@ -84,4 +85,21 @@ ota_err_t ota__digest_buffer(const void *data, size_t len, ota_digest_t *out)
     ota__digest_dispose(&ctx);
     memset(out, 0, sizeof *out);
     return err;
+}
+
+static EVP_MD *sha256_impl; /* fetched once, shared by all threads (OpenSSL allows that), never freed */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_impl = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+ota_err_t ota__sha256(const void *data, size_t len, uint8_t out[32])
+{
+    unsigned int n = 0;
+    pthread_once(&sha256_once, fetch_sha256);
+    if (sha256_impl == NULL || EVP_Digest(data != NULL ? data : "", len, out, &n, sha256_impl, NULL) != 1 || n != 32)
+        return OTA_ERR_CRYPTO;
+    return OTA_OK;
 }

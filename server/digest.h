@@ -73,4 +73,13 @@ void ota__digest_dispose(ota_digest_ctx_t *ctx);
  */
 ota_err_t ota__digest_buffer(const void *data, size_t len, ota_digest_t *out);
 
+/**
+ * SHA-256 of the `len` bytes at `data` (NULL allowed when `len` is 0) into
+ * `out`. For the hot path: OpenSSL 3 looks a digest up by name on every
+ * EVP_Digest(..., EVP_sha256(), ...) (locks and hash tables, more work
+ * than hashing a token); this one is looked up once per process. Returns
+ * OTA_ERR_CRYPTO if OpenSSL fails. Thread-safe.
+ */
+ota_err_t ota__sha256(const void *data, size_t len, uint8_t out[32]);
+
 #endif

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include "digest.h"
 #include "ota/base64.h"
 #include "ota/hex.h"
 
@@ -24,8 +25,8 @@ ota_err_t ota__secret_new(const char *prefix, char out[OTA_SECRET_MAX])
 void ota__secret_hash_pg(const char *secret, size_t len, char out[OTA_SECRET_HASH_PG_LEN])
 {
     unsigned char digest[OTA_SECRET_HASH_LEN];
-    unsigned int dlen = 0;
-    EVP_Digest(secret, len, digest, &dlen, EVP_sha256(), NULL);
+    if (ota__sha256(secret, len, digest) != OTA_OK)
+        memset(digest, 0, sizeof digest); /* matches no stored hash: the token is refused */
     out[0] = '\\';
     out[1] = 'x';
     ota_hex_encode(digest, OTA_SECRET_HASH_LEN, out + 2);

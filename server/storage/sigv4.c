@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "digest.h"
 #include "ota/hex.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -13,17 +15,19 @@
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
 /*
- * Canonical text goes either into a SHA-256 digest (signing never needs the
- * whole canonical request in memory) or into a capped buffer (URLs, headers,
- * tests). A sink that failed ignores further writes; the caller checks once.
+ * Canonical text goes into a capped buffer (canonical requests, URLs,
+ * headers, tests), or is only measured (buf NULL: len counts what would be
+ * written). A sink that failed ignores further writes; the caller checks once.
  */
 typedef struct sink {
-    EVP_MD_CTX *md;
     char *buf;
     size_t len;
     size_t cap;
     bool failed;
 } sink_t;
+
+/* Bytes of the stack buffer a canonical request is hashed from; a longer one gets a heap buffer of its size. */
+#define CANONICAL_BUF 8192
 
 static sink_t buf_sink(char *buf, size_t cap)
 {
@@ -37,8 +41,8 @@ static void put(sink_t *s, const char *p, size_t n)
 {
     if (s->failed || n == 0)
         return;
-    if (s->md != NULL) {
-        s->failed = EVP_DigestUpdate(s->md, p, n) != 1;
+    if (s->buf == NULL) {
+        s->len += n;
         return;
     }
     if (n >= s->cap - s->len) {
@@ -57,9 +61,7 @@ static void puts_(sink_t *s, const char *str)
 
 static ota_err_t sink_err(const sink_t *s)
 {
-    if (!s->failed)
-        return OTA_OK;
-    return s->md != NULL ? OTA_ERR_CRYPTO : OTA_ERR_TOO_LARGE;
+    return s->failed ? OTA_ERR_TOO_LARGE : OTA_OK;
 }
 
 static bool is_unreserved(unsigned char c)
@@ -402,6 +404,31 @@ typedef struct job {
 typedef void (*emit_fn)(sink_t *s, const job_t *job);
 
 /* Hashes what `emit` writes, then signs the string to sign with the day's key. */
+/*
+ * SHA-256 of the canonical request that `emit` writes. The request is written whole and hashed in one call: feeding
+ * the digest its hundreds of small pieces one by one cost several times more. It fits the stack buffer unless a
+ * session token is very long; then it is measured and written again into a heap buffer of its size.
+ */
+static bool hash_canonical(const job_t *job, emit_fn emit, uint8_t hash[32])
+{
+    char stack_buf[CANONICAL_BUF];
+    sink_t s = buf_sink(stack_buf, sizeof stack_buf);
+    emit(&s, job);
+    if (s.failed) {
+        sink_t measure = {0};
+        emit(&measure, job);
+        char *heap_buf = malloc(measure.len + 1);
+        if (heap_buf == NULL)
+            return false;
+        s = buf_sink(heap_buf, measure.len + 1);
+        emit(&s, job);
+    }
+    bool ok = !s.failed && ota__sha256(s.buf, s.len, hash) == OTA_OK;
+    if (s.buf != stack_buf)
+        free(s.buf);
+    return ok;
+}
+
 static ota_err_t sign_job(const job_t *job, emit_fn emit, char sig[OTA_SIGV4_HEX_LEN + 1])
 {
     ota_err_t rc = OTA_ERR_CRYPTO;
@@ -409,13 +436,8 @@ static ota_err_t sign_job(const job_t *job, emit_fn emit, char sig[OTA_SIGV4_HEX
     const uint8_t *key;
     char hash_hex[OTA_SIGV4_HEX_LEN + 1];
     char sts[128 + OTA_SIGV4_REGION_MAX];
-    unsigned int hash_len = 0;
-    sink_t s = {.md = EVP_MD_CTX_new()};
 
-    if (s.md == NULL || EVP_DigestInit_ex(s.md, EVP_sha256(), NULL) != 1)
-        goto Exit;
-    emit(&s, job);
-    if (s.failed || EVP_DigestFinal_ex(s.md, hash, &hash_len) != 1 || hash_len != sizeof(hash))
+    if (!hash_canonical(job, emit, hash))
         goto Exit;
     ota_hex_encode(hash, sizeof(hash), hash_hex);
     if ((rc = ota__sigv4_string_to_sign(job->amz_date, job->req->signer->region, hash_hex, sts, sizeof(sts))) != OTA_OK)
@@ -425,7 +447,6 @@ static ota_err_t sign_job(const job_t *job, emit_fn emit, char sig[OTA_SIGV4_HEX
 
 Exit:
     OPENSSL_cleanse(key_buf, sizeof(key_buf));
-    EVP_MD_CTX_free(s.md);
     return rc;
 }
 

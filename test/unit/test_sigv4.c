@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -162,6 +163,39 @@ static void test_headers_botocore_token(void **state)
                         "Signature=af5cc8f2ce0ba0f49d711e9c4bacd78fffa403bd6a5d4576dda8257dc94405a2");
     assert_string_equal(out.amz_date, "20240229T235958Z");
     assert_ptr_equal(out.security_token, signer.session_token);
+}
+
+/* The same request with an 8,184-character session token (the longest allowed is 8,191): its canonical request (8,776
+ * bytes) outgrows the stack buffer it is
+ * usually hashed from (sigv4.c, hash_canonical) and is hashed from the heap. botocore 1.43.11 signs it so. */
+static void test_headers_botocore_long_token(void **state)
+{
+    (void)state;
+    static const char PIECE[] = "FQoGZXIvYXdzE+token/==";
+    char *token = malloc(372 * (sizeof PIECE - 1) + 1);
+    assert_non_null(token);
+    token[0] = '\0';
+    for (int i = 0; i < 372; i++)
+        strcat(token, PIECE);
+    const ota_sigv4_signer_t signer = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token, "eu-central-1"};
+    ota_sigv4_request_t req = {
+        .signer = &signer,
+        .method = "PUT",
+        .scheme = "http",
+        .host = "127.0.0.1:4569",
+        .path = "/my-bucket/fw/a b+c.bin",
+        .now = 1709251198,
+        .query = "partNumber=2&uploadId=xyz",
+        .payload_sha256 = EMPTY_SHA256,
+    };
+    ota_sigv4_signed_t out;
+
+    assert_int_equal(ota__sigv4_sign_headers(&req, &out), OTA_OK);
+    assert_string_equal(out.authorization,
+                        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240229/eu-central-1/s3/aws4_request, "
+                        "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, "
+                        "Signature=8887bb86e3dc72e4df68b7af6aef16da497de5e6e09485f028649978221f387b");
+    free(token);
 }
 
 static void test_headers_invalid(void **state)
@@ -746,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_doc_presign_pieces),
         cmocka_unit_test(test_doc_get_object_headers),
         cmocka_unit_test(test_headers_botocore_token),
+        cmocka_unit_test(test_headers_botocore_long_token),
         cmocka_unit_test(test_headers_invalid),
         cmocka_unit_test(test_signing_key),
         cmocka_unit_test(test_key_cache),
