@@ -9,7 +9,8 @@ the server's VmRSS and VmHWM in KiB (from /proc/PID/status) as one line:
 
 Usage: keepalive.py HOST PORT CONNECTIONS CONCURRENCY IDS_FILE EVERY SERVER_PID
   IDS_FILE  one device id a line, line i = device i (written by scripts/bench); device i's token is
-            otd_bench_<i>; devices with i % EVERY == 0 have an assignment and are skipped.
+            otd_bench_<i>; devices with i % EVERY == 0 have an assignment and are skipped. A fleet with
+            fewer devices than connections is cycled through (a device may hold several connections).
 """
 import asyncio
 import sys
@@ -27,15 +28,13 @@ def memory_kib(pid):
     return values["VmRSS"], values["VmHWM"]
 
 
-def plain_devices(count, every):
+def plain_devices(count, every, fleet):
     i = 0
-    while True:
-        i += 1
+    while count > 0:
+        i = i % fleet + 1
         if i % every != 0:
             yield i
             count -= 1
-            if count == 0:
-                return
 
 
 async def heartbeat_and_hold(host, port, device, device_id, gate, held):
@@ -58,11 +57,11 @@ async def main():
     connections, concurrency, every = int(connections), int(concurrency), int(every)
     with open(ids_file) as f:
         ids = f.read().split()
-    if connections > len(ids) - len(ids) // every:
-        sys.exit(f"keepalive.py: the fleet has fewer than {connections} devices without an assignment")
+    if len(ids) < every:
+        sys.exit("keepalive.py: the fleet has no device without an assignment")
     gate, held = asyncio.Semaphore(concurrency), []
     results = await asyncio.gather(*(heartbeat_and_hold(host, int(port), i, ids[i - 1], gate, held)
-                                     for i in plain_devices(connections, every)), return_exceptions=True)
+                                     for i in plain_devices(connections, every, len(ids))), return_exceptions=True)
     failed = sum(1 for r in results if r is not True)
     await asyncio.sleep(1)  # let the server settle with every connection idle
     rss, hwm = memory_kib(pid)
