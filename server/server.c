@@ -25,6 +25,7 @@
 #include "log.h"
 #include "events.h"
 #include "delivery_counts.h"
+#include "presign_cache.h"
 #include "sweeper.h"
 #include "worker.h"
 
@@ -132,6 +133,9 @@ static void *thread_main(void *arg)
     t->worker.events = ota__events_start(&t->worker);
     wait_for_database(t);
     t->worker.delivery_counts = ota__delivery_counts_start(&t->worker);
+    t->worker.presign_cache = calloc(1, sizeof *t->worker.presign_cache);
+    if (t->worker.presign_cache == NULL)
+        h2o_fatal("out of memory");
     if (t->worker.index == 0)
         t->sweeper = ota__sweeper_start(&t->worker);
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -148,6 +152,8 @@ static void *thread_main(void *arg)
         ota__sweeper_stop(t->sweeper);
     ota__delivery_counts_stop(t->worker.delivery_counts);
     t->worker.delivery_counts = NULL;
+    free(t->worker.presign_cache);
+    t->worker.presign_cache = NULL;
     ota__events_stop(t->worker.events);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;

@@ -28,6 +28,7 @@ typedef struct ota_worker {
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
     const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
     struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
+    struct ota_presign_cache *presign_cache; /**< download URLs reused within their second (presign_cache.h) */
     struct ota_delivery_counts *delivery_counts; /**< re-deliveries counted, written once a second (delivery_counts.h) */
     char instance_id[9];       /**< random per process, so request ids differ across instances */
     uint64_t request_seq;      /**< request ids made on this thread */

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "delivery_counts.h"
+#include "presign_cache.h"
 #include "http/auth.h"
 #include "http/respond.h"
 #include "http/validate.h"
@@ -150,6 +151,11 @@ static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manife
     return rc;
 }
 
+static ota_err_t presign_get(void *storage, const char *key, time_t now, int ttl, char *url, size_t cap)
+{
+    return ota__storage_presign(storage, "GET", key, now, ttl, url, cap);
+}
+
 /* The JSON text of a delivery's manifest (a fresh presigned URL, signed fields) into `json`. */
 static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[OTA_MANIFEST_JSON_MAX], size_t *len)
 {
@@ -169,8 +175,9 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
     gmtime_r(&expires, &tm);
     strftime(m.url_expires_at, sizeof m.url_expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    ota_err_t rc = ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now,
-                                        cfg->url_ttl, m.url, sizeof m.url);
+    ota_err_t rc = ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
+                                          PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now, cfg->url_ttl, m.url,
+                                          sizeof m.url);
     if (rc == OTA_OK)
         rc = sign_manifest(call, res, &m);
     if (rc == OTA_OK)

@@ -1144,6 +1144,39 @@ static void test_manifest_signature_stored(void **state)
     scene_free(&s);
 }
 
+/*
+ * Deliveries of one release in the same second carry the same presigned URL (server/presign_cache.h: SigV4 is
+ * deterministic, so it is the URL a fresh presign would make), and it serves the release's bytes to each. Tried
+ * until two heartbeats land in one second (url_expires_at says when the URL was made).
+ */
+static void test_presigned_url_shared_within_second(void **state)
+{
+    (void)state;
+    scene_t s;
+    scene_make(&s, 900);
+    h_device_t other;
+    char other_aid[40];
+    h_make_device(s.model, "1.0.0", &other);
+    scene_assign(&s);
+    h_assign_ok(&other, &s.rel, other_aid);
+    bool same_second = false;
+    for (int attempt = 0; attempt < 20 && !same_second; attempt++) {
+        h_resp_t r1 = {0}, r2 = {0};
+        ota_manifest_t m1, m2;
+        h_heartbeat_fw(&s.dev, "1.0.0", &r1);
+        h_heartbeat_fw(&other, "1.0.0", &r2);
+        expect_manifest(&r1, s.aid, &s.rel, &m1);
+        expect_manifest(&r2, other_aid, &s.rel, &m2);
+        same_second = strcmp(m1.url_expires_at, m2.url_expires_at) == 0;
+        if (same_second)
+            CHECK(h_streq(m1.url, m2.url), "two URLs for one object in one second: %s and %s", m1.url, m2.url);
+        h_resp_free(&r1);
+        h_resp_free(&r2);
+    }
+    CHECK(same_second, "no two heartbeats in 20 tries answered within one second");
+    scene_free(&s);
+}
+
 /* ---- 10. lists ---------------------------------------------------------------------------------- */
 
 /* GET `query`: a page of `want` items whose ids are `ids` in order; returns the next cursor (malloc'ed) or NULL. */
@@ -1360,6 +1393,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_bodies),
         cmocka_unit_test_teardown(test_signing_key, stop_other),
         cmocka_unit_test(test_manifest_signature_stored),
+        cmocka_unit_test(test_presigned_url_shared_within_second),
         cmocka_unit_test(test_lists),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
