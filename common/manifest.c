@@ -1,5 +1,6 @@
 #include "ota/manifest.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -667,16 +668,44 @@ Exit:
     return rc;
 }
 
-ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25519_SEED_LEN])
+struct ota_manifest_signer {
+    EVP_PKEY *pkey;
+};
+
+ota_manifest_signer_t *ota_manifest_signer_new(const unsigned char seed[OTA_ED25519_SEED_LEN])
+{
+    if (seed == NULL)
+        return NULL;
+    ota_manifest_signer_t *signer = calloc(1, sizeof *signer);
+    if (signer == NULL)
+        return NULL;
+    ERR_set_mark();
+    signer->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, OTA_ED25519_SEED_LEN);
+    ERR_pop_to_mark();
+    if (signer->pkey == NULL) {
+        free(signer);
+        return NULL;
+    }
+    return signer;
+}
+
+void ota_manifest_signer_free(ota_manifest_signer_t *signer)
+{
+    if (signer == NULL)
+        return;
+    EVP_PKEY_free(signer->pkey);
+    free(signer);
+}
+
+ota_err_t ota_manifest_sign_with(ota_manifest_t *m, const ota_manifest_signer_t *signer)
 {
     char tbs[OTA_MANIFEST_CANONICAL_MAX];
     unsigned char sig[OTA_MANIFEST_SIGNATURE_LEN];
     size_t tbs_len = 0, sig_len = sizeof sig;
-    EVP_PKEY *pkey = NULL;
     EVP_MD_CTX *ctx = NULL;
     ota_err_t rc;
 
-    if (m == NULL || seed == NULL)
+    if (m == NULL || signer == NULL)
         return OTA_ERR_INVALID;
     if (validate_signed(m) != OTA_OK || ota_manifest_canonical(m, tbs, sizeof tbs, &tbs_len) != OTA_OK)
         return OTA_ERR_INVALID;
@@ -685,8 +714,7 @@ ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25
     if ((ctx = EVP_MD_CTX_new()) == NULL)
         goto Exit;
     rc = OTA_ERR_CRYPTO;
-    pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, OTA_ED25519_SEED_LEN);
-    if (pkey == NULL || EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) != 1 ||
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, signer->pkey) != 1 ||
         EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)tbs, tbs_len) != 1 ||
         sig_len != OTA_MANIFEST_SIGNATURE_LEN)
         goto Exit;
@@ -694,8 +722,21 @@ ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25
     rc = OTA_OK;
 Exit:
     EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
     ERR_pop_to_mark();
+    return rc;
+}
+
+ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25519_SEED_LEN])
+{
+    if (m == NULL || seed == NULL)
+        return OTA_ERR_INVALID;
+    if (validate_signed(m) != OTA_OK)
+        return OTA_ERR_INVALID;
+    ota_manifest_signer_t *signer = ota_manifest_signer_new(seed);
+    if (signer == NULL)
+        return OTA_ERR_CRYPTO;
+    ota_err_t rc = ota_manifest_sign_with(m, signer);
+    ota_manifest_signer_free(signer);
     return rc;
 }
 

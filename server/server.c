@@ -134,7 +134,8 @@ static void *thread_main(void *arg)
     wait_for_database(t);
     t->worker.delivery_counts = ota__delivery_counts_start(&t->worker);
     t->worker.presign_cache = calloc(1, sizeof *t->worker.presign_cache);
-    if (t->worker.presign_cache == NULL)
+    t->worker.signer = ota_manifest_signer_new(t->worker.signing_key->seed);
+    if (t->worker.presign_cache == NULL || t->worker.signer == NULL)
         h2o_fatal("out of memory");
     if (t->worker.index == 0)
         t->sweeper = ota__sweeper_start(&t->worker);
@@ -154,6 +155,8 @@ static void *thread_main(void *arg)
     t->worker.delivery_counts = NULL;
     free(t->worker.presign_cache);
     t->worker.presign_cache = NULL;
+    ota_manifest_signer_free(t->worker.signer);
+    t->worker.signer = NULL;
     ota__events_stop(t->worker.events);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;

@@ -27,6 +27,7 @@ typedef struct ota_worker {
     h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs come back */
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
     const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
+    ota_manifest_signer_t *signer;        /**< this thread's OpenSSL key made from it, for signing manifests */
     struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
     struct ota_presign_cache *presign_cache; /**< download URLs reused within their second (presign_cache.h) */
     struct ota_delivery_counts *delivery_counts; /**< re-deliveries counted, written once a second (delivery_counts.h) */

@@ -138,6 +138,22 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
 ota_err_t ota_manifest_sign(ota_manifest_t *m, const unsigned char seed[OTA_ED25519_SEED_LEN]);
 
 /**
+ * An Ed25519 private key ready to sign many manifests. Making OpenSSL's key
+ * from the seed derives the public key, which costs as much as a signature;
+ * a signer does it once. Used by one thread at a time.
+ */
+typedef struct ota_manifest_signer ota_manifest_signer_t;
+
+/** A signer for the private key `seed`; NULL when OpenSSL fails. Free with ota_manifest_signer_free. */
+ota_manifest_signer_t *ota_manifest_signer_new(const unsigned char seed[OTA_ED25519_SEED_LEN]);
+
+/** Frees `signer` (NULL allowed). */
+void ota_manifest_signer_free(ota_manifest_signer_t *signer);
+
+/** ota_manifest_sign with a signer: the same signature, the same errors. */
+ota_err_t ota_manifest_sign_with(ota_manifest_t *m, const ota_manifest_signer_t *signer);
+
+/**
  * Verifies m->signature over the canonical form of `m` with the Ed25519
  * public key `public_key`. Returns OTA_OK when it holds; OTA_ERR_CRYPTO
  * when it does not (any signed field changed, another key); OTA_ERR_INVALID

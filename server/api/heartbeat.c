@@ -128,7 +128,7 @@ static void on_signature_stored(void *arg, const PGresult *res)
 /*
  * The manifest's signature. Ed25519 is deterministic and the signed fields
  * never change for an assignment, so the first delivery signs (~50 µs of
- * CPU, the costliest step of a heartbeat) and stores the signature with
+ * CPU with the thread's signer, the costliest step of a heartbeat) and stores the signature with
  * this server's public key; re-deliveries reuse it. Another key's (a
  * rotated key) is replaced. The device verifies every manifest, so a bad
  * stored signature can stop a delivery but never pass one.
@@ -142,7 +142,7 @@ static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manife
         memcpy(m->signature, stored, OTA_MANIFEST_SIGNATURE_B64_LEN + 1);
         return OTA_OK;
     }
-    ota_err_t rc = ota_manifest_sign(m, key->seed);
+    ota_err_t rc = ota_manifest_sign_with(m, call->worker->signer);
     if (rc == OTA_OK) {
         const char *params[] = {m->assignment_id, m->signature, key->public_base64};
         if (ota__db_query(call->worker->db, OTA_STMT_STORE_SIGNATURE, params, on_signature_stored, NULL) != OTA_OK)

@@ -285,6 +285,32 @@ static void test_fixed_vector(void **state)
     assert_string_equal(m.signature, SAMPLE_SIGNATURE);
 }
 
+/* A signer makes the same signature as ota_manifest_sign, again and again, and refuses what it refuses. */
+static void test_signer(void **state)
+{
+    ota_manifest_t m;
+    (void)state;
+
+    assert_null(ota_manifest_signer_new(NULL));
+    ota_manifest_signer_free(NULL);
+    ota_manifest_signer_t *signer = ota_manifest_signer_new(RFC8032_SEED);
+    assert_non_null(signer);
+    for (int i = 0; i < 3; i++) {
+        sample(&m);
+        memset(m.signature, 'x', sizeof m.signature - 1);
+        assert_int_equal(ota_manifest_sign_with(&m, signer), OTA_OK);
+        assert_string_equal(m.signature, SAMPLE_SIGNATURE);
+        assert_int_equal(ota_manifest_verify(&m, RFC8032_PUBLIC), OTA_OK);
+    }
+    assert_int_equal(ota_manifest_sign_with(&m, NULL), OTA_ERR_INVALID);
+    assert_int_equal(ota_manifest_sign_with(NULL, signer), OTA_ERR_INVALID);
+    m.version[0] = '\0'; /* a signed field that is not valid */
+    strcpy(m.signature, SAMPLE_SIGNATURE);
+    assert_int_equal(ota_manifest_sign_with(&m, signer), OTA_ERR_INVALID);
+    assert_string_equal(m.signature, SAMPLE_SIGNATURE); /* untouched on an error */
+    ota_manifest_signer_free(signer);
+}
+
 static void test_sign_verify_other_key(void **state)
 {
     unsigned char seed[32], pub[32];
@@ -1002,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_decode_duplicates),
         cmocka_unit_test(test_decode_too_large),
         cmocka_unit_test(test_decode_out_of_memory),
+        cmocka_unit_test(test_signer),
         cmocka_unit_test(test_syntax_check_agrees_with_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
