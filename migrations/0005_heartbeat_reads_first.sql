@@ -27,30 +27,24 @@ ALTER TABLE assignments
     ADD COLUMN signature text CHECK (length(signature) <= 100),
     ADD COLUMN signature_key text CHECK (length(signature_key) <= 100);
 
--- Stores the signature a server made for an assignment's manifest. Not durable: if it is lost, the
--- next delivery signs again.
-CREATE FUNCTION ota_store_signature(p_assignment uuid, p_signature text, p_key text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM set_config('synchronous_commit', 'off', true);
-    UPDATE assignments SET signature = p_signature, signature_key = p_key
-        WHERE id = p_assignment AND signature_key IS DISTINCT FROM p_key;
-END $$;
-
--- Adds the re-deliveries a server counted in memory (server/delivery_counts.h): p_counts[i] to the
--- deliveries of assignment p_ids[i], whatever its status now (the manifests did go out). Not durable,
--- like presence. The rows are locked in id order first, so the writes of several servers never
+-- Writes what a server kept in memory for deliveries (server/delivery_counts.h): adds p_counts[i] to
+-- the deliveries of assignment p_ids[i], whatever its status now (the manifests did go out), and
+-- stores p_signatures[i], unless NULL, as its signature made by the public key p_key. Not durable,
+-- like presence: a lost count is a statistic, a lost signature is made again. The rows are locked in id order first, so the writes of several servers never
 -- deadlock each other; nothing else locks an assignment before its device and then waits for another
 -- assignment, so none can deadlock with a heartbeat or a cancel either.
-CREATE FUNCTION ota_count_deliveries(p_ids uuid[], p_counts integer[]) RETURNS integer
+CREATE FUNCTION ota_count_deliveries(p_ids uuid[], p_counts integer[], p_signatures text[], p_key text)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     n integer;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM 1 FROM assignments WHERE id = ANY (p_ids) ORDER BY id FOR UPDATE;
-    UPDATE assignments a SET deliveries = a.deliveries + c.n
-        FROM unnest(p_ids, p_counts) AS c (id, n) WHERE a.id = c.id;
+    UPDATE assignments a SET deliveries = a.deliveries + c.n,
+            signature = coalesce(c.signature, a.signature),
+            signature_key = CASE WHEN c.signature IS NULL THEN a.signature_key ELSE p_key END
+        FROM unnest(p_ids, p_counts, p_signatures) AS c (id, n, signature) WHERE a.id = c.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;

@@ -9,6 +9,7 @@
 
 #include "ids.h"
 #include "log.h"
+#include "ota/manifest.h"
 
 /* Seconds ota__delivery_counts_stop waits for the last write. */
 #define STOP_WAIT_SECONDS 2.0
@@ -19,10 +20,12 @@
  */
 #define CHUNK 200
 
-/* An open-addressing table from assignment id to count; n == 0 marks a free slot. */
+/* An open-addressing table from assignment id to what is to be written for it. */
 typedef struct slot {
+    bool used;
     char id[OTA_UUID_LEN + 1];
-    uint32_t n;
+    uint32_t n;                                         /* re-deliveries */
+    char signature[OTA_MANIFEST_SIGNATURE_B64_LEN + 1]; /* "" or a signature to store */
 } slot_t;
 
 typedef struct table {
@@ -50,7 +53,7 @@ static size_t hash_id(const char *id)
     return (size_t)h;
 }
 
-static void table_put(table_t *t, const char *id, uint32_t n);
+static void table_put(table_t *t, const slot_t *add);
 
 static void table_grow(table_t *t)
 {
@@ -59,29 +62,30 @@ static void table_grow(table_t *t)
     if (bigger.slots == NULL)
         h2o_fatal("out of memory");
     for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].n != 0)
-            table_put(&bigger, t->slots[i].id, t->slots[i].n);
+        if (t->slots[i].used)
+            table_put(&bigger, &t->slots[i]);
     free(t->slots);
     *t = bigger;
 }
 
-/* Adds `n` to the count of `id` (OTA_UUID_LEN characters). */
-static void table_put(table_t *t, const char *id, uint32_t n)
+/* Adds `add`'s count to its assignment's, and its signature when it has one (a newer one replaces an older). */
+static void table_put(table_t *t, const slot_t *add)
 {
     if ((t->used + 1) * 2 > t->cap)
         table_grow(t);
     size_t mask = t->cap - 1;
-    for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    for (size_t i = hash_id(add->id) & mask;; i = (i + 1) & mask) {
         slot_t *s = &t->slots[i];
-        if (s->n == 0) {
-            memcpy(s->id, id, OTA_UUID_LEN);
-            s->id[OTA_UUID_LEN] = '\0';
-            s->n = n;
+        if (!s->used) {
+            *s = *add;
+            s->used = true;
             t->used++;
             return;
         }
-        if (memcmp(s->id, id, OTA_UUID_LEN) == 0) {
-            s->n += n;
+        if (memcmp(s->id, add->id, OTA_UUID_LEN) == 0) {
+            s->n += add->n;
+            if (add->signature[0] != '\0')
+                memcpy(s->signature, add->signature, sizeof s->signature);
             return;
         }
     }
@@ -104,8 +108,8 @@ static void table_free(table_t *t)
 static void table_merge(table_t *into, const table_t *t, size_t from)
 {
     for (size_t i = from; i < t->cap; i++)
-        if (t->slots[i].n != 0)
-            table_put(into, t->slots[i].id, t->slots[i].n);
+        if (t->slots[i].used)
+            table_put(into, &t->slots[i]);
 }
 
 static void write_chunk(ota_delivery_counts_t *c);
@@ -133,46 +137,51 @@ static void on_written(void *arg, const PGresult *res)
     }
 }
 
-/*
- * The two array literals of ota_count_deliveries() for up to CHUNK used slots of `t` from `*pos`: '{id,...}' and
- * '{n,...}', into `ids` and `counts` (big enough for CHUNK). Moves `*pos` past them; false when there are none.
- */
-static bool format_chunk(const table_t *t, size_t *pos, char *ids, char *counts)
+/* The array literals of one chunk of ota_count_deliveries(): '{id,...}', '{n,...}', '{"signature"|NULL,...}'. */
+typedef struct chunk {
+    char ids[CHUNK * (OTA_UUID_LEN + 1) + 3];
+    char counts[CHUNK * 11 + 3];
+    char signatures[CHUNK * (OTA_MANIFEST_SIGNATURE_B64_LEN + 3) + 3];
+} chunk_t;
+
+/* Writes up to CHUNK used slots of `t` from `*pos` into `c` and moves `*pos` past them; false when there are none. */
+static bool format_chunk(const table_t *t, size_t *pos, chunk_t *c)
 {
-    char *p = ids, *q = counts;
+    char *p = c->ids, *q = c->counts, *r = c->signatures;
     size_t taken = 0, i = *pos;
     *p++ = '{';
     *q++ = '{';
+    *r++ = '{';
     for (; i < t->cap && taken < CHUNK; i++) {
-        if (t->slots[i].n == 0)
+        const slot_t *s = &t->slots[i];
+        if (!s->used)
             continue;
-        memcpy(p, t->slots[i].id, OTA_UUID_LEN);
+        memcpy(p, s->id, OTA_UUID_LEN);
         p += OTA_UUID_LEN;
         *p++ = ',';
-        q += sprintf(q, "%u,", (unsigned)t->slots[i].n);
+        q += sprintf(q, "%u,", (unsigned)s->n);
+        r += s->signature[0] != '\0' ? sprintf(r, "\"%s\",", s->signature) : sprintf(r, "NULL,");
         taken++;
     }
     *pos = i;
     if (taken == 0)
         return false;
-    p[-1] = '}'; /* replaces the last comma */
-    *p = '\0';
-    q[-1] = '}';
-    *q = '\0';
+    p[-1] = q[-1] = r[-1] = '}'; /* each replaces the last comma */
+    *p = *q = *r = '\0';
     return true;
 }
 
 /* Sends the chunk of `sending` that starts at chunk_start; when it has none left, `sending` is done. */
 static void write_chunk(ota_delivery_counts_t *c)
 {
-    char ids[CHUNK * (OTA_UUID_LEN + 1) + 3], counts[CHUNK * 11 + 3]; /* ~10 KB; libpq copies the parameters */
+    chunk_t chunk; /* ~28 KB; libpq copies the parameters */
     size_t end = c->chunk_start;
-    if (!format_chunk(&c->sending, &end, ids, counts)) {
+    if (!format_chunk(&c->sending, &end, &chunk)) {
         table_clear(&c->sending);
         return;
     }
     c->chunk_end = end;
-    const char *params[] = {ids, counts};
+    const char *params[] = {chunk.ids, chunk.counts, chunk.signatures, c->worker->signing_key->public_base64};
     if (ota__db_query(c->worker->db, OTA_STMT_COUNT_DELIVERIES, params, on_written, c) == OTA_OK) {
         c->in_flight = true;
     } else {
@@ -212,13 +221,29 @@ ota_delivery_counts_t *ota__delivery_counts_start(ota_worker_t *worker)
     return c;
 }
 
-void ota__delivery_counts_add(ota_delivery_counts_t *counts, const char *assignment_id)
+/* Adds a re-delivery (n = 1) or a signature of `assignment_id`. */
+static void add(ota_delivery_counts_t *counts, const char *assignment_id, uint32_t n, const char *signature)
 {
-    if (strlen(assignment_id) != OTA_UUID_LEN) {
-        ota_log_error("not an assignment id: %s", assignment_id);
+    slot_t s = {.n = n};
+    if (strlen(assignment_id) != OTA_UUID_LEN ||
+        (signature != NULL && strlen(signature) != OTA_MANIFEST_SIGNATURE_B64_LEN)) {
+        ota_log_error("not an assignment id and signature: %s %s", assignment_id, signature ? signature : "");
         return;
     }
-    table_put(&counts->counting, assignment_id, 1);
+    memcpy(s.id, assignment_id, OTA_UUID_LEN + 1);
+    if (signature != NULL)
+        memcpy(s.signature, signature, OTA_MANIFEST_SIGNATURE_B64_LEN + 1);
+    table_put(&counts->counting, &s);
+}
+
+void ota__delivery_counts_add(ota_delivery_counts_t *counts, const char *assignment_id)
+{
+    add(counts, assignment_id, 1, NULL);
+}
+
+void ota__delivery_counts_signature(ota_delivery_counts_t *counts, const char *assignment_id, const char *signature)
+{
+    add(counts, assignment_id, 0, signature);
 }
 
 static double now_seconds(void)

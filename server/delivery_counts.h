@@ -6,8 +6,11 @@
 #include "worker.h"
 
 /*
- * Re-deliveries, counted in memory and added to assignments.deliveries every
- * OTA_DELIVERY_COUNT_MS (default 5 s), 200 assignments a statement.
+ * What deliveries leave to write, kept in memory and written every
+ * OTA_DELIVERY_COUNT_MS (default 5 s), 200 assignments a statement: the
+ * re-delivery counts (added to assignments.deliveries) and the signatures
+ * made at first deliveries (assignments.signature, with this server's
+ * public key as signature_key; see api/heartbeat.c for why they are kept).
  *
  * Why: a delivered assignment's manifest is re-sent (with a fresh URL) on
  * every heartbeat until the device reports the new version, and each one
@@ -23,7 +26,8 @@
  * re-delivery counts (presence, committed with synchronous_commit off, has
  * the same kind of bound). A failed write keeps its counts for the next.
  * Each thread has its own counter and uses its own database connection;
- * a stopping server writes what it holds (SIGTERM).
+ * a stopping server writes what it holds (SIGTERM). A signature not yet
+ * written only means that a re-delivery in the meantime signs again.
  */
 
 typedef struct ota_delivery_counts ota_delivery_counts_t;
@@ -33,6 +37,9 @@ ota_delivery_counts_t *ota__delivery_counts_start(ota_worker_t *worker);
 
 /** Counts one re-delivery of assignment `assignment_id` (a UUID in text form). */
 void ota__delivery_counts_add(ota_delivery_counts_t *counts, const char *assignment_id);
+
+/** Keeps `signature` (base64, OTA_MANIFEST_SIGNATURE_B64_LEN characters), made for `assignment_id`, to be stored. */
+void ota__delivery_counts_signature(ota_delivery_counts_t *counts, const char *assignment_id, const char *signature);
 
 /**
  * Writes what is left (running the loop for up to 2 seconds while the

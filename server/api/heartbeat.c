@@ -117,21 +117,14 @@ static bool read_report(ota_call_t *call, report_t *r)
     return ota__validate_done(&v, call);
 }
 
-static void on_signature_stored(void *arg, const PGresult *res)
-{
-    (void)arg;
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
-        ota_log_error("cannot store a manifest signature: %s",
-                      res != NULL ? PQresultErrorMessage(res) : "the database went away");
-}
-
 /*
  * The manifest's signature. Ed25519 is deterministic and the signed fields
  * never change for an assignment, so the first delivery signs (~50 µs of
- * CPU with the thread's signer, the costliest step of a heartbeat) and stores the signature with
- * this server's public key; re-deliveries reuse it. Another key's (a
- * rotated key) is replaced. The device verifies every manifest, so a bad
- * stored signature can stop a delivery but never pass one.
+ * CPU with the thread's signer, the costliest step of a heartbeat) and the
+ * signature is stored with this server's public key, in the next batch of
+ * delivery_counts.h; re-deliveries reuse it. Another key's (a rotated key)
+ * is replaced. The device verifies every manifest, so a bad stored
+ * signature can stop a delivery but never pass one.
  */
 static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manifest_t *m)
 {
@@ -143,11 +136,8 @@ static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manife
         return OTA_OK;
     }
     ota_err_t rc = ota_manifest_sign_with(m, call->worker->signer);
-    if (rc == OTA_OK) {
-        const char *params[] = {m->assignment_id, m->signature, key->public_base64};
-        if (ota__db_query(call->worker->db, OTA_STMT_STORE_SIGNATURE, params, on_signature_stored, NULL) != OTA_OK)
-            ota_log_error("cannot store the signature of assignment %s: the database is unavailable", m->assignment_id);
-    }
+    if (rc == OTA_OK)
+        ota__delivery_counts_signature(call->worker->delivery_counts, m->assignment_id, m->signature);
     return rc;
 }
 

@@ -42,8 +42,7 @@ typedef enum ota_stmt {
     OTA_STMT_ASSIGNMENT_CANCEL,      /* $1 id → status after, canceled count */
     OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
     OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0005 */
-    OTA_STMT_STORE_SIGNATURE,        /* keeps a manifest's signature for re-deliveries (migrations/0005) */
-    OTA_STMT_COUNT_DELIVERIES,       /* $1 uuid[] assignments, $2 integer[] re-deliveries → rows updated */
+    OTA_STMT_COUNT_DELIVERIES,       /* $1 uuid[], $2 integer[] re-deliveries, $3 text[] signatures, $4 key → rows */
     OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
     OTA_STMT_UPDATE_CANDIDATES,      /* $1 device → rows (kind 'active'|'candidate', assignment id, release id, version, firmware) */
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */

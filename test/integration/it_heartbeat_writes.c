@@ -258,7 +258,8 @@ static void test_redelivery_counts(void **state)
 }
 
 /* More delivered assignments than one write statement takes (server/delivery_counts.c writes 200 at a time): every
- * re-delivery of every one is counted. The fleet is made in SQL (devices with known tokens, assignments delivered). */
+ * re-delivery of every one is counted, and the signature each one's first delivery made is stored. The fleet is made
+ * in SQL (devices with known tokens, assignments delivered, no signatures yet). */
 static void test_redelivery_counts_many(void **state)
 {
     (void)state;
@@ -292,7 +293,8 @@ static void test_redelivery_counts_many(void **state)
     }
     char expr[300];
     snprintf(expr, sizeof expr,
-             "(SELECT count(*) FILTER (WHERE deliveries = %d) = %d FROM assignments WHERE release_id = '%s')",
+             "(SELECT count(*) FILTER (WHERE deliveries = %d AND length(signature) = 88 AND signature_key IS NOT NULL) "
+             "= %d FROM assignments WHERE release_id = '%s')",
              1 + ROUNDS, DEVICES, s.rel.id);
     bool counted = false;
     for (long waited = 0; !counted && waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
@@ -300,7 +302,7 @@ static void test_redelivery_counts_many(void **state)
         if (!counted)
             h_sleep_ms(100);
     }
-    CHECK(counted, "not every re-delivery was counted: %s", expr);
+    CHECK(counted, "not every re-delivery was counted or signature stored: %s", expr);
     h_release_free(&s.rel);
 }
 
