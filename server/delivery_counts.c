@@ -1,5 +1,6 @@
 #include "delivery_counts.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -144,30 +145,49 @@ typedef struct chunk {
     char signatures[CHUNK * (OTA_MANIFEST_SIGNATURE_B64_LEN + 3) + 3];
 } chunk_t;
 
+/* Appends to a sized buffer; the chunk's buffers are sized for CHUNK entries, so nothing is ever cut. */
+typedef struct text {
+    char *base;
+    size_t len, cap;
+} text_t;
+
+static void append(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append(text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->base + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len += (size_t)n < t->cap - t->len ? (size_t)n : t->cap - t->len - 1;
+}
+
 /* Writes up to CHUNK used slots of `t` from `*pos` into `c` and moves `*pos` past them; false when there are none. */
 static bool format_chunk(const table_t *t, size_t *pos, chunk_t *c)
 {
-    char *p = c->ids, *q = c->counts, *r = c->signatures;
+    text_t ids = {c->ids, 0, sizeof c->ids}, counts = {c->counts, 0, sizeof c->counts},
+           signatures = {c->signatures, 0, sizeof c->signatures};
     size_t taken = 0, i = *pos;
-    *p++ = '{';
-    *q++ = '{';
-    *r++ = '{';
     for (; i < t->cap && taken < CHUNK; i++) {
         const slot_t *s = &t->slots[i];
         if (!s->used)
             continue;
-        memcpy(p, s->id, OTA_UUID_LEN);
-        p += OTA_UUID_LEN;
-        *p++ = ',';
-        q += sprintf(q, "%u,", (unsigned)s->n);
-        r += s->signature[0] != '\0' ? sprintf(r, "\"%s\",", s->signature) : sprintf(r, "NULL,");
+        const char *sep = taken == 0 ? "{" : ",";
+        append(&ids, "%s%s", sep, s->id);
+        append(&counts, "%s%u", sep, (unsigned)s->n);
+        if (s->signature[0] != '\0')
+            append(&signatures, "%s\"%s\"", sep, s->signature);
+        else
+            append(&signatures, "%sNULL", sep);
         taken++;
     }
     *pos = i;
     if (taken == 0)
         return false;
-    p[-1] = q[-1] = r[-1] = '}'; /* each replaces the last comma */
-    *p = *q = *r = '\0';
+    append(&ids, "}");
+    append(&counts, "}");
+    append(&signatures, "}");
     return true;
 }
 
