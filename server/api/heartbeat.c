@@ -117,6 +117,14 @@ static bool read_report(ota_call_t *call, report_t *r)
     return ota__validate_done(&v, call);
 }
 
+/* `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC), as every time in the API is written. */
+static void utc_text(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /*
  * The manifest's signature. Ed25519 is deterministic and the signed fields
  * never change for an assignment, so the first delivery signs (~50 µs of
@@ -151,8 +159,7 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
 {
     const ota_config_t *cfg = call->worker->cfg;
     ota_manifest_t m;
-    time_t now = time(NULL), expires = now + cfg->url_ttl;
-    struct tm tm;
+    time_t now = time(NULL);
 
     memset(&m, 0, sizeof m);
     snprintf(m.assignment_id, sizeof m.assignment_id, "%s", PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
@@ -163,8 +170,7 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     snprintf(m.sha256, sizeof m.sha256, "%s", PQgetvalue(res, 0, OTA_HB_COL_SHA256));
     m.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_SIZE), NULL, 10);
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
-    gmtime_r(&expires, &tm);
-    strftime(m.url_expires_at, sizeof m.url_expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    utc_text(now + cfg->url_ttl, m.url_expires_at, sizeof m.url_expires_at);
     ota_err_t rc = ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
                                           PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now, cfg->url_ttl, m.url,
                                           sizeof m.url);
@@ -187,10 +193,7 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
 static void respond_answer(ota_call_t *call, const char *ota, const char *deferred)
 {
     char now[32], body[OTA_MANIFEST_JSON_MAX + 256];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    utc_text(time(NULL), now, sizeof now);
     int n = snprintf(body, sizeof body,
                      "{\"server_time\":\"%s\",\"heartbeat_interval_s\":%d,\"ota\":%s,\"deferred\":%s%s%s}", now,
                      call->worker->cfg->heartbeat_interval, ota != NULL ? ota : "null", deferred != NULL ? "\"" : "",
@@ -243,10 +246,7 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
 static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred)
 {
     char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    utc_text(time(NULL), now, sizeof now);
     return json_pack("{s:s, s:i, s:o, s:o}", "server_time", now, "heartbeat_interval_s",
                      call->worker->cfg->heartbeat_interval, "ota", ota, "deferred", deferred);
 }

@@ -451,6 +451,17 @@ bool h_sql_holds(const char *expr)
     return h_pg_sql(&h_g_pg, sql) == 0;
 }
 
+bool h_sql_eventually(const char *expr)
+{
+    for (long waited = 0;; waited += 100) {
+        if (h_sql_holds(expr))
+            return true;
+        if (waited >= H_DELIVERY_COUNT_WAIT_MS)
+            return false;
+        h_sleep_ms(100);
+    }
+}
+
 int h_group_setup(void **state)
 {
     (void)state;

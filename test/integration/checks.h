@@ -125,6 +125,9 @@ void h_sleep_ms(long ms);
 /** Runs `expr` (an SQL boolean expression) in the shared database and tells whether it holds (NULL: no). */
 bool h_sql_holds(const char *expr);
 
+/** h_sql_holds, tried every 100 ms for up to H_DELIVERY_COUNT_WAIT_MS (for what the server writes after answering). */
+bool h_sql_eventually(const char *expr);
+
 /** `s` is a lower-case hyphenated UUID. */
 bool h_is_uuid(const char *s);
 

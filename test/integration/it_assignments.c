@@ -1084,17 +1084,6 @@ static void test_signing_key(void **state)
     h_resp_free(&r);
 }
 
-/* Waits up to 3 s for the SQL boolean `expr` to hold (for writes the server makes after answering). */
-static bool eventually_holds(const char *expr)
-{
-    for (int i = 0; i < 30; i++) {
-        if (h_sql_holds(expr))
-            return true;
-        h_sleep_ms(100);
-    }
-    return false;
-}
-
 /*
  * The first delivery signs the manifest and stores the signature with the server's public key; re-deliveries
  * send the stored one (seen by planting a wrong one: it goes out as it is, and the device's check refuses it);
@@ -1114,7 +1103,7 @@ static void test_manifest_signature_stored(void **state)
     h_resp_free(&r);
     snprintf(expr, sizeof expr,
              "(SELECT length(signature) = 88 AND signature_key = '%s' FROM assignments WHERE id = '%s')", key, s.aid);
-    CHECK(eventually_holds(expr), "the first delivery's signature was not stored: %s", expr);
+    CHECK(h_sql_eventually(expr), "the first delivery's signature was not stored: %s", expr);
 
     /* A planted signature (well-formed, wrong) is what a re-delivery sends: proof that it is not made again. */
     static const char PLANTED[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
@@ -1139,7 +1128,7 @@ static void test_manifest_signature_stored(void **state)
     h_resp_free(&r);
     snprintf(expr, sizeof expr, "(SELECT signature = '%s' AND signature_key = '%s' FROM assignments WHERE id = '%s')",
              m.signature, key, s.aid);
-    CHECK(eventually_holds(expr), "the new signature was not stored: %s", expr);
+    CHECK(h_sql_eventually(expr), "the new signature was not stored: %s", expr);
     json_decref(h_expect_assignment(s.aid, "delivered", 3, NULL));
     scene_free(&s);
 }

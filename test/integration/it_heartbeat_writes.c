@@ -296,13 +296,7 @@ static void test_redelivery_counts_many(void **state)
              "(SELECT count(*) FILTER (WHERE deliveries = %d AND length(signature) = 88 AND signature_key IS NOT NULL) "
              "= %d FROM assignments WHERE release_id = '%s')",
              1 + ROUNDS, DEVICES, s.rel.id);
-    bool counted = false;
-    for (long waited = 0; !counted && waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
-        counted = h_sql_holds(expr);
-        if (!counted)
-            h_sleep_ms(100);
-    }
-    CHECK(counted, "not every re-delivery was counted or signature stored: %s", expr);
+    CHECK(h_sql_eventually(expr), "not every re-delivery was counted or signature stored: %s", expr);
     h_release_free(&s.rel);
 }
 
