@@ -256,6 +256,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_PRESENCE_INTERVAL", 120, 0, 3600, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->presence_interval = (int)v;
+    snprintf(cfg->heartbeat_interval_text, sizeof cfg->heartbeat_interval_text, "%d", cfg->heartbeat_interval);
+    snprintf(cfg->apply_timeout_text, sizeof cfg->apply_timeout_text, "%d", cfg->apply_timeout);
+    snprintf(cfg->presence_interval_text, sizeof cfg->presence_interval_text, "%d", cfg->presence_interval);
     if ((rc = battery_var(cfg, err, cap)) != OTA_OK)
         goto Exit;
 

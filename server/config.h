@@ -44,6 +44,8 @@ typedef struct ota_config {
     int apply_timeout;        /**< OTA_APPLY_TIMEOUT: seconds a delivered assignment may take to be applied */
     int delivery_count_ms;    /**< OTA_DELIVERY_COUNT_MS: how often re-delivery counts are written (delivery_counts.h) */
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
+    /** The three above as the heartbeat statement's text parameters, written once at load (the hot path). */
+    char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12];
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
 

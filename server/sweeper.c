@@ -29,9 +29,7 @@ static void on_swept(void *arg, const PGresult *res)
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     ota_sweeper_t *s = H2O_STRUCT_FROM_MEMBER(ota_sweeper_t, entry, entry);
-    char timeout[16];
-    snprintf(timeout, sizeof timeout, "%d", s->worker->cfg->apply_timeout);
-    const char *params[] = {timeout};
+    const char *params[] = {s->worker->cfg->apply_timeout_text};
     if (!s->in_flight && ota__db_ready(s->worker->db) &&
         ota__db_query(s->worker->db, OTA_STMT_EXPIRE_DELIVERIES, params, on_swept, s) == OTA_OK)
         s->in_flight = 1;

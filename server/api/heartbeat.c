@@ -309,7 +309,7 @@ void ota__api_heartbeat(ota_call_t *call)
 
 static void run(ota_call_t *call, bool relay)
 {
-    char secret[OTA_SECRET_MAX], interval[16], timeout[16], presence[16];
+    char secret[OTA_SECRET_MAX];
     report_t r;
     if (!ota__auth_bearer(call->req, secret)) {
         ota__auth_unauthorized(call, "missing or malformed Authorization: Bearer header");
@@ -325,9 +325,6 @@ static void run(ota_call_t *call, bool relay)
         return;
 
     const ota_config_t *cfg = call->worker->cfg;
-    snprintf(interval, sizeof interval, "%d", cfg->heartbeat_interval);
-    snprintf(timeout, sizeof timeout, "%d", cfg->apply_timeout);
-    snprintf(presence, sizeof presence, "%d", cfg->presence_interval);
     const char *params[] = {call->params[0],
                             st->hash,
                             r.version.text,
@@ -340,9 +337,9 @@ static void run(ota_call_t *call, bool relay)
                             r.ota_error,
                             relay ? "true" : "false",
                             cfg->blocked_battery,
-                            interval,
-                            timeout,
-                            presence};
+                            cfg->heartbeat_interval_text,
+                            cfg->apply_timeout_text,
+                            cfg->presence_interval_text};
     ota__call_query(call, OTA_STMT_HEARTBEAT, params, relay ? on_relayed : on_heartbeat);
 }
 
