@@ -24,7 +24,7 @@
 #include "http/error_filter.h"
 #include "log.h"
 #include "events.h"
-#include "delivery_counts.h"
+#include "deferred_writes.h"
 #include "presign_cache.h"
 #include "sweeper.h"
 #include "worker.h"
@@ -32,6 +32,7 @@
 /* One event-loop thread and what it owns. */
 typedef struct thread {
     ota_worker_t worker;
+    h2o_globalconf_t *globalconf;
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     h2o_socket_t *listener;
@@ -124,15 +125,36 @@ static void wait_for_database(thread_t *t)
         h2o_evloop_run(t->worker.loop, 100);
 }
 
+/*
+ * The thread's loop, its h2o context and its database connection are made here, on the thread itself, never by
+ * the main thread: libh2o 2.2.5 gives each socket the input buffers of the thread that created it, from a
+ * per-thread recycling list without a lock (evloop's __thread h2o_socket_buffer_prototype). Made on the main
+ * thread, the context's wake-up socket (ctx->queue, on which jobs come back) of every loop thread took buffers
+ * from one shared list, and two loops finishing jobs at once corrupted it: a rare heap corruption that
+ * ThreadSanitizer reports as a race in every release upload test.
+ */
+static void make_loop(thread_t *t)
+{
+    t->worker.loop = h2o_evloop_create();
+    h2o_context_init(&t->worker.ctx, t->worker.loop, t->globalconf);
+    t->worker.db = ota__db_create(t->worker.loop, t->worker.cfg, true);
+    if (t->worker.db == NULL)
+        h2o_fatal("out of memory");
+    ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
+    t->accept_ctx.ctx = &t->worker.ctx;
+    t->accept_ctx.hosts = t->globalconf->hosts;
+}
+
 static void *thread_main(void *arg)
 {
     thread_t *t = arg;
+    make_loop(t);
     t->waker = h2o_evloop_socket_create(t->worker.loop, t->wake_fds[0], 0);
     t->waker->data = t;
     h2o_socket_read_start(t->waker, on_wake);
     t->worker.events = ota__events_start(&t->worker);
     wait_for_database(t);
-    t->worker.delivery_counts = ota__delivery_counts_start(&t->worker);
+    t->worker.deferred_writes = ota__deferred_writes_start(&t->worker);
     t->worker.presign_cache = calloc(1, sizeof *t->worker.presign_cache);
     t->worker.signer = ota_manifest_signer_new(t->worker.signing_key->seed);
     if (t->worker.presign_cache == NULL || t->worker.signer == NULL)
@@ -151,8 +173,8 @@ static void *thread_main(void *arg)
     h2o_socket_close(t->waker);
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
-    ota__delivery_counts_stop(t->worker.delivery_counts);
-    t->worker.delivery_counts = NULL;
+    ota__deferred_writes_stop(t->worker.deferred_writes);
+    t->worker.deferred_writes = NULL;
     free(t->worker.presign_cache);
     t->worker.presign_cache = NULL;
     ota_manifest_signer_free(t->worker.signer);
@@ -178,18 +200,13 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->listen_fd = listen_on(cfg);
     if (t->listen_fd < 0)
         return false;
-    t->worker.loop = h2o_evloop_create();
-    h2o_context_init(&t->worker.ctx, t->worker.loop, globalconf);
+    t->globalconf = globalconf;
     t->worker.cfg = cfg;
     t->worker.index = index;
-    t->worker.db = ota__db_create(t->worker.loop, cfg);
     t->worker.jobs = jobs;
     t->worker.storage = storage;
     t->worker.signing_key = key;
     snprintf(t->worker.instance_id, sizeof t->worker.instance_id, "%s", instance_id);
-    ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
-    t->accept_ctx.ctx = &t->worker.ctx;
-    t->accept_ctx.hosts = globalconf->hosts;
     return true;
 }
 

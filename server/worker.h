@@ -30,7 +30,7 @@ typedef struct ota_worker {
     ota_manifest_signer_t *signer;        /**< this thread's OpenSSL key made from it, for signing manifests */
     struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
     struct ota_presign_cache *presign_cache; /**< download URLs reused within their second (presign_cache.h) */
-    struct ota_delivery_counts *delivery_counts; /**< re-deliveries counted, written once a second (delivery_counts.h) */
+    struct ota_deferred_writes *deferred_writes; /**< presence and re-delivery counts written in bulk (deferred_writes.h) */
     char instance_id[9];       /**< random per process, so request ids differ across instances */
     uint64_t request_seq;      /**< request ids made on this thread */
 } ota_worker_t;

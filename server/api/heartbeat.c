@@ -3,15 +3,15 @@
  *
  * Why it looks like this: a million devices heartbeating once a minute are
  * ~17,000 requests a second, so a heartbeat costs one database round trip.
- * The stored function ota_heartbeat() (migrations/0005) checks the token's
- * hash, records presence and the reported state, applies or fails the
- * active assignment, decides delivery or deferral, and returns what the
- * manifest needs, all in one transaction, and writes nothing when nothing
- * changed. Here remain only what must not be in the database: validating
- * the body, presigning the URL (pure computation), the manifest's
- * signature (made once per assignment, then stored), counting
- * re-deliveries (delivery_counts.h) and writing the answer. Only when the
- * token is refused does a second query choose 401 or 403.
+ * The stored function ota_heartbeat() (migrations/0005, 0006) checks the
+ * token's hash, records the reported state, applies or fails the active
+ * assignment, decides delivery or deferral, and returns what the manifest
+ * needs, all in one transaction, and writes nothing when nothing changed.
+ * Here remain only what must not be in the database: validating the body,
+ * presigning the URL (pure computation), the manifest's signature (made once
+ * per assignment, then stored), keeping stale presence and re-delivery
+ * counts to write in bulk (deferred_writes.h) and writing the answer. Only
+ * when the token is refused does a second query choose 401 or 403.
  * BENCHMARKS.md has the measurements behind each of these choices.
  */
 #include "api/api.h"
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "delivery_counts.h"
+#include "deferred_writes.h"
 #include "presign_cache.h"
 #include "http/auth.h"
 #include "http/respond.h"
@@ -130,7 +130,7 @@ static void utc_text(time_t t, char *out, size_t cap)
  * never change for an assignment, so the first delivery signs (~50 µs of
  * CPU with the thread's signer, the costliest step of a heartbeat) and the
  * signature is stored with this server's public key, in the next batch of
- * delivery_counts.h; re-deliveries reuse it. Another key's (a rotated key)
+ * deferred_writes.h; re-deliveries reuse it. Another key's (a rotated key)
  * is replaced. The device verifies every manifest, so a bad stored
  * signature can stop a delivery but never pass one.
  */
@@ -145,7 +145,7 @@ static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manife
     }
     ota_err_t rc = ota_manifest_sign_with(m, call->worker->signer);
     if (rc == OTA_OK)
-        ota__delivery_counts_signature(call->worker->delivery_counts, m->assignment_id, m->signature);
+        ota__deferred_writes_signature(call->worker->deferred_writes, m->assignment_id, m->signature);
     return rc;
 }
 
@@ -237,7 +237,9 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
         return;
     }
     if (deliver && PQgetvalue(res, 0, OTA_HB_COL_COUNTED)[0] != 't')
-        ota__delivery_counts_add(call->worker->delivery_counts, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+        ota__deferred_writes_redelivery(call->worker->deferred_writes, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+    if (PQgetvalue(res, 0, OTA_HB_COL_PRESENCE_DUE)[0] == 't')
+        ota__deferred_writes_presence(call->worker->deferred_writes, call->params[0]);
     ota__metrics_heartbeat(false, deliver, deferred);
     respond_answer(call, deliver ? manifest : NULL, deferred);
 }

@@ -35,7 +35,8 @@ struct ota_db {
     size_t cap, head, count;
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
-    ota_db_notify_cb notify_cb; /* NOTIFY on channel ota_events (every connection LISTENs) */
+    bool listen;                /* LISTEN ota_events from the setup on */
+    ota_db_notify_cb notify_cb; /* NOTIFY on channel ota_events */
     void *notify_arg;
 };
 
@@ -162,7 +163,8 @@ static void send_setup(ota_db_t *db)
                                 "set_config('ota.heartbeat_interval', $2, false)",
                                 2, NULL, params, NULL, NULL, 0);
     /* Assignment transitions from every instance (the trigger in migrations/0003 notifies), for GET /v1/events. */
-    ok = ok && PQsendQueryParams(db->conn, "LISTEN ota_events", 0, NULL, NULL, NULL, NULL, 0);
+    if (db->listen)
+        ok = ok && PQsendQueryParams(db->conn, "LISTEN ota_events", 0, NULL, NULL, NULL, NULL, 0);
     for (int i = 0; ok && i < OTA_STMT_COUNT; i++) {
         const ota_stmt_def_t *def = ota__stmt_def((ota_stmt_t)i);
         ok = PQsendPrepare(db->conn, def->name, def->sql, def->nparams, NULL);
@@ -369,13 +371,14 @@ static void on_tick(h2o_timeout_entry_t *entry)
 
 /* --- life cycle --- */
 
-ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg)
+ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen)
 {
     ota_db_t *db = calloc(1, sizeof(*db));
     if (db == NULL)
         return NULL;
     db->loop = loop;
     db->cfg = cfg;
+    db->listen = listen;
     db->state = DB_DOWN;
     h2o_timeout_init(loop, &db->tick, TICK_MS);
     db->tick_entry.cb = on_tick;

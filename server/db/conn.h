@@ -36,11 +36,14 @@ typedef void (*ota_db_cb)(void *arg, const PGresult *res);
 /** Receives a NOTIFY on channel ota_events: `payload` is valid only during the call. */
 typedef void (*ota_db_notify_cb)(void *arg, const char *payload);
 
-/** Calls `cb(arg, payload)` for every notification this connection receives (it LISTENs from its setup on). */
+/** Calls `cb(arg, payload)` for every notification this connection receives (when created to listen). */
 void ota__db_set_notify(ota_db_t *db, ota_db_notify_cb cb, void *arg);
 
-/** Creates the connection for `loop` and starts connecting. `cfg` must outlive it. Free with ota__db_destroy. */
-ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg);
+/**
+ * Creates the connection for `loop` and starts connecting; with `listen`, it LISTENs on ota_events from
+ * its setup on. `cfg` must outlive it. Free with ota__db_destroy.
+ */
+ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen);
 
 /** Closes the connection; waiting callers get NULL results first. */
 void ota__db_destroy(ota_db_t *db);

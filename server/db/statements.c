@@ -144,8 +144,10 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                             "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "
                             "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer, $15::integer)",
                             15},
-    [OTA_STMT_COUNT_DELIVERIES] = {"count_deliveries", "SELECT ota_count_deliveries($1::uuid[], $2::integer[], $3::text[], $4)",
-                                   4},
+    [OTA_STMT_WRITE_DEFERRED] = {"write_deferred",
+                                 "SELECT ota_write_deferred($1::uuid[], $2::integer[], $3::uuid[], $4::integer[], "
+                                 "$5::text[], $6)",
+                                 6},
     [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
     /* The phone app's question: the active assignment's release, else every released release of the model
        (the newest by semver precedence is chosen in C, which knows semver). */

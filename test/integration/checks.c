@@ -369,7 +369,7 @@ void h_expect_events(json_t *a, const h_event_t *want, size_t n)
 json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason)
 {
     json_t *a = h_get_assignment(id);
-    for (long waited = 0; h_jint(a, "deliveries") != deliveries && waited < H_DELIVERY_COUNT_WAIT_MS; waited += 100) {
+    for (long waited = 0; h_jint(a, "deliveries") != deliveries && waited < H_DEFERRED_WRITE_WAIT_MS; waited += 100) {
         json_decref(a);
         h_sleep_ms(100);
         a = h_get_assignment(id);
@@ -456,7 +456,7 @@ bool h_sql_eventually(const char *expr)
     for (long waited = 0;; waited += 100) {
         if (h_sql_holds(expr))
             return true;
-        if (waited >= H_DELIVERY_COUNT_WAIT_MS)
+        if (waited >= H_DEFERRED_WRITE_WAIT_MS)
             return false;
         h_sleep_ms(100);
     }

@@ -125,7 +125,7 @@ void h_sleep_ms(long ms);
 /** Runs `expr` (an SQL boolean expression) in the shared database and tells whether it holds (NULL: no). */
 bool h_sql_holds(const char *expr);
 
-/** h_sql_holds, tried every 100 ms for up to H_DELIVERY_COUNT_WAIT_MS (for what the server writes after answering). */
+/** h_sql_holds, tried every 100 ms for up to H_DEFERRED_WRITE_WAIT_MS (for what the server writes after answering). */
 bool h_sql_eventually(const char *expr);
 
 /** `s` is a lower-case hyphenated UUID. */
@@ -209,9 +209,9 @@ typedef struct h_event {
 void h_expect_events(json_t *a, const h_event_t *want, size_t n);
 
 /** The assignment `id` has `status`, `deliveries`, `reason` (NULL: null) and the matching timestamps; returns it
- *  (caller decrefs). Waits up to H_DELIVERY_COUNT_WAIT_MS for `deliveries`: the server writes re-delivery counts
- *  once a second (server/delivery_counts.h). */
-#define H_DELIVERY_COUNT_WAIT_MS 3000
+ *  (caller decrefs). Waits up to H_DEFERRED_WRITE_WAIT_MS for `deliveries`: the server writes re-delivery counts
+ *  every OTA_DEFERRED_WRITE_MS, 200 ms in the tests (server/deferred_writes.h). */
+#define H_DEFERRED_WRITE_WAIT_MS 3000
 
 json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason);
 

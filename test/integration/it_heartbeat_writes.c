@@ -1,7 +1,7 @@
 /*
  * Integration: a heartbeat that changes nothing writes nothing (issue #7,
- * migrations/0005), against the real ota-server on a throwaway PostgreSQL
- * cluster.
+ * migrations/0005 and 0006), against the real ota-server on a throwaway
+ * PostgreSQL cluster.
  *
  * "Wrote" is observed in the database itself: a row's xmin (the transaction
  * that wrote its current version) changes with every UPDATE, even one that
@@ -9,11 +9,11 @@
  * a probe table before a heartbeat and compares after.
  *
  * What must be written at once: a first heartbeat, any changed reported
- * field, a relay, every assignment transition, and presence once
- * last_seen_at is older than OTA_PRESENCE_INTERVAL (default 120 s; 0 =
- * every heartbeat). A re-delivery writes nothing in the heartbeat: the
- * server counts it in memory and adds the counts to `deliveries` once a
- * second and when it stops (server/delivery_counts.h).
+ * field, a relay, every assignment transition. What the server keeps in
+ * memory and writes in bulk every OTA_DEFERRED_WRITE_MS (200 ms in these
+ * tests, 5 s by default) and when it stops (server/deferred_writes.h):
+ * presence once last_seen_at is older than OTA_PRESENCE_INTERVAL (default
+ * 120 s; 0 = every heartbeat), and re-delivery counts (`deliveries`).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -78,13 +78,40 @@ static void push_back_presence(const scene_t *s, const char *ago)
     CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
 }
 
+/* The SQL condition "the device's last_seen_at is within 5 seconds of now". */
+static void seen_just_now_expr(const scene_t *s, char *expr, size_t cap)
+{
+    snprintf(expr, cap, "(SELECT last_seen_at > now() - interval '5 seconds' FROM devices WHERE id = '%s')", s->dev.id);
+}
+
 /* Whether the device's last_seen_at is within 5 seconds of now. */
 static bool seen_just_now(const scene_t *s)
 {
     char expr[256];
-    snprintf(expr, sizeof expr, "(SELECT last_seen_at > now() - interval '5 seconds' FROM devices WHERE id = '%s')",
-             s->dev.id);
+    seen_just_now_expr(s, expr, sizeof expr);
     return h_sql_holds(expr);
+}
+
+/* Whether the device's last_seen_at comes within 5 seconds of now before H_DEFERRED_WRITE_WAIT_MS has passed. */
+static bool seen_just_now_soon(const scene_t *s)
+{
+    char expr[256];
+    seen_just_now_expr(s, expr, sizeof expr);
+    return h_sql_eventually(expr);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A second server whose deferred writes wait a minute: what it keeps stays in memory until it stops. */
+static void start_holding_server(h_server_t *srv)
+{
+    static const char *const extra[] = {"OTA_DEFERRED_WRITE_MS=60000", NULL};
+    h_server_start(srv, &h_g_pg, extra);
+    CHECK(h_wait_ready(srv), "the second server did not become ready");
 }
 
 static void heartbeat(h_server_t *srv, const scene_t *s, const char *body)
@@ -168,14 +195,53 @@ static void test_presence_interval(void **state)
     push_back_presence(&s, "110 seconds");
     probe_save(&s, "probe_interval");
     heartbeat(&h_g_srv, &s, PLAIN);
+    sleep_ms(1000); /* five deferred-write intervals */
     CHECK(device_unwritten(&s, "probe_interval") && !seen_just_now(&s), "presence 110 s old was rewritten");
     push_back_presence(&s, "121 seconds");
     heartbeat(&h_g_srv, &s, PLAIN);
-    CHECK(seen_just_now(&s), "presence 121 s old was not rewritten");
+    CHECK(seen_just_now_soon(&s), "presence 121 s old was not rewritten");
     h_release_free(&s.rel);
 }
 
-/* OTA_PRESENCE_INTERVAL=0: every heartbeat writes presence. */
+/*
+ * Stale presence is not written by the heartbeat but kept by the server, and written when it stops, as the time
+ * of the heartbeat (not of the write); a write never moves last_seen_at back.
+ */
+static void test_presence_written_later(void **state)
+{
+    (void)state;
+    h_server_t other;
+    start_holding_server(&other);
+    scene_t s;
+    scene_make(&s);
+    heartbeat(&other, &s, PLAIN); /* the first heartbeat: written at once */
+    CHECK(seen_just_now(&s), "the first heartbeat did not record presence");
+    push_back_presence(&s, "200 seconds");
+    probe_save(&s, "probe_later");
+    heartbeat(&other, &s, PLAIN);
+    CHECK(device_unwritten(&s, "probe_later"), "the heartbeat wrote stale presence itself");
+    sleep_ms(1500);
+    CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
+    char expr[256];
+    snprintf(expr, sizeof expr,
+             "(SELECT last_seen_at BETWEEN now() - interval '20 seconds' AND now() - interval '1 second' "
+             "FROM devices WHERE id = '%s')",
+             s.dev.id);
+    CHECK(h_sql_holds(expr), "presence kept in memory was not written at stop as the heartbeat's time");
+
+    /* Kept again, then overtaken by a newer last_seen_at before the write: the newer one stays. */
+    start_holding_server(&other);
+    push_back_presence(&s, "200 seconds");
+    heartbeat(&other, &s, PLAIN);
+    push_back_presence(&s, "-1 hour"); /* an hour ahead of now */
+    CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
+    snprintf(expr, sizeof expr, "(SELECT last_seen_at > now() + interval '50 minutes' FROM devices WHERE id = '%s')",
+             s.dev.id);
+    CHECK(h_sql_holds(expr), "a deferred presence write moved last_seen_at back");
+    h_release_free(&s.rel);
+}
+
+/* OTA_PRESENCE_INTERVAL=0: every heartbeat's presence is written. */
 static void test_presence_interval_zero(void **state)
 {
     (void)state;
@@ -187,9 +253,9 @@ static void test_presence_interval_zero(void **state)
     scene_make(&s);
     heartbeat(&other, &s, PLAIN);
     for (int i = 0; i < 3; i++) {
-        probe_save(&s, "probe_zero");
+        push_back_presence(&s, "30 seconds");
         heartbeat(&other, &s, PLAIN);
-        CHECK(!device_unwritten(&s, "probe_zero"), "heartbeat %d did not write presence", i);
+        CHECK(seen_just_now_soon(&s), "heartbeat %d's presence was not written", i);
     }
     h_server_stop(&other);
     h_release_free(&s.rel);
@@ -236,7 +302,7 @@ static void test_transitions_write(void **state)
 static void test_redelivery_counts(void **state)
 {
     (void)state;
-    static const char *const extra[] = {"OTA_DELIVERY_COUNT_MS=5000", NULL}; /* the default */
+    static const char *const extra[] = {"OTA_DEFERRED_WRITE_MS=5000", NULL}; /* the default */
     h_server_t other;
     h_server_start(&other, &h_g_pg, extra);
     CHECK(h_wait_ready(&other), "the second server did not become ready");
@@ -257,7 +323,7 @@ static void test_redelivery_counts(void **state)
     h_release_free(&s.rel);
 }
 
-/* More delivered assignments than one write statement takes (server/delivery_counts.c writes 200 at a time): every
+/* More delivered assignments than one write statement takes (server/deferred_writes.c writes 200 rows at a time): every
  * re-delivery of every one is counted, and the signature each one's first delivery made is stored. The fleet is made
  * in SQL (devices with known tokens, assignments delivered, no signatures yet). */
 static void test_redelivery_counts_many(void **state)
@@ -306,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_unchanged_heartbeat_is_a_read),
         cmocka_unit_test(test_changes_are_written_at_once),
         cmocka_unit_test(test_presence_interval),
+        cmocka_unit_test(test_presence_written_later),
         cmocka_unit_test(test_presence_interval_zero),
         cmocka_unit_test(test_transitions_write),
         cmocka_unit_test(test_redelivery_counts),

@@ -275,13 +275,13 @@ static json_t *get_assignment(const char *aid)
     return a;
 }
 
-/* The assignment once its deliveries count is `want`, or as it is after H_DELIVERY_COUNT_WAIT_MS: the servers write
- * re-delivery counts once a second (server/delivery_counts.h). */
+/* The assignment once its deliveries count is `want`, or as it is after H_DEFERRED_WRITE_WAIT_MS: the servers write
+ * re-delivery counts every OTA_DEFERRED_WRITE_MS (server/deferred_writes.h). */
 static json_t *get_assignment_counted(const char *aid, size_t want)
 {
     json_t *a = get_assignment(aid);
     for (long waited = 0; json_integer_value(json_object_get(a, "deliveries")) != (json_int_t)want &&
-                          waited < H_DELIVERY_COUNT_WAIT_MS;
+                          waited < H_DEFERRED_WRITE_WAIT_MS;
          waited += 100) {
         json_decref(a);
         h_sleep_ms(100);

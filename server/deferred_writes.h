@@ -1,0 +1,58 @@
+#ifndef OTA_SERVER_DEFERRED_WRITES_H
+#define OTA_SERVER_DEFERRED_WRITES_H
+
+#include <stddef.h>
+
+#include "worker.h"
+
+/*
+ * What heartbeats leave to write, kept in memory by each server thread and
+ * written every OTA_DEFERRED_WRITE_MS (default 5 s), 200 rows a statement,
+ * on a database connection of its own:
+ *   - presence: devices whose last_seen_at had grown older than
+ *     OTA_PRESENCE_INTERVAL, with when they were seen (devices.last_seen_at);
+ *   - re-delivery counts (added to assignments.deliveries);
+ *   - the signatures made at first deliveries (assignments.signature, with
+ *     this server's public key as signature_key; see api/heartbeat.c).
+ *
+ * Why: most heartbeats change nothing, and a heartbeat that writes costs the
+ * database about twice one that reads (a transaction id, a row version, WAL,
+ * a commit). With a fleet heartbeating once a minute, presence alone would
+ * make every second heartbeat a write, and a delivered assignment's manifest
+ * is re-sent on every heartbeat until the device reports the new version.
+ * Kept here, such a heartbeat is a read; many rows are then written by one
+ * statement, and several re-deliveries of one assignment within an interval
+ * by one row update. Heartbeats and these writes use different connections,
+ * so a write never delays the heartbeats pipelined behind it. What changes a
+ * device's state or an assignment's status is still written by the
+ * heartbeat itself, durably where it must be (migrations/0005, 0006).
+ *
+ * The cost: last_seen_at and GET /v1/assignments/{id}'s deliveries may be up
+ * to one interval behind, and a crash of the server loses at most the last
+ * interval (the next heartbeats rewrite presence; a count is a statistic; a
+ * signature is made again). A failed write keeps its rows for the next; a
+ * stopping server writes what it holds (SIGTERM).
+ */
+
+typedef struct ota_deferred_writes ota_deferred_writes_t;
+
+/** Starts keeping writes for `worker`, written on its loop. Free with ota__deferred_writes_stop. */
+ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker);
+
+/** Device `device_id` (a UUID in text form) was seen now; its last_seen_at is to be rewritten. */
+void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_id);
+
+/** Counts one re-delivery of assignment `assignment_id` (a UUID in text form). */
+void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id);
+
+/** Keeps `signature` (base64, OTA_MANIFEST_SIGNATURE_B64_LEN characters), made for `assignment_id`, to be stored. */
+void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature);
+
+/**
+ * Writes what is left (running the loop for up to 2 seconds while the
+ * statements run), stops, and frees `w`. Call it while the worker's loop
+ * still runs nothing else.
+ */
+void ota__deferred_writes_stop(ota_deferred_writes_t *w);
+
+#endif
