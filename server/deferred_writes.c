@@ -8,8 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "deferred_table.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "ota/manifest.h"
 
 /* How long ota__deferred_writes_stop waits for the last writes, in ms. */
@@ -21,106 +23,47 @@
  */
 #define CHUNK 200
 
-typedef enum { KIND_DEVICE, KIND_ASSIGNMENT } kind_t;
+/*
+ * The most rows a thread keeps (~64 bytes each, twice that in table space). A million devices heartbeating once a
+ * minute leave ~4,200 presence rows a second per thread of a 2-thread server, ~21,000 per 5 s interval; writes
+ * run back to back while a chunk's worth waits, so the table only grows this large when the database cannot keep
+ * up. Rows beyond it are dropped (counted in ota_deferred_rows_dropped_total, logged): a dropped sighting is
+ * made again by the device's next heartbeat, and memory stays bounded.
+ */
+#define MAX_KEPT 100000
 
-/* An open-addressing table from (kind, id) to what is to be written for that row. */
-typedef struct slot {
-    bool used;
-    kind_t kind;
-    char id[OTA_UUID_LEN + 1];
-    uint64_t seen_ms;                                   /* device: when last seen (monotonic clock) */
-    uint32_t n;                                         /* assignment: re-deliveries */
-    char signature[OTA_MANIFEST_SIGNATURE_B64_LEN + 1]; /* assignment: "" or a signature to store */
-} slot_t;
-
-typedef struct table {
-    slot_t *slots;
-    size_t cap; /* a power of two, or 0 */
-    size_t used;
-} table_t;
+/* How often a thread logs that it drops rows, at most (ms). */
+#define DROP_LOG_MS 10000
 
 struct ota_deferred_writes {
     ota_worker_t *worker;
     ota_db_t *db;          /* our own connection: a write never holds up the heartbeats on worker->db */
     h2o_timeout_t timeout; /* our own, never in a request's pool (see ../shared/notes) */
     h2o_timeout_entry_t entry;
-    table_t counting; /* kept since the last write began */
-    table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) are in flight */
+    ota_deferred_table_t counting; /* kept since the last write began */
+    ota_deferred_table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) in flight */
     size_t chunk_start, chunk_end;
+    size_t chunk_rows;   /* rows of the chunk in flight */
+    size_t sending_left; /* rows of `sending` not written yet */
+    int64_t published;   /* rows pending as last added to the process's gauge */
+    uint64_t dropped_logged_ms;
     bool in_flight;
     bool stopping; /* no new chunk is sent */
 };
 
-static size_t hash_slot(kind_t kind, const char *id)
+static uint64_t monotonic_ms(void)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind; /* FNV-1a */
-    for (size_t i = 0; i < OTA_UUID_LEN; i++)
-        h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-    return (size_t)h;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void table_put(table_t *t, const slot_t *add);
-
-static void table_grow(table_t *t)
+/* Brings the process's ota_deferred_rows_pending gauge up to date with this thread's rows. */
+static void publish_pending(ota_deferred_writes_t *w)
 {
-    table_t bigger = {.cap = t->cap != 0 ? t->cap * 2 : 64};
-    bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
-    if (bigger.slots == NULL)
-        h2o_fatal("out of memory");
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].used)
-            table_put(&bigger, &t->slots[i]);
-    free(t->slots);
-    *t = bigger;
-}
-
-/*
- * Merges `add` into its row's slot: counts add up, a signature replaces an older one, the later of two
- * sightings stands.
- */
-static void table_put(table_t *t, const slot_t *add)
-{
-    if ((t->used + 1) * 2 > t->cap)
-        table_grow(t);
-    size_t mask = t->cap - 1;
-    for (size_t i = hash_slot(add->kind, add->id) & mask;; i = (i + 1) & mask) {
-        slot_t *s = &t->slots[i];
-        if (!s->used) {
-            *s = *add;
-            s->used = true;
-            t->used++;
-            return;
-        }
-        if (s->kind == add->kind && memcmp(s->id, add->id, OTA_UUID_LEN) == 0) {
-            s->n += add->n;
-            if (add->signature[0] != '\0')
-                memcpy(s->signature, add->signature, sizeof s->signature);
-            if (add->seen_ms > s->seen_ms)
-                s->seen_ms = add->seen_ms;
-            return;
-        }
-    }
-}
-
-static void table_clear(table_t *t)
-{
-    if (t->used != 0)
-        memset(t->slots, 0, t->cap * sizeof *t->slots);
-    t->used = 0;
-}
-
-static void table_free(table_t *t)
-{
-    free(t->slots);
-    *t = (table_t){0};
-}
-
-/* Puts the slots [from, cap) of `t` back into `into` (what a failed write did not store). */
-static void table_merge(table_t *into, const table_t *t, size_t from)
-{
-    for (size_t i = from; i < t->cap; i++)
-        if (t->slots[i].used)
-            table_put(into, &t->slots[i]);
+    int64_t pending = (int64_t)(w->counting.used + w->sending_left);
+    ota__metrics_deferred_pending(pending - w->published);
+    w->published = pending;
 }
 
 static void write_chunk(ota_deferred_writes_t *w);
@@ -133,15 +76,16 @@ static void on_written(void *arg, const PGresult *res)
         if (!w->stopping)
             ota_log_warn("cannot write presence and re-delivery counts (kept for the next try): %s",
                          res != NULL ? PQresultErrorMessage(res) : "the database went away");
-        table_merge(&w->counting, &w->sending, w->chunk_start);
-        table_clear(&w->sending);
-    } else if (w->chunk_end < w->sending.cap) {
+        ota__deferred_table_move(&w->counting, &w->sending, w->chunk_start);
+        w->sending_left = 0;
+    } else {
+        ota__metrics_deferred_written(w->chunk_rows);
+        w->sending_left -= w->chunk_rows;
         w->chunk_start = w->chunk_end;
         if (!w->stopping)
-            write_chunk(w);
-    } else {
-        table_clear(&w->sending);
+            write_chunk(w); /* the next chunk, or, when `sending` is done, what has piled up meanwhile */
     }
+    publish_pending(w);
 }
 
 /*
@@ -187,26 +131,26 @@ static void close_array(text_t *t)
 }
 
 /*
- * Writes up to CHUNK used slots of `t` from `*pos` into `c` and moves `*pos` past them; false when there are
- * none. `now_ms` (monotonic) turns each sighting into its age.
+ * Writes up to CHUNK used slots of `t` from `*pos` into `c`, moves `*pos` past them and returns how many (0 when
+ * there are none). `now_ms` (monotonic) turns each sighting into its age.
  */
-static bool format_chunk(const table_t *t, size_t *pos, uint64_t now_ms, chunk_t *c)
+static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t now_ms, chunk_t *c)
 {
     text_t devices = {c->devices, 0, sizeof c->devices}, ages = {c->ages, 0, sizeof c->ages},
            assignments = {c->assignments, 0, sizeof c->assignments}, counts = {c->counts, 0, sizeof c->counts},
            signatures = {c->signatures, 0, sizeof c->signatures};
     size_t taken = 0, i = *pos;
     for (; i < t->cap && taken < CHUNK; i++) {
-        const slot_t *s = &t->slots[i];
+        const ota_deferred_row_t *s = &t->slots[i];
         if (!s->used)
             continue;
-        if (s->kind == KIND_DEVICE) {
+        if (s->kind == OTA_DEFERRED_DEVICE) {
             uint64_t age = now_ms > s->seen_ms ? now_ms - s->seen_ms : 0;
             append(&ages, "%s%u", sep(&ages), (unsigned)(age < UINT32_MAX / 2 ? age : UINT32_MAX / 2));
             append(&devices, "%s%s", sep(&devices), s->id);
         } else {
             append(&counts, "%s%u", sep(&counts), (unsigned)s->n);
-            if (s->signature[0] != '\0')
+            if (s->signature != NULL)
                 append(&signatures, "%s\"%s\"", sep(&signatures), s->signature);
             else
                 append(&signatures, "%sNULL", sep(&signatures));
@@ -216,27 +160,30 @@ static bool format_chunk(const table_t *t, size_t *pos, uint64_t now_ms, chunk_t
     }
     *pos = i;
     if (taken == 0)
-        return false;
+        return 0;
     text_t *arrays[] = {&devices, &ages, &assignments, &counts, &signatures};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         close_array(arrays[k]);
-    return true;
+    return taken;
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+static void write_kept(ota_deferred_writes_t *w);
 
-/* Sends the chunk of `sending` that starts at chunk_start; when it has none left, `sending` is done. */
+/*
+ * Sends the chunk of `sending` that starts at chunk_start. When `sending` is done, starts on what has piled up
+ * meanwhile if that fills a chunk: under load the writes run back to back; otherwise they wait for the next tick,
+ * so that more re-deliveries of one assignment merge into one row.
+ */
 static void write_chunk(ota_deferred_writes_t *w)
 {
     chunk_t chunk; /* ~36 KB; libpq copies the parameters */
     size_t end = w->chunk_start;
-    if (!format_chunk(&w->sending, &end, monotonic_ms(), &chunk)) {
-        table_clear(&w->sending);
+    w->chunk_rows = format_chunk(&w->sending, &end, monotonic_ms(), &chunk);
+    if (w->chunk_rows == 0) {
+        ota__deferred_table_clear(&w->sending);
+        w->sending_left = 0;
+        if (w->counting.used >= CHUNK)
+            write_kept(w);
         return;
     }
     w->chunk_end = end;
@@ -245,8 +192,8 @@ static void write_chunk(ota_deferred_writes_t *w)
     if (ota__db_query(w->db, OTA_STMT_WRITE_DEFERRED, params, on_written, w) == OTA_OK) {
         w->in_flight = true;
     } else {
-        table_merge(&w->counting, &w->sending, w->chunk_start);
-        table_clear(&w->sending);
+        ota__deferred_table_move(&w->counting, &w->sending, w->chunk_start);
+        w->sending_left = 0;
     }
 }
 
@@ -255,9 +202,10 @@ static void write_kept(ota_deferred_writes_t *w)
 {
     if (w->in_flight || w->sending.used != 0 || w->counting.used == 0 || !ota__db_ready(w->db))
         return;
-    table_t t = w->sending; /* empty */
+    ota_deferred_table_t t = w->sending; /* empty */
     w->sending = w->counting;
     w->counting = t;
+    w->sending_left = w->sending.used;
     w->chunk_start = 0;
     write_chunk(w);
 }
@@ -284,38 +232,51 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     return w;
 }
 
-/* Keeps `add` (its id given as `id`, checked to be a UUID's length). */
-static void keep(ota_deferred_writes_t *w, slot_t *add, const char *id)
+/* Keeps `add` (its id given as `id`, checked to be a UUID's length), unless MAX_KEPT rows are kept already. */
+static void keep(ota_deferred_writes_t *w, ota_deferred_row_t *add, const char *id)
 {
     if (strlen(id) != OTA_UUID_LEN) {
         ota_log_error("not an id: %s", id);
-        return;
+    } else if (w->counting.used >= MAX_KEPT && !ota__deferred_table_has(&w->counting, add->kind, id)) {
+        ota__metrics_deferred_dropped(1);
+        uint64_t now = monotonic_ms();
+        if (now - w->dropped_logged_ms >= DROP_LOG_MS) {
+            ota_log_warn("thread %d keeps %d rows for the database, which does not keep up: dropping more",
+                         w->worker->index, MAX_KEPT);
+            w->dropped_logged_ms = now;
+        }
+    } else {
+        memcpy(add->id, id, OTA_UUID_LEN + 1);
+        ota__deferred_table_put(&w->counting, add);
+        publish_pending(w);
+        if (w->counting.used >= CHUNK && !w->in_flight && w->sending.used == 0)
+            write_kept(w); /* a chunk's worth: no need to wait for the tick */
     }
-    memcpy(add->id, id, OTA_UUID_LEN + 1);
-    table_put(&w->counting, add);
+    free(add->signature); /* NULL unless it was not kept */
 }
 
 void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_id)
 {
-    slot_t s = {.kind = KIND_DEVICE, .seen_ms = monotonic_ms()};
-    keep(w, &s, device_id);
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_DEVICE, .seen_ms = monotonic_ms()};
+    keep(w, &r, device_id);
 }
 
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id)
 {
-    slot_t s = {.kind = KIND_ASSIGNMENT, .n = 1};
-    keep(w, &s, assignment_id);
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .n = 1};
+    keep(w, &r, assignment_id);
 }
 
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature)
 {
-    slot_t s = {.kind = KIND_ASSIGNMENT};
     if (strlen(signature) != OTA_MANIFEST_SIGNATURE_B64_LEN) {
         ota_log_error("not a signature: %s", signature);
         return;
     }
-    memcpy(s.signature, signature, OTA_MANIFEST_SIGNATURE_B64_LEN + 1);
-    keep(w, &s, assignment_id);
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .signature = strdup(signature)};
+    if (r.signature == NULL)
+        h2o_fatal("out of memory");
+    keep(w, &r, assignment_id);
 }
 
 void ota__deferred_writes_stop(ota_deferred_writes_t *w)
@@ -331,7 +292,9 @@ void ota__deferred_writes_stop(ota_deferred_writes_t *w)
     ota__db_destroy(w->db); /* a statement still in flight is answered NULL now: its rows go back to `counting` */
     if (w->counting.used > 0)
         ota_log_warn("presence or re-delivery counts of %zu rows not written", w->counting.used);
-    table_free(&w->counting);
-    table_free(&w->sending);
+    ota__deferred_table_free(&w->counting);
+    ota__deferred_table_free(&w->sending);
+    w->sending_left = 0;
+    publish_pending(w);
     free(w);
 }

@@ -30,6 +30,9 @@ static struct {
     atomic_uint_fast64_t heartbeats[2];  /* [relay] */
     atomic_uint_fast64_t deliveries;
     atomic_uint_fast64_t deferred[NDEFERRALS];
+    atomic_int_fast64_t deferred_rows_pending;
+    atomic_uint_fast64_t deferred_rows_written;
+    atomic_uint_fast64_t deferred_rows_dropped;
 } m;
 
 static size_t status_slot(int status)
@@ -96,6 +99,21 @@ void ota__text_printf(ota_text_t *t, const char *fmt, ...)
         t->base = bigger;
         t->cap = cap;
     }
+}
+
+void ota__metrics_deferred_pending(int64_t delta)
+{
+    atomic_fetch_add_explicit(&m.deferred_rows_pending, delta, memory_order_relaxed);
+}
+
+void ota__metrics_deferred_written(uint64_t rows)
+{
+    atomic_fetch_add_explicit(&m.deferred_rows_written, rows, memory_order_relaxed);
+}
+
+void ota__metrics_deferred_dropped(uint64_t rows)
+{
+    atomic_fetch_add_explicit(&m.deferred_rows_dropped, rows, memory_order_relaxed);
 }
 
 static uint64_t get(atomic_uint_fast64_t *a)
@@ -170,4 +188,17 @@ void ota__metrics_render(ota_text_t *out, const ota_route_t *routes, size_t nrou
     for (size_t i = 0; i < NDEFERRALS; i++)
         ota__text_printf(out, "ota_deferrals_total{reason=\"%s\"} %llu\n", DEFERRALS[i],
                          (unsigned long long)get(&m.deferred[i]));
+    ota__text_printf(out,
+                     "# HELP ota_deferred_rows_pending Presence and re-delivery rows kept in memory, not written yet.\n"
+                     "# TYPE ota_deferred_rows_pending gauge\n"
+                     "ota_deferred_rows_pending %lld\n"
+                     "# HELP ota_deferred_rows_written_total Presence and re-delivery rows written in bulk.\n"
+                     "# TYPE ota_deferred_rows_written_total counter\n"
+                     "ota_deferred_rows_written_total %llu\n"
+                     "# HELP ota_deferred_rows_dropped_total Rows not kept because the database did not keep up.\n"
+                     "# TYPE ota_deferred_rows_dropped_total counter\n"
+                     "ota_deferred_rows_dropped_total %llu\n",
+                     (long long)atomic_load_explicit(&m.deferred_rows_pending, memory_order_relaxed),
+                     (unsigned long long)get(&m.deferred_rows_written),
+                     (unsigned long long)get(&m.deferred_rows_dropped));
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/router.h"
 
@@ -18,6 +19,11 @@ void ota__metrics_request(const ota_route_t *route, int status, double seconds);
 
 /** Counts one heartbeat (or relay) answer: whether it carried a manifest, and why it was deferred (NULL: not). */
 void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred);
+
+/** Rows kept in memory for deferred_writes.h: `delta` more pending, `rows` written, `rows` dropped. */
+void ota__metrics_deferred_pending(int64_t delta);
+void ota__metrics_deferred_written(uint64_t rows);
+void ota__metrics_deferred_dropped(uint64_t rows);
 
 /**
  * Appends the process's counters in Prometheus text format to `out` (a

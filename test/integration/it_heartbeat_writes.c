@@ -100,12 +100,6 @@ static bool seen_just_now_soon(const scene_t *s)
     return h_sql_eventually(expr);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* A second server whose deferred writes wait a minute: what it keeps stays in memory until it stops. */
 static void start_holding_server(h_server_t *srv)
 {
@@ -195,7 +189,7 @@ static void test_presence_interval(void **state)
     push_back_presence(&s, "110 seconds");
     probe_save(&s, "probe_interval");
     heartbeat(&h_g_srv, &s, PLAIN);
-    sleep_ms(1000); /* five deferred-write intervals */
+    h_sleep_ms(1000); /* five deferred-write intervals */
     CHECK(device_unwritten(&s, "probe_interval") && !seen_just_now(&s), "presence 110 s old was rewritten");
     push_back_presence(&s, "121 seconds");
     heartbeat(&h_g_srv, &s, PLAIN);
@@ -220,7 +214,7 @@ static void test_presence_written_later(void **state)
     probe_save(&s, "probe_later");
     heartbeat(&other, &s, PLAIN);
     CHECK(device_unwritten(&s, "probe_later"), "the heartbeat wrote stale presence itself");
-    sleep_ms(1500);
+    h_sleep_ms(1500);
     CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
     char expr[256];
     snprintf(expr, sizeof expr,

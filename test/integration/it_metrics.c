@@ -149,12 +149,47 @@ static void test_request_ids(void **state)
     CHECK(a[0] != '\0' && strcmp(a, "bad id with spaces") != 0, "an unsafe id is replaced: got '%s'", a);
 }
 
+/* A re-delivery is kept in memory (ota_deferred_rows_pending) and then written (ota_deferred_rows_written_total). */
+static void test_deferred_rows(void **state)
+{
+    (void)state;
+    char model[32], aid[40];
+    h_device_t dev;
+    h_release_t rel;
+    h_make_model(model, sizeof model, "metrics");
+    h_make_device(model, "1.0.0", &dev);
+    h_make_release(model, "1.1.0", 100, &rel);
+    h_assign_ok(&dev, &rel, aid);
+    char *text = scrape();
+    long long written = sample(text, "ota_deferred_rows_written_total");
+    CHECK(written >= 0 && sample(text, "ota_deferred_rows_pending") >= 0 &&
+              sample(text, "ota_deferred_rows_dropped_total") == 0,
+          "no deferred-row series in:\n%s", text);
+    free(text);
+    for (int i = 0; i < 2; i++) { /* the first delivery, then a re-delivery: deferred */
+        h_resp_t r = {0};
+        h_heartbeat_ok(&h_g_srv, &dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+        h_resp_free(&r);
+    }
+    bool done = false;
+    for (long waited = 0; !done && waited < H_DEFERRED_WRITE_WAIT_MS; waited += 100) {
+        h_sleep_ms(100);
+        text = scrape();
+        done = sample(text, "ota_deferred_rows_written_total") > written &&
+               sample(text, "ota_deferred_rows_pending") == 0;
+        free(text);
+    }
+    CHECK(done, "the re-delivery was not written, or rows stayed pending");
+    h_release_free(&rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_counted_by_route_and_status),
         cmocka_unit_test(test_database_and_fleet_series),
         cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_deferred_rows),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }
