@@ -498,12 +498,13 @@ static void test_presigned_expired(void **state)
     assert_contains((char *)f.body, "Request has expired");
     free(f.body);
 
-    /* Valid for one second: works now, not two seconds later. */
-    presign("GET", key, time(NULL), 1, url);
+    /* Valid for three seconds from the current whole second (so for at least two): works now, not four
+       seconds later. One second was too short on a loaded machine: signed at x.9 s, it had 0.1 s left. */
+    presign("GET", key, time(NULL), 3, url);
     f = fetch("GET", url, NULL, NULL, 0);
     assert_int_equal(f.status, 200);
     free(f.body);
-    sleep(2);
+    sleep(4);
     f = fetch("GET", url, NULL, NULL, 0);
     assert_int_equal(f.status, 403);
     assert_contains((char *)f.body, "Request has expired");
