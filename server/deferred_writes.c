@@ -25,12 +25,18 @@
 
 /*
  * The most rows a thread keeps (~64 bytes each, twice that in table space). A million devices heartbeating once a
- * minute leave ~4,200 presence rows a second per thread of a 2-thread server, ~21,000 per 5 s interval; writes
- * run back to back while a chunk's worth waits, so the table only grows this large when the database cannot keep
- * up. Rows beyond it are dropped (counted in ota_deferred_rows_dropped_total, logged): a dropped sighting is
- * made again by the device's next heartbeat, and memory stays bounded.
+ * minute leave ~4,200 presence rows a second per thread of a 2-thread server, ~21,000 per 5 s interval. Rows
+ * beyond it are dropped (counted in ota_deferred_rows_dropped_total, logged): a dropped sighting is made again by
+ * the device's next heartbeat, and memory stays bounded.
  */
 #define MAX_KEPT 100000
+
+/*
+ * Rows that start a write without waiting for the tick. Waiting is what merges the re-deliveries of one
+ * assignment into one row update (writing each 200 as they came measured 25% slower delivering heartbeats);
+ * this many rows means the writes fall behind, and then they run back to back.
+ */
+#define EARLY_WRITE_ROWS (MAX_KEPT / 4)
 
 /* How often a thread logs that it drops rows, at most (ms). */
 #define DROP_LOG_MS 10000
@@ -171,8 +177,7 @@ static void write_kept(ota_deferred_writes_t *w);
 
 /*
  * Sends the chunk of `sending` that starts at chunk_start. When `sending` is done, starts on what has piled up
- * meanwhile if that fills a chunk: under load the writes run back to back; otherwise they wait for the next tick,
- * so that more re-deliveries of one assignment merge into one row.
+ * meanwhile if the writes fall behind (EARLY_WRITE_ROWS); otherwise that waits for the next tick.
  */
 static void write_chunk(ota_deferred_writes_t *w)
 {
@@ -182,7 +187,7 @@ static void write_chunk(ota_deferred_writes_t *w)
     if (w->chunk_rows == 0) {
         ota__deferred_table_clear(&w->sending);
         w->sending_left = 0;
-        if (w->counting.used >= CHUNK)
+        if (w->counting.used >= EARLY_WRITE_ROWS)
             write_kept(w);
         return;
     }
@@ -249,8 +254,8 @@ static void keep(ota_deferred_writes_t *w, ota_deferred_row_t *add, const char *
         memcpy(add->id, id, OTA_UUID_LEN + 1);
         ota__deferred_table_put(&w->counting, add);
         publish_pending(w);
-        if (w->counting.used >= CHUNK && !w->in_flight && w->sending.used == 0)
-            write_kept(w); /* a chunk's worth: no need to wait for the tick */
+        if (w->counting.used >= EARLY_WRITE_ROWS && !w->in_flight && w->sending.used == 0)
+            write_kept(w); /* falling behind: no need to wait for the tick */
     }
     free(add->signature); /* NULL unless it was not kept */
 }
