@@ -38,6 +38,14 @@
  */
 #define EARLY_WRITE_ROWS (MAX_KEPT / 4)
 
+/*
+ * Milliseconds between two chunks of one write. Sent back to back, the chunks of a large write (a million devices
+ * leave ~20,000 rows a thread every 5 s) took the database's CPU in bursts of a second, and the heartbeats
+ * queued meanwhile waited; paced, the same writes are spread over the interval. 200 rows every 20 ms is 10,000
+ * rows a second a thread; when rows pile up faster (EARLY_WRITE_ROWS), the chunks go back to back again.
+ */
+#define PACE_MS 20
+
 /* How often a thread logs that it drops rows, at most (ms). */
 #define DROP_LOG_MS 10000
 
@@ -46,6 +54,8 @@ struct ota_deferred_writes {
     ota_db_t *db;          /* our own connection: a write never holds up the heartbeats on worker->db */
     h2o_timeout_t timeout; /* our own, never in a request's pool (see ../shared/notes) */
     h2o_timeout_entry_t entry;
+    h2o_timeout_t pace; /* PACE_MS, between the chunks of one write */
+    h2o_timeout_entry_t pace_entry;
     ota_deferred_table_t counting; /* kept since the last write began */
     ota_deferred_table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) in flight */
     size_t chunk_start, chunk_end;
@@ -54,6 +64,7 @@ struct ota_deferred_writes {
     int64_t published;   /* rows pending as last added to the process's gauge */
     uint64_t dropped_logged_ms;
     bool in_flight;
+    bool hurry;    /* stopping: chunks back to back */
     bool stopping; /* no new chunk is sent */
 };
 
@@ -88,8 +99,10 @@ static void on_written(void *arg, const PGresult *res)
         ota__metrics_deferred_written(w->chunk_rows);
         w->sending_left -= w->chunk_rows;
         w->chunk_start = w->chunk_end;
-        if (!w->stopping)
+        if (w->hurry || w->counting.used >= EARLY_WRITE_ROWS)
             write_chunk(w); /* the next chunk, or, when `sending` is done, what has piled up meanwhile */
+        else if (!w->stopping)
+            h2o_timeout_link(w->worker->loop, &w->pace, &w->pace_entry);
     }
     publish_pending(w);
 }
@@ -215,6 +228,13 @@ static void write_kept(ota_deferred_writes_t *w)
     write_chunk(w);
 }
 
+static void on_pace(h2o_timeout_entry_t *entry)
+{
+    ota_deferred_writes_t *w = H2O_STRUCT_FROM_MEMBER(ota_deferred_writes_t, pace_entry, entry);
+    if (!w->in_flight)
+        write_chunk(w);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     ota_deferred_writes_t *w = H2O_STRUCT_FROM_MEMBER(ota_deferred_writes_t, entry, entry);
@@ -234,6 +254,8 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     w->entry.cb = on_tick;
     h2o_timeout_init(worker->loop, &w->timeout, (uint64_t)worker->cfg->deferred_write_ms);
     h2o_timeout_link(worker->loop, &w->timeout, &w->entry);
+    w->pace_entry.cb = on_pace;
+    h2o_timeout_init(worker->loop, &w->pace, PACE_MS);
     return w;
 }
 
@@ -288,15 +310,24 @@ void ota__deferred_writes_stop(ota_deferred_writes_t *w)
 {
     h2o_timeout_unlink(&w->entry);
     h2o_timeout_dispose(w->worker->loop, &w->timeout);
+    if (h2o_timeout_is_linked(&w->pace_entry))
+        h2o_timeout_unlink(&w->pace_entry);
+    h2o_timeout_dispose(w->worker->loop, &w->pace);
+    w->hurry = true;
     uint64_t deadline = monotonic_ms() + STOP_WAIT_MS;
-    while ((w->in_flight || w->counting.used > 0) && monotonic_ms() < deadline) {
-        write_kept(w); /* when not connected (yet), the loop runs until it is or the deadline passes */
+    while ((w->in_flight || w->sending.used > 0 || w->counting.used > 0) && monotonic_ms() < deadline) {
+        /* When not connected (yet), this sends nothing and the loop runs until it is or the deadline passes. */
+        if (!w->in_flight && w->sending.used > 0)
+            write_chunk(w);
+        else if (!w->in_flight)
+            write_kept(w);
         h2o_evloop_run(w->worker->loop, 100);
     }
     w->stopping = true;
     ota__db_destroy(w->db); /* a statement still in flight is answered NULL now: its rows go back to `counting` */
-    if (w->counting.used > 0)
-        ota_log_warn("presence or re-delivery counts of %zu rows not written", w->counting.used);
+    size_t lost = w->counting.used + w->sending_left;
+    if (lost > 0)
+        ota_log_warn("presence or re-delivery counts of %zu rows not written", lost);
     ota__deferred_table_free(&w->counting);
     ota__deferred_table_free(&w->sending);
     w->sending_left = 0;
