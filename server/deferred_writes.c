@@ -19,7 +19,7 @@
 
 /*
  * Rows per statement. A statement holds its rows' locks until it commits (a heartbeat that must write one of
- * those devices waits), so it is kept short; the next chunk goes as soon as one answers.
+ * those devices waits), so it is kept short; the next chunk follows once it answers (see PACE_MS).
  */
 #define CHUNK 200
 
