@@ -236,28 +236,27 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
 
 /* --- sending and receiving --- */
 
-static void flush(ota_db_t *db);
+static bool flush(ota_db_t *db);
 
 static void on_writable(h2o_socket_t *sock, const char *err)
 {
     ota_db_t *db = sock->data;
     db->write_armed = false;
-    if (err != NULL) {
+    if (err != NULL || !flush(db))
         lost_with_libpq_error(db);
-        return;
-    }
-    flush(db);
 }
 
-static void flush(ota_db_t *db)
+/* Sends what libpq has buffered, as much as the socket takes now; false when the connection failed. */
+static bool flush(ota_db_t *db)
 {
     int rc = PQflush(db->conn);
-    if (rc < 0) {
-        lost_with_libpq_error(db);
-    } else if (rc == 1 && !db->write_armed) {
+    if (rc < 0)
+        return false;
+    if (rc == 1 && !db->write_armed) {
         db->write_armed = true;
         h2o_socket_notify_write(db->sock, on_writable);
     }
+    return true;
 }
 
 static bool is_error(const PGresult *res)
@@ -329,8 +328,8 @@ static void on_readable(h2o_socket_t *sock, const char *err)
         lost_with_libpq_error(db);
         return;
     }
-    if (db->write_armed == false && PQisnonblocking(db->conn))
-        flush(db);
+    if (db->write_armed == false && PQisnonblocking(db->conn) && !flush(db))
+        lost_with_libpq_error(db);
 }
 
 ota_err_t ota__db_query(ota_db_t *db, ota_stmt_t stmt, const char *const *params, ota_db_cb cb, void *arg)
@@ -343,7 +342,13 @@ ota_err_t ota__db_query(ota_db_t *db, ota_stmt_t stmt, const char *const *params
         lost_with_libpq_error(db);
         return OTA_ERR_UNAVAILABLE;
     }
-    flush(db);
+    if (!flush(db)) {
+        /* The caller hears OTA_ERR_UNAVAILABLE now, never its callback: the waiter just pushed (the last) goes
+           before the others are told the connection is lost. */
+        db->count--;
+        lost_with_libpq_error(db);
+        return OTA_ERR_UNAVAILABLE;
+    }
     return OTA_OK;
 }
 
