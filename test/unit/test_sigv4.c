@@ -137,15 +137,11 @@ static void test_doc_get_object_headers(void **state)
     assert_string_equal(out.authorization, DOC_GET_AUTH);
 }
 
-/* botocore 1.29 and 1.43, S3SigV4Auth.add_auth on PUT http://127.0.0.1:4569/my-bucket/fw/a%20b%2Bc.bin
- * ?partNumber=2&uploadId=xyz, empty body, 2024-02-29T23:59:58Z, eu-central-1, with a session token. */
-static void test_headers_botocore_token(void **state)
+/* The request of the botocore session-token vectors below, signed by `signer`. */
+static ota_sigv4_request_t botocore_put(const ota_sigv4_signer_t *signer)
 {
-    (void)state;
-    const ota_sigv4_signer_t signer = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                                       "FQoGZXIvYXdzE+token/==", "eu-central-1"};
-    ota_sigv4_request_t req = {
-        .signer = &signer,
+    return (ota_sigv4_request_t){
+        .signer = signer,
         .method = "PUT",
         .scheme = "http",
         .host = "127.0.0.1:4569",
@@ -154,6 +150,16 @@ static void test_headers_botocore_token(void **state)
         .query = "partNumber=2&uploadId=xyz",
         .payload_sha256 = EMPTY_SHA256,
     };
+}
+
+/* botocore 1.29 and 1.43, S3SigV4Auth.add_auth on PUT http://127.0.0.1:4569/my-bucket/fw/a%20b%2Bc.bin
+ * ?partNumber=2&uploadId=xyz, empty body, 2024-02-29T23:59:58Z, eu-central-1, with a session token. */
+static void test_headers_botocore_token(void **state)
+{
+    (void)state;
+    const ota_sigv4_signer_t signer = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                       "FQoGZXIvYXdzE+token/==", "eu-central-1"};
+    ota_sigv4_request_t req = botocore_put(&signer);
     ota_sigv4_signed_t out;
 
     assert_int_equal(ota__sigv4_sign_headers(&req, &out), OTA_OK);
@@ -178,16 +184,7 @@ static void test_headers_botocore_long_token(void **state)
     for (int i = 0; i < 372; i++)
         strcat(token, PIECE);
     const ota_sigv4_signer_t signer = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token, "eu-central-1"};
-    ota_sigv4_request_t req = {
-        .signer = &signer,
-        .method = "PUT",
-        .scheme = "http",
-        .host = "127.0.0.1:4569",
-        .path = "/my-bucket/fw/a b+c.bin",
-        .now = 1709251198,
-        .query = "partNumber=2&uploadId=xyz",
-        .payload_sha256 = EMPTY_SHA256,
-    };
+    ota_sigv4_request_t req = botocore_put(&signer);
     ota_sigv4_signed_t out;
 
     assert_int_equal(ota__sigv4_sign_headers(&req, &out), OTA_OK);
