@@ -21,7 +21,8 @@
  * (bench/heartbeat.lua describes it): line i of IDS_FILE is device i, its
  * token otd_bench_<i>; `plain` takes the devices with i % EVERY != 0 and
  * `deliver` those with i % EVERY == 0, in turn. Requests due in the first
- * WARMUP_SECONDS are sent but not measured. Prints one line:
+ * WARMUP_SECONDS are sent but not measured. Prints a line for each second of the run, then the summary:
+ *   SECOND s requests p99_us max_us
  *   BENCH requests=... duration_us=... rps=... p50_us=... p99_us=... p999_us=... max_us=... non2xx=... errors=...
  */
 #define _GNU_SOURCE
@@ -66,6 +67,7 @@ typedef struct run {
     size_t ndevices, next_device;
     conn_t *conns;
     uint32_t *latencies_us; /* measured requests */
+    uint32_t *seconds_due;  /* the second of the run each measured request was due in (0 = the first) */
     size_t measured, measured_cap;
     uint64_t outstanding; /* requests scheduled and not yet answered (or failed) */
     uint64_t non2xx, errors;
@@ -200,10 +202,12 @@ static void record(run_t *r, uint64_t due, uint64_t start, uint64_t now)
     if (r->measured == r->measured_cap) {
         r->measured_cap = r->measured_cap != 0 ? r->measured_cap * 2 : 65536;
         r->latencies_us = realloc(r->latencies_us, r->measured_cap * sizeof *r->latencies_us);
-        if (r->latencies_us == NULL)
+        r->seconds_due = realloc(r->seconds_due, r->measured_cap * sizeof *r->seconds_due);
+        if (r->latencies_us == NULL || r->seconds_due == NULL)
             die("out of memory");
     }
     uint64_t us = (now - due) / 1000u;
+    r->seconds_due[r->measured] = (uint32_t)((due - start) / 1000000000u);
     r->latencies_us[r->measured++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
@@ -266,12 +270,41 @@ static int compare_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The p-th percentile of `n` sorted latencies. */
+static uint32_t percentile_of(const uint32_t *sorted, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p / 100.0 * (double)n);
+    return sorted[i < n ? i : n - 1];
+}
+
 static uint32_t percentile(const run_t *r, double p)
 {
-    if (r->measured == 0)
-        return 0;
-    size_t i = (size_t)(p / 100.0 * (double)r->measured);
-    return r->latencies_us[i < r->measured ? i : r->measured - 1];
+    return percentile_of(r->latencies_us, r->measured, p);
+}
+
+/*
+ * One line per second of the run: "SECOND s requests p99_us max_us", the requests due in that second. A p99 made
+ * by a few stalls shows here as the seconds they fell in.
+ */
+static void print_seconds(const run_t *r)
+{
+    size_t nsec = (size_t)r->seconds + 1;
+    for (size_t s = 0; s < nsec; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < r->measured; i++)
+            n += r->seconds_due[i] == s;
+        if (n == 0)
+            continue;
+        uint32_t *lat = xcalloc(n, sizeof *lat);
+        for (size_t i = 0, j = 0; i < r->measured; i++)
+            if (r->seconds_due[i] == s)
+                lat[j++] = r->latencies_us[i];
+        qsort(lat, n, sizeof *lat, compare_u32);
+        printf("SECOND %zu %zu %u %u\n", s, n, percentile_of(lat, n, 99), lat[n - 1]);
+        free(lat);
+    }
 }
 
 static void run(run_t *r)
@@ -316,6 +349,7 @@ static void run(run_t *r)
         for (int i = 0; i < n; i++)
             on_readable(r, events[i].data.ptr, start);
     }
+    print_seconds(r);
     qsort(r->latencies_us, r->measured, sizeof *r->latencies_us, compare_u32);
     printf("BENCH requests=%zu duration_us=%.0f rps=%.1f p50_us=%u p99_us=%u p999_us=%u max_us=%u non2xx=%llu "
            "errors=%llu\n",
