@@ -39,13 +39,20 @@
 #define EARLY_WRITE_ROWS (MAX_KEPT / 4)
 
 /*
- * Milliseconds from one chunk's sending to the next one's, at least. Sent back to back, the chunks of a large
- * write (a million devices leave ~20,000 rows a thread every 5 s) took the database's CPU in bursts of a second,
- * and the heartbeats queued meanwhile waited; paced, the same writes spread over the interval. 200 rows every
- * 10 ms is up to 20,000 rows a second a thread; when rows pile up faster (EARLY_WRITE_ROWS), the chunks go back to
- * back again.
+ * The pace timer's period (ms). The chunks of one write are sent a whole number of periods apart (at least one),
+ * counted from each chunk's sending, so that they spread over SPREAD_PERCENT of the interval.
  */
 #define PACE_MS 10
+
+/*
+ * The share of the interval (OTA_DEFERRED_WRITE_MS) one write is spread over, in percent. Sent back to back, the
+ * chunks of a large write (a million devices leave ~20,000 rows a thread every 5 s) took the database's CPU in
+ * bursts; 10 ms apart still made a burst of a second every 5 s, in which both threads' writers took both cores
+ * and the heartbeats waited (open loop at 8,000/s, a million devices: p99 of 25-50 ms in those seconds, 2-5 ms
+ * in the others). Spread, the database sees an even load. The rest of the interval leaves room for the last
+ * chunk to end before the next write. When rows pile up faster (EARLY_WRITE_ROWS), chunks go back to back.
+ */
+#define SPREAD_PERCENT 75
 
 /* How often a thread logs that it drops rows, at most (ms). */
 #define DROP_LOG_MS 10000
@@ -60,9 +67,11 @@ struct ota_deferred_writes {
     ota_deferred_table_t counting; /* kept since the last write began */
     ota_deferred_table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) in flight */
     size_t chunk_start, chunk_end;
-    size_t chunk_rows;   /* rows of the chunk in flight */
-    size_t sending_left; /* rows of `sending` not written yet */
-    int64_t published;   /* rows pending as last added to the process's gauge */
+    size_t chunk_rows;     /* rows of the chunk in flight */
+    size_t sending_left;   /* rows of `sending` not written yet */
+    unsigned pace_periods; /* PACE_MS periods from one chunk's sending to the next one's, in this write */
+    unsigned pace_waited;  /* periods since the last chunk was sent */
+    int64_t published;     /* rows pending as last added to the process's gauge */
     uint64_t dropped_logged_ms;
     bool in_flight;
     bool hurry;    /* stopping: chunks back to back */
@@ -193,6 +202,16 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
 
 static void write_kept(ota_deferred_writes_t *w);
 
+unsigned ota__deferred_writes_pace_periods(int interval_ms, size_t rows)
+{
+    size_t chunks = (rows + CHUNK - 1) / CHUNK;
+    if (chunks <= 1 || interval_ms <= 0)
+        return 1;
+    size_t spread_ms = (size_t)interval_ms * SPREAD_PERCENT / 100;
+    size_t periods = spread_ms / ((chunks - 1) * PACE_MS);
+    return periods > 1 ? (unsigned)periods : 1;
+}
+
 /*
  * Sends the chunk of `sending` that starts at chunk_start. When `sending` is done, starts on what has piled up
  * meanwhile if the writes fall behind (EARLY_WRITE_ROWS); otherwise that waits for the next tick.
@@ -214,6 +233,7 @@ static void write_chunk(ota_deferred_writes_t *w)
                             chunk.counts,    chunk.signatures, w->worker->signing_key->public_base64};
     if (ota__db_query(w->db, OTA_STMT_WRITE_DEFERRED, params, on_written, w) == OTA_OK) {
         w->in_flight = true;
+        w->pace_waited = 0;
         if (!w->hurry)
             h2o_timeout_link(w->worker->loop, &w->pace, &w->pace_entry);
     } else {
@@ -232,13 +252,19 @@ static void write_kept(ota_deferred_writes_t *w)
     w->counting = t;
     w->sending_left = w->sending.used;
     w->chunk_start = 0;
+    w->pace_periods = ota__deferred_writes_pace_periods(w->worker->cfg->deferred_write_ms, w->sending_left);
     write_chunk(w);
 }
 
-/* PACE_MS after a chunk was sent: sends the next unless the chunk is still waiting for its answer. */
+/* Every PACE_MS after a chunk was sent: once pace_periods have passed, sends the next chunk, unless the last is
+   still waiting for its answer (on_written sends it then). */
 static void on_pace(h2o_timeout_entry_t *entry)
 {
     ota_deferred_writes_t *w = H2O_STRUCT_FROM_MEMBER(ota_deferred_writes_t, pace_entry, entry);
+    if (++w->pace_waited < w->pace_periods && !w->hurry) {
+        h2o_timeout_link(w->worker->loop, &w->pace, &w->pace_entry);
+        return;
+    }
     if (!w->in_flight && w->sending.used > 0)
         write_chunk(w);
 }

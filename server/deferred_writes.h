@@ -8,7 +8,8 @@
 /*
  * What heartbeats leave to write, kept in memory by each server thread and
  * written every OTA_DEFERRED_WRITE_MS (default 5 s), 200 rows a statement,
- * on a database connection of its own:
+ * the statements spread over three quarters of the interval so that the
+ * database sees an even load, on a database connection of its own:
  *   - presence: devices whose last_seen_at had grown older than
  *     OTA_PRESENCE_INTERVAL, with when they were seen (devices.last_seen_at);
  *   - re-delivery counts (added to assignments.deliveries);
@@ -28,9 +29,9 @@
  * heartbeat itself, durably where it must be (migrations/0005, 0006).
  *
  * The cost: last_seen_at and GET /v1/assignments/{id}'s deliveries may be up
- * to one interval behind, and a crash of the server loses at most the last
- * interval (the next heartbeats rewrite presence; a count is a statistic; a
- * signature is made again). A failed write keeps its rows for the next; a
+ * to two intervals behind (kept during one, written during most of the
+ * next), and a crash of the server loses at most that (the next heartbeats
+ * rewrite presence; a count is a statistic; a signature is made again). A failed write keeps its rows for the next; a
  * stopping server writes what it holds (SIGTERM).
  */
 
@@ -47,6 +48,14 @@ void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assig
 
 /** Keeps `signature` (base64, OTA_MANIFEST_SIGNATURE_B64_LEN characters), made for `assignment_id`, to be stored. */
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature);
+
+/**
+ * The PACE_MS (10 ms) periods from one chunk's sending to the next one's in
+ * a write of `rows` rows (200 a chunk): at least 1, and so that the chunks
+ * spread over three quarters of an interval of `interval_ms`. The first
+ * chunk goes at once.
+ */
+unsigned ota__deferred_writes_pace_periods(int interval_ms, size_t rows);
 
 /**
  * Writes what is left (running the loop for up to 2 seconds while the
