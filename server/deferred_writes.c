@@ -32,25 +32,33 @@
 #define MAX_KEPT 100000
 
 /*
- * Rows that start a write without waiting for the tick. Waiting is what merges the re-deliveries of one
- * assignment into one row update (writing each 200 as they came measured 25% slower delivering heartbeats);
- * this many rows means the writes fall behind, and then they run back to back.
+ * Rows that start a write without waiting for the tick, when none is under way. Waiting is what merges the
+ * re-deliveries of one assignment into one row update (writing each 200 as they came measured 25% slower
+ * delivering heartbeats), so only this many rows cut it short.
  */
 #define EARLY_WRITE_ROWS (MAX_KEPT / 4)
 
 /*
+ * Rows kept meanwhile that make the chunks of a write go back to back: the writes fall behind. Below it they
+ * stay spread (SPREAD_PERCENT), which writes up to 20,000 rows a second a thread. At EARLY_WRITE_ROWS they
+ * went back to back in every delivering run at a million devices (~35,000 rows a thread per interval), in
+ * bursts that the heartbeats queued behind.
+ */
+#define BEHIND_ROWS (MAX_KEPT / 2)
+
+/*
  * The pace timer's period (ms). The chunks of one write are sent a whole number of periods apart (at least one),
- * counted from each chunk's sending, so that they spread over SPREAD_PERCENT of the interval.
+ * counted from each chunk's sending (ota__deferred_writes_pace_periods).
  */
 #define PACE_MS 10
 
 /*
- * The share of the interval (OTA_DEFERRED_WRITE_MS) one write is spread over, in percent. Sent back to back, the
- * chunks of a large write (a million devices leave ~20,000 rows a thread every 5 s) took the database's CPU in
- * bursts; 10 ms apart still made a burst of a second every 5 s, in which both threads' writers took both cores
- * and the heartbeats waited (open loop at 8,000/s, a million devices: p99 of 25-50 ms in those seconds, 2-5 ms
- * in the others). Spread, the database sees an even load. The rest of the interval leaves room for the last
- * chunk to end before the next write. When rows pile up faster (EARLY_WRITE_ROWS), chunks go back to back.
+ * The share of the time its rows took to pile up (the interval, unless EARLY_WRITE_ROWS started the write
+ * sooner) that one write is spread over, in percent: rows are written a third faster than they come, so the
+ * writes keep up, but evenly. Sent back to back, the chunks of a large write (a million devices leave ~20,000
+ * rows a thread every 5 s) took the database's CPU in bursts; 10 ms apart, they still made a burst of a second
+ * every 5 s in which both threads' writers took both cores and the heartbeats waited (open loop at 8,000/s, a
+ * million devices: p99 of 25-100 ms in those seconds, 2-5 ms in the others).
  */
 #define SPREAD_PERCENT 75
 
@@ -71,6 +79,7 @@ struct ota_deferred_writes {
     size_t sending_left;   /* rows of `sending` not written yet */
     unsigned pace_periods; /* PACE_MS periods from one chunk's sending to the next one's, in this write */
     unsigned pace_waited;  /* periods since the last chunk was sent */
+    uint64_t write_began_ms; /* when the last write began (monotonic): the rows of the next piled up since */
     int64_t published;     /* rows pending as last added to the process's gauge */
     uint64_t dropped_logged_ms;
     bool in_flight;
@@ -112,7 +121,7 @@ static void on_written(void *arg, const PGresult *res)
         /* The next chunk (or, when `sending` is done, what has piled up meanwhile) once PACE_MS have passed
            since this one was sent; on_pace sends it when they have not. */
         bool paced = h2o_timeout_is_linked(&w->pace_entry);
-        if (w->hurry || w->counting.used >= EARLY_WRITE_ROWS || (!paced && !w->stopping)) {
+        if (w->hurry || w->counting.used >= BEHIND_ROWS || (!paced && !w->stopping)) {
             if (paced)
                 h2o_timeout_unlink(&w->pace_entry);
             write_chunk(w);
@@ -202,19 +211,19 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
 
 static void write_kept(ota_deferred_writes_t *w);
 
-unsigned ota__deferred_writes_pace_periods(int interval_ms, size_t rows)
+unsigned ota__deferred_writes_pace_periods(int gathered_ms, size_t rows)
 {
     size_t chunks = (rows + CHUNK - 1) / CHUNK;
-    if (chunks <= 1 || interval_ms <= 0)
+    if (chunks <= 1 || gathered_ms <= 0)
         return 1;
-    size_t spread_ms = (size_t)interval_ms * SPREAD_PERCENT / 100;
+    size_t spread_ms = (size_t)gathered_ms * SPREAD_PERCENT / 100;
     size_t periods = spread_ms / ((chunks - 1) * PACE_MS);
     return periods > 1 ? (unsigned)periods : 1;
 }
 
 /*
  * Sends the chunk of `sending` that starts at chunk_start. When `sending` is done, starts on what has piled up
- * meanwhile if the writes fall behind (EARLY_WRITE_ROWS); otherwise that waits for the next tick.
+ * meanwhile when EARLY_WRITE_ROWS have; otherwise that waits for the next tick.
  */
 static void write_chunk(ota_deferred_writes_t *w)
 {
@@ -252,7 +261,13 @@ static void write_kept(ota_deferred_writes_t *w)
     w->counting = t;
     w->sending_left = w->sending.used;
     w->chunk_start = 0;
-    w->pace_periods = ota__deferred_writes_pace_periods(w->worker->cfg->deferred_write_ms, w->sending_left);
+    /* Spread over the time these rows took to pile up: the interval, or less when EARLY_WRITE_ROWS started the
+       write, so that the rows are written at least as fast as they come. */
+    uint64_t now = monotonic_ms(), gathered_ms = now - w->write_began_ms;
+    if (gathered_ms > (uint64_t)w->worker->cfg->deferred_write_ms)
+        gathered_ms = (uint64_t)w->worker->cfg->deferred_write_ms;
+    w->write_began_ms = now;
+    w->pace_periods = ota__deferred_writes_pace_periods((int)gathered_ms, w->sending_left);
     write_chunk(w);
 }
 
@@ -285,6 +300,7 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     w->db = ota__db_create(worker->loop, worker->cfg, false);
     if (w->db == NULL)
         h2o_fatal("out of memory");
+    w->write_began_ms = monotonic_ms();
     w->entry.cb = on_tick;
     h2o_timeout_init(worker->loop, &w->timeout, (uint64_t)worker->cfg->deferred_write_ms);
     h2o_timeout_link(worker->loop, &w->timeout, &w->entry);

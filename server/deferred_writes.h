@@ -8,7 +8,7 @@
 /*
  * What heartbeats leave to write, kept in memory by each server thread and
  * written every OTA_DEFERRED_WRITE_MS (default 5 s), 200 rows a statement,
- * the statements spread over three quarters of the interval so that the
+ * the statements spread over most of the next interval so that the
  * database sees an even load, on a database connection of its own:
  *   - presence: devices whose last_seen_at had grown older than
  *     OTA_PRESENCE_INTERVAL, with when they were seen (devices.last_seen_at);
@@ -51,11 +51,11 @@ void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assign
 
 /**
  * The PACE_MS (10 ms) periods from one chunk's sending to the next one's in
- * a write of `rows` rows (200 a chunk): at least 1, and so that the chunks
- * spread over three quarters of an interval of `interval_ms`. The first
- * chunk goes at once.
+ * a write of `rows` rows (200 a chunk) that piled up in `gathered_ms`: at
+ * least 1, and so that the chunks spread over three quarters of that time.
+ * The first chunk goes at once.
  */
-unsigned ota__deferred_writes_pace_periods(int interval_ms, size_t rows);
+unsigned ota__deferred_writes_pace_periods(int gathered_ms, size_t rows);
 
 /**
  * Writes what is left (running the loop for up to 2 seconds while the

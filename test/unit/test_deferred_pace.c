@@ -24,22 +24,26 @@ static void test_single_chunk(void **state)
     assert_int_equal(ota__deferred_writes_pace_periods(5000, 200), 1);
 }
 
-/* A large write is spread over most of the interval, and its last chunk goes within three quarters of it. */
+/* A large write is spread over most of the time its rows took to pile up: its last chunk goes within 3/4 of it. */
 static void test_spread_over_the_interval(void **state)
 {
     (void)state;
-    /* 21,000 rows: a million devices' presence for one thread of two, per 5 s interval; 105 chunks. */
+    /* 21,000 rows in 5 s: a million devices' presence for one thread of two, per interval; 105 chunks. */
     unsigned p = ota__deferred_writes_pace_periods(5000, 21000);
     assert_int_equal(p, 3); /* 3,750 ms / (104 gaps x 10 ms) */
     assert_in_range(last_chunk_ms(21000, p), 3000, 3750);
+    /* 25,000 rows in 3.6 s (a write started early): 125 chunks within 2.7 s, faster than they came. */
+    p = ota__deferred_writes_pace_periods(3600, 25000);
+    assert_int_equal(p, 2);
+    assert_in_range(last_chunk_ms(25000, p), 2000, 2700);
     /* Two chunks: the second 3.75 s after the first. */
     assert_int_equal(ota__deferred_writes_pace_periods(5000, 201), 375);
-    /* The tests' 200 ms interval: 5 chunks, 30 ms apart. */
+    /* 1,000 rows in the tests' 200 ms interval: 5 chunks, 30 ms apart. */
     assert_int_equal(ota__deferred_writes_pace_periods(200, 1000), 3);
     assert_in_range(last_chunk_ms(1000, 3), 100, 150);
 }
 
-/* More chunks than periods in the interval: one period apart, the fastest the pace allows. */
+/* More chunks than periods in the time: one period apart, the fastest the pace allows. */
 static void test_never_below_one_period(void **state)
 {
     (void)state;
