@@ -75,12 +75,12 @@ struct ota_deferred_writes {
     ota_deferred_table_t counting; /* kept since the last write began */
     ota_deferred_table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) in flight */
     size_t chunk_start, chunk_end;
-    size_t chunk_rows;     /* rows of the chunk in flight */
-    size_t sending_left;   /* rows of `sending` not written yet */
-    unsigned pace_periods; /* PACE_MS periods from one chunk's sending to the next one's, in this write */
-    unsigned pace_waited;  /* periods since the last chunk was sent */
+    size_t chunk_rows;       /* rows of the chunk in flight */
+    size_t sending_left;     /* rows of `sending` not written yet */
+    unsigned pace_periods;   /* PACE_MS periods from one chunk's sending to the next one's, in this write */
+    unsigned pace_waited;    /* periods since the last chunk was sent */
     uint64_t write_began_ms; /* when the last write began (monotonic): the rows of the next piled up since */
-    int64_t published;     /* rows pending as last added to the process's gauge */
+    int64_t published;       /* rows pending as last added to the process's gauge */
     uint64_t dropped_logged_ms;
     bool in_flight;
     bool hurry;    /* stopping: chunks back to back */
@@ -118,8 +118,8 @@ static void on_written(void *arg, const PGresult *res)
         ota__metrics_deferred_written(w->chunk_rows);
         w->sending_left -= w->chunk_rows;
         w->chunk_start = w->chunk_end;
-        /* The next chunk (or, when `sending` is done, what has piled up meanwhile) once PACE_MS have passed
-           since this one was sent; on_pace sends it when they have not. */
+        /* The next chunk (or, when `sending` is done, what has piled up meanwhile) now if its pace_periods have
+           passed since this one was sent; otherwise on_pace sends it when they have. */
         bool paced = h2o_timeout_is_linked(&w->pace_entry);
         if (w->hurry || w->counting.used >= BEHIND_ROWS || (!paced && !w->stopping)) {
             if (paced)
