@@ -32,9 +32,11 @@ FROM generate_series(1, :devices) AS i;
 -- is bypassed for the load; its event rows are written set-wise here and
 -- devices.ota_status was set above.
 SET LOCAL session_replication_role = replica;
-INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at)
+-- With what a delivery sends of the release, as ota_assign (migrations/0007) copies it.
+INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at,
+                         model, object_key, size, crc32, sha256)
 SELECT md5('bench-assignment' || i)::uuid, md5('bench' || i)::uuid, md5('bench-release-1.1.0')::uuid,
-       '1.1.0', 'delivered', 1, now()
+       '1.1.0', 'delivered', 1, now(), 'bench-model', 'bench/1.1.0.bin', :size, :crc32, :'sha256'
 FROM generate_series(10, :devices, 10) AS i;
 INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status)
 SELECT id, device_id, s.f, s.t FROM assignments,

@@ -346,8 +346,17 @@ static void test_redelivery_counts_many(void **state)
             snprintf(token, sizeof token, "otd_%s_%d", prefix, i);
             h_resp_t r = {0};
             h_heartbeat_on(&h_g_srv, id, token, PLAIN, &r);
-            CHECK(r.status == 200 && json_is_object(json_object_get(r.json, "ota")), "device %d: %ld %s", i,
-                  r.status, BODY(&r));
+            json_t *m = json_object_get(r.json, "ota");
+            CHECK(r.status == 200 && json_is_object(m), "device %d: %ld %s", i, r.status, BODY(&r));
+            /* These assignments lack the copy of their release that ota_assign makes (migrations/0007), like
+               those made before it: the heartbeat looks the release up instead, and sends the same manifest. */
+            const char *sha256 = json_string_value(json_object_get(m, "sha256"));
+            const char *model = json_string_value(json_object_get(m, "model"));
+            CHECK(sha256 != NULL && strcmp(sha256, s.rel.sha256) == 0 && model != NULL &&
+                      strcmp(model, s.rel.model) == 0 &&
+                      json_integer_value(json_object_get(m, "size")) == (json_int_t)s.rel.len &&
+                      json_integer_value(json_object_get(m, "crc32")) == (json_int_t)s.rel.crc32,
+                  "device %d: the manifest does not describe the release: %s", i, BODY(&r));
             h_resp_free(&r);
         }
     }
