@@ -138,7 +138,8 @@ static void make_loop(thread_t *t)
     t->worker.loop = h2o_evloop_create();
     h2o_context_init(&t->worker.ctx, t->worker.loop, t->globalconf);
     t->worker.db = ota__db_create(t->worker.loop, t->worker.cfg, true);
-    if (t->worker.db == NULL)
+    t->worker.side_db = ota__db_create(t->worker.loop, t->worker.cfg, false);
+    if (t->worker.db == NULL || t->worker.side_db == NULL)
         h2o_fatal("out of memory");
     ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
     t->accept_ctx.ctx = &t->worker.ctx;
@@ -182,6 +183,8 @@ static void *thread_main(void *arg)
     ota__events_stop(t->worker.events);
     ota__db_destroy(t->worker.db);
     t->worker.db = NULL;
+    ota__db_destroy(t->worker.side_db);
+    t->worker.side_db = NULL;
     h2o_evloop_run(t->worker.loop, 0); /* lets the closed sockets go */
     /* The h2o context and loop stay: h2o 2.2.5 asserts when a context is disposed while a client still holds a
      * keep-alive connection, and offers no way to close those. The process exits right after. */
@@ -301,6 +304,8 @@ Exit:
     for (int i = 0; i < n; i++) {
         if (threads[i].worker.db != NULL)
             ota__db_destroy(threads[i].worker.db);
+        if (threads[i].worker.side_db != NULL)
+            ota__db_destroy(threads[i].worker.side_db);
         if (i >= started && threads[i].listen_fd >= 0)
             close(threads[i].listen_fd);
         if (threads[i].wake_fds[1] >= 0)

@@ -81,11 +81,21 @@ static void on_query_done(void *arg, const PGresult *res)
     cb(call, res);
 }
 
-void ota__call_query(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
+static void query_on(ota_db_t *db, ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
 {
     call->db_cb = cb;
-    if (ota__db_query(call->worker->db, stmt, params, on_query_done, call) != OTA_OK) {
+    if (ota__db_query(db, stmt, params, on_query_done, call) != OTA_OK) {
         call->db_cb = NULL;
         ota__respond_unavailable(call, "database unavailable");
     }
+}
+
+void ota__call_query(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
+{
+    query_on(call->worker->db, call, stmt, params, cb);
+}
+
+void ota__call_query_side(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
+{
+    query_on(call->worker->side_db, call, stmt, params, cb);
 }

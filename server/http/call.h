@@ -74,4 +74,7 @@ void ota__call_free(ota_call_t *call);
  */
 void ota__call_query(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb);
 
+/** As ota__call_query, on the worker's side connection (worker.h: for queries that scan many rows). */
+void ota__call_query_side(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb);
+
 #endif

@@ -4,8 +4,10 @@
  * the fleet's assignments from the database.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -183,6 +185,108 @@ static void test_deferred_rows(void **state)
     h_release_free(&rel);
 }
 
+/* ---- the fleet counts do not hold up heartbeats ------------------------------------------------- */
+
+/* Holds assignment_events locked until a row named `name` is in metrics_test_signal (at most 20 s). */
+static void *hold_events_lock(void *name)
+{
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "BEGIN; LOCK TABLE assignment_events IN ACCESS EXCLUSIVE MODE; "
+             "DO $$ BEGIN FOR i IN 1..1000 LOOP "
+             "EXIT WHEN EXISTS (SELECT FROM metrics_test_signal WHERE name = '%s'); PERFORM pg_sleep(0.02); "
+             "END LOOP; END $$; COMMIT;",
+             (const char *)name);
+    h_pg_sql(&h_g_pg, sql);
+    return NULL;
+}
+
+typedef struct bg_scrape {
+    h_server_t *srv;
+    h_resp_t resp;
+    atomic_int done;
+} bg_scrape_t;
+
+static void *scrape_in_background(void *arg)
+{
+    bg_scrape_t *bg = arg;
+    h_http(bg->srv, "GET", "/metrics", NULL, NULL, 0, NULL, &bg->resp);
+    atomic_store(&bg->done, 1);
+    return NULL;
+}
+
+/* True once a query (the scrape's: nothing else in this cluster locks) waits for a lock. */
+static bool scrape_waits_for_lock(void)
+{
+    return h_pg_sql(&h_g_pg, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = "
+                             "'Lock' AND pid <> pg_backend_pid()) THEN RAISE EXCEPTION 'not yet'; END IF; END $$") == 0;
+}
+
+/*
+ * The counts scan whole tables: a scrape must not stall the heartbeats that
+ * the same server thread has pipelined on its database connection. A server
+ * with one thread; the scrape's query is made to wait on a lock, and
+ * heartbeats must be answered while it waits.
+ */
+static void test_scrape_does_not_hold_up_heartbeats(void **state)
+{
+    (void)state;
+    static const char *const one_thread[] = {"OTA_THREADS=1", NULL};
+    char model[32], name[40];
+    h_device_t dev;
+    h_make_model(model, sizeof model, "scrape");
+    h_make_device(model, "1.0.0", &dev);
+    h_unique(name, sizeof name, "scrape-");
+    CHECK(h_pg_sql(&h_g_pg, "CREATE TABLE IF NOT EXISTS metrics_test_signal (name text)") == 0, "signal table");
+    h_server_t srv;
+    h_server_start(&srv, &h_g_pg, one_thread);
+
+    pthread_t holder, scraper;
+    bg_scrape_t bg = {.srv = &srv};
+    atomic_init(&bg.done, 0);
+    pthread_create(&holder, NULL, hold_events_lock, name);
+    bool locked = false;
+    for (int i = 0; i < 200 && !locked; i++) { /* the lock is taken before the scrape starts */
+        locked = h_pg_sql(&h_g_pg, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = "
+                                   "l.relation WHERE c.relname = 'assignment_events' AND l.mode = "
+                                   "'AccessExclusiveLock' AND l.granted) THEN RAISE EXCEPTION 'no'; END IF; "
+                                   "END $$") == 0;
+        if (!locked)
+            h_sleep_ms(20);
+    }
+    CHECK(locked, "the lock on assignment_events was never taken");
+    pthread_create(&scraper, NULL, scrape_in_background, &bg);
+    bool waiting = false;
+    for (int i = 0; i < 200 && !waiting; i++) {
+        waiting = scrape_waits_for_lock();
+        if (!waiting)
+            h_sleep_ms(20);
+    }
+
+    long statuses[3] = {0};
+    for (int i = 0; waiting && i < 3; i++) {
+        h_resp_t r = {0};
+        h_heartbeat_on(&srv, dev.id, dev.token, "{\"firmware_version\": \"1.0.0\"}", &r);
+        statuses[i] = r.status;
+        h_resp_free(&r);
+    }
+    int scrape_done_early = atomic_load(&bg.done);
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT INTO metrics_test_signal VALUES ('%s')", name);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "signal");
+    pthread_join(holder, NULL);
+    pthread_join(scraper, NULL);
+
+    CHECK(waiting, "the scrape's query never waited for the lock");
+    CHECK(statuses[0] == 200 && statuses[1] == 200 && statuses[2] == 200 && !scrape_done_early,
+          "heartbeats while the scrape waited: %ld %ld %ld (scrape answered: %s)", statuses[0], statuses[1],
+          statuses[2], scrape_done_early ? "yes" : "no");
+    CHECK(bg.resp.status == 200 && strstr(bg.resp.body, "ota_assignments{status=") != NULL,
+          "the scrape after the lock: %ld %s", bg.resp.status, BODY(&bg.resp));
+    h_resp_free(&bg.resp);
+    h_server_stop(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_database_and_fleet_series),
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_deferred_rows),
+        cmocka_unit_test(test_scrape_does_not_hold_up_heartbeats),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }
