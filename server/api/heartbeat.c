@@ -154,6 +154,19 @@ static ota_err_t presign_get(void *storage, const char *key, time_t now, int ttl
     return ota__storage_presign(storage, "GET", key, now, ttl, url, cap);
 }
 
+/*
+ * Copies column `col` of the heartbeat's row into `field` (`cap` bytes). False when it does not fit: a value cut
+ * short could still look valid (a model name's prefix), and the manifest would sign it.
+ */
+static bool copy_column(const PGresult *res, int col, char *field, size_t cap)
+{
+    size_t n = (size_t)PQgetlength(res, 0, col);
+    if (n >= cap)
+        return false;
+    memcpy(field, PQgetvalue(res, 0, col), n + 1);
+    return true;
+}
+
 /* The JSON text of a delivery's manifest (a fresh presigned URL, signed fields) into `json`. */
 static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[OTA_MANIFEST_JSON_MAX], size_t *len)
 {
@@ -162,12 +175,15 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     time_t now = time(NULL);
 
     memset(&m, 0, sizeof m);
-    snprintf(m.assignment_id, sizeof m.assignment_id, "%s", PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
-    snprintf(m.release_id, sizeof m.release_id, "%s", PQgetvalue(res, 0, OTA_HB_COL_RELEASE_ID));
-    snprintf(m.model, sizeof m.model, "%s", PQgetvalue(res, 0, OTA_HB_COL_MODEL));
-    snprintf(m.version, sizeof m.version, "%s", PQgetvalue(res, 0, OTA_HB_COL_VERSION));
-    snprintf(m.artifact, sizeof m.artifact, "bin");
-    snprintf(m.sha256, sizeof m.sha256, "%s", PQgetvalue(res, 0, OTA_HB_COL_SHA256));
+    memcpy(m.artifact, "bin", sizeof "bin");
+    if (!copy_column(res, OTA_HB_COL_ASSIGNMENT_ID, m.assignment_id, sizeof m.assignment_id) ||
+        !copy_column(res, OTA_HB_COL_RELEASE_ID, m.release_id, sizeof m.release_id) ||
+        !copy_column(res, OTA_HB_COL_MODEL, m.model, sizeof m.model) ||
+        !copy_column(res, OTA_HB_COL_VERSION, m.version, sizeof m.version) ||
+        !copy_column(res, OTA_HB_COL_SHA256, m.sha256, sizeof m.sha256)) {
+        ota_log_error("assignment %s: a manifest field is too long", PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+        return OTA_ERR_INVALID;
+    }
     m.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_SIZE), NULL, 10);
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
     utc_text(now + cfg->url_ttl, m.url_expires_at, sizeof m.url_expires_at);

@@ -482,6 +482,14 @@ static void test_round_trip(void **state)
     assert_int_equal(need, len);
     assert_int_equal(ota_manifest_encode(&m, buf, len + 1, &need), OTA_OK);
 
+    /* The encoder writes validated strings unescaped: every punctuation mark a URL may hold comes back. */
+    memset(m.url, 0, sizeof m.url);
+    strcpy(m.url, "https://[::1]:9000/b/k~1_(x)!$'*+,;=@-.%2F?a=b&c#frag");
+    assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_int_equal(ota_manifest_decode(buf, len, &back), OTA_OK);
+    assert_memory_equal(&back, &m, sizeof m);
+    sample(&m);
+
     /* Whitespace and member order do not matter to the decoder. */
     const char *spaced = "{ \"signature\" : \"a8l/a60PMZDqjgBB+7KJxwEl45eBk26tN96tCf7Z3KVJ80w4b7yE954AFSVmd+GhC7+y+"
                          "9HxxdjKTLwhHkT2Cw==\",\n \"sha256\": \"" SHA256_EMPTY "\", \"crc32\": 3735928559,"
