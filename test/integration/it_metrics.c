@@ -215,13 +215,6 @@ static void *scrape_in_background(void *arg)
     return NULL;
 }
 
-/* True once a query (the scrape's: nothing else in this cluster locks) waits for a lock. */
-static bool scrape_waits_for_lock(void)
-{
-    return h_pg_sql(&h_g_pg, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = "
-                             "'Lock' AND pid <> pg_backend_pid()) THEN RAISE EXCEPTION 'not yet'; END IF; END $$") == 0;
-}
-
 /*
  * The counts scan whole tables: a scrape must not stall the heartbeats that
  * the same server thread has pipelined on its database connection. A server
@@ -245,23 +238,13 @@ static void test_scrape_does_not_hold_up_heartbeats(void **state)
     bg_scrape_t bg = {.srv = &srv};
     atomic_init(&bg.done, 0);
     pthread_create(&holder, NULL, hold_events_lock, name);
-    bool locked = false;
-    for (int i = 0; i < 200 && !locked; i++) { /* the lock is taken before the scrape starts */
-        locked = h_pg_sql(&h_g_pg, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = "
-                                   "l.relation WHERE c.relname = 'assignment_events' AND l.mode = "
-                                   "'AccessExclusiveLock' AND l.granted) THEN RAISE EXCEPTION 'no'; END IF; "
-                                   "END $$") == 0;
-        if (!locked)
-            h_sleep_ms(20);
-    }
-    CHECK(locked, "the lock on assignment_events was never taken");
+    /* The lock is taken before the scrape starts; then the scrape's query (nothing else here locks) waits. */
+    CHECK(h_sql_eventually("EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = "
+                           "'assignment_events' AND l.mode = 'AccessExclusiveLock' AND l.granted)"),
+          "the lock on assignment_events was never taken");
     pthread_create(&scraper, NULL, scrape_in_background, &bg);
-    bool waiting = false;
-    for (int i = 0; i < 200 && !waiting; i++) {
-        waiting = scrape_waits_for_lock();
-        if (!waiting)
-            h_sleep_ms(20);
-    }
+    bool waiting = h_sql_eventually("EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                    "pid <> pg_backend_pid())");
 
     long statuses[3] = {0};
     for (int i = 0; waiting && i < 3; i++) {
