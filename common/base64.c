@@ -49,15 +49,24 @@ void ota_base64url_encode(const void *src, size_t len, char *dst)
     *end = '\0';
 }
 
+/*
+ * The value of each of the 62 symbols both alphabets share, plus one (0: not
+ * one of them), by byte value. A table, not comparisons: a manifest's
+ * signature is decoded on every delivery.
+ */
+/* clang-format off */
+static const unsigned char SHARED_VALUE_PLUS_1[256] = {
+    ['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    ['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,
+    ['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62};
+/* clang-format on */
+
 /* The value of symbol `c`, or -1; `extra` holds the symbols for 62 and 63. */
 static int sextet(char c, const char *extra)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
+    unsigned char shared = SHARED_VALUE_PLUS_1[(unsigned char)c];
+    if (shared != 0)
+        return shared - 1;
     if (c == extra[0])
         return 62;
     if (c == extra[1])
@@ -65,25 +74,41 @@ static int sextet(char c, const char *extra)
     return -1;
 }
 
+/* The 24 bits of `n` (2 to 4) symbols, the first highest, missing ones zero; -1 if one is not a symbol. */
+static int32_t group_bits(const char *src, size_t n, const char *extra)
+{
+    int a = sextet(src[0], extra), b = sextet(src[1], extra);
+    int c = n > 2 ? sextet(src[2], extra) : 0, d = n > 3 ? sextet(src[3], extra) : 0;
+    if ((a | b | c | d) < 0)
+        return -1;
+    return a << 18 | b << 12 | c << 6 | d;
+}
+
+/*
+ * Decodes `len` symbols (len % 4 != 1) into `dst`: each group of four is
+ * three bytes, as encode() made them; a last group of two or three symbols is
+ * one or two bytes, and the bits after those must be zero, or two inputs
+ * would decode alike.
+ */
 static ota_err_t decode_symbols(const char *src, size_t len, unsigned char *dst, const char *extra)
 {
-    uint32_t acc = 0;
-    unsigned bits = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int v = sextet(src[i], extra);
+    for (; len >= 4; src += 4, len -= 4) {
+        int32_t v = group_bits(src, 4, extra);
         if (v < 0)
             return OTA_ERR_INVALID;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *dst++ = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+        *dst++ = (unsigned char)(v >> 16);
+        *dst++ = (unsigned char)(v >> 8);
+        *dst++ = (unsigned char)v;
     }
-    /* Bits left over in the last symbol must be zero, or two inputs would decode alike. */
-    return acc == 0 ? OTA_OK : OTA_ERR_INVALID;
+    if (len > 0) {
+        int32_t v = group_bits(src, len, extra);
+        if (v < 0 || (v & (len == 2 ? 0xffff : 0xff)) != 0)
+            return OTA_ERR_INVALID;
+        *dst++ = (unsigned char)(v >> 16);
+        if (len == 3)
+            *dst = (unsigned char)(v >> 8);
+    }
+    return OTA_OK;
 }
 
 /* Decodes `len` symbols (padding already stripped). */

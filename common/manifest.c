@@ -65,16 +65,26 @@ static int valid_artifact(const char *s, size_t len)
     return len == 3 && (memcmp(s, "bin", 3) == 0 || memcmp(s, "ufw", 3) == 0);
 }
 
-/* RFC 3986 characters: unreserved, reserved and '%'. A table, not strchr: the URL is most of a manifest. */
-static int is_url_char(char c)
-{
-    static const unsigned char PUNCT[128] = {
-        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, [':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1,
-        ['['] = 1, [']'] = 1, ['@'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1,
-        [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1};
-    unsigned char u = (unsigned char)c;
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || (u < sizeof PUNCT && PUNCT[u]);
-}
+/*
+ * RFC 3986 characters (unreserved, reserved and '%') by byte value; the rest,
+ * control characters and bytes >= 0x80 included, are 0. A table: the URL is
+ * most of a manifest, and this loop is most of validating one.
+ */
+/* clang-format off */
+static const unsigned char URL_CHAR[256] = {
+    /*      sp !  "  #  $  %  &  '  (  )  *  +  ,  -  .  / */
+    [0x20] = 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    /*      0  1  2  3  4  5  6  7  8  9  :  ;  <  =  >  ? */
+    [0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1,
+    /*      @  A  B  C  D  E  F  G  H  I  J  K  L  M  N  O */
+    [0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    /*      P  Q  R  S  T  U  V  W  X  Y  Z  [  \  ]  ^  _ */
+    [0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1,
+    /*      `  a  b  c  d  e  f  g  h  i  j  k  l  m  n  o */
+    [0x60] = 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    /*      p  q  r  s  t  u  v  w  x  y  z  {  |  }  ~  DEL */
+    [0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0};
+/* clang-format on */
 
 static int valid_url(const char *s, size_t len)
 {
@@ -91,7 +101,7 @@ static int valid_url(const char *s, size_t len)
     if (len == scheme)
         return 0;
     for (size_t i = scheme; i < len; i++) {
-        if (!is_url_char(s[i]))
+        if (!URL_CHAR[(unsigned char)s[i]])
             return 0;
     }
     return 1;

@@ -9,6 +9,7 @@
 #include "json_util.h"
 #include "log.h"
 #include "ota/semver.h"
+#include "utc_time.h"
 
 /*
  * The Bluetooth path: the phone app, holding the device's token, asks
@@ -19,16 +20,14 @@
 json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact)
 {
     const ota_config_t *cfg = call->worker->cfg;
-    char url[4096], expires_at[32];
-    time_t now = time(NULL), expires = now + cfg->url_ttl;
-    struct tm tm;
+    char url[4096], expires_at[OTA_UTC_TEXT_LEN + 1];
+    time_t now = time(NULL);
     if (ota__storage_presign(call->worker->storage, "GET", object_key, now, cfg->url_ttl, url, sizeof url) != OTA_OK) {
         ota_log_error("cannot presign %s", object_key);
         json_decref(artifact);
         return json_null();
     }
-    gmtime_r(&expires, &tm);
-    strftime(expires_at, sizeof expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ota__utc_text(now + cfg->url_ttl, expires_at);
     json_t *link = json_is_object(artifact) ? artifact : (json_decref(artifact), ota__json_checked(json_object()));
     json_object_set_new(link, "url", json_string(url));
     json_object_set_new(link, "url_expires_at", json_string(expires_at));

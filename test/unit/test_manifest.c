@@ -546,6 +546,27 @@ static void test_encode_refuses_invalid(void **state)
     assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_OK);
 }
 
+/*
+ * Each of the 255 non-NUL byte values after "https://h/": a manifest is valid exactly when the byte is one
+ * of RFC 3986's (unreserved, reserved, '%'), spelled out here independently of the validator's table.
+ */
+static void test_url_every_byte_value(void **state)
+{
+    static const char RFC3986[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                  "-._~:/?#[]@!$&'()*+,;=%";
+    ota_manifest_t m;
+    (void)state;
+
+    for (int c = 1; c < 256; c++) {
+        sample(&m);
+        snprintf(m.url, sizeof m.url, "https://h/%c", c);
+        int expected = strchr(RFC3986, c) != NULL;
+        int valid = ota_manifest_validate(&m) == OTA_OK;
+        if (valid != expected)
+            fail_msg("byte 0x%02x in a url: %s", c, valid ? "accepted" : "rejected");
+    }
+}
+
 static void test_decode_missing_members(void **state)
 {
     (void)state;
@@ -1026,6 +1047,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_unknown_members_ignored),
         cmocka_unit_test(test_encode_refuses_invalid),
+        cmocka_unit_test(test_url_every_byte_value),
         cmocka_unit_test(test_decode_missing_members),
         cmocka_unit_test(test_decode_wrong_types),
         cmocka_unit_test(test_decode_ids_and_strings),
