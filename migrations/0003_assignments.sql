@@ -162,7 +162,7 @@ BEGIN
     RETURN n;
 END $$;
 
--- The heartbeat, in one round trip (see server/api/heartbeat.c for the why).
+-- The heartbeat, in one round trip (see server/heartbeat/heartbeat.c for the why).
 -- Checks the token hash, records presence and the reported state, then acts
 -- on the device's active assignment:
 --   applied    the device reports the assignment's version;

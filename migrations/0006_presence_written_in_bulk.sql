@@ -6,7 +6,7 @@
 -- commit each, which made a million-device fleet a fifth slower than a small one. Now ota_heartbeat()
 -- only says so (presence_due) and the server keeps the device's id and when it was seen in memory, then
 -- writes many at once with the re-delivery counts it already keeps (ota_write_deferred below; see
--- server/deferred_writes.h). Presence therefore lags the true last heartbeat by less than
+-- server/heartbeat/deferred_writes.h). Presence therefore lags the true last heartbeat by less than
 -- OTA_PRESENCE_INTERVAL plus OTA_DEFERRED_WRITE_MS. A device seen for the first time (last_seen_at NULL)
 -- and every reported change are still written by the heartbeat itself, at once.
 
@@ -17,7 +17,7 @@
 ALTER TABLE devices SET (fillfactor = 90);
 ALTER TABLE assignments SET (fillfactor = 90);
 
--- Writes what a server kept in memory (server/deferred_writes.h), in one transaction, not durable (like
+-- Writes what a server kept in memory (server/heartbeat/deferred_writes.h), in one transaction, not durable (like
 -- bare presence always was: a lost "last seen" is rewritten by the next heartbeat, a lost count is a
 -- statistic, a lost signature is made again):
 --   presence: device p_devices[i] was last seen p_ages_ms[i] milliseconds before now(). The age, not a
@@ -155,7 +155,7 @@ BEGIN
 
     -- The first delivery is a transition (durable; pass 2 holds the device row) and is counted here. A
     -- re-delivery writes nothing: the server counts it in memory and adds the counts of many in one
-    -- statement (ota_write_deferred, server/deferred_writes.h).
+    -- statement (ota_write_deferred, server/heartbeat/deferred_writes.h).
     IF a.status = 'pending' THEN
         PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1

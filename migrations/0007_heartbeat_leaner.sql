@@ -148,7 +148,7 @@ BEGIN
 
     -- The first delivery is a transition (durable; pass 2 holds the device row) and is counted here. A
     -- re-delivery writes nothing: the server counts it in memory and adds the counts of many in one
-    -- statement (ota_write_deferred, server/deferred_writes.h).
+    -- statement (ota_write_deferred, server/heartbeat/deferred_writes.h).
     IF a.status = 'pending' THEN
         PERFORM set_config('synchronous_commit', 'on', true);
         UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1

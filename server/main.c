@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "db/apikeys.h"
 #include "db/migrate.h"
 #include "db/sync.h"
-#include "log.h"
+#include "core/log.h"
 #include "server.h"
 #include "storage/storage.h"
 

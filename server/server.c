@@ -20,14 +20,14 @@
 #include <openssl/rand.h>
 
 #include "db/conn.h"
-#include "http/dispatch.h"
+#include "api/dispatch.h"
 #include "http/error_filter.h"
-#include "log.h"
-#include "events.h"
-#include "deferred_writes.h"
-#include "presign_cache.h"
-#include "sweeper.h"
-#include "worker.h"
+#include "core/log.h"
+#include "api/events.h"
+#include "heartbeat/deferred_writes.h"
+#include "heartbeat/presign_cache.h"
+#include "heartbeat/sweeper.h"
+#include "http/worker.h"
 
 /* One event-loop thread and what it owns. */
 typedef struct thread {

@@ -1,7 +1,7 @@
 #ifndef OTA_SERVER_SERVER_H
 #define OTA_SERVER_SERVER_H
 
-#include "config.h"
+#include "core/config.h"
 
 /*
  * The HTTP server: cfg->threads event-loop threads, each with its own

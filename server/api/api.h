@@ -53,18 +53,17 @@ void ota__api_assignments_list(ota_call_t *call);
 void ota__api_device_assignments_list(ota_call_t *call);
 void ota__api_assignments_cancel(ota_call_t *call);
 
-/* heartbeat.c */
-void ota__api_heartbeat(ota_call_t *call);
-void ota__api_relay(ota_call_t *call);
-
 /* ble.c */
 void ota__api_device_update(ota_call_t *call);
+void ota__api_relay(ota_call_t *call);
 void ota__api_ble_transfers_create(ota_call_t *call);
 /**
  * {size, crc32, sha256} of an artifact (`artifact`, stolen) with a fresh presigned GET of `object_key` added as
  * "url" and "url_expires_at". New reference (json null when the URL cannot be made).
  */
 json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact);
+
+/* signing_key.c */
 void ota__api_signing_key(ota_call_t *call);
 
 /* metrics.c */

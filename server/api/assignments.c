@@ -5,7 +5,7 @@
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 /*
  * Assignments: a release assigned to a device. The rules (one active per

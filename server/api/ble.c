@@ -4,17 +4,20 @@
 #include <string.h>
 #include <time.h>
 
+#include "heartbeat/heartbeat.h"
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
-#include "log.h"
+#include "core/json_util.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "ota/semver.h"
-#include "utc_time.h"
+#include "core/utc_time.h"
 
 /*
  * The Bluetooth path: the phone app, holding the device's token, asks
- * whether an update exists and reports the transfers it makes. The relay
- * of heartbeats lives with the heartbeat (heartbeat.c).
+ * whether an update exists, relays the device's heartbeats (recorded as a
+ * heartbeat is, by heartbeat/heartbeat.c, but never delivering) and reports
+ * the transfers it makes.
  */
 
 json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact)
@@ -184,4 +187,54 @@ void ota__api_ble_transfers_create(ota_call_t *call)
     ota__uuid_new(t->id);
     const char *params[] = {t->id, call->params[0], t->release_id, t->state, t->error};
     ota__call_query(call, OTA_STMT_BLE_TRANSFER, params, on_transfer);
+}
+
+/* --- POST /v1/devices/{id}/relay: the phone app relays a heartbeat over Bluetooth --- */
+
+/* The relay's answer: the heartbeat's, never a manifest, and "pending_assignment" (`pending`, stolen). */
+static void respond_relay(ota_call_t *call, json_t *pending)
+{
+    json_t *member = ota__json_checked(json_pack("{s:o}", "pending_assignment", pending));
+    char *text = json_dumps(member, JSON_COMPACT);
+    json_decref(member);
+    if (text == NULL)
+        h2o_fatal("out of memory");
+    /* `{"pending_assignment":...}` without its braces is the member the answer takes. */
+    text[strlen(text) - 1] = '\0';
+    ota__heartbeat_respond(call, NULL, 0, NULL, text + 1);
+    free(text);
+}
+
+static void on_relay_assignment(ota_call_t *call, const PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ota__respond_db_error(call, res);
+        return;
+    }
+    json_t *pending = json_null();
+    if (PQntuples(res) == 1) {
+        pending = ota__json_col_json(res, 0, 0);
+        json_object_set_new(pending, "ufw",
+                            PQgetisnull(res, 0, 1)
+                                ? json_null()
+                                : ota__ufw_link(call, PQgetvalue(res, 0, 1), ota__json_col_json(res, 0, 2)));
+    }
+    respond_relay(call, pending);
+}
+
+static void on_relayed(ota_call_t *call, const PGresult *res)
+{
+    ota__metrics_heartbeat(true, false, NULL);
+    const char *status = PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_STATUS);
+    if (strcmp(status, "pending") != 0 && strcmp(status, "delivered") != 0) {
+        respond_relay(call, json_null());
+        return;
+    }
+    const char *params[] = {PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID)};
+    ota__call_query(call, OTA_STMT_ASSIGNMENT_GET_UFW, params, on_relay_assignment);
+}
+
+void ota__api_relay(ota_call_t *call)
+{
+    ota__heartbeat_record(call, true, on_relayed);
 }

@@ -13,9 +13,9 @@
 
 #include "http/call.h"
 #include "http/range.h"
-#include "log.h"
+#include "core/log.h"
 #include "storage/fs.h"
-#include "worker.h"
+#include "http/worker.h"
 
 /* An S3-style error document. */
 static void send_xml_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *message)

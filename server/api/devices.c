@@ -7,9 +7,9 @@
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
+#include "core/json_util.h"
 #include "ota/semver.h"
-#include "secret.h"
+#include "core/secret.h"
 
 /* Longest serial number and display name we keep. */
 #define SERIAL_MAX 128

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "http/respond.h"
-#include "metrics.h"
+#include "core/metrics.h"
 
 /*
  * GET /metrics: this process's request, latency and heartbeat counters,
@@ -37,10 +37,15 @@ static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *r
                              PQgetvalue(res, row, 2));
 }
 
+static const char *route_name(size_t index)
+{
+    return index < ota__routes_count ? ota__routes[index].name : NULL;
+}
+
 static void respond_text(ota_call_t *call, const PGresult *res)
 {
     ota_text_t out = {NULL, 0, 0};
-    ota__metrics_render(&out, ota__routes, ota__routes_count);
+    ota__metrics_render(&out, route_name);
     render_database(&out, call, res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK ? res : NULL);
     h2o_req_t *req = call->req;
     h2o_iovec_t body = h2o_strdup(&req->pool, out.base, out.len);

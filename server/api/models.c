@@ -4,7 +4,7 @@
 
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 /* Longest display name of a model. */
 #define MODEL_NAME_MAX 200

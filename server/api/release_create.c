@@ -24,13 +24,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "digest.h"
+#include "core/digest.h"
 #include "http/multipart.h"
 #include "http/respond.h"
-#include "json_util.h"
-#include "log.h"
+#include "core/json_util.h"
+#include "core/log.h"
 #include "ota/semver.h"
-#include "release_source.h"
+#include "releases/release_source.h"
 
 #define NOTES_MAX 10000
 #define MAX_PARTS 16

@@ -7,8 +7,8 @@
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
-#include "log.h"
+#include "core/json_util.h"
+#include "core/log.h"
 
 /* Longest release notes accepted. */
 #define NOTES_MAX 10000

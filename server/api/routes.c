@@ -1,5 +1,6 @@
 #include "api/api.h"
-#include "events.h"
+#include "api/events.h"
+#include "heartbeat/heartbeat.h"
 
 const ota_route_t ota__routes[] = {
     {"GET", "/healthz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_healthz, "healthz"},

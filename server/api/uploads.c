@@ -7,7 +7,7 @@
 
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
+#include "core/json_util.h"
 
 /*
  * POST /v1/uploads: a presigned PUT for an artifact too large to send

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "db/sync.h"
-#include "ids.h"
-#include "secret.h"
+#include "core/ids.h"
+#include "core/secret.h"
 
 static ota_err_t insert_key(PGconn *conn, const char *name, const char *role, const char *key, const char *sql,
                             char *err, size_t errcap)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "log.h"
+#include "core/log.h"
 
 #define QUEUE_MAX 8192
 #define TICK_MS 1000

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <libpq-fe.h>
 #include <h2o.h>
-#include "config.h"
+#include "core/config.h"
 #include "db/statements.h"
 #include "ota/err.h"
 

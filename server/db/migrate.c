@@ -5,7 +5,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include "db/sync.h"
-#include "log.h"
+#include "core/log.h"
 #include "ota/hex.h"
 
 /* Any constant unique to this program: the advisory lock that serializes migrations. */

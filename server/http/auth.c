@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "http/respond.h"
-#include "secret.h"
+#include "core/secret.h"
 
 typedef void (*next_fn)(ota_call_t *call);
 

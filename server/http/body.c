@@ -3,7 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "http/respond.h"
 
 /* True for "application/json", with or without parameters ("; charset=utf-8"), in any case. */

@@ -8,8 +8,8 @@
 
 #include "db/statements.h"
 #include "http/router.h"
-#include "ids.h"
-#include "worker.h"
+#include "core/ids.h"
+#include "http/worker.h"
 
 /*
  * One API request on its way through authentication, the handler and the

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "ids.h"
+#include "core/ids.h"
 #include "ota/base64.h"
 
 /* "YYYY-MM-DDTHH:MM:SS.ffffffZ": fixed width, as ota_ts_us() in SQL writes it. */

@@ -6,8 +6,8 @@
 #include <sys/time.h>
 
 #include "http/cursor.h"
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 /* Seconds a client should wait before retrying after a 503. */
 #define RETRY_AFTER_SECONDS "1"
@@ -89,7 +89,7 @@ static h2o_req_t *finish(ota_call_t *call, int status)
     h2o_req_t *req = call->req;
     if (req != NULL) {
         double seconds = seconds_since(req);
-        ota__metrics_request(call->match.route, status, seconds);
+        ota__metrics_request(call->match.route != NULL ? call->match.index : OTA_METRICS_NO_ROUTE, status, seconds);
         if (call->worker->cfg->access_log)
             access_log(req, call->match.route != NULL ? call->match.route->name : "-", call->request_id, status,
                        seconds);
@@ -224,7 +224,7 @@ void ota__respond_page(ota_call_t *call, const PGresult *res, int ts_col, int id
 
 void ota__respond_error_req(h2o_req_t *req, int status, const char *code, const char *message, const char *allow)
 {
-    ota__metrics_request(NULL, status, seconds_since(req));
+    ota__metrics_request(OTA_METRICS_NO_ROUTE, status, seconds_since(req));
     if (allow != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
     send_error(req, status, code, message, NULL);

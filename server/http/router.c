@@ -74,6 +74,7 @@ ota_route_result_t ota__route_match(const ota_route_t *routes, size_t n, const c
         if (method_is(routes[i].method, method, method_len)) {
             *m = candidate;
             m->route = &routes[i];
+            m->index = i;
             return OTA_ROUTE_FOUND;
         }
     }

@@ -62,6 +62,7 @@ typedef enum ota_route_result {
 
 typedef struct ota_route_match {
     const ota_route_t *route; /**< when FOUND */
+    size_t index;             /**< when FOUND: the route's index in the table */
     ota_route_param_t params[OTA_ROUTE_MAX_PARAMS];
     int nparams;
     char allow[96]; /**< when METHOD_NOT_ALLOWED: the methods the path accepts, "GET, POST" */

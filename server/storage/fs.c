@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ids.h"
+#include "core/file_io.h"
+#include "core/ids.h"
 
 ota_err_t ota__fs_path(const char *root, const char *key, char *out, size_t cap)
 {
@@ -26,21 +27,6 @@ static ota_err_t make_parents(char *path)
         *p = '/';
         if (rc != 0 && errno != EEXIST)
             return OTA_ERR_IO;
-    }
-    return OTA_OK;
-}
-
-ota_err_t ota__fs_write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *data = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return OTA_ERR_IO;
-        data += n;
-        len -= (size_t)n;
     }
     return OTA_OK;
 }
@@ -66,7 +52,7 @@ ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_
         snprintf(err, cap, "cannot create %s: %s", tmp, strerror(errno));
         goto Exit;
     }
-    if (ota__fs_write_all(fd, data, len) != OTA_OK || fsync(fd) != 0) {
+    if (ota__write_all(fd, data, len) != OTA_OK || fsync(fd) != 0) {
         snprintf(err, cap, "cannot write %s: %s", tmp, strerror(errno));
         goto Exit;
     }
@@ -90,47 +76,6 @@ Exit:
     return rc;
 }
 
-ota_err_t ota__fs_read_file(const char *path, size_t max, unsigned char **data, size_t *len)
-{
-    struct stat st;
-    unsigned char *buf = NULL;
-    ota_err_t rc = OTA_ERR_IO;
-    size_t got = 0;
-
-    *data = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? OTA_ERR_NOT_FOUND : OTA_ERR_IO;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        goto Exit;
-    if ((uint64_t)st.st_size > max) {
-        rc = OTA_ERR_TOO_LARGE;
-        goto Exit;
-    }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        rc = OTA_ERR_NOMEM;
-        goto Exit;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto Exit;
-        got += (size_t)n;
-    }
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = OTA_OK;
-
-Exit:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
 ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
                       size_t cap)
 {
@@ -139,7 +84,7 @@ ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned ch
     *len = 0;
     if (ota__fs_path(root, key, path, sizeof path) != OTA_OK)
         return OTA_ERR_NOT_FOUND;
-    ota_err_t rc = ota__fs_read_file(path, max, data, len);
+    ota_err_t rc = ota__read_file(path, max, data, len);
     if (rc != OTA_OK)
         snprintf(err, cap, "cannot read %s: %s", path, ota_strerror(rc));
     return rc;

@@ -20,15 +20,6 @@ ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_
 ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
                       size_t cap);
 
-/**
- * Reads the regular file at `path` (at most `max` bytes) into a malloc'ed `*data`. OTA_ERR_NOT_FOUND when
- * missing, OTA_ERR_TOO_LARGE past `max`, OTA_ERR_IO otherwise (errno tells why). Also used for file:// sources.
- */
-ota_err_t ota__fs_read_file(const char *path, size_t max, unsigned char **data, size_t *len);
-
-/** Writes all `len` bytes to `fd`, retrying short writes and EINTR. OTA_ERR_IO on failure (errno tells why). */
-ota_err_t ota__fs_write_all(int fd, const void *buf, size_t len);
-
 /** Removes object `key`; a missing object is not an error. */
 ota_err_t ota__fs_delete(const char *root, const char *key, char *err, size_t cap);
 

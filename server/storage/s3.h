@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "ota/err.h"
 
 /*

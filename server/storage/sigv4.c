@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "digest.h"
+#include "core/digest.h"
 #include "ota/hex.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"

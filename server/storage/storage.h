@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "ota/err.h"
 #include "storage/sigv4.h"
 

@@ -210,7 +210,7 @@ void h_expect_events(json_t *a, const h_event_t *want, size_t n);
 
 /** The assignment `id` has `status`, `deliveries`, `reason` (NULL: null) and the matching timestamps; returns it
  *  (caller decrefs). Waits up to H_DEFERRED_WRITE_WAIT_MS for `deliveries`: the server writes re-delivery counts
- *  every OTA_DEFERRED_WRITE_MS, 200 ms in the tests (server/deferred_writes.h). */
+ *  every OTA_DEFERRED_WRITE_MS, 200 ms in the tests (server/heartbeat/deferred_writes.h). */
 #define H_DEFERRED_WRITE_WAIT_MS 3000
 
 json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliveries, const char *reason);

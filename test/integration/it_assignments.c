@@ -1134,7 +1134,7 @@ static void test_manifest_signature_stored(void **state)
 }
 
 /*
- * Deliveries of one release in the same second carry the same presigned URL (server/presign_cache.h: SigV4 is
+ * Deliveries of one release in the same second carry the same presigned URL (server/heartbeat/presign_cache.h: SigV4 is
  * deterministic, so it is the URL a fresh presign would make), and it serves the release's bytes to each. Tried
  * until two heartbeats land in one second (url_expires_at says when the URL was made).
  */

@@ -303,7 +303,7 @@ static void expect_assignment(const char *id, const char *status, const char *re
 {
     h_resp_t r = {0};
     get_assignment(id, &r);
-    /* Re-delivery counts are written every OTA_DEFERRED_WRITE_MS (server/deferred_writes.h). */
+    /* Re-delivery counts are written every OTA_DEFERRED_WRITE_MS (server/heartbeat/deferred_writes.h). */
     for (long waited = 0; waited < H_DEFERRED_WRITE_WAIT_MS; waited += 100) {
         json_int_t n = json_integer_value(json_object_get(r.json, "deliveries"));
         if (n >= min_deliveries && n <= max_deliveries)

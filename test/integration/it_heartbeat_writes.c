@@ -11,7 +11,7 @@
  * What must be written at once: a first heartbeat, any changed reported
  * field, a relay, every assignment transition. What the server keeps in
  * memory and writes in bulk every OTA_DEFERRED_WRITE_MS (200 ms in these
- * tests, 5 s by default) and when it stops (server/deferred_writes.h):
+ * tests, 5 s by default) and when it stops (server/heartbeat/deferred_writes.h):
  * presence once last_seen_at is older than OTA_PRESENCE_INTERVAL (default
  * 120 s; 0 = every heartbeat), and re-delivery counts (`deliveries`).
  */
@@ -317,7 +317,7 @@ static void test_redelivery_counts(void **state)
     h_release_free(&s.rel);
 }
 
-/* More delivered assignments than one write statement takes (server/deferred_writes.c writes 200 rows at a time): every
+/* More delivered assignments than one write statement takes (server/heartbeat/deferred_writes.c writes 200 rows at a time): every
  * re-delivery of every one is counted, and the signature each one's first delivery made is stored. The fleet is made
  * in SQL (devices with known tokens, assignments delivered, no signatures yet). */
 static void test_redelivery_counts_many(void **state)

@@ -276,7 +276,7 @@ static json_t *get_assignment(const char *aid)
 }
 
 /* The assignment once its deliveries count is `want`, or as it is after H_DEFERRED_WRITE_WAIT_MS: the servers write
- * re-delivery counts every OTA_DEFERRED_WRITE_MS (server/deferred_writes.h). */
+ * re-delivery counts every OTA_DEFERRED_WRITE_MS (server/heartbeat/deferred_writes.h). */
 static json_t *get_assignment_counted(const char *aid, size_t want)
 {
     json_t *a = get_assignment(aid);

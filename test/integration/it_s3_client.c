@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "harness.h"
 #include "storage/s3.h"
 

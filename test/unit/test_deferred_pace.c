@@ -1,4 +1,4 @@
-/* Unit tests: how server/deferred_writes.c spreads the chunks of one write over the interval. */
+/* Unit tests: how server/heartbeat/deferred_writes.c spreads the chunks of one write over the interval. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "deferred_writes.h"
+#include "heartbeat/deferred_writes.h"
 
 /* When the last chunk of a write of `rows` rows (200 a chunk) is sent, in ms after the first, `periods` apart. */
 static size_t last_chunk_ms(size_t rows, unsigned periods)

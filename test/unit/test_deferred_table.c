@@ -1,4 +1,4 @@
-/* Unit tests: server/deferred_table.c, the rows a server thread keeps to write in bulk. */
+/* Unit tests: server/heartbeat/deferred_table.c, the rows a server thread keeps to write in bulk. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "deferred_table.h"
+#include "heartbeat/deferred_table.h"
 
 /* A UUID-shaped id numbered `i`. */
 static void make_id(char *id, int i)

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "digest.h"
+#include "core/digest.h"
 
 #define MIB (1024 * 1024)
 

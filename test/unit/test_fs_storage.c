@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "storage/fs.h"
 #include "storage/sigv4.h"
 #include "storage/storage.h"

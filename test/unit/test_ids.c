@@ -5,7 +5,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ids.h"
+#include "core/ids.h"
 
 #define ID "0b7f5d3e-3a51-4f0e-9c3b-2f1e0d7a9b11"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "jobs.h"
+#include "core/jobs.h"
 
 /* Guards against a hang only (each turn waits at most 10 ms): the tests assert no timing. */
 #define MAX_LOOP_TURNS 100000

@@ -1,4 +1,4 @@
-/* Unit tests: server/presign_cache.c, with a presign function that counts its calls and numbers its URLs. */
+/* Unit tests: server/heartbeat/presign_cache.c, with a presign function that counts its calls and numbers its URLs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presign_cache.h"
+#include "heartbeat/presign_cache.h"
 
 typedef struct fake {
     int calls;

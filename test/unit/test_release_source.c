@@ -23,9 +23,9 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "ota/base64.h"
-#include "release_source.h"
+#include "releases/release_source.h"
 #include "storage/storage.h"
 
 /* --- helpers --- */

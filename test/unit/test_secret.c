@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "ota/base64.h"
-#include "secret.h"
+#include "core/secret.h"
 
 #define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 /* base64url of 32 bytes, unpadded. */

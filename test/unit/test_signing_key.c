@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "ota/manifest.h"
-#include "signing_key.h"
+#include "core/signing_key.h"
 
 static char dir[64];
 

@@ -1,4 +1,4 @@
-/* Unit tests: server/utc_time.c, against strftime on the same instants. */
+/* Unit tests: server/core/utc_time.c, against strftime on the same instants. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "utc_time.h"
+#include "core/utc_time.h"
 
 /* What strftime writes for `t` in UTC: the reference. */
 static void reference(time_t t, char out[OTA_UTC_TEXT_LEN + 1])

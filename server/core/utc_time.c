@@ -1,4 +1,4 @@
-#include "utc_time.h"
+#include "core/utc_time.h"
 
 /* Writes `v` (< 10^width) as `width` decimal digits, zero-padded, and returns the end. */
 static char *put_digits(char *out, unsigned v, int width)

@@ -1,4 +1,4 @@
-#include "digest.h"
+#include "core/digest.h"
 
 #include <pthread.h>
 #include <string.h>

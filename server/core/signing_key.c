@@ -1,6 +1,6 @@
-#include "signing_key.h"
+#include "core/signing_key.h"
 
-#include "storage/fs.h"
+#include "core/file_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,7 +189,7 @@ static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap
         }
         goto Exit;
     }
-    if (ota__fs_write_all(fd, pem, (size_t)pem_len) != OTA_OK || fsync(fd) != 0) {
+    if (ota__write_all(fd, pem, (size_t)pem_len) != OTA_OK || fsync(fd) != 0) {
         snprintf(err, cap, "signing key %s: cannot write: %s", path, strerror(errno));
         unlink(path);
         goto Exit;

@@ -1,9 +1,9 @@
-#include "sweeper.h"
+#include "heartbeat/sweeper.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
+#include "core/log.h"
 
 struct ota_sweeper {
     ota_worker_t *worker;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ids.h"
+#include "core/ids.h"
 
 /*
  * The rows deferred_writes.h keeps for one thread: an open-addressing hash

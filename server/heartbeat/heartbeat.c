@@ -14,27 +14,28 @@
  * when the token is refused does a second query choose 401 or 403.
  * BENCHMARKS.md has the measurements behind each of these choices.
  */
-#include "api/api.h"
+#include "heartbeat/heartbeat.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "deferred_writes.h"
-#include "presign_cache.h"
+#include "heartbeat/deferred_writes.h"
+#include "heartbeat/presign_cache.h"
 #include "http/auth.h"
 #include "http/respond.h"
 #include "http/validate.h"
-#include "json_util.h"
-#include "log.h"
-#include "metrics.h"
+#include "core/json_util.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "ota/manifest.h"
 #include "ota/semver.h"
-#include "secret.h"
-#include "utc_time.h"
+#include "core/secret.h"
+#include "core/utc_time.h"
 
 typedef struct heartbeat_state {
     char hash[OTA_SECRET_HASH_PG_LEN];
+    ota_heartbeat_done_fn done;
 } heartbeat_state_t;
 
 static const char *const CONNECTIVITY[] = {"wifi", "cellular", NULL};
@@ -193,36 +194,42 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
 }
 
 /*
- * Sends the answer {"server_time", "heartbeat_interval_s", "ota", "deferred"}.
  * Written as text, not built with jansson: `ota` is the manifest's JSON from
- * the codec (`ota_len` bytes, or NULL) and `deferred` one of the database's
- * fixed words (or NULL), so nothing here needs escaping, and the hot path
- * makes no allocations for it. The manifest, most of a delivering answer, is
- * copied with memcpy: through snprintf's "%s" it cost ~3,000 instructions.
+ * the codec and `deferred` one of the database's fixed words, so nothing here
+ * needs escaping, and the hot path makes no allocations for it beyond the
+ * request's pool. The manifest, most of a delivering answer, is copied with
+ * memcpy: through snprintf's "%s" it cost ~3,000 instructions.
  */
-static void respond_answer(ota_call_t *call, const char *ota, size_t ota_len, const char *deferred)
+void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, const char *deferred,
+                            const char *extra_member)
 {
-    char now[OTA_UTC_TEXT_LEN + 1], body[OTA_MANIFEST_JSON_MAX + 256];
+    char now[OTA_UTC_TEXT_LEN + 1];
+    if (ota__call_gone(call)) {
+        ota__respond_empty(call, 200); /* only ends the call: nobody reads an answer */
+        return;
+    }
     if (ota == NULL) {
         ota = "null";
         ota_len = strlen("null");
     }
+    size_t extra_len = extra_member != NULL ? strlen(extra_member) : 0;
+    size_t cap = 128 + ota_len + extra_len;
+    char *body = h2o_mem_alloc_pool(&call->req->pool, cap);
     ota__utc_text(time(NULL), now);
-    int head = snprintf(body, sizeof body, "{\"server_time\":\"%s\",\"heartbeat_interval_s\":%d,\"ota\":", now,
+    int head = snprintf(body, cap, "{\"server_time\":\"%s\",\"heartbeat_interval_s\":%d,\"ota\":", now,
                         call->worker->cfg->heartbeat_interval);
-    size_t n = head > 0 ? (size_t)head : sizeof body;
-    int tail = -1;
-    if (n < sizeof body && ota_len < sizeof body - n) {
-        memcpy(body + n, ota, ota_len);
-        n += ota_len;
-        tail = snprintf(body + n, sizeof body - n, ",\"deferred\":%s%s%s}", deferred != NULL ? "\"" : "",
-                        deferred != NULL ? deferred : "null", deferred != NULL ? "\"" : "");
+    size_t n = (size_t)head;
+    memcpy(body + n, ota, ota_len);
+    n += ota_len;
+    n += (size_t)snprintf(body + n, cap - n, ",\"deferred\":%s%s%s", deferred != NULL ? "\"" : "",
+                          deferred != NULL ? deferred : "null", deferred != NULL ? "\"" : "");
+    if (extra_len > 0) {
+        body[n++] = ',';
+        memcpy(body + n, extra_member, extra_len);
+        n += extra_len;
     }
-    if (tail < 0 || (size_t)tail >= sizeof body - n) {
-        ota__respond_error(call, 500, "internal", NULL, "the answer does not fit");
-        return;
-    }
-    ota__respond_json_text(call, 200, body, n + (size_t)tail);
+    body[n++] = '}';
+    ota__respond_json_text(call, 200, body, n);
 }
 
 /* Whether `s` is one of the reasons ota_heartbeat() gives for deferring. */
@@ -234,15 +241,6 @@ static bool known_deferral(const char *s)
 
 static void on_heartbeat(ota_call_t *call, const PGresult *res)
 {
-    heartbeat_state_t *st = call->state;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ota__respond_db_error(call, res);
-        return;
-    }
-    if (strcmp(PQgetvalue(res, 0, OTA_HB_COL_OUTCOME), "ok") != 0) {
-        ota__auth_reject_device_token(call, st->hash);
-        return;
-    }
     const char *deferred = PQgetisnull(res, 0, OTA_HB_COL_DEFERRED) ? NULL : PQgetvalue(res, 0, OTA_HB_COL_DEFERRED);
     if (deferred != NULL && !known_deferral(deferred)) {
         ota__respond_error(call, 500, "internal", NULL, "unknown deferral");
@@ -261,40 +259,11 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
     if (PQgetvalue(res, 0, OTA_HB_COL_PRESENCE_DUE)[0] == 't')
         ota__deferred_writes_presence(call->worker->deferred_writes, call->params[0]);
     ota__metrics_heartbeat(false, deliver, deferred);
-    respond_answer(call, deliver ? manifest : NULL, len, deferred);
+    ota__heartbeat_respond(call, deliver ? manifest : NULL, len, deferred, NULL);
 }
 
-/* The answer's common part, for the relay. */
-static json_t *answer(ota_call_t *call, json_t *ota, json_t *deferred)
-{
-    char now[OTA_UTC_TEXT_LEN + 1];
-    ota__utc_text(time(NULL), now);
-    return json_pack("{s:s, s:i, s:o, s:o}", "server_time", now, "heartbeat_interval_s",
-                     call->worker->cfg->heartbeat_interval, "ota", ota, "deferred", deferred);
-}
-
-/* --- POST /v1/devices/{id}/relay: the phone app relays a heartbeat over Bluetooth --- */
-
-static void on_relay_assignment(ota_call_t *call, const PGresult *res)
-{
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ota__respond_db_error(call, res);
-        return;
-    }
-    json_t *pending = json_null();
-    if (PQntuples(res) == 1) {
-        pending = ota__json_col_json(res, 0, 0);
-        json_object_set_new(pending, "ufw",
-                            PQgetisnull(res, 0, 1)
-                                ? json_null()
-                                : ota__ufw_link(call, PQgetvalue(res, 0, 1), ota__json_col_json(res, 0, 2)));
-    }
-    json_t *body = answer(call, json_null(), json_null());
-    json_object_set_new(body, "pending_assignment", pending);
-    ota__respond_json(call, 200, body);
-}
-
-static void on_relayed(ota_call_t *call, const PGresult *res)
+/* The row of an accepted token goes on to `done`; a refused one gets 401 or 403 here. */
+static void on_row(ota_call_t *call, const PGresult *res)
 {
     heartbeat_state_t *st = call->state;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -305,31 +274,15 @@ static void on_relayed(ota_call_t *call, const PGresult *res)
         ota__auth_reject_device_token(call, st->hash);
         return;
     }
-    ota__metrics_heartbeat(true, false, NULL);
-    const char *status = PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_STATUS);
-    if (strcmp(status, "pending") != 0 && strcmp(status, "delivered") != 0) {
-        json_t *body = answer(call, json_null(), json_null());
-        json_object_set_new(body, "pending_assignment", json_null());
-        ota__respond_json(call, 200, body);
-        return;
-    }
-    const char *params[] = {PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID)};
-    ota__call_query(call, OTA_STMT_ASSIGNMENT_GET_UFW, params, on_relay_assignment);
-}
-
-static void run(ota_call_t *call, bool relay);
-
-void ota__api_relay(ota_call_t *call)
-{
-    run(call, true);
+    st->done(call, res);
 }
 
 void ota__api_heartbeat(ota_call_t *call)
 {
-    run(call, false);
+    ota__heartbeat_record(call, false, on_heartbeat);
 }
 
-static void run(ota_call_t *call, bool relay)
+void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn done)
 {
     char secret[OTA_SECRET_MAX];
     report_t r;
@@ -340,6 +293,7 @@ static void run(ota_call_t *call, bool relay)
     heartbeat_state_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         h2o_fatal("out of memory");
+    st->done = done;
     call->state = st;
     call->state_free = free;
     ota__secret_hash_pg(secret, strlen(secret), st->hash);
@@ -362,11 +316,5 @@ static void run(ota_call_t *call, bool relay)
                             cfg->heartbeat_interval_text,
                             cfg->apply_timeout_text,
                             cfg->presence_interval_text};
-    ota__call_query(call, OTA_STMT_HEARTBEAT, params, relay ? on_relayed : on_heartbeat);
-}
-
-void ota__api_signing_key(ota_call_t *call)
-{
-    ota__respond_json(call, 200,
-                      json_pack("{s:s, s:s}", "alg", "Ed25519", "public_key", call->worker->signing_key->public_base64));
+    ota__call_query(call, OTA_STMT_HEARTBEAT, params, on_row);
 }

@@ -1,4 +1,4 @@
-#include "json_util.h"
+#include "core/json_util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "worker.h"
+#include "http/worker.h"
 
 /*
  * What heartbeats leave to write, kept in memory by each server thread and

@@ -1,4 +1,4 @@
-#include "ids.h"
+#include "core/ids.h"
 
 #include <ctype.h>
 #include <uuid/uuid.h>

@@ -1,4 +1,4 @@
-#include "presign_cache.h"
+#include "heartbeat/presign_cache.h"
 
 #include <stdint.h>
 #include <string.h>

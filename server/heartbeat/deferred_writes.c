@@ -1,4 +1,4 @@
-#include "deferred_writes.h"
+#include "heartbeat/deferred_writes.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "deferred_table.h"
-#include "ids.h"
-#include "log.h"
-#include "metrics.h"
+#include "heartbeat/deferred_table.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "ota/manifest.h"
 
 /* How long ota__deferred_writes_stop waits for the last writes, in ms. */

@@ -6,10 +6,10 @@
 #include <h2o.h>
 #include <h2o/multithread.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "db/conn.h"
-#include "jobs.h"
-#include "signing_key.h"
+#include "core/jobs.h"
+#include "core/signing_key.h"
 #include "storage/storage.h"
 
 /*

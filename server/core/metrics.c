@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -43,20 +43,9 @@ static size_t status_slot(int status)
     return NSTATUS - 1;
 }
 
-static size_t route_slot(const ota_route_t *route, const ota_route_t *routes)
+void ota__metrics_request(size_t route_index, int status, double seconds)
 {
-    if (route == NULL || routes == NULL)
-        return UNMATCHED;
-    size_t i = (size_t)(route - routes);
-    return i < UNMATCHED ? i : UNMATCHED;
-}
-
-/* The route table (api/routes.c): a route's slot is its index there. */
-extern const ota_route_t ota__routes[];
-
-void ota__metrics_request(const ota_route_t *route, int status, double seconds)
-{
-    size_t r = route_slot(route, ota__routes), b = 0;
+    size_t r = route_index < UNMATCHED ? route_index : UNMATCHED, b = 0;
     atomic_fetch_add_explicit(&m.requests[r][status_slot(status)], 1, memory_order_relaxed);
     while (b < NBUCKETS && seconds > BUCKETS[b])
         b++;
@@ -121,12 +110,13 @@ static uint64_t get(atomic_uint_fast64_t *a)
     return (uint64_t)atomic_load_explicit(a, memory_order_relaxed);
 }
 
-static const char *route_name(const ota_route_t *routes, size_t nroutes, size_t slot)
+static const char *slot_name(const char *(*route_name)(size_t index), size_t slot)
 {
-    return slot < nroutes && slot < UNMATCHED ? routes[slot].name : "unmatched";
+    const char *name = slot < UNMATCHED ? route_name(slot) : NULL;
+    return name != NULL ? name : "unmatched";
 }
 
-static void render_requests(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+static void render_requests(ota_text_t *out, const char *(*route_name)(size_t index))
 {
     ota__text_printf(out, "# HELP ota_http_requests_total API requests answered, by route and status.\n"
                           "# TYPE ota_http_requests_total counter\n");
@@ -141,12 +131,12 @@ static void render_requests(ota_text_t *out, const ota_route_t *routes, size_t n
             else
                 snprintf(status, sizeof status, "other");
             ota__text_printf(out, "ota_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-                             route_name(routes, nroutes, r), status, (unsigned long long)n);
+                             slot_name(route_name, r), status, (unsigned long long)n);
         }
     }
 }
 
-static void render_latency(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+static void render_latency(ota_text_t *out, const char *(*route_name)(size_t index))
 {
     ota__text_printf(out, "# HELP ota_http_request_duration_seconds Time from request to answer, by route.\n"
                           "# TYPE ota_http_request_duration_seconds histogram\n");
@@ -154,7 +144,7 @@ static void render_latency(ota_text_t *out, const ota_route_t *routes, size_t nr
         uint64_t count = get(&m.latency_count[r]), cumulative = 0;
         if (count == 0)
             continue;
-        const char *name = route_name(routes, nroutes, r);
+        const char *name = slot_name(route_name, r);
         for (size_t b = 0; b < NBUCKETS; b++) {
             cumulative += get(&m.latency_le[r][b]);
             ota__text_printf(out, "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
@@ -169,10 +159,10 @@ static void render_latency(ota_text_t *out, const ota_route_t *routes, size_t nr
     }
 }
 
-void ota__metrics_render(ota_text_t *out, const ota_route_t *routes, size_t nroutes)
+void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index))
 {
-    render_requests(out, routes, nroutes);
-    render_latency(out, routes, nroutes);
+    render_requests(out, route_name);
+    render_latency(out, route_name);
     ota__text_printf(out,
                      "# HELP ota_heartbeats_total Heartbeats answered (relay: relayed by the phone app).\n"
                      "# TYPE ota_heartbeats_total counter\n"

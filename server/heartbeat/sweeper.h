@@ -1,7 +1,7 @@
 #ifndef OTA_SERVER_SWEEPER_H
 #define OTA_SERVER_SWEEPER_H
 
-#include "worker.h"
+#include "http/worker.h"
 
 /*
  * The apply timeout: every OTA_SWEEP_SECONDS, one thread of each instance

@@ -1,4 +1,4 @@
-#include "http/dispatch.h"
+#include "api/dispatch.h"
 
 #include <string.h>
 

@@ -1,10 +1,10 @@
-#include "secret.h"
+#include "core/secret.h"
 
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include "digest.h"
+#include "core/digest.h"
 #include "ota/base64.h"
 #include "ota/hex.h"
 

@@ -1,4 +1,4 @@
-#include "jobs.h"
+#include "core/jobs.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/router.h"
 
 /*
  * Process-wide counters for GET /metrics (Prometheus text format). Every
@@ -14,8 +13,14 @@
  * tolerates, and the hot path pays no lock.
  */
 
-/** Counts one answered API request: `route` is the matched route (NULL for 404/405), `seconds` its latency. */
-void ota__metrics_request(const ota_route_t *route, int status, double seconds);
+/** Route slots counted one by one; a request that matched no route counts as "unmatched". */
+#define OTA_METRICS_NO_ROUTE SIZE_MAX
+
+/**
+ * Counts one answered API request: `route_index` is the matched route's index in the route table
+ * (OTA_METRICS_NO_ROUTE for 404/405), `seconds` its latency.
+ */
+void ota__metrics_request(size_t route_index, int status, double seconds);
 
 /** Counts one heartbeat (or relay) answer: whether it carried a manifest, and why it was deferred (NULL: not). */
 void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred);
@@ -25,16 +30,17 @@ void ota__metrics_deferred_pending(int64_t delta);
 void ota__metrics_deferred_written(uint64_t rows);
 void ota__metrics_deferred_dropped(uint64_t rows);
 
-/**
- * Appends the process's counters in Prometheus text format to `out` (a
- * growing buffer, see ota__metrics_buffer_*). Route labels come from `routes`.
- */
+
 typedef struct ota_text {
     char *base;
     size_t len, cap;
 } ota_text_t;
 
-void ota__metrics_render(ota_text_t *out, const ota_route_t *routes, size_t nroutes);
+/**
+ * Appends the process's counters in Prometheus text format to `out`. `route_name` gives the label of the
+ * route at an index of the route table (NULL past its end).
+ */
+void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index));
 
 /** printf into a growing text buffer; aborts on out-of-memory (server policy). */
 void ota__text_printf(ota_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

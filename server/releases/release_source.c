@@ -1,4 +1,4 @@
-#include "release_source.h"
+#include "releases/release_source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +13,9 @@
 
 #include <curl/curl.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "ota/base64.h"
-#include "storage/fs.h"
+#include "core/file_io.h"
 
 /* Remote sources: give up on a server that does not connect, or sends slower than 1 KiB/s for 30 s. */
 #define FETCH_CONNECT_TIMEOUT_S 10L
@@ -169,7 +169,7 @@ ota_upload_error_t ota__source_file_path(const char *path, const char *import_di
 
 static ota_upload_error_t read_file(const char *path, size_t max, unsigned char **data, size_t *len)
 {
-    ota_err_t rc = ota__fs_read_file(path, max, data, len);
+    ota_err_t rc = ota__read_file(path, max, data, len);
     if (rc == OTA_OK && *len == 0) {
         free(*data);
         *data = NULL;

@@ -1,4 +1,4 @@
-#include "deferred_table.h"
+#include "heartbeat/deferred_table.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "events.h"
+#include "api/events.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "http/respond.h"
-#include "log.h"
-#include "metrics.h"
+#include "core/log.h"
+#include "core/metrics.h"
 
 /* Most events sent to one stream per database read. */
 #define BATCH 500

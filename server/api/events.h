@@ -2,7 +2,7 @@
 #define OTA_SERVER_EVENTS_H
 
 #include "http/call.h"
-#include "worker.h"
+#include "http/worker.h"
 
 /*
  * GET /v1/events: Server-Sent Events, one per assignment transition made by
