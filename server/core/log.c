@@ -6,13 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static ota_log_level_t min_level = OTA_LOG_INFO;
+/* Debug lines are for a developer's build: a deploy logs from info up. */
+static const ota_log_level_t min_level = OTA_LOG_INFO;
 static const char *const LEVEL_NAMES[] = {"debug", "info", "warn", "error"};
-
-void ota__log_set_level(ota_log_level_t level)
-{
-    min_level = level;
-}
 
 /* Appends `s` to out[*pos..cap) as the inside of a JSON string. */
 static void append_escaped(char *out, size_t cap, size_t *pos, const char *s)

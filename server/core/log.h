@@ -4,11 +4,8 @@
 /** Log levels, in increasing severity. */
 typedef enum ota_log_level { OTA_LOG_DEBUG, OTA_LOG_INFO, OTA_LOG_WARN, OTA_LOG_ERROR } ota_log_level_t;
 
-/** Messages below `level` are dropped (default OTA_LOG_INFO). Set once at start. */
-void ota__log_set_level(ota_log_level_t level);
-
 /**
- * Writes one line of JSON to stderr: {"ts": RFC 3339 with ms, "level", "msg"}.
+ * Writes one line of JSON to stderr (debug lines are dropped): {"ts": RFC 3339 with ms, "level", "msg"}.
  * The message is formatted printf-style, truncated at 1 KiB, and escaped.
  * Thread-safe (one write(2) per line).
  */
