@@ -38,15 +38,16 @@ static void on_assigned(ota_call_t *call, const PGresult *res)
     assign_state_t *st = call->state;
     if (!result_ok(call, res))
         return;
-    const char *outcome = PQgetvalue(res, 0, 0);
+    const char *outcome = PQgetvalue(res, 0, OTA_ASSIGN_COL_OUTCOME);
     if (strcmp(outcome, "created") == 0) {
         ota__respond_json(call, 201,
                           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:i}", "id", st->id, "device_id",
-                                    call->params[0], "release_id", st->release_id, "version", PQgetvalue(res, 0, 3),
-                                    "status", "pending", "created_at", PQgetvalue(res, 0, 4), "delivered_at",
+                                    call->params[0], "release_id", st->release_id, "version", PQgetvalue(res, 0, OTA_ASSIGN_COL_VERSION),
+                                    "status", "pending", "created_at", PQgetvalue(res, 0, OTA_ASSIGN_COL_CREATED_AT), "delivered_at",
                                     "finished_at", "reason", "deliveries", 0));
     } else if (strcmp(outcome, "active_exists") == 0) {
-        const char *existing = PQgetvalue(res, 0, 1), *status = PQgetvalue(res, 0, 2);
+        const char *existing = PQgetvalue(res, 0, OTA_ASSIGN_COL_EXISTING_ID),
+                   *status = PQgetvalue(res, 0, OTA_ASSIGN_COL_EXISTING_STATUS);
         ota__respond_error(call, 409, "active_assignment_exists",
                            json_pack("{s:s, s:s}", "assignment_id", existing, "status", status),
                            "device %s already has assignment %s (%s)", call->params[0], existing, status);
@@ -190,8 +191,8 @@ static void on_canceled(ota_call_t *call, const PGresult *res)
         ota__respond_error(call, 404, "not_found", NULL, "no such assignment");
         return;
     }
-    if (PQgetvalue(res, 0, 1)[0] != 't') {
-        const char *status = PQgetvalue(res, 0, 0);
+    if (PQgetvalue(res, 0, OTA_CANCEL_COL_CANCELED)[0] != 't') {
+        const char *status = PQgetvalue(res, 0, OTA_CANCEL_COL_STATUS);
         ota__respond_error(call, 409, "invalid_transition", json_pack("{s:s}", "status", status),
                            "assignment is %s already; only pending or delivered ones can be canceled", status);
         return;

@@ -54,7 +54,7 @@ static void on_release(ota_call_t *call, const PGresult *res)
         return;
     }
     json_t *release = ota__release_json(res, 0);
-    int key_col = OTA_RELEASE_COL_CURSOR_TS + 1;
+    int key_col = OTA_RELEASE_UFW_COL_OBJECT_KEY;
     json_t *ufw = json_null();
     if (!PQgetisnull(res, 0, key_col)) {
         json_t *artifact = json_deep_copy(json_object_get(json_object_get(release, "artifacts"), "ufw"));
@@ -72,10 +72,10 @@ static int newest_candidate(const PGresult *res)
 {
     ota_semver_t best, current, v;
     int best_row = -1;
-    const char *firmware = PQntuples(res) > 0 ? PQgetvalue(res, 0, 4) : "";
+    const char *firmware = PQntuples(res) > 0 ? PQgetvalue(res, 0, OTA_CANDIDATE_COL_FIRMWARE) : "";
     bool has_current = ota_semver_parse(firmware, strlen(firmware), &current) == OTA_OK;
     for (int row = 0; row < PQntuples(res); row++) {
-        const char *text = PQgetvalue(res, row, 3);
+        const char *text = PQgetvalue(res, row, OTA_CANDIDATE_COL_VERSION);
         if (ota_semver_parse(text, strlen(text), &v) != OTA_OK)
             continue;
         if (has_current && ota_semver_compare(&v, &current) <= 0)
@@ -96,9 +96,9 @@ static void on_candidates(ota_call_t *call, const PGresult *res)
         return;
     }
     int row = -1;
-    if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "active") == 0) {
+    if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, OTA_CANDIDATE_COL_KIND), "active") == 0) {
         row = 0;
-        snprintf(st->assignment_id, sizeof st->assignment_id, "%s", PQgetvalue(res, 0, 1));
+        snprintf(st->assignment_id, sizeof st->assignment_id, "%s", PQgetvalue(res, 0, OTA_CANDIDATE_COL_ASSIGNMENT_ID));
     } else {
         row = newest_candidate(res);
     }
@@ -107,7 +107,7 @@ static void on_candidates(ota_call_t *call, const PGresult *res)
                           json_pack("{s:b, s:n, s:n, s:n}", "update_available", 0, "assignment_id", "release", "ufw"));
         return;
     }
-    const char *params[] = {PQgetvalue(res, row, 2)};
+    const char *params[] = {PQgetvalue(res, row, OTA_CANDIDATE_COL_RELEASE_ID)};
     ota__call_query(call, OTA_STMT_RELEASE_GET_UFW, params, on_release);
 }
 
@@ -145,7 +145,7 @@ static void on_transfer(ota_call_t *call, const PGresult *res)
         ota__respond_db_error(call, res);
         return;
     }
-    const char *outcome = PQgetvalue(res, 0, 0);
+    const char *outcome = PQgetvalue(res, 0, OTA_BLE_TRANSFER_COL_OUTCOME);
     if (strcmp(outcome, "recording") == 0) {
         ota__respond_error(call, 409, "recording_in_progress", NULL,
                            "the device reports a recording in progress; transfer when it ends");
@@ -156,7 +156,7 @@ static void on_transfer(ota_call_t *call, const PGresult *res)
         ota__respond_json(call, 201,
                           json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "id", t->id, "device_id", call->params[0],
                                     "release_id", t->release_id, "state", t->state, "error", t->error, "created_at",
-                                    PQgetvalue(res, 0, 1)));
+                                    PQgetvalue(res, 0, OTA_BLE_TRANSFER_COL_CREATED_AT)));
     }
 }
 
@@ -213,11 +213,12 @@ static void on_relay_assignment(ota_call_t *call, const PGresult *res)
     }
     json_t *pending = json_null();
     if (PQntuples(res) == 1) {
-        pending = ota__json_col_json(res, 0, 0);
+        pending = ota__json_col_json(res, 0, OTA_ASSIGNMENT_UFW_COL_JSON);
         json_object_set_new(pending, "ufw",
-                            PQgetisnull(res, 0, 1)
+                            PQgetisnull(res, 0, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY)
                                 ? json_null()
-                                : ota__ufw_link(call, PQgetvalue(res, 0, 1), ota__json_col_json(res, 0, 2)));
+                                : ota__ufw_link(call, PQgetvalue(res, 0, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY),
+                                                ota__json_col_json(res, 0, OTA_ASSIGNMENT_UFW_COL_ARTIFACT)));
     }
     respond_relay(call, pending);
 }

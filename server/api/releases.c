@@ -158,12 +158,12 @@ static void on_release_deleted(ota_call_t *call, const PGresult *res)
     }
     if (!result_ok(call, res))
         return;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+    if (strcmp(PQgetvalue(res, 0, OTA_RELEASE_DELETE_COL_DELETED), "0") == 0) {
         ota__respond_error(call, 404, "not_found", NULL, "no such release");
         return;
     }
     /* The rows are gone; the objects go after, so a failure there leaves garbage, never a dangling release. */
-    json_t *keys = json_loads(PQgetvalue(res, 0, 1), JSON_DECODE_ANY, NULL);
+    json_t *keys = json_loads(PQgetvalue(res, 0, OTA_RELEASE_DELETE_COL_OBJECT_KEYS), JSON_DECODE_ANY, NULL);
     if (json_is_array(keys))
         ota__releases_delete_objects(call->worker, keys);
     else
@@ -189,7 +189,7 @@ static void on_artifact_key(ota_call_t *call, const PGresult *res)
         return;
     }
     const ota_config_t *cfg = call->worker->cfg;
-    if (ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, 0), time(NULL), cfg->url_ttl, url,
+    if (ota__storage_presign(call->worker->storage, "GET", PQgetvalue(res, 0, OTA_COL_ONLY), time(NULL), cfg->url_ttl, url,
                              sizeof url) != OTA_OK) {
         ota__respond_error(call, 500, "internal", NULL, "cannot presign the artifact's URL");
         return;

@@ -29,8 +29,8 @@ static void on_upload_created(ota_call_t *call, const PGresult *res)
         return;
     }
     ota__respond_json(call, 201,
-                      json_pack("{s:o, s:s, s:s, s:o}", "upload_id", ota__json_col_string(res, 0, 0), "url", st->url,
-                                "method", "PUT", "expires_at", ota__json_col_string(res, 0, 1)));
+                      json_pack("{s:o, s:s, s:s, s:o}", "upload_id", ota__json_col_string(res, 0, OTA_UPLOAD_COL_ID), "url", st->url,
+                                "method", "PUT", "expires_at", ota__json_col_string(res, 0, OTA_UPLOAD_COL_EXPIRES_AT)));
 }
 
 void ota__api_uploads_create(ota_call_t *call)

@@ -120,6 +120,45 @@ enum {
     OTA_PRECHECK_COL_UFW_UPLOAD,
 };
 
+/** The column of a one-column result (role, token_hash, object_key, a count, ...). */
+enum { OTA_COL_ONLY };
+
+/** Columns of OTA_STMT_ASSIGN (ota_assign()'s result). */
+enum {
+    OTA_ASSIGN_COL_OUTCOME,         /**< 'created', 'active_exists', 'no_device', ... */
+    OTA_ASSIGN_COL_EXISTING_ID,     /**< with 'active_exists': the active assignment */
+    OTA_ASSIGN_COL_EXISTING_STATUS, /**< with 'active_exists': its status */
+    OTA_ASSIGN_COL_VERSION,         /**< with 'created': the release's version */
+    OTA_ASSIGN_COL_CREATED_AT,      /**< with 'created' */
+};
+
+/** Columns of OTA_STMT_ASSIGNMENT_CANCEL. */
+enum { OTA_CANCEL_COL_STATUS, OTA_CANCEL_COL_CANCELED };
+
+/** Columns of OTA_STMT_RELEASE_DELETE. */
+enum { OTA_RELEASE_DELETE_COL_DELETED, OTA_RELEASE_DELETE_COL_OBJECT_KEYS };
+
+/** Columns of OTA_STMT_UPLOAD_CREATE. */
+enum { OTA_UPLOAD_COL_ID, OTA_UPLOAD_COL_EXPIRES_AT };
+
+/** Columns of OTA_STMT_UPDATE_CANDIDATES. */
+enum {
+    OTA_CANDIDATE_COL_KIND, /**< 'active' (the active assignment's release) or 'candidate' */
+    OTA_CANDIDATE_COL_ASSIGNMENT_ID,
+    OTA_CANDIDATE_COL_RELEASE_ID,
+    OTA_CANDIDATE_COL_VERSION,
+    OTA_CANDIDATE_COL_FIRMWARE, /**< the device's firmware version, on every row */
+};
+
+/** Columns of OTA_STMT_RELEASE_GET_UFW: a release row, then its .ufw object key (or NULL). */
+enum { OTA_RELEASE_UFW_COL_OBJECT_KEY = OTA_RELEASE_COL_CURSOR_TS + 1 };
+
+/** Columns of OTA_STMT_ASSIGNMENT_GET_UFW. */
+enum { OTA_ASSIGNMENT_UFW_COL_JSON, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY, OTA_ASSIGNMENT_UFW_COL_ARTIFACT };
+
+/** Columns of OTA_STMT_BLE_TRANSFER. */
+enum { OTA_BLE_TRANSFER_COL_OUTCOME, OTA_BLE_TRANSFER_COL_CREATED_AT };
+
 /** A statement's name, SQL and parameter count. */
 typedef struct ota_stmt_def {
     const char *name;

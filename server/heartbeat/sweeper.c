@@ -18,7 +18,7 @@ static void on_swept(void *arg, const PGresult *res)
     ota_sweeper_t *s = arg;
     s->in_flight = 0;
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        const char *n = PQgetvalue(res, 0, 0);
+        const char *n = PQgetvalue(res, 0, OTA_COL_ONLY);
         if (n[0] != '0')
             ota_log_info("apply timeout: %s delivered assignments failed", n);
     }

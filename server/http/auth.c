@@ -83,7 +83,7 @@ static void on_api_key_role(ota_call_t *call, const PGresult *res)
         ota__auth_unauthorized(call, "unknown API key");
         return;
     }
-    bool admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
+    bool admin = strcmp(PQgetvalue(res, 0, OTA_COL_ONLY), "admin") == 0;
     ota_access_t access = call->match.route->access;
     if (access == OTA_ACCESS_DEVICE) {
         forbidden(call, "this route takes the device's own token");
@@ -107,7 +107,7 @@ static void on_device_by_token(ota_call_t *call, const PGresult *res)
     }
     if (PQntuples(res) == 0)
         ota__auth_unauthorized(call, "unknown credentials");
-    else if (strcmp(PQgetvalue(res, 0, 0), "api_key") == 0)
+    else if (strcmp(PQgetvalue(res, 0, OTA_COL_ONLY), "api_key") == 0)
         forbidden(call, "this route takes the device's own token");
     else
         forbidden(call, "a device token is valid only on its own device's paths");
@@ -125,7 +125,7 @@ static void on_device_token_hash(ota_call_t *call, const PGresult *res)
         ota__respond_db_error(call, res);
         return;
     }
-    if (PQntuples(res) == 1 && ota__secret_hash_equal(PQgetvalue(res, 0, 0), state_of(call)->hash)) {
+    if (PQntuples(res) == 1 && ota__secret_hash_equal(PQgetvalue(res, 0, OTA_COL_ONLY), state_of(call)->hash)) {
         continue_with(call, OTA_PRINCIPAL_DEVICE);
         return;
     }
