@@ -39,7 +39,8 @@ static const var_doc_t VARS[] = {
     {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
     {"OTA_SIGNING_KEY", "data/signing-key.pem", "Ed25519 PEM key that signs manifests (made at first start)"},
     {"OTA_APPLY_TIMEOUT", "86400", "seconds a delivered assignment may take to be applied, then it fails"},
-    {"OTA_DEFERRED_WRITE_MS", "5000", "milliseconds between writes of the presence and re-delivery counts kept in memory"},
+    {"OTA_DEFERRED_WRITE_MS", "5000", "milliseconds between writes of the presence and signatures kept in memory"},
+    {"OTA_DELIVERY_COUNT_MS", "30000", "milliseconds between writes of the re-delivery counts kept in memory"},
     {"OTA_PRESENCE_INTERVAL", "120", "last_seen_at is rewritten only once older than this many seconds (0 = always)"},
     {"OTA_BLOCKED_BATTERY", "low,dead", "battery states that defer delivery (comma-separated; \"\" for none)"},
 };
@@ -253,6 +254,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DEFERRED_WRITE_MS", 5000, 100, 60000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->deferred_write_ms = (int)v;
+    if ((rc = int_var("OTA_DELIVERY_COUNT_MS", 30000, 100, 60000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->delivery_count_ms = (int)v;
     if ((rc = int_var("OTA_PRESENCE_INTERVAL", 120, 0, 3600, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->presence_interval = (int)v;

@@ -42,7 +42,8 @@ typedef struct ota_config {
     /* Assignments and the heartbeat. */
     char *signing_key;        /**< OTA_SIGNING_KEY: Ed25519 PEM that signs manifests (made at first start) */
     int apply_timeout;        /**< OTA_APPLY_TIMEOUT: seconds a delivered assignment may take to be applied */
-    int deferred_write_ms;    /**< OTA_DEFERRED_WRITE_MS: how often presence and re-delivery counts are written (deferred_writes.h) */
+    int deferred_write_ms;    /**< OTA_DEFERRED_WRITE_MS: how often presence and signatures are written (deferred_writes.h) */
+    int delivery_count_ms;    /**< OTA_DELIVERY_COUNT_MS: how often re-delivery counts are written (deferred_writes.h) */
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
     /** The three above as the heartbeat statement's text parameters, written once at load (the hot path). */
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12];

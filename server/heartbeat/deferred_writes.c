@@ -62,6 +62,13 @@
  */
 #define SPREAD_PERCENT 75
 
+/*
+ * The most re-delivery counts a thread keeps between two of their writes: one row per assignment re-delivered, so
+ * a full rollout to a million devices heartbeating once a minute on one 2-thread server (250,000 a thread every
+ * 30 s) fits. Past it the counts are written with the next write, before their interval is over.
+ */
+#define MAX_COUNTED 250000
+
 /* How often a thread logs that it drops rows, at most (ms). */
 #define DROP_LOG_MS 10000
 
@@ -72,7 +79,9 @@ struct ota_deferred_writes {
     h2o_timeout_entry_t entry;
     h2o_timeout_t pace; /* PACE_MS, between the chunks of one write */
     h2o_timeout_entry_t pace_entry;
-    ota_deferred_table_t counting; /* kept since the last write began */
+    ota_deferred_table_t counting; /* presence and signatures kept since the last write began */
+    ota_deferred_table_t counts;   /* re-delivery counts kept since counts_began_ms */
+    uint64_t counts_began_ms;      /* when `counts` began to fill (monotonic) */
     ota_deferred_table_t sending;  /* being written, chunk by chunk: slots [chunk_start, chunk_end) in flight */
     size_t chunk_start, chunk_end;
     size_t chunk_rows;       /* rows of the chunk in flight */
@@ -97,7 +106,7 @@ static uint64_t monotonic_ms(void)
 /* Brings the process's ota_deferred_rows_pending gauge up to date with this thread's rows. */
 static void publish_pending(ota_deferred_writes_t *w)
 {
-    int64_t pending = (int64_t)(w->counting.used + w->sending_left);
+    int64_t pending = (int64_t)(w->counting.used + w->counts.used + w->sending_left);
     ota__metrics_deferred_pending(pending - w->published);
     w->published = pending;
 }
@@ -251,10 +260,30 @@ static void write_chunk(ota_deferred_writes_t *w)
     }
 }
 
+/*
+ * Whether the re-delivery counts go with the next write: once OTA_DELIVERY_COUNT_MS have passed since they began
+ * to pile up, when MAX_COUNTED are kept, or when stopping. Kept that long, the re-deliveries of one assignment
+ * (one a heartbeat interval) merge into one row update, and a delivering heartbeat stays a read.
+ */
+static bool counts_due(const ota_deferred_writes_t *w, uint64_t now)
+{
+    if (w->counts.used == 0)
+        return false;
+    return w->hurry || w->counts.used >= MAX_COUNTED ||
+           now - w->counts_began_ms >= (uint64_t)w->worker->cfg->delivery_count_ms;
+}
+
 /* Starts writing what is kept, unless a write is under way or nothing is kept. */
 static void write_kept(ota_deferred_writes_t *w)
 {
-    if (w->in_flight || w->sending.used != 0 || w->counting.used == 0 || !ota__db_ready(w->db))
+    if (w->in_flight || w->sending.used != 0 || !ota__db_ready(w->db))
+        return;
+    uint64_t now = monotonic_ms();
+    if (counts_due(w, now)) {
+        ota__deferred_table_move(&w->counting, &w->counts, 0);
+        w->counts_began_ms = now;
+    }
+    if (w->counting.used == 0)
         return;
     ota_deferred_table_t t = w->sending; /* empty */
     w->sending = w->counting;
@@ -263,7 +292,7 @@ static void write_kept(ota_deferred_writes_t *w)
     w->chunk_start = 0;
     /* Spread over the time these rows took to pile up: the interval, or less when EARLY_WRITE_ROWS started the
        write, so that the rows are written at least as fast as they come. */
-    uint64_t now = monotonic_ms(), gathered_ms = now - w->write_began_ms;
+    uint64_t gathered_ms = now - w->write_began_ms;
     if (gathered_ms > (uint64_t)w->worker->cfg->deferred_write_ms)
         gathered_ms = (uint64_t)w->worker->cfg->deferred_write_ms;
     w->write_began_ms = now;
@@ -301,6 +330,7 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     if (w->db == NULL)
         h2o_fatal("out of memory");
     w->write_began_ms = monotonic_ms();
+    w->counts_began_ms = w->write_began_ms;
     w->entry.cb = on_tick;
     h2o_timeout_init(worker->loop, &w->timeout, (uint64_t)worker->cfg->deferred_write_ms);
     h2o_timeout_link(worker->loop, &w->timeout, &w->entry);
@@ -341,7 +371,15 @@ void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .n = 1};
-    keep(w, &r, assignment_id);
+    if (strlen(assignment_id) != OTA_UUID_LEN) {
+        ota_log_error("not an id: %s", assignment_id);
+        return;
+    }
+    memcpy(r.id, assignment_id, OTA_UUID_LEN + 1);
+    ota__deferred_table_put(&w->counts, &r);
+    publish_pending(w);
+    if (w->counts.used >= MAX_COUNTED && !w->in_flight && w->sending.used == 0)
+        write_kept(w);
 }
 
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature)
@@ -365,7 +403,8 @@ void ota__deferred_writes_stop(ota_deferred_writes_t *w)
     h2o_timeout_dispose(w->worker->loop, &w->pace);
     w->hurry = true;
     uint64_t deadline = monotonic_ms() + STOP_WAIT_MS;
-    while ((w->in_flight || w->sending.used > 0 || w->counting.used > 0) && monotonic_ms() < deadline) {
+    while ((w->in_flight || w->sending.used > 0 || w->counting.used > 0 || w->counts.used > 0) &&
+           monotonic_ms() < deadline) {
         /* When not connected (yet), this sends nothing and the loop runs until it is or the deadline passes. */
         if (!w->in_flight && w->sending.used > 0)
             write_chunk(w);
@@ -375,10 +414,11 @@ void ota__deferred_writes_stop(ota_deferred_writes_t *w)
     }
     w->stopping = true;
     ota__db_destroy(w->db); /* a statement still in flight is answered NULL now: its rows go back to `counting` */
-    size_t lost = w->counting.used + w->sending_left;
+    size_t lost = w->counting.used + w->counts.used + w->sending_left;
     if (lost > 0)
         ota_log_warn("presence or re-delivery counts of %zu rows not written", lost);
     ota__deferred_table_free(&w->counting);
+    ota__deferred_table_free(&w->counts);
     ota__deferred_table_free(&w->sending);
     w->sending_left = 0;
     publish_pending(w);

@@ -7,14 +7,19 @@
 
 /*
  * What heartbeats leave to write, kept in memory by each server thread and
- * written every OTA_DEFERRED_WRITE_MS (default 5 s), 200 rows a statement,
- * the statements spread over most of the next interval so that the
- * database sees an even load, on a database connection of its own:
- *   - presence: devices whose last_seen_at had grown older than
- *     OTA_PRESENCE_INTERVAL, with when they were seen (devices.last_seen_at);
- *   - re-delivery counts (added to assignments.deliveries);
- *   - the signatures made at first deliveries (assignments.signature, with
- *     this server's public key as signature_key; see api/heartbeat.c).
+ * written in bulk, 200 rows a statement, the statements spread over most of
+ * the next interval so that the database sees an even load, on a database
+ * connection of its own:
+ *   - every OTA_DEFERRED_WRITE_MS (default 5 s): presence, the devices whose
+ *     last_seen_at had grown older than OTA_PRESENCE_INTERVAL, with when
+ *     they were seen (devices.last_seen_at), and the signatures made at
+ *     first deliveries (assignments.signature, with this server's public
+ *     key as signature_key; see heartbeat.c);
+ *   - every OTA_DELIVERY_COUNT_MS (default 30 s): re-delivery counts, added
+ *     to assignments.deliveries. A delivered assignment is re-sent on each
+ *     of its device's heartbeats, about once a minute; kept for half a
+ *     minute, its re-deliveries merge into one row update, so that even at a
+ *     million devices a re-delivery is a read.
  *
  * Why: most heartbeats change nothing, and a heartbeat that writes costs the
  * database about twice one that reads (a transaction id, a row version, WAL,
@@ -28,10 +33,12 @@
  * device's state or an assignment's status is still written by the
  * heartbeat itself, durably where it must be (migrations/0005, 0006).
  *
- * The cost: last_seen_at and GET /v1/assignments/{id}'s deliveries may be up
- * to two intervals behind (kept during one, written during most of the
- * next), and a crash of the server loses at most that (the next heartbeats
- * rewrite presence; a count is a statistic; a signature is made again). A failed write keeps its rows for the next; a
+ * The cost: last_seen_at may be up to two OTA_DEFERRED_WRITE_MS behind its
+ * step (kept during one interval, written during most of the next), and
+ * GET /v1/assignments/{id}'s deliveries up to a minute behind (30 s kept,
+ * then written within one OTA_DEFERRED_WRITE_MS); a crash of the server
+ * loses at most that (the next heartbeats rewrite presence; a count is a
+ * statistic; a signature is made again). A failed write keeps its rows for the next; a
  * stopping server writes what it holds (SIGTERM).
  */
 

@@ -1198,10 +1198,10 @@ void h_server_start(h_server_t *srv, h_pg_t *pg, const char *const *extra_env)
     fmt(storage, sizeof storage, "OTA_STORAGE_DIR=%s/blobs-%d", pg->dir, pg->port);
     fmt(signing, sizeof signing, "OTA_SIGNING_KEY=%s/signing-key.pem", pg->dir);
     fmt(public_url, sizeof public_url, "OTA_PUBLIC_URL=http://127.0.0.1:%d", port);
-    /* Presence and re-delivery counts written every 200 ms instead of 5 s, so tests that read them wait less
-     * (H_DEFERRED_WRITE_WAIT_MS); test_redelivery_counts in it_heartbeat_writes runs the default too. */
-    const char *const defaults[] = {db,         listen, "OTA_THREADS=2", key, storage, signing,
-                                    public_url, "OTA_DEFERRED_WRITE_MS=200", NULL};
+    /* Presence, signatures and re-delivery counts written every 200 ms instead of 5 s and 30 s, so tests that read
+     * them wait less (H_DEFERRED_WRITE_WAIT_MS); it_heartbeat_writes runs the defaults too. */
+    const char *const defaults[] = {db,         listen,       "OTA_THREADS=2", key, storage, signing, public_url,
+                                    "OTA_DEFERRED_WRITE_MS=200", "OTA_DELIVERY_COUNT_MS=200", NULL};
     strv_t env = {0};
     env_build(&env, defaults, extra_env);
     server_identity(srv, &env, pg);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "checks.h"
 
@@ -291,12 +292,12 @@ static void test_transitions_write(void **state)
     h_release_free(&s.rel);
 }
 
-/* Re-deliveries on two instances add up exactly; the second, at the default interval (5 s), is stopped well within
- * it, so its counts are in memory until the stop writes them. */
+/* Re-deliveries on two instances add up exactly; the second, at the default intervals (5 s, 30 s), is stopped well
+ * within them, so its counts are in memory until the stop writes them. */
 static void test_redelivery_counts(void **state)
 {
     (void)state;
-    static const char *const extra[] = {"OTA_DEFERRED_WRITE_MS=5000", NULL}; /* the default */
+    static const char *const extra[] = {"OTA_DEFERRED_WRITE_MS=5000", "OTA_DELIVERY_COUNT_MS=30000", NULL};
     h_server_t other;
     h_server_start(&other, &h_g_pg, extra);
     CHECK(h_wait_ready(&other), "the second server did not become ready");
@@ -314,6 +315,41 @@ static void test_redelivery_counts(void **state)
     }
     CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
     json_decref(h_expect_assignment(aid, "delivered", 11, NULL));
+    h_release_free(&s.rel);
+}
+
+/* Re-delivery counts wait for their own interval, while the signature of the first delivery goes with the next
+ * write of presence and signatures. */
+static void test_counts_wait_for_their_interval(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_DEFERRED_WRITE_MS=200", "OTA_DELIVERY_COUNT_MS=6000", NULL};
+    h_server_t other;
+    h_server_start(&other, &h_g_pg, extra);
+    CHECK(h_wait_ready(&other), "the second server did not become ready");
+    scene_t s;
+    char aid[40], expr[300];
+    scene_make(&s);
+    h_assign_ok(&s.dev, &s.rel, aid);
+    for (int i = 0; i < 4; i++) {
+        h_resp_t r = {0};
+        h_heartbeat_ok(&other, &s.dev, PLAIN, &r);
+        CHECK(json_is_object(json_object_get(r.json, "ota")), "no manifest: %s", BODY(&r));
+        h_resp_free(&r);
+    }
+    snprintf(expr, sizeof expr, "(SELECT length(signature) = 88 FROM assignments WHERE id = '%s')", aid);
+    CHECK(h_sql_eventually(expr), "the first delivery's signature was not written with the next write");
+    snprintf(expr, sizeof expr, "(SELECT deliveries = 1 FROM assignments WHERE id = '%s')", aid);
+    CHECK(h_sql_holds(expr), "re-delivery counts were written before their interval");
+    snprintf(expr, sizeof expr, "(SELECT deliveries = 4 FROM assignments WHERE id = '%s')", aid);
+    bool written = false;
+    for (int waited_ms = 0; !written && waited_ms < 12000; waited_ms += 100) {
+        written = h_sql_holds(expr);
+        if (!written)
+            usleep(100 * 1000);
+    }
+    CHECK(written, "re-delivery counts were not written once their interval had passed");
+    CHECK(h_server_stop(&other) == 0, "the second server did not stop cleanly");
     h_release_free(&s.rel);
 }
 
@@ -379,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_presence_interval_zero),
         cmocka_unit_test(test_transitions_write),
         cmocka_unit_test(test_redelivery_counts),
+        cmocka_unit_test(test_counts_wait_for_their_interval),
         cmocka_unit_test(test_redelivery_counts_many),
     };
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));

@@ -37,6 +37,10 @@ static const char *const VARS[] = {
     "OTA_S3_PATH_STYLE",
     "OTA_URL_TTL",
     "OTA_JOB_THREADS",
+    "OTA_APPLY_TIMEOUT",
+    "OTA_DEFERRED_WRITE_MS",
+    "OTA_DELIVERY_COUNT_MS",
+    "OTA_PRESENCE_INTERVAL",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -79,6 +83,10 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->max_body, 64u * 1024 * 1024);
     assert_int_equal(cfg->heartbeat_interval, 60);
     assert_int_equal(cfg->db_statement_timeout_ms, 5000);
+    assert_int_equal(cfg->apply_timeout, 86400);
+    assert_int_equal(cfg->deferred_write_ms, 5000);
+    assert_int_equal(cfg->delivery_count_ms, 30000);
+    assert_int_equal(cfg->presence_interval, 120);
 }
 
 static void test_defaults(void **state)
@@ -244,6 +252,10 @@ static const int_case_t INTS[] = {
     {"OTA_MAX_BODY", 1024, 4L * 1024 * 1024 * 1024, offsetof(ota_config_t, max_body), 1},
     {"OTA_HEARTBEAT_INTERVAL", 5, 86400, offsetof(ota_config_t, heartbeat_interval), 0},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", 0, 3600 * 1000, offsetof(ota_config_t, db_statement_timeout_ms), 0},
+    {"OTA_APPLY_TIMEOUT", 60, 30L * 86400, offsetof(ota_config_t, apply_timeout), 0},
+    {"OTA_DEFERRED_WRITE_MS", 100, 60000, offsetof(ota_config_t, deferred_write_ms), 0},
+    {"OTA_DELIVERY_COUNT_MS", 100, 60000, offsetof(ota_config_t, delivery_count_ms), 0},
+    {"OTA_PRESENCE_INTERVAL", 0, 3600, offsetof(ota_config_t, presence_interval), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)
