@@ -75,7 +75,7 @@
 struct ota_deferred_writes {
     ota_worker_t *worker;
     ota_db_t *db;          /* our own connection: a write never holds up the heartbeats on worker->db */
-    h2o_timeout_t timeout; /* our own, never in a request's pool: h2o links it into the loop, and freeing it there crashes */
+    h2o_timeout_t timeout; /* our own, not in a request's pool: the loop links it, freeing it there crashes */
     h2o_timeout_entry_t entry;
     h2o_timeout_t pace; /* PACE_MS, between the chunks of one write */
     h2o_timeout_entry_t pace_entry;

@@ -7,7 +7,7 @@
 
 struct ota_sweeper {
     ota_worker_t *worker;
-    h2o_timeout_t timeout; /* our own, never in a request's pool: h2o links it into the loop, and freeing it there crashes */
+    h2o_timeout_t timeout; /* our own, not in a request's pool: the loop links it, freeing it there crashes */
     h2o_timeout_entry_t entry;
     int in_flight; /* the sweeper is freed only once its query has answered */
     int stopped;
