@@ -3,7 +3,7 @@
 
 /*
  * The heartbeat's wire forms on the device side (internal): the request
- * body (API.md, "Heartbeat") and the decoding of the answer, manifest
+ * body (openapi.yaml, the heartbeat) and the decoding of the answer, manifest
  * included (with the codec shared with the server, include/ota/manifest.h).
  */
 

@@ -1,5 +1,5 @@
 /*
- * ota-device: the bundled device client (API.md, "Programs"), on libota-device.
+ * ota-device: the bundled device client (docs/device.md), on libota-device.
  *
  *   ota-device --state DIR register --server URL --api-key K --serial S --model M --version V
  *   ota-device --state DIR run [--once] [conditions and faults]

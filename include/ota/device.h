@@ -8,7 +8,7 @@
 #include "ota/manifest.h"
 
 /**
- * libota-device: the device side of the OTA service (API.md, "Heartbeat"),
+ * libota-device: the device side of the OTA service (openapi.yaml, the heartbeat),
  * small enough to embed in firmware and used by the `ota-device` program,
  * the test suite and load runs as a fleet (one state directory per device).
  *

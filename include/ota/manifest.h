@@ -9,7 +9,7 @@
 
 /**
  * The update manifest: what a heartbeat answer carries in "ota" and the
- * device client installs from (API.md, "Heartbeat"). One codec for the
+ * device client installs from (openapi.yaml, the heartbeat). One codec for the
  * server and the device client. Only jansson (in ota_manifest_decode) and
  * OpenSSL (sign, verify, key derivation) allocate, and only for the call;
  * a failure is returned, never an abort from this code. Every function is
@@ -164,7 +164,7 @@ ota_err_t ota_manifest_sign_with(ota_manifest_t *m, const ota_manifest_signer_t 
 ota_err_t ota_manifest_verify(const ota_manifest_t *m, const unsigned char public_key[OTA_ED25519_PUBLIC_LEN]);
 
 /**
- * Writes `m` as compact JSON with its 11 members in the API.md order
+ * Writes `m` as compact JSON with its 11 members in the documented order
  * (assignment_id, release_id, model, version, artifact, url, url_expires_at,
  * size, crc32, sha256, signature) into `out` (room for `cap` bytes),
  * NUL-terminated, and stores the length without the NUL in `*len`. `m`

@@ -15,7 +15,7 @@
     "(SELECT " ASSIGNMENT_JSON("aa") " FROM assignments aa WHERE aa.device_id = " device                              \
     " AND aa.status IN ('pending', 'delivered'))"
 
-/* ble_connected: a relay seen within the last 2 heartbeat intervals ($ble_window seconds, see API.md). */
+/* ble_connected: a relay seen within the last 2 heartbeat intervals ($ble_window seconds, docs/concepts.md). */
 #define DEVICE_COLS                                                                                                    \
     "id, serial, model_id, name, firmware_version, ota_ts(last_seen_at), connectivity, recording, "                   \
     "battery_percent, battery_state, "                                                                                 \

@@ -8,7 +8,7 @@
 
 /*
  * Every response the API sends goes through here, so the error shape of
- * API.md ({"error": {"code", "message", "details"?}}) is written in one
+ * the API ({"error": {"code", "message", "details"?}}) is written in one
  * place. Each function ends the call: it sends the response (unless the
  * client has gone) and frees the call, which must not be used afterwards.
  */

@@ -8,7 +8,7 @@
 
 /*
  * Reading fields of a JSON request body, collecting every problem before
- * answering. As API.md asks: a field of the wrong JSON type is 400
+ * answering. As the API says: a field of the wrong JSON type is 400
  * `bad_request`; a missing or invalid value is 422 `validation_failed` with
  * `details.fields` mapping each field to what is wrong with it.
  *

@@ -11,7 +11,7 @@
  * Where the bytes of a release artifact come from, and getting them.
  * Fetching blocks (files, HTTP, object storage): job threads only.
  *
- * The failures are the contract's upload errors (API.md): each maps to one
+ * The failures are the API's upload errors (openapi.yaml): each maps to one
  * exact message of a 422 `upload_failed`.
  */
 
@@ -47,7 +47,7 @@ typedef enum ota_upload_error {
     OTA_UPLOAD_STORAGE_FAILED, /**< not the client's fault: answered 503 */
 } ota_upload_error_t;
 
-/** The exact message API.md gives for `e` ("File not found", ...). */
+/** The exact message the API gives for `e` ("File not found", ...). */
 const char *ota__upload_error_message(ota_upload_error_t e);
 
 /**
@@ -61,7 +61,7 @@ ota_upload_error_t ota__source_fetch(const ota_source_t *src, const char *import
 /**
  * The access decision for a file:// path alone (exposed for tests): writes
  * the resolved path into `resolved` when the file may be read, else returns
- * FILE_NOT_FOUND or ACCESS_DENIED as API.md defines them.
+ * FILE_NOT_FOUND or ACCESS_DENIED as the API defines them.
  */
 ota_upload_error_t ota__source_file_path(const char *path, const char *import_dir, char *resolved, size_t cap);
 

@@ -1,5 +1,5 @@
 /*
- * Integration: assignments and the device heartbeat (API.md "Assignments",
+ * Integration: assignments and the device heartbeat (openapi.yaml: assignments,
  * "Heartbeat (device)", the manifest, GET /v1/signing-key) against the real
  * ota-server on a throwaway PostgreSQL cluster, with the fs storage backend.
  *

@@ -1,5 +1,5 @@
 /*
- * Integration: the Bluetooth path of the phone app (API.md "Bluetooth path
+ * Integration: the Bluetooth path of the phone app (openapi.yaml: "Bluetooth path
  * (mobile app)", with what it shares with "Heartbeat (device)" and
  * "Assignments") against the real ota-server on a throwaway PostgreSQL
  * cluster, with the fs storage backend.
@@ -454,7 +454,7 @@ static void test_relay_credentials_and_bodies(void **state)
     relay_on(unknown, other.token, body, &r);
     EXPECT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);
-    /* An API key is valid credentials, not allowed here (API.md: 403): the relay takes the device's token. */
+    /* An API key is valid credentials, not allowed here (403): the relay takes the device's token. */
     relay_on(d.id, h_g_srv.admin_key, body, &r);
     EXPECT_ERROR(&r, 403, "forbidden");
     h_resp_free(&r);

@@ -464,7 +464,7 @@ static void test_round_trip(void **state)
 
     sample(&m);
     assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_OK);
-    /* The 11 members in the API.md order, compact. */
+    /* The 11 members in the documented order, compact. */
     assert_string_equal(buf, json_with(-1, NULL));
     assert_int_equal(len, strlen(buf));
 

@@ -187,7 +187,7 @@ static void test_messages(void **state)
     assert_string_equal(ota__upload_error_message(OTA_UPLOAD_READ_FAILED), "Read failed");
     assert_string_equal(ota__upload_error_message(OTA_UPLOAD_INVALID_BASE64), "Invalid base64 string");
     assert_string_equal(ota__upload_error_message(OTA_UPLOAD_UNSUPPORTED_CONTENT), "Unsupported content");
-    /* Not an API.md upload error (answered 503), but still a message, and none of the 422 ones. */
+    /* Not one of the API's upload errors (answered 503), but still a message, and none of the 422 ones. */
     const char *storage = ota__upload_error_message(OTA_UPLOAD_STORAGE_FAILED);
     assert_non_null(storage);
     assert_true(strlen(storage) > 0);
@@ -280,7 +280,7 @@ static void test_path_symlink_out(void **state)
 }
 
 /*
- * A link inside that leads out to something missing: outside "whether it exists or not" (API.md), so the answer
+ * A link inside that leads out to something missing: outside "whether it exists or not" (openapi.yaml), so the answer
  * must not tell whether a file exists out there.
  */
 static void test_path_symlink_out_missing_target(void **state)
@@ -515,7 +515,7 @@ static void test_file_url_errors(void **state)
     expect_fetch(&src, imp, NULL, 1 << 20, OTA_UPLOAD_ACCESS_DENIED, NULL, 0);
 }
 
-/* "every file:// when no import folder is set" is Access denied (API.md), however it is spelled. */
+/* "every file:// when no import folder is set" is Access denied (openapi.yaml), however it is spelled. */
 static void test_file_url_without_import_dir(void **state)
 {
     static const char *const urls[] = {
