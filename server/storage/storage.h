@@ -15,12 +15,12 @@
  *   virtual-hosted, requests signed with SigV4 (storage/sigv4.h).
  * - `fs`: the embedded default, blobs under OTA_STORAGE_DIR. The server
  *   serves them itself under /blobs/ at presigned URLs checked with the same
- *   SigV4 code (storage/fs_serve.h), so a device cannot tell the two apart.
+ *   SigV4 code (api/blobs.c), so a device cannot tell the two apart.
  *
  * Keys are made by the server only: [A-Za-z0-9._-] segments joined by '/'.
  *
  * The blocking functions (put, get, delete) run on job threads only
- * (server/jobs.h), never on an event loop. Presigning is pure computation.
+ * (core/jobs.h), never on an event loop. Presigning is pure computation.
  */
 typedef struct ota_storage ota_storage_t;
 
