@@ -14,7 +14,7 @@
  * payload's SHA-256 signed too (x-amz-content-sha256).
  *
  * Threads: every call except ota__s3_presign blocks and belongs on a job
- * thread (server/jobs.h); any number may run at once on one ota_s3_t.
+ * thread (core/jobs.h); any number may run at once on one ota_s3_t.
  * libcurl's global state is the program's: call curl_global_init once at
  * start, before any thread exists, and curl_global_cleanup at the end.
  *
