@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include "ota/base64.h"
 #include "ota/hex.h"
+#include "ota/text.h"
 
 /* ---- field formats ------------------------------------------------------ */
 
@@ -194,32 +195,6 @@ ota_err_t ota_manifest_validate(const ota_manifest_t *m)
 
 /* ---- JSON writing ------------------------------------------------------- */
 
-/* Appends to a capped buffer; keeps counting past the cap so the caller learns the length needed. */
-typedef struct writer {
-    char *out;
-    size_t cap;
-    size_t len;
-} writer_t;
-
-static void put(writer_t *w, const char *s, size_t n)
-{
-    if (n > 0 && w->len <= w->cap && n <= w->cap - w->len)
-        memcpy(w->out + w->len, s, n);
-    w->len += n;
-}
-
-static void put_u64(writer_t *w, uint64_t v)
-{
-    char buf[20];
-    size_t i = sizeof buf;
-
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(w, buf + i, sizeof buf - i);
-}
-
 /* The escape of `c` as the header specifies for the canonical form into `esc` (6 bytes); its length, 0 for none. */
 static size_t json_escape(unsigned char c, char esc[6])
 {
@@ -240,59 +215,56 @@ static size_t json_escape(unsigned char c, char esc[6])
 }
 
 /* `s` as a JSON string. Runs of characters that need no escape are copied at once (the URL is most of a manifest). */
-static void put_json_string(writer_t *w, const char *s)
+static void put_json_string(ota_text_t *w, const char *s)
 {
     const char *run = s;
-    put(w, "\"", 1);
+    ota_text_put(w, "\"", 1);
     for (; *s != '\0'; s++) {
         char esc[6];
         size_t n = json_escape((unsigned char)*s, esc);
         if (n == 0)
             continue;
-        put(w, run, (size_t)(s - run));
-        put(w, esc, n);
+        ota_text_put(w, run, (size_t)(s - run));
+        ota_text_put(w, esc, n);
         run = s + 1;
     }
-    put(w, run, (size_t)(s - run));
-    put(w, "\"", 1);
+    ota_text_put(w, run, (size_t)(s - run));
+    ota_text_put(w, "\"", 1);
 }
 
-static void put_member_str(writer_t *w, const char *key, const char *value)
+static void put_member_str(ota_text_t *w, const char *key, const char *value)
 {
     put_json_string(w, key);
-    put(w, ":", 1);
+    ota_text_put(w, ":", 1);
     put_json_string(w, value);
 }
 
 /* `"key":"value"`, both written as they are: for text known to hold nothing that JSON escapes. */
-static void put_member_plain(writer_t *w, const char *key, const char *value)
+static void put_member_plain(ota_text_t *w, const char *key, const char *value)
 {
-    put(w, "\"", 1);
-    put(w, key, strlen(key));
-    put(w, "\":\"", 3);
-    put(w, value, strlen(value));
-    put(w, "\"", 1);
+    ota_text_put(w, "\"", 1);
+    ota_text_put(w, key, strlen(key));
+    ota_text_put(w, "\":\"", 3);
+    ota_text_put(w, value, strlen(value));
+    ota_text_put(w, "\"", 1);
 }
 
-static void put_member_u64(writer_t *w, const char *key, uint64_t value)
+static void put_member_u64(ota_text_t *w, const char *key, uint64_t value)
 {
     put_json_string(w, key);
-    put(w, ":", 1);
-    put_u64(w, value);
+    ota_text_put(w, ":", 1);
+    ota_text_put_u64(w, value);
 }
 
-static ota_err_t finish(writer_t *w, size_t *len)
+static ota_err_t finish(const ota_text_t *w, size_t *len)
 {
     *len = w->len;
-    if (w->len >= w->cap)
-        return OTA_ERR_TOO_LARGE;
-    w->out[w->len] = '\0';
-    return OTA_OK;
+    return w->err;
 }
 
 ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
 {
-    writer_t w = {out, cap, 0};
+    ota_text_t w;
     size_t n;
 
     if (m == NULL || len == NULL || (out == NULL && cap > 0))
@@ -301,29 +273,30 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
         !field_len(m->model, sizeof m->model, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
         !field_len(m->sha256, sizeof m->sha256, &n) || !field_len(m->version, sizeof m->version, &n))
         return OTA_ERR_INVALID;
-    put(&w, "{", 1);
+    ota_text_fixed(&w, out, cap);
+    ota_text_put(&w, "{", 1);
     put_member_str(&w, "artifact", m->artifact);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "assignment_id", m->assignment_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "model", m->model);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "release_id", m->release_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "sha256", m->sha256);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "size", m->size);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "version", m->version);
-    put(&w, "}", 1);
+    ota_text_put(&w, "}", 1);
     return finish(&w, len);
 }
 
 ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
 {
-    writer_t w = {out, cap, 0};
+    ota_text_t w;
 
     if (m == NULL || len == NULL || (out == NULL && cap > 0) || ota_manifest_validate(m) != OTA_OK)
         return OTA_ERR_INVALID;
@@ -331,29 +304,30 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
      * SemVer, RFC 3986 URL characters, timestamp, hex, base64): written as it is. The URL is most of a
      * manifest; escaping it character by character was an eighth of the server's instructions for a
      * delivering heartbeat. */
-    put(&w, "{", 1);
+    ota_text_fixed(&w, out, cap);
+    ota_text_put(&w, "{", 1);
     put_member_plain(&w, "assignment_id", m->assignment_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "release_id", m->release_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "model", m->model);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "version", m->version);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "artifact", m->artifact);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url", m->url);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url_expires_at", m->url_expires_at);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "size", m->size);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "sha256", m->sha256);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "signature", m->signature);
-    put(&w, "}", 1);
+    ota_text_put(&w, "}", 1);
     return finish(&w, len);
 }
 

@@ -120,6 +120,19 @@ enum {
     OTA_PRECHECK_COL_UFW_UPLOAD,
 };
 
+/** Columns of an OTA_STMT_EVENTS_SINCE row. */
+enum { OTA_EVENT_COL_ID, OTA_EVENT_COL_JSON };
+
+/** Columns of the OTA_STMT_EVENTS_LAST row. */
+enum { OTA_EVENTS_LAST_COL_ID };
+
+/** Columns of an OTA_STMT_METRICS_ASSIGNMENTS row. */
+enum {
+    OTA_METRICS_COL_KIND,  /**< 'status' or 'transition' */
+    OTA_METRICS_COL_STATE, /**< the status, or the transition's target status */
+    OTA_METRICS_COL_COUNT,
+};
+
 /** A statement's name, SQL and parameter count. */
 typedef struct ota_stmt_def {
     const char *name;
