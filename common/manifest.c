@@ -5,7 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include "ota/base64.h"
-#include "ota/hex.h"
+#include "ota/text.h"
 
 /* ---- field formats ------------------------------------------------------ */
 
@@ -194,32 +194,6 @@ ota_err_t ota_manifest_validate(const ota_manifest_t *m)
 
 /* ---- JSON writing ------------------------------------------------------- */
 
-/* Appends to a capped buffer; keeps counting past the cap so the caller learns the length needed. */
-typedef struct writer {
-    char *out;
-    size_t cap;
-    size_t len;
-} writer_t;
-
-static void put(writer_t *w, const char *s, size_t n)
-{
-    if (n > 0 && w->len <= w->cap && n <= w->cap - w->len)
-        memcpy(w->out + w->len, s, n);
-    w->len += n;
-}
-
-static void put_u64(writer_t *w, uint64_t v)
-{
-    char buf[20];
-    size_t i = sizeof buf;
-
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(w, buf + i, sizeof buf - i);
-}
-
 /* The escape of `c` as the header specifies for the canonical form into `esc` (6 bytes); its length, 0 for none. */
 static size_t json_escape(unsigned char c, char esc[6])
 {
@@ -240,59 +214,56 @@ static size_t json_escape(unsigned char c, char esc[6])
 }
 
 /* `s` as a JSON string. Runs of characters that need no escape are copied at once (the URL is most of a manifest). */
-static void put_json_string(writer_t *w, const char *s)
+static void put_json_string(ota_text_t *w, const char *s)
 {
     const char *run = s;
-    put(w, "\"", 1);
+    ota_text_put(w, "\"", 1);
     for (; *s != '\0'; s++) {
         char esc[6];
         size_t n = json_escape((unsigned char)*s, esc);
         if (n == 0)
             continue;
-        put(w, run, (size_t)(s - run));
-        put(w, esc, n);
+        ota_text_put(w, run, (size_t)(s - run));
+        ota_text_put(w, esc, n);
         run = s + 1;
     }
-    put(w, run, (size_t)(s - run));
-    put(w, "\"", 1);
+    ota_text_put(w, run, (size_t)(s - run));
+    ota_text_put(w, "\"", 1);
 }
 
-static void put_member_str(writer_t *w, const char *key, const char *value)
+static void put_member_str(ota_text_t *w, const char *key, const char *value)
 {
     put_json_string(w, key);
-    put(w, ":", 1);
+    ota_text_put(w, ":", 1);
     put_json_string(w, value);
 }
 
 /* `"key":"value"`, both written as they are: for text known to hold nothing that JSON escapes. */
-static void put_member_plain(writer_t *w, const char *key, const char *value)
+static void put_member_plain(ota_text_t *w, const char *key, const char *value)
 {
-    put(w, "\"", 1);
-    put(w, key, strlen(key));
-    put(w, "\":\"", 3);
-    put(w, value, strlen(value));
-    put(w, "\"", 1);
+    ota_text_put(w, "\"", 1);
+    ota_text_put(w, key, strlen(key));
+    ota_text_put(w, "\":\"", 3);
+    ota_text_put(w, value, strlen(value));
+    ota_text_put(w, "\"", 1);
 }
 
-static void put_member_u64(writer_t *w, const char *key, uint64_t value)
+static void put_member_u64(ota_text_t *w, const char *key, uint64_t value)
 {
     put_json_string(w, key);
-    put(w, ":", 1);
-    put_u64(w, value);
+    ota_text_put(w, ":", 1);
+    ota_text_put_u64(w, value);
 }
 
-static ota_err_t finish(writer_t *w, size_t *len)
+static ota_err_t finish(const ota_text_t *w, size_t *len)
 {
     *len = w->len;
-    if (w->len >= w->cap)
-        return OTA_ERR_TOO_LARGE;
-    w->out[w->len] = '\0';
-    return OTA_OK;
+    return w->err;
 }
 
 ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
 {
-    writer_t w = {out, cap, 0};
+    ota_text_t w;
     size_t n;
 
     if (m == NULL || len == NULL || (out == NULL && cap > 0))
@@ -301,29 +272,30 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
         !field_len(m->model, sizeof m->model, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
         !field_len(m->sha256, sizeof m->sha256, &n) || !field_len(m->version, sizeof m->version, &n))
         return OTA_ERR_INVALID;
-    put(&w, "{", 1);
+    ota_text_fixed(&w, out, cap);
+    ota_text_put(&w, "{", 1);
     put_member_str(&w, "artifact", m->artifact);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "assignment_id", m->assignment_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "model", m->model);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "release_id", m->release_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "sha256", m->sha256);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "size", m->size);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "version", m->version);
-    put(&w, "}", 1);
+    ota_text_put(&w, "}", 1);
     return finish(&w, len);
 }
 
 ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, size_t *len)
 {
-    writer_t w = {out, cap, 0};
+    ota_text_t w;
 
     if (m == NULL || len == NULL || (out == NULL && cap > 0) || ota_manifest_validate(m) != OTA_OK)
         return OTA_ERR_INVALID;
@@ -331,29 +303,30 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
      * SemVer, RFC 3986 URL characters, timestamp, hex, base64): written as it is. The URL is most of a
      * manifest; escaping it character by character was an eighth of the server's instructions for a
      * delivering heartbeat. */
-    put(&w, "{", 1);
+    ota_text_fixed(&w, out, cap);
+    ota_text_put(&w, "{", 1);
     put_member_plain(&w, "assignment_id", m->assignment_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "release_id", m->release_id);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "model", m->model);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "version", m->version);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "artifact", m->artifact);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url", m->url);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url_expires_at", m->url_expires_at);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "size", m->size);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "sha256", m->sha256);
-    put(&w, ",", 1);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "signature", m->signature);
-    put(&w, "}", 1);
+    ota_text_put(&w, "}", 1);
     return finish(&w, len);
 }
 
@@ -419,219 +392,29 @@ ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
 }
 
 /*
- * Why a second JSON checker: jansson reports some allocation failures as
- * syntax errors ("invalid token") or not at all, so its error code alone
- * cannot tell a malformed manifest from a full heap. When jansson fails
- * without naming a cause that is certain, this recognizer (RFC 8259, a top
- * level object, jansson's nesting limit; allocates nothing) decides: if the
- * text is well-formed, the failure was memory.
+ * Whether jansson failed for want of memory rather than for the text. jansson
+ * 2.14 sets no error at all when an allocation fails (the error is
+ * initialized with an empty text, so nothing stale is read), with one
+ * exception: when it cannot copy a string token it has lexed in full, it goes
+ * on as if the token were invalid and reports "invalid token" (a value) or
+ * "string or '}' expected" (a key), positioned right after the string's
+ * closing quote. A token that is bad of itself never ends there: only a
+ * string ends with '"', and a string that is bad has its own error, which
+ * jansson keeps (the first error wins). Whatever follows the point of failure
+ * is not read: a text that runs out of memory may hold a later error too.
  */
-
-#define JSON_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
-
-static size_t skip_ws(const char *s, size_t len, size_t i)
+static int jansson_out_of_memory(const json_error_t *e, const char *json)
 {
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
-}
-
-/* Reads the 4 hex digits of a \u escape at s[i]. */
-static long scan_u16(const char *s, size_t len, size_t i)
-{
-    long v = 0;
-    if (len - i < 4)
-        return -1;
-    for (size_t k = 0; k < 4; k++) {
-        int h = ota_hex_value(s[i + k]);
-        if (h < 0)
-            return -1;
-        v = v << 4 | h;
-    }
-    return v;
-}
-
-/* Length of the well-formed UTF-8 sequence at s[i] (no overlong forms, surrogates or values over U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t len, size_t i)
-{
-    unsigned char c = s[i];
-    size_t n;
-    uint32_t v;
-
-    if (c < 0x80)
+    if (e->text[0] == '\0')
         return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, v = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, v = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, v = c & 0x07;
-    else
-        return 0;
-    if (len - i < n)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        if ((s[i + k] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i + k] & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* Scans the string starting at the '"' at s[*pos]; leaves *pos after its closing '"'. */
-static int scan_string(const char *s, size_t len, size_t *pos)
-{
-    size_t i = *pos + 1;
-
-    while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"') {
-            *pos = i + 1;
-            return 1;
-        }
-        if (c < 0x20)
-            return 0;
-        if (c != '\\') {
-            size_t n = utf8_len((const unsigned char *)s, len, i);
-            if (n == 0)
-                return 0;
-            i += n;
-            continue;
-        }
-        if (++i >= len)
-            return 0;
-        if (s[i] != 'u') {
-            if (strchr("\"\\/bfnrt", s[i]) == NULL || s[i] == '\0')
-                return 0;
-            i++;
-            continue;
-        }
-        long u = scan_u16(s, len, i + 1);
-        i += 5;
-        if (u >= 0xdc00 && u <= 0xdfff)
-            return 0;
-        if (u >= 0xd800 && u <= 0xdbff) {
-            long lo = len - i >= 2 && s[i] == '\\' && s[i + 1] == 'u' ? scan_u16(s, len, i + 2) : -1;
-            if (lo < 0xdc00 || lo > 0xdfff)
-                return 0;
-            i += 6;
-        } else if (u < 0) {
-            return 0;
-        }
-    }
-    return 0;
-}
-
-static size_t skip_digits(const char *s, size_t len, size_t i)
-{
-    while (i < len && is_digit(s[i]))
-        i++;
-    return i;
-}
-
-static int scan_number(const char *s, size_t len, size_t *pos)
-{
-    size_t i = *pos, j;
-
-    if (i < len && s[i] == '-')
-        i++;
-    if (i < len && s[i] == '0')
-        i++;
-    else if ((j = skip_digits(s, len, i)) > i)
-        i = j;
-    else
-        return 0;
-    if (i < len && s[i] == '.') {
-        if ((j = skip_digits(s, len, i + 1)) == i + 1)
-            return 0;
-        i = j;
-    }
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if ((j = skip_digits(s, len, i)) == i)
-            return 0;
-        i = j;
-    }
-    *pos = i;
-    return 1;
-}
-
-static int scan_scalar(const char *s, size_t len, size_t *pos)
-{
-    static const char *const words[] = {"true", "false", "null"};
-    size_t i = *pos;
-
-    if (s[i] == '"')
-        return scan_string(s, len, pos);
-    for (size_t k = 0; k < 3; k++) {
-        size_t n = strlen(words[k]);
-        if (len - i >= n && memcmp(s + i, words[k], n) == 0) {
-            *pos = i + n;
-            return 1;
-        }
-    }
-    return scan_number(s, len, pos);
-}
-
-/* True when `len` bytes at `s` are one JSON object (RFC 8259), nested at most JSON_DEPTH_MAX deep. */
-static int json_object_text_valid(const char *s, size_t len)
-{
-    unsigned char is_object[JSON_DEPTH_MAX / 8 + 1]; /* a bit per open container */
-    size_t depth = 0, i = skip_ws(s, len, 0);
-    enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, AFTER } want = VALUE;
-
-    if (i >= len || s[i] != '{')
-        return 0;
-    for (;;) {
-        i = skip_ws(s, len, i);
-        if (want == AFTER && depth == 0)
-            return i == len;
-        if (i >= len)
-            return 0;
-        char c = s[i];
-        int top_object = depth > 0 && (is_object[(depth - 1) / 8] >> ((depth - 1) % 8) & 1);
-        if ((want == FIRST_KEY && c == '}') || (want == FIRST_VALUE && c == ']')) {
-            depth--, i++, want = AFTER;
-        } else if (want == KEY || want == FIRST_KEY) {
-            if (c != '"' || !scan_string(s, len, &i))
-                return 0;
-            i = skip_ws(s, len, i);
-            if (i >= len || s[i] != ':')
-                return 0;
-            i++, want = VALUE;
-        } else if (want == AFTER) {
-            if (c == ',')
-                want = top_object ? KEY : VALUE;
-            else if (c == (top_object ? '}' : ']'))
-                depth--, want = AFTER;
-            else
-                return 0;
-            i++;
-        } else if (c == '{' || c == '[') {
-            if (depth == JSON_DEPTH_MAX)
-                return 0;
-            if (c == '{')
-                is_object[depth / 8] |= (unsigned char)(1u << depth % 8);
-            else
-                is_object[depth / 8] &= (unsigned char)~(1u << depth % 8);
-            depth++, i++, want = c == '{' ? FIRST_KEY : FIRST_VALUE;
-        } else {
-            if (!scan_scalar(s, len, &i))
-                return 0;
-            want = AFTER;
-        }
-    }
+    int after_string = e->position > 0 && json[e->position - 1] == '"';
+    return after_string && json_error_code(e) == json_error_invalid_syntax &&
+           (strncmp(e->text, "invalid token", 13) == 0 || strncmp(e->text, "string or '}' expected", 22) == 0);
 }
 
 ota_err_t ota_manifest_decode(const char *json, size_t len, ota_manifest_t *out)
 {
     json_error_t jerr;
-    json_t *root = NULL;
-    ota_err_t rc = OTA_ERR_INVALID;
 
     if (out == NULL || (json == NULL && len > 0))
         return OTA_ERR_INVALID;
@@ -642,28 +425,10 @@ ota_err_t ota_manifest_decode(const char *json, size_t len, ota_manifest_t *out)
     /* No JSON text holds a NUL byte, but jansson drops one that follows a number. */
     if (memchr(json, '\0', len) != NULL)
         return OTA_ERR_INVALID;
-    /* jansson leaves the error code byte as it was when it fails without a cause (as on some allocation failures). */
-    memset(&jerr, 0, sizeof jerr);
-    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        switch (json_error_code(&jerr)) {
-        case json_error_out_of_memory:
-            rc = OTA_ERR_NOMEM;
-            break;
-        case json_error_duplicate_key:
-        case json_error_numeric_overflow:
-        case json_error_null_character:
-        case json_error_null_byte_in_key:
-        case json_error_stack_overflow:
-            rc = OTA_ERR_INVALID;
-            break;
-        default:
-            rc = json_object_text_valid(json, len) ? OTA_ERR_NOMEM : OTA_ERR_INVALID;
-        }
-        goto Exit;
-    }
-    rc = ota_manifest_decode_json(root, out);
-Exit:
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return jansson_out_of_memory(&jerr, json) ? OTA_ERR_NOMEM : OTA_ERR_INVALID;
+    ota_err_t rc = ota_manifest_decode_json(root, out);
     json_decref(root);
     return rc;
 }

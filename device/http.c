@@ -7,36 +7,14 @@
 
 #include <jansson.h>
 
-typedef struct sink {
-    char *buf;
-    size_t len, cap;
-    bool too_large, nomem;
-} sink_t;
+#include "ota/text.h"
 
+/* The answer's body, into a heap text capped at OTA__API_BODY_MAX; a failed write stops the transfer. */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-    sink_t *s = arg;
-    size_t n = size * nmemb;
-    if (s->len + n > OTA__API_BODY_MAX) {
-        s->too_large = true;
-        return 0;
-    }
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *p = realloc(s->buf, cap);
-        if (p == NULL) {
-            s->nomem = true;
-            return 0;
-        }
-        s->buf = p;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, data, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    return n;
+    ota_text_t *body = arg;
+    ota_text_put(body, data, size * nmemb);
+    return body->err == OTA_OK ? size * nmemb : 0;
 }
 
 ota_err_t ota__http_status_err(long status)
@@ -53,11 +31,12 @@ ota_err_t ota__http_status_err(long status)
 ota_err_t ota__http_request(CURL *c, const char *method, const char *url, const char *bearer, const char *json,
                             long timeout_ms, ota__http_resp_t *out, char *why, size_t cap)
 {
-    sink_t sink = {0};
+    ota_text_t body;
     struct curl_slist *headers = NULL, *h;
     char auth[64 + 256], errbuf[CURL_ERROR_SIZE] = "";
     ota_err_t rc = OTA_OK;
     memset(out, 0, sizeof *out);
+    ota_text_heap(&body, OTA__API_BODY_MAX);
 
     curl_easy_reset(c);
     if ((h = curl_slist_append(headers, "Accept: application/json")) == NULL)
@@ -89,7 +68,7 @@ ota_err_t ota__http_request(CURL *c, const char *method, const char *url, const 
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
@@ -98,9 +77,9 @@ ota_err_t ota__http_request(CURL *c, const char *method, const char *url, const 
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json));
     }
     CURLcode cc = curl_easy_perform(c);
-    if (sink.nomem || cc == CURLE_OUT_OF_MEMORY)
+    if (body.err == OTA_ERR_NOMEM || cc == CURLE_OUT_OF_MEMORY)
         goto Nomem;
-    if (sink.too_large) {
+    if (body.err == OTA_ERR_TOO_LARGE) {
         rc = OTA_ERR_TOO_LARGE;
         if (cap > 0)
             snprintf(why, cap, "%s %s: answer over %d bytes", method, url, OTA__API_BODY_MAX);
@@ -112,12 +91,12 @@ ota_err_t ota__http_request(CURL *c, const char *method, const char *url, const 
             snprintf(why, cap, "%s %s: %s", method, url, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
         goto Exit;
     }
-    if (sink.buf == NULL && (sink.buf = calloc(1, 1)) == NULL)
+    if (body.base == NULL && (body.base = calloc(1, 1)) == NULL)
         goto Nomem;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-    out->body = sink.buf;
-    out->len = sink.len;
-    sink.buf = NULL;
+    out->body = body.base; /* taken: the caller frees it with ota__http_resp_free */
+    out->len = body.len;
+    body.base = NULL;
     goto Exit;
 Nomem:
     rc = OTA_ERR_NOMEM;
@@ -129,7 +108,7 @@ Exit:
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
     curl_slist_free_all(headers);
-    free(sink.buf);
+    ota_text_free(&body);
     return rc;
 }
 

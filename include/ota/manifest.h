@@ -179,9 +179,11 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
  * object into `*out`. Strict, as described above; duplicate member names,
  * NUL bytes and JSON text over OTA_MANIFEST_DECODE_MAX bytes are refused. Returns
  * OTA_ERR_INVALID on any malformed input, OTA_ERR_TOO_LARGE when `len` is
- * over the cap, OTA_ERR_NOMEM when the parser cannot allocate. `*out` is
- * written only on success (the unused bytes of its arrays are zero). The
- * signature is checked for its form only: call ota_manifest_verify.
+ * over the cap, OTA_ERR_NOMEM when the parser cannot allocate. The parser
+ * stops at its first failure: OTA_ERR_NOMEM says nothing of the text after
+ * that point, which may be malformed too. `*out` is written only on success
+ * (the unused bytes of its arrays are zero). The signature is checked for
+ * its form only: call ota_manifest_verify.
  *
  * Caveat: jansson 2.14 itself may assert (abort) when an allocation fails
  * while its lexer grows a token buffer (akheron/jansson#362, unfixed in

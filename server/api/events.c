@@ -1,13 +1,15 @@
 #include "api/events.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/respond.h"
 #include "core/log.h"
-#include "core/metrics.h"
+#include "ota/text.h"
 
 /* Most events sent to one stream per database read. */
 #define BATCH 500
@@ -46,8 +48,8 @@ static void stream_free_if_done(stream_t *s)
 {
     if (s->req != NULL || s->reading)
         return;
-    free(s->pending.base);
-    free(s->inflight.base);
+    ota_text_free(&s->pending);
+    ota_text_free(&s->inflight);
     free(s);
 }
 
@@ -59,7 +61,7 @@ static void flush(stream_t *s)
     ota_text_t t = s->inflight;
     s->inflight = s->pending;
     s->pending = t;
-    s->pending.len = 0;
+    ota_text_reset(&s->pending);
     s->sending = true;
     h2o_iovec_t chunk = h2o_iovec_init(s->inflight.base, s->inflight.len);
     h2o_send(s->req, &chunk, 1, H2O_SEND_STATE_IN_PROGRESS);
@@ -70,8 +72,21 @@ static void on_proceed(h2o_generator_t *self, h2o_req_t *req)
     stream_t *s = H2O_STRUCT_FROM_MEMBER(stream_t, super, self);
     (void)req;
     s->sending = false;
-    s->inflight.len = 0;
+    ota_text_reset(&s->inflight);
     flush(s);
+}
+
+/* Appends to the text the stream sends next. The server's policy: no bound is set, so memory is the only failure. */
+static void pend(stream_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void pend(stream_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ota_text_vprintf(&s->pending, fmt, ap);
+    va_end(ap);
+    if (s->pending.err != OTA_OK)
+        h2o_fatal("out of memory");
 }
 
 static void on_stop(h2o_generator_t *self, h2o_req_t *req)
@@ -104,9 +119,9 @@ static void on_events(void *arg, const PGresult *res)
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
         return; /* the database is away: the next notification or keep-alive tick reads again */
     for (int row = 0; row < PQntuples(res); row++) {
-        s->cursor = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-        ota__text_printf(&s->pending, "id: %" PRId64 "\nevent: transition\ndata: %s\n\n", s->cursor,
-                         PQgetvalue(res, row, 1));
+        s->cursor = strtoll(PQgetvalue(res, row, OTA_EVENT_COL_ID), NULL, 10);
+        pend(s, "id: %" PRId64 "\nevent: transition\ndata: %s\n\n", s->cursor,
+             PQgetvalue(res, row, OTA_EVENT_COL_JSON));
     }
     flush(s);
     if (s->again || PQntuples(res) == BATCH) {
@@ -143,7 +158,7 @@ static void on_keepalive(h2o_timeout_entry_t *entry)
     ota_events_t *hub = H2O_STRUCT_FROM_MEMBER(ota_events_t, keepalive_entry, entry);
     for (h2o_linklist_t *l = hub->streams.next; l != &hub->streams; l = l->next) {
         stream_t *s = H2O_STRUCT_FROM_MEMBER(stream_t, link, l);
-        ota__text_printf(&s->pending, ": keep-alive\n\n");
+        pend(s, ": keep-alive\n\n");
         flush(s);
         read_events(s);
     }
@@ -202,6 +217,8 @@ static void start_stream(ota_call_t *call, int64_t cursor)
     s->hub = worker->events;
     s->req = req;
     s->cursor = cursor;
+    ota_text_heap(&s->pending, SIZE_MAX);
+    ota_text_heap(&s->inflight, SIZE_MAX);
     stream_guard_t *g = h2o_mem_alloc_shared(&req->pool, sizeof *g, on_guard_dispose);
     g->s = s;
     h2o_linklist_insert(&s->hub->streams, &s->link);
@@ -213,7 +230,7 @@ static void start_stream(ota_call_t *call, int64_t cursor)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
     h2o_start_response(req, &s->super);
-    ota__text_printf(&s->pending, "retry: 2000\n: connected\n\n");
+    pend(s, "retry: 2000\n: connected\n\n");
     flush(s);
     read_events(s);
 }
@@ -224,7 +241,7 @@ static void on_last_id(ota_call_t *call, const PGresult *res)
         ota__respond_db_error(call, res);
         return;
     }
-    start_stream(call, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    start_stream(call, strtoll(PQgetvalue(res, 0, OTA_EVENTS_LAST_COL_ID), NULL, 10));
 }
 
 void ota__events_subscribe(ota_call_t *call)

@@ -1,6 +1,6 @@
 #include "api/api.h"
 
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "http/respond.h"
@@ -16,25 +16,25 @@
 static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *res)
 {
     ota_worker_t *w = call->worker;
-    ota__text_printf(out,
-                     "# HELP ota_db_up Whether this thread's database connection is ready.\n"
-                     "# TYPE ota_db_up gauge\nota_db_up{thread=\"%d\"} %d\n"
-                     "# HELP ota_db_in_flight Queries sent on this thread's connection and not yet answered.\n"
-                     "# TYPE ota_db_in_flight gauge\nota_db_in_flight{thread=\"%d\"} %zu\n",
-                     w->index, ota__db_ready(w->db) ? 1 : 0, w->index, ota__db_in_flight(w->db));
+    ota_text_printf(out,
+                    "# HELP ota_db_up Whether this thread's database connection is ready.\n"
+                    "# TYPE ota_db_up gauge\nota_db_up{thread=\"%d\"} %d\n"
+                    "# HELP ota_db_in_flight Queries sent on this thread's connection and not yet answered.\n"
+                    "# TYPE ota_db_in_flight gauge\nota_db_in_flight{thread=\"%d\"} %zu\n",
+                    w->index, ota__db_ready(w->db) ? 1 : 0, w->index, ota__db_in_flight(w->db));
     if (res == NULL)
         return;
-    ota__text_printf(out, "# HELP ota_assignments Assignments by status, fleet-wide.\n# TYPE ota_assignments gauge\n");
+    ota_text_printf(out, "# HELP ota_assignments Assignments by status, fleet-wide.\n# TYPE ota_assignments gauge\n");
     for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, 0), "status") == 0)
-            ota__text_printf(out, "ota_assignments{status=\"%s\"} %s\n", PQgetvalue(res, row, 1),
-                             PQgetvalue(res, row, 2));
-    ota__text_printf(out, "# HELP ota_assignment_transitions_total Assignment transitions by target status, "
-                          "fleet-wide.\n# TYPE ota_assignment_transitions_total counter\n");
+        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "status") == 0)
+            ota_text_printf(out, "ota_assignments{status=\"%s\"} %s\n", PQgetvalue(res, row, OTA_METRICS_COL_STATE),
+                            PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+    ota_text_printf(out, "# HELP ota_assignment_transitions_total Assignment transitions by target status, "
+                         "fleet-wide.\n# TYPE ota_assignment_transitions_total counter\n");
     for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, 0), "transition") == 0)
-            ota__text_printf(out, "ota_assignment_transitions_total{to=\"%s\"} %s\n", PQgetvalue(res, row, 1),
-                             PQgetvalue(res, row, 2));
+        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "transition") == 0)
+            ota_text_printf(out, "ota_assignment_transitions_total{to=\"%s\"} %s\n",
+                            PQgetvalue(res, row, OTA_METRICS_COL_STATE), PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
 }
 
 static const char *route_name(size_t index)
@@ -44,12 +44,15 @@ static const char *route_name(size_t index)
 
 static void respond_text(ota_call_t *call, const PGresult *res)
 {
-    ota_text_t out = {NULL, 0, 0};
+    ota_text_t out;
+    ota_text_heap(&out, SIZE_MAX);
     ota__metrics_render(&out, route_name);
     render_database(&out, call, res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK ? res : NULL);
+    if (out.err != OTA_OK)
+        h2o_fatal("out of memory"); /* the server's policy: no bound, so memory is the only failure */
     h2o_req_t *req = call->req;
     h2o_iovec_t body = h2o_strdup(&req->pool, out.base, out.len);
-    free(out.base);
+    ota_text_free(&out);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
     ota__respond_raw(call, 200, body.base, body.len);

@@ -1,13 +1,9 @@
 #include "core/metrics.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include <h2o.h>
 
 /* Routes counted one by one; requests that matched none share the last slot. */
 #define ROUTE_SLOTS 64
@@ -65,31 +61,6 @@ void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred)
             atomic_fetch_add_explicit(&m.deferred[i], 1, memory_order_relaxed);
 }
 
-void ota__text_printf(ota_text_t *t, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = t->cap - t->len;
-        int n = vsnprintf(t->base != NULL ? t->base + t->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < room) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 8192;
-        while (cap - t->len <= (size_t)n)
-            cap *= 2;
-        char *bigger = realloc(t->base, cap);
-        if (bigger == NULL)
-            h2o_fatal("out of memory");
-        t->base = bigger;
-        t->cap = cap;
-    }
-}
-
 void ota__metrics_deferred_pending(int64_t delta)
 {
     atomic_fetch_add_explicit(&m.deferred_rows_pending, delta, memory_order_relaxed);
@@ -118,8 +89,8 @@ static const char *slot_name(const char *(*route_name)(size_t index), size_t slo
 
 static void render_requests(ota_text_t *out, const char *(*route_name)(size_t index))
 {
-    ota__text_printf(out, "# HELP ota_http_requests_total API requests answered, by route and status.\n"
-                          "# TYPE ota_http_requests_total counter\n");
+    ota_text_printf(out, "# HELP ota_http_requests_total API requests answered, by route and status.\n"
+                         "# TYPE ota_http_requests_total counter\n");
     for (size_t r = 0; r < ROUTE_SLOTS; r++) {
         for (size_t s = 0; s < NSTATUS; s++) {
             uint64_t n = get(&m.requests[r][s]);
@@ -130,16 +101,16 @@ static void render_requests(ota_text_t *out, const char *(*route_name)(size_t in
                 snprintf(status, sizeof status, "%d", STATUSES[s]);
             else
                 snprintf(status, sizeof status, "other");
-            ota__text_printf(out, "ota_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-                             slot_name(route_name, r), status, (unsigned long long)n);
+            ota_text_printf(out, "ota_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n", slot_name(route_name, r),
+                            status, (unsigned long long)n);
         }
     }
 }
 
 static void render_latency(ota_text_t *out, const char *(*route_name)(size_t index))
 {
-    ota__text_printf(out, "# HELP ota_http_request_duration_seconds Time from request to answer, by route.\n"
-                          "# TYPE ota_http_request_duration_seconds histogram\n");
+    ota_text_printf(out, "# HELP ota_http_request_duration_seconds Time from request to answer, by route.\n"
+                         "# TYPE ota_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < ROUTE_SLOTS; r++) {
         uint64_t count = get(&m.latency_count[r]), cumulative = 0;
         if (count == 0)
@@ -147,15 +118,15 @@ static void render_latency(ota_text_t *out, const char *(*route_name)(size_t ind
         const char *name = slot_name(route_name, r);
         for (size_t b = 0; b < NBUCKETS; b++) {
             cumulative += get(&m.latency_le[r][b]);
-            ota__text_printf(out, "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
-                             BUCKETS[b], (unsigned long long)cumulative);
+            ota_text_printf(out, "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+                            BUCKETS[b], (unsigned long long)cumulative);
         }
-        ota__text_printf(out,
-                         "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                         "ota_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                         "ota_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                         name, (unsigned long long)count, name, get(&m.latency_sum_us[r]) / 1e6, name,
-                         (unsigned long long)count);
+        ota_text_printf(out,
+                        "ota_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                        "ota_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                        "ota_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                        name, (unsigned long long)count, name, get(&m.latency_sum_us[r]) / 1e6, name,
+                        (unsigned long long)count);
     }
 }
 
@@ -163,32 +134,32 @@ void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index
 {
     render_requests(out, route_name);
     render_latency(out, route_name);
-    ota__text_printf(out,
-                     "# HELP ota_heartbeats_total Heartbeats answered (relay: relayed by the phone app).\n"
-                     "# TYPE ota_heartbeats_total counter\n"
-                     "ota_heartbeats_total{relay=\"false\"} %llu\n"
-                     "ota_heartbeats_total{relay=\"true\"} %llu\n"
-                     "# HELP ota_deliveries_total Manifests sent in heartbeat answers.\n"
-                     "# TYPE ota_deliveries_total counter\n"
-                     "ota_deliveries_total %llu\n"
-                     "# HELP ota_deferrals_total Heartbeats whose delivery waited, by reason.\n"
-                     "# TYPE ota_deferrals_total counter\n",
-                     (unsigned long long)get(&m.heartbeats[0]), (unsigned long long)get(&m.heartbeats[1]),
-                     (unsigned long long)get(&m.deliveries));
+    ota_text_printf(out,
+                    "# HELP ota_heartbeats_total Heartbeats answered (relay: relayed by the phone app).\n"
+                    "# TYPE ota_heartbeats_total counter\n"
+                    "ota_heartbeats_total{relay=\"false\"} %llu\n"
+                    "ota_heartbeats_total{relay=\"true\"} %llu\n"
+                    "# HELP ota_deliveries_total Manifests sent in heartbeat answers.\n"
+                    "# TYPE ota_deliveries_total counter\n"
+                    "ota_deliveries_total %llu\n"
+                    "# HELP ota_deferrals_total Heartbeats whose delivery waited, by reason.\n"
+                    "# TYPE ota_deferrals_total counter\n",
+                    (unsigned long long)get(&m.heartbeats[0]), (unsigned long long)get(&m.heartbeats[1]),
+                    (unsigned long long)get(&m.deliveries));
     for (size_t i = 0; i < NDEFERRALS; i++)
-        ota__text_printf(out, "ota_deferrals_total{reason=\"%s\"} %llu\n", DEFERRALS[i],
-                         (unsigned long long)get(&m.deferred[i]));
-    ota__text_printf(out,
-                     "# HELP ota_deferred_rows_pending Presence and re-delivery rows kept in memory, not written yet.\n"
-                     "# TYPE ota_deferred_rows_pending gauge\n"
-                     "ota_deferred_rows_pending %lld\n"
-                     "# HELP ota_deferred_rows_written_total Presence and re-delivery rows written in bulk.\n"
-                     "# TYPE ota_deferred_rows_written_total counter\n"
-                     "ota_deferred_rows_written_total %llu\n"
-                     "# HELP ota_deferred_rows_dropped_total Rows not kept because the database did not keep up.\n"
-                     "# TYPE ota_deferred_rows_dropped_total counter\n"
-                     "ota_deferred_rows_dropped_total %llu\n",
-                     (long long)atomic_load_explicit(&m.deferred_rows_pending, memory_order_relaxed),
-                     (unsigned long long)get(&m.deferred_rows_written),
-                     (unsigned long long)get(&m.deferred_rows_dropped));
+        ota_text_printf(out, "ota_deferrals_total{reason=\"%s\"} %llu\n", DEFERRALS[i],
+                        (unsigned long long)get(&m.deferred[i]));
+    ota_text_printf(out,
+                    "# HELP ota_deferred_rows_pending Presence and re-delivery rows kept in memory, not written yet.\n"
+                    "# TYPE ota_deferred_rows_pending gauge\n"
+                    "ota_deferred_rows_pending %lld\n"
+                    "# HELP ota_deferred_rows_written_total Presence and re-delivery rows written in bulk.\n"
+                    "# TYPE ota_deferred_rows_written_total counter\n"
+                    "ota_deferred_rows_written_total %llu\n"
+                    "# HELP ota_deferred_rows_dropped_total Rows not kept because the database did not keep up.\n"
+                    "# TYPE ota_deferred_rows_dropped_total counter\n"
+                    "ota_deferred_rows_dropped_total %llu\n",
+                    (long long)atomic_load_explicit(&m.deferred_rows_pending, memory_order_relaxed),
+                    (unsigned long long)get(&m.deferred_rows_written),
+                    (unsigned long long)get(&m.deferred_rows_dropped));
 }

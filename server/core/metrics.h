@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ota/text.h"
 
 /*
  * Process-wide counters for GET /metrics (Prometheus text format). Every
@@ -30,19 +31,10 @@ void ota__metrics_deferred_pending(int64_t delta);
 void ota__metrics_deferred_written(uint64_t rows);
 void ota__metrics_deferred_dropped(uint64_t rows);
 
-
-typedef struct ota_text {
-    char *base;
-    size_t len, cap;
-} ota_text_t;
-
 /**
- * Appends the process's counters in Prometheus text format to `out`. `route_name` gives the label of the
- * route at an index of the route table (NULL past its end).
+ * Appends the process's counters in Prometheus text format to `out` (the caller checks out->err). `route_name`
+ * gives the label of the route at an index of the route table (NULL past its end).
  */
 void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index));
-
-/** printf into a growing text buffer; aborts on out-of-memory (server policy). */
-void ota__text_printf(ota_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -159,6 +159,19 @@ enum { OTA_ASSIGNMENT_UFW_COL_JSON, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY, OTA_ASSIG
 /** Columns of OTA_STMT_BLE_TRANSFER. */
 enum { OTA_BLE_TRANSFER_COL_OUTCOME, OTA_BLE_TRANSFER_COL_CREATED_AT };
 
+/** Columns of an OTA_STMT_EVENTS_SINCE row. */
+enum { OTA_EVENT_COL_ID, OTA_EVENT_COL_JSON };
+
+/** Columns of the OTA_STMT_EVENTS_LAST row. */
+enum { OTA_EVENTS_LAST_COL_ID };
+
+/** Columns of an OTA_STMT_METRICS_ASSIGNMENTS row. */
+enum {
+    OTA_METRICS_COL_KIND,  /**< 'status' or 'transition' */
+    OTA_METRICS_COL_STATE, /**< the status, or the transition's target status */
+    OTA_METRICS_COL_COUNT,
+};
+
 /** A statement's name, SQL and parameter count. */
 typedef struct ota_stmt_def {
     const char *name;

@@ -1,9 +1,7 @@
 #include "heartbeat/deferred_writes.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +11,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "ota/manifest.h"
+#include "ota/text.h"
 
 /* How long ota__deferred_writes_stop waits for the last writes, in ms. */
 #define STOP_WAIT_MS 2000
@@ -151,34 +150,16 @@ typedef struct chunk {
     char signatures[CHUNK * (OTA_MANIFEST_SIGNATURE_B64_LEN + 3) + 3];
 } chunk_t;
 
-/* Appends to a sized buffer; the chunk's buffers are sized for CHUNK entries, so nothing is ever cut. */
-typedef struct text {
-    char *base;
-    size_t len, cap;
-} text_t;
-
-static void append(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void append(text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->base + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        t->len += (size_t)n < t->cap - t->len ? (size_t)n : t->cap - t->len - 1;
-}
-
 /* The separator before an array's next element: "{" before the first. */
-static const char *sep(const text_t *t)
+static void put_sep(ota_text_t *t)
 {
-    return t->len == 0 ? "{" : ",";
+    ota_text_put(t, t->len == 0 ? "{" : ",", 1);
 }
 
 /* Closes an array literal ("{}" when it has no element). */
-static void close_array(text_t *t)
+static void close_array(ota_text_t *t)
 {
-    append(t, t->len == 0 ? "{}" : "}");
+    ota_text_puts(t, t->len == 0 ? "{}" : "}");
 }
 
 /*
@@ -187,9 +168,13 @@ static void close_array(text_t *t)
  */
 static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t now_ms, chunk_t *c)
 {
-    text_t devices = {c->devices, 0, sizeof c->devices}, ages = {c->ages, 0, sizeof c->ages},
-           assignments = {c->assignments, 0, sizeof c->assignments}, counts = {c->counts, 0, sizeof c->counts},
-           signatures = {c->signatures, 0, sizeof c->signatures};
+    /* The buffers are sized for CHUNK rows: nothing is ever cut. */
+    ota_text_t devices, ages, assignments, counts, signatures;
+    ota_text_fixed(&devices, c->devices, sizeof c->devices);
+    ota_text_fixed(&ages, c->ages, sizeof c->ages);
+    ota_text_fixed(&assignments, c->assignments, sizeof c->assignments);
+    ota_text_fixed(&counts, c->counts, sizeof c->counts);
+    ota_text_fixed(&signatures, c->signatures, sizeof c->signatures);
     size_t taken = 0, i = *pos;
     for (; i < t->cap && taken < CHUNK; i++) {
         const ota_deferred_row_t *s = &t->slots[i];
@@ -197,22 +182,30 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
             continue;
         if (s->kind == OTA_DEFERRED_DEVICE) {
             uint64_t age = now_ms > s->seen_ms ? now_ms - s->seen_ms : 0;
-            append(&ages, "%s%u", sep(&ages), (unsigned)(age < UINT32_MAX / 2 ? age : UINT32_MAX / 2));
-            append(&devices, "%s%s", sep(&devices), s->id);
+            put_sep(&ages);
+            ota_text_put_u64(&ages, age < UINT32_MAX / 2 ? age : UINT32_MAX / 2);
+            put_sep(&devices);
+            ota_text_puts(&devices, s->id);
         } else {
-            append(&counts, "%s%u", sep(&counts), (unsigned)s->n);
-            if (s->signature != NULL)
-                append(&signatures, "%s\"%s\"", sep(&signatures), s->signature);
-            else
-                append(&signatures, "%sNULL", sep(&signatures));
-            append(&assignments, "%s%s", sep(&assignments), s->id);
+            put_sep(&counts);
+            ota_text_put_u64(&counts, (unsigned)s->n);
+            put_sep(&signatures);
+            if (s->signature != NULL) {
+                ota_text_put(&signatures, "\"", 1);
+                ota_text_puts(&signatures, s->signature);
+                ota_text_put(&signatures, "\"", 1);
+            } else {
+                ota_text_puts(&signatures, "NULL");
+            }
+            put_sep(&assignments);
+            ota_text_puts(&assignments, s->id);
         }
         taken++;
     }
     *pos = i;
     if (taken == 0)
         return 0;
-    text_t *arrays[] = {&devices, &ages, &assignments, &counts, &signatures};
+    ota_text_t *arrays[] = {&devices, &ages, &assignments, &counts, &signatures};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         close_array(arrays[k]);
     return taken;

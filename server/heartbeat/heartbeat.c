@@ -30,6 +30,7 @@
 #include "core/metrics.h"
 #include "ota/manifest.h"
 #include "ota/semver.h"
+#include "ota/text.h"
 #include "core/secret.h"
 #include "core/utc_time.h"
 
@@ -195,15 +196,18 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
 
 /*
  * Written as text, not built with jansson: `ota` is the manifest's JSON from
- * the codec and `deferred` one of the database's fixed words, so nothing here
- * needs escaping, and the hot path makes no allocations for it beyond the
- * request's pool. The manifest, most of a delivering answer, is copied with
- * memcpy: through snprintf's "%s" it cost ~3,000 instructions.
+ * the codec, `deferred` one of the database's fixed words and `extra_member`
+ * JSON text already, so nothing here needs escaping, and the hot path makes
+ * no allocation for it beyond the request's pool. Every piece is copied
+ * whole (the manifest, most of a delivering answer, through snprintf's "%s"
+ * cost ~3,000 instructions).
  */
 void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, const char *deferred,
                             const char *extra_member)
 {
+    static const size_t FIXED = sizeof "{\"server_time\":\"\",\"heartbeat_interval_s\":,\"ota\":,\"deferred\":\"\",}";
     char now[OTA_UTC_TEXT_LEN + 1];
+    const char *interval = call->worker->cfg->heartbeat_interval_text;
     if (ota__call_gone(call)) {
         ota__respond_empty(call, 200); /* only ends the call: nobody reads an answer */
         return;
@@ -212,24 +216,35 @@ void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, c
         ota = "null";
         ota_len = strlen("null");
     }
-    size_t extra_len = extra_member != NULL ? strlen(extra_member) : 0;
-    size_t cap = 128 + ota_len + extra_len;
-    char *body = h2o_mem_alloc_pool(&call->req->pool, cap);
     ota__utc_text(time(NULL), now);
-    int head = snprintf(body, cap, "{\"server_time\":\"%s\",\"heartbeat_interval_s\":%d,\"ota\":", now,
-                        call->worker->cfg->heartbeat_interval);
-    size_t n = (size_t)head;
-    memcpy(body + n, ota, ota_len);
-    n += ota_len;
-    n += (size_t)snprintf(body + n, cap - n, ",\"deferred\":%s%s%s", deferred != NULL ? "\"" : "",
-                          deferred != NULL ? deferred : "null", deferred != NULL ? "\"" : "");
-    if (extra_len > 0) {
-        body[n++] = ',';
-        memcpy(body + n, extra_member, extra_len);
-        n += extra_len;
+    size_t cap = FIXED + strlen(now) + strlen(interval) + ota_len + (deferred != NULL ? strlen(deferred) : 4) +
+                 (extra_member != NULL ? strlen(extra_member) : 0);
+    ota_text_t body;
+    ota_text_fixed(&body, h2o_mem_alloc_pool(&call->req->pool, cap), cap);
+    ota_text_puts(&body, "{\"server_time\":\"");
+    ota_text_puts(&body, now);
+    ota_text_puts(&body, "\",\"heartbeat_interval_s\":");
+    ota_text_puts(&body, interval);
+    ota_text_puts(&body, ",\"ota\":");
+    ota_text_put(&body, ota, ota_len);
+    ota_text_puts(&body, ",\"deferred\":");
+    if (deferred != NULL) {
+        ota_text_put(&body, "\"", 1);
+        ota_text_puts(&body, deferred);
+        ota_text_put(&body, "\"", 1);
+    } else {
+        ota_text_puts(&body, "null");
     }
-    body[n++] = '}';
-    ota__respond_json_text(call, 200, body, n);
+    if (extra_member != NULL && extra_member[0] != '\0') {
+        ota_text_put(&body, ",", 1);
+        ota_text_puts(&body, extra_member);
+    }
+    ota_text_put(&body, "}", 1);
+    if (body.err != OTA_OK) { /* `cap` counts every piece: a bug, not an input, lands here */
+        ota__respond_error(call, 500, "internal", NULL, "heartbeat answer over its size");
+        return;
+    }
+    ota__respond_json_text(call, 200, body.base, body.len);
 }
 
 /* Whether `s` is one of the reasons ota_heartbeat() gives for deferring. */

@@ -8,60 +8,25 @@
 #include <string.h>
 #include "core/digest.h"
 #include "ota/hex.h"
+#include "ota/text.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define SCOPE_TAIL "/s3/aws4_request"
 
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
-/*
- * Canonical text goes into a capped buffer (canonical requests, URLs,
- * headers, tests), or is only measured (buf NULL: len counts what would be
- * written). A sink that failed ignores further writes; the caller checks once.
- */
-typedef struct sink {
-    char *buf;
-    size_t len;
-    size_t cap;
-    bool failed;
-} sink_t;
-
 /* Bytes of the stack buffer a canonical request is hashed from; a longer one gets a heap buffer of its size. */
 #define CANONICAL_BUF 8192
 
-static sink_t buf_sink(char *buf, size_t cap)
+/*
+ * Canonical text goes into a capped ota_text_t (canonical requests, URLs, headers, tests), or is only measured:
+ * a text that failed ignores further writes, and the caller checks once.
+ */
+static ota_text_t buf_text(char *buf, size_t cap)
 {
-    sink_t s = {.buf = buf, .cap = cap, .failed = (cap == 0)};
-    if (cap > 0)
-        buf[0] = '\0';
-    return s;
-}
-
-static void put(sink_t *s, const char *p, size_t n)
-{
-    if (s->failed || n == 0)
-        return;
-    if (s->buf == NULL) {
-        s->len += n;
-        return;
-    }
-    if (n >= s->cap - s->len) {
-        s->failed = true;
-        return;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-}
-
-static void puts_(sink_t *s, const char *str)
-{
-    put(s, str, strlen(str));
-}
-
-static ota_err_t sink_err(const sink_t *s)
-{
-    return s->failed ? OTA_ERR_TOO_LARGE : OTA_OK;
+    ota_text_t t;
+    ota_text_fixed(&t, buf, cap);
+    return t;
 }
 
 static bool is_unreserved(unsigned char c)
@@ -71,22 +36,22 @@ static bool is_unreserved(unsigned char c)
 }
 
 /* Writes runs of bytes that stay as they are in one piece, escapes the others. */
-static void put_enc(sink_t *s, const char *p, size_t n, bool keep_slash)
+static void put_enc(ota_text_t *s, const char *p, size_t n, bool keep_slash)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (is_unreserved(c) || (keep_slash && c == '/'))
             continue;
-        put(s, p + run, i - run);
+        ota_text_put(s, p + run, i - run);
         char esc[3] = {'%', HEX_UPPER[c >> 4], HEX_UPPER[c & 15]};
-        put(s, esc, 3);
+        ota_text_put(s, esc, 3);
         run = i + 1;
     }
-    put(s, p + run, n - run);
+    ota_text_put(s, p + run, n - run);
 }
 
-static void put_enc_str(sink_t *s, const char *str, bool keep_slash)
+static void put_enc_str(ota_text_t *s, const char *str, bool keep_slash)
 {
     put_enc(s, str, strlen(str), keep_slash);
 }
@@ -102,18 +67,14 @@ static size_t signed_host_len(const char *scheme, const char *host, size_t len)
     return len;
 }
 
-/* The host as botocore signs it: lower case, without a default port. `host` is capped by the callers. */
-static void put_signed_host(sink_t *s, const char *scheme, const char *host)
+/* The host as botocore signs it: lower case, without a default port. Lowered where it was written. */
+static void put_signed_host(ota_text_t *s, const char *scheme, const char *host)
 {
-    char low[OTA_SIGV4_HOST_MAX];
-    size_t n = signed_host_len(scheme, host, strlen(host));
-    if (n >= sizeof(low)) {
-        s->failed = true;
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        low[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] - 'A' + 'a') : host[i];
-    put(s, low, n);
+    size_t at = s->len;
+    ota_text_put(s, host, signed_host_len(scheme, host, strlen(host)));
+    for (size_t i = at; s->err == OTA_OK && i < s->len; i++)
+        if (s->base[i] >= 'A' && s->base[i] <= 'Z')
+            s->base[i] = (char)(s->base[i] - 'A' + 'a');
 }
 
 /* ---- dates and keys ---- */
@@ -268,11 +229,11 @@ static const uint8_t *day_key(const ota_sigv4_signer_t *signer, const ota_sigv4_
 
 ota_err_t ota__sigv4_uri_encode(const char *raw, size_t len, bool keep_slash, char *out, size_t cap, size_t *out_len)
 {
-    sink_t s = buf_sink(out, cap);
+    ota_text_t s = buf_text(out, cap);
     put_enc(&s, raw, len, keep_slash);
     if (out_len != NULL)
         *out_len = s.len;
-    return sink_err(&s);
+    return s.err;
 }
 
 ota_err_t ota__sigv4_uri_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len)
@@ -366,19 +327,19 @@ ota_err_t ota__sigv4_s3_target(const char *endpoint, const char *bucket, const c
 ota_err_t ota__sigv4_string_to_sign(const char *amz_date, const char *region, const char *creq_sha256_hex, char *out,
                                     size_t cap)
 {
-    sink_t s = buf_sink(out, cap);
+    ota_text_t s = buf_text(out, cap);
     if (amz_date == NULL || strlen(amz_date) != OTA_SIGV4_DATE_LEN || !valid_region(region) ||
         creq_sha256_hex == NULL || strlen(creq_sha256_hex) != OTA_SIGV4_HEX_LEN)
         return OTA_ERR_INVALID;
-    puts_(&s, ALGORITHM "\n");
-    puts_(&s, amz_date);
-    put(&s, "\n", 1);
-    put(&s, amz_date, 8);
-    put(&s, "/", 1);
-    puts_(&s, region);
-    puts_(&s, SCOPE_TAIL "\n");
-    puts_(&s, creq_sha256_hex);
-    return sink_err(&s);
+    ota_text_puts(&s, ALGORITHM "\n");
+    ota_text_puts(&s, amz_date);
+    ota_text_put(&s, "\n", 1);
+    ota_text_put(&s, amz_date, 8);
+    ota_text_put(&s, "/", 1);
+    ota_text_puts(&s, region);
+    ota_text_puts(&s, SCOPE_TAIL "\n");
+    ota_text_puts(&s, creq_sha256_hex);
+    return s.err;
 }
 
 ota_err_t ota__sigv4_signature(const uint8_t key[OTA_SIGV4_KEY_LEN], const char *string_to_sign,
@@ -401,34 +362,31 @@ typedef struct job {
     bool has_token;
 } job_t;
 
-typedef void (*emit_fn)(sink_t *s, const job_t *job);
+typedef void (*emit_fn)(ota_text_t *s, const job_t *job);
 
-/* Hashes what `emit` writes, then signs the string to sign with the day's key. */
 /*
  * SHA-256 of the canonical request that `emit` writes. The request is written whole and hashed in one call: feeding
  * the digest its hundreds of small pieces one by one cost several times more. It fits the stack buffer unless a
- * session token is very long; then it is measured and written again into a heap buffer of its size.
+ * session token is very long; then, its length counted by the first try, it is written again into a heap buffer
+ * of that size.
  */
 static bool hash_canonical(const job_t *job, emit_fn emit, uint8_t hash[32])
 {
-    char stack_buf[CANONICAL_BUF];
-    sink_t s = buf_sink(stack_buf, sizeof stack_buf);
+    char stack_buf[CANONICAL_BUF], *heap_buf = NULL;
+    ota_text_t s = buf_text(stack_buf, sizeof stack_buf);
     emit(&s, job);
-    if (s.failed) {
-        sink_t measure = {0};
-        emit(&measure, job);
-        char *heap_buf = malloc(measure.len + 1);
-        if (heap_buf == NULL)
+    if (s.err == OTA_ERR_TOO_LARGE) {
+        if ((heap_buf = malloc(s.len + 1)) == NULL)
             return false;
-        s = buf_sink(heap_buf, measure.len + 1);
+        s = buf_text(heap_buf, s.len + 1);
         emit(&s, job);
     }
-    bool ok = !s.failed && ota__sha256(s.buf, s.len, hash) == OTA_OK;
-    if (s.buf != stack_buf)
-        free(s.buf);
+    bool ok = s.err == OTA_OK && ota__sha256(s.base, s.len, hash) == OTA_OK;
+    free(heap_buf);
     return ok;
 }
 
+/* Hashes what `emit` writes, then signs the string to sign with the day's key. */
 static ota_err_t sign_job(const job_t *job, emit_fn emit, char sig[OTA_SIGV4_HEX_LEN + 1])
 {
     ota_err_t rc = OTA_ERR_CRYPTO;
@@ -450,55 +408,55 @@ Exit:
     return rc;
 }
 
-static void put_scope(sink_t *s, const job_t *job, bool encoded)
+static void put_scope(ota_text_t *s, const job_t *job, bool encoded)
 {
     const ota_sigv4_signer_t *sg = job->req->signer;
     const char *slash = encoded ? "%2F" : "/";
     if (encoded)
         put_enc_str(s, sg->access_key, false);
     else
-        puts_(s, sg->access_key);
-    puts_(s, slash);
-    put(s, job->amz_date, 8);
-    puts_(s, slash);
-    puts_(s, sg->region);
-    puts_(s, encoded ? "%2Fs3%2Faws4_request" : SCOPE_TAIL);
+        ota_text_puts(s, sg->access_key);
+    ota_text_puts(s, slash);
+    ota_text_put(s, job->amz_date, 8);
+    ota_text_puts(s, slash);
+    ota_text_puts(s, sg->region);
+    ota_text_puts(s, encoded ? "%2Fs3%2Faws4_request" : SCOPE_TAIL);
 }
 
-static void put_token_param(sink_t *s, const job_t *job)
+static void put_token_param(ota_text_t *s, const job_t *job)
 {
     if (!job->has_token)
         return;
-    puts_(s, "&X-Amz-Security-Token=");
+    ota_text_puts(s, "&X-Amz-Security-Token=");
     put_enc_str(s, job->req->signer->session_token, false);
 }
 
 /* The presign query: sorted when `canonical`, else in the order botocore prints (token after SignedHeaders). */
-static void put_presign_query(sink_t *s, const job_t *job, bool canonical)
+static void put_presign_query(ota_text_t *s, const job_t *job, bool canonical)
 {
-    puts_(s, "X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential=");
+    ota_text_puts(s, "X-Amz-Algorithm=" ALGORITHM "&X-Amz-Credential=");
     put_scope(s, job, true);
-    puts_(s, "&X-Amz-Date=");
-    puts_(s, job->amz_date);
-    puts_(s, "&X-Amz-Expires=");
-    puts_(s, job->expires);
+    ota_text_puts(s, "&X-Amz-Date=");
+    ota_text_puts(s, job->amz_date);
+    ota_text_puts(s, "&X-Amz-Expires=");
+    ota_text_puts(s, job->expires);
     if (canonical)
         put_token_param(s, job);
-    puts_(s, "&X-Amz-SignedHeaders=host");
+    ota_text_puts(s, "&X-Amz-SignedHeaders=host");
     if (!canonical)
         put_token_param(s, job);
 }
 
-static void emit_presign(sink_t *s, const job_t *job)
+static void emit_presign(ota_text_t *s, const job_t *job)
 {
-    puts_(s, job->req->method);
-    put(s, "\n", 1);
+    ota_text_puts(s, job->req->method);
+    ota_text_put(s, "\n", 1);
     put_enc_str(s, job->req->path, true);
-    put(s, "\n", 1);
+    ota_text_put(s, "\n", 1);
     put_presign_query(s, job, true);
-    puts_(s, "\nhost:");
+    ota_text_puts(s, "\nhost:");
     put_signed_host(s, job->scheme, job->req->host);
-    puts_(s, "\n\nhost\n" OTA_SIGV4_UNSIGNED_PAYLOAD);
+    ota_text_puts(s, "\n\nhost\n" OTA_SIGV4_UNSIGNED_PAYLOAD);
 }
 
 /* ---- request checks ---- */
@@ -561,7 +519,7 @@ ota_err_t ota__sigv4_presign(const ota_sigv4_request_t *req, long expires, char 
 {
     job_t job;
     char sig[OTA_SIGV4_HEX_LEN + 1];
-    sink_t s = buf_sink(out, cap);
+    ota_text_t s = buf_text(out, cap);
     ota_err_t rc = prepare(req, false, &job);
 
     if (rc != OTA_OK)
@@ -573,15 +531,15 @@ ota_err_t ota__sigv4_presign(const ota_sigv4_request_t *req, long expires, char 
     snprintf(job.expires, sizeof(job.expires), "%ld", expires);
     if ((rc = sign_job(&job, emit_presign, sig)) != OTA_OK)
         goto Exit;
-    puts_(&s, req->scheme);
-    puts_(&s, "://");
-    puts_(&s, req->host);
+    ota_text_puts(&s, req->scheme);
+    ota_text_puts(&s, "://");
+    ota_text_puts(&s, req->host);
     put_enc_str(&s, req->path, true);
-    put(&s, "?", 1);
+    ota_text_put(&s, "?", 1);
     put_presign_query(&s, &job, false);
-    puts_(&s, "&X-Amz-Signature=");
-    puts_(&s, sig);
-    rc = sink_err(&s);
+    ota_text_puts(&s, "&X-Amz-Signature=");
+    ota_text_puts(&s, sig);
+    rc = s.err;
 
 Exit:
     if (rc != OTA_OK && cap > 0)
@@ -645,7 +603,7 @@ static size_t collect_headers(const job_t *job, hdr_t out[HDR_MAX])
 }
 
 /* A header value with leading and trailing blanks dropped and inner runs of blanks made one space. */
-static void put_trimmed(sink_t *s, const char *v)
+static void put_trimmed(ota_text_t *s, const char *v)
 {
     bool pending_space = false, started = false;
     for (; *v != '\0'; v++) {
@@ -654,48 +612,48 @@ static void put_trimmed(sink_t *s, const char *v)
             continue;
         }
         if (pending_space)
-            put(s, " ", 1);
-        put(s, v, 1);
+            ota_text_put(s, " ", 1);
+        ota_text_put(s, v, 1);
         pending_space = false;
         started = true;
     }
 }
 
-static void put_signed_names(sink_t *s, const hdr_t *h, size_t n)
+static void put_signed_names(ota_text_t *s, const hdr_t *h, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            put(s, ";", 1);
-        puts_(s, h[i].name);
+            ota_text_put(s, ";", 1);
+        ota_text_puts(s, h[i].name);
     }
 }
 
-static void emit_headers_request(sink_t *s, const job_t *job)
+static void emit_headers_request(ota_text_t *s, const job_t *job)
 {
     hdr_t h[HDR_MAX];
     size_t n = collect_headers(job, h);
-    puts_(s, job->req->method);
-    put(s, "\n", 1);
+    ota_text_puts(s, job->req->method);
+    ota_text_put(s, "\n", 1);
     put_enc_str(s, job->req->path, true);
-    put(s, "\n", 1);
+    ota_text_put(s, "\n", 1);
     if (job->req->query != NULL)
-        puts_(s, job->req->query);
-    put(s, "\n", 1);
+        ota_text_puts(s, job->req->query);
+    ota_text_put(s, "\n", 1);
     for (size_t i = 0; i < n; i++) {
-        puts_(s, h[i].name);
-        put(s, ":", 1);
+        ota_text_puts(s, h[i].name);
+        ota_text_put(s, ":", 1);
         if (h[i].kind == HDR_HOST)
             put_signed_host(s, job->scheme, h[i].value);
         else if (h[i].kind == HDR_TRIM)
             put_trimmed(s, h[i].value);
         else
-            puts_(s, h[i].value);
-        put(s, "\n", 1);
+            ota_text_puts(s, h[i].value);
+        ota_text_put(s, "\n", 1);
     }
-    put(s, "\n", 1);
+    ota_text_put(s, "\n", 1);
     put_signed_names(s, h, n);
-    put(s, "\n", 1);
-    puts_(s, job->req->payload_sha256);
+    ota_text_put(s, "\n", 1);
+    ota_text_puts(s, job->req->payload_sha256);
 }
 
 static bool valid_payload_hash(const char *p)
@@ -735,12 +693,12 @@ static ota_err_t prepare_headers(const ota_sigv4_request_t *req, job_t *job)
 ota_err_t ota__sigv4_canonical_request(const ota_sigv4_request_t *req, char *out, size_t cap)
 {
     job_t job;
-    sink_t s = buf_sink(out, cap);
+    ota_text_t s = buf_text(out, cap);
     ota_err_t rc = prepare_headers(req, &job);
     if (rc != OTA_OK)
         return rc;
     emit_headers_request(&s, &job);
-    return sink_err(&s);
+    return s.err;
 }
 
 ota_err_t ota__sigv4_sign_headers(const ota_sigv4_request_t *req, ota_sigv4_signed_t *out)
@@ -748,19 +706,19 @@ ota_err_t ota__sigv4_sign_headers(const ota_sigv4_request_t *req, ota_sigv4_sign
     job_t job;
     hdr_t h[HDR_MAX];
     char sig[OTA_SIGV4_HEX_LEN + 1];
-    sink_t s = buf_sink(out->authorization, sizeof(out->authorization));
+    ota_text_t s = buf_text(out->authorization, sizeof(out->authorization));
     ota_err_t rc;
 
     memset(out, 0, sizeof(*out));
     if ((rc = prepare_headers(req, &job)) != OTA_OK || (rc = sign_job(&job, emit_headers_request, sig)) != OTA_OK)
         goto Exit;
-    puts_(&s, ALGORITHM " Credential=");
+    ota_text_puts(&s, ALGORITHM " Credential=");
     put_scope(&s, &job, false);
-    puts_(&s, ", SignedHeaders=");
+    ota_text_puts(&s, ", SignedHeaders=");
     put_signed_names(&s, h, collect_headers(&job, h));
-    puts_(&s, ", Signature=");
-    puts_(&s, sig);
-    if ((rc = sink_err(&s)) != OTA_OK)
+    ota_text_puts(&s, ", Signature=");
+    ota_text_puts(&s, sig);
+    if ((rc = s.err) != OTA_OK)
         goto Exit;
     memcpy(out->amz_date, job.amz_date, sizeof(out->amz_date));
     snprintf(out->content_sha256, sizeof(out->content_sha256), "%s", req->payload_sha256);
@@ -851,11 +809,11 @@ static bool check_credential(const ota_sigv4_signer_t *signer, const span_t *sp,
 {
     char got[OTA_SIGV4_ACCESS_KEY_MAX + OTA_SIGV4_REGION_MAX + 40];
     char want[sizeof(got)];
-    sink_t s = buf_sink(want, sizeof(want));
+    ota_text_t s = buf_text(want, sizeof(want));
     job_t job = {.req = &(ota_sigv4_request_t){.signer = signer}};
     memcpy(job.amz_date, date, sizeof(job.amz_date));
     put_scope(&s, &job, false);
-    return !s.failed && decode_param(sp, got, sizeof(got)) && strcmp(got, want) == 0;
+    return s.err == OTA_OK && decode_param(sp, got, sizeof(got)) && strcmp(got, want) == 0;
 }
 
 static bool read_params(const ota_sigv4_signer_t *signer, const ota_sigv4_received_t *rcv, received_params_t *rp)

@@ -192,7 +192,7 @@ void ota__sigv4_key_cache_get(ota_sigv4_key_cache_t *cache, const ota_sigv4_sign
 /**
  * URI-encodes `len` bytes of `raw` the AWS way into `out` (cap bytes, NUL
  * added), keeping '/' when `keep_slash` (paths) and encoding it otherwise
- * (query values). `*out_len` (may be NULL) gets the length.
+ * (query values). `*out_len` (may be NULL) gets the length (on OTA_ERR_TOO_LARGE, the length needed).
  * OTA_ERR_TOO_LARGE when it does not fit.
  */
 ota_err_t ota__sigv4_uri_encode(const char *raw, size_t len, bool keep_slash, char *out, size_t cap, size_t *out_len);
