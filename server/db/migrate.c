@@ -30,8 +30,9 @@ static const char OVERLOADS_SQL[] = "SELECT string_agg(p.oid::regprocedure::text
 static const char CREATED_SQL[] = "SELECT 1 FROM pg_proc p"
                                   " WHERE p.proname = $1 AND p.pronamespace = to_regnamespace(current_schema())";
 
-static const char RECORD_FUNCTION_SQL[] = "INSERT INTO schema_functions (name, sha256) VALUES ($1, $2)"
-                                          " ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()";
+static const char RECORD_FUNCTION_SQL[] =
+    "INSERT INTO schema_functions (name, sha256) VALUES ($1, $2)"
+    " ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()";
 
 static void sha256_hex(const char *text, char out[65])
 {
