@@ -32,7 +32,7 @@ FROM generate_series(1, :devices) AS i;
 -- is bypassed for the load; its event rows are written set-wise here and
 -- devices.ota_status was set above.
 SET LOCAL session_replication_role = replica;
--- With what a delivery sends of the release, as ota_assign (migrations/0007) copies it.
+-- With what a delivery sends of the release, as ota_assign copies it.
 INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at,
                          model, object_key, size, crc32, sha256)
 SELECT md5('bench-assignment' || i)::uuid, md5('bench' || i)::uuid, md5('bench-release-1.1.0')::uuid,

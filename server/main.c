@@ -42,12 +42,13 @@ static void usage(FILE *out)
 static int migrate(PGconn *conn)
 {
     char err[512];
-    int applied = 0;
+    ota_migrate_counts_t applied;
     if (ota__migrate(conn, &applied, err, sizeof err) != OTA_OK) {
         ota_log_error("migration failed: %s", err);
         return 1;
     }
-    ota_log_info("migrations: %d applied, schema up to date", applied);
+    ota_log_info("migrations: %d applied, functions: %d applied, schema up to date", applied.migrations,
+                 applied.functions);
     return 0;
 }
 

@@ -10,7 +10,8 @@
 /*
  * Assignments: a release assigned to a device. The rules (one active per
  * device, legal transitions, an event per transition) are the database's;
- * see migrations/0003_assignments.sql. This file maps them to HTTP.
+ * see migrations/0001_schema.sql and migrations/functions/. This file maps
+ * them to HTTP.
  */
 
 static json_t *assignment_json(const PGresult *res, int row)

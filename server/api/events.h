@@ -9,12 +9,12 @@
  * any instance.
  *
  * Every database connection LISTENs on ota_events, which the transition
- * trigger notifies (migrations/0003). A notification only says "something
- * happened": each stream then reads the events table after its own cursor,
- * so a stream never misses or repeats an event it has seen, whichever
- * instance made it, and `Last-Event-ID` resumes a stream from the table.
- * Comment lines (": keep-alive") go out every OTA_EVENTS_KEEPALIVE_SECONDS so
- * proxies keep the connection.
+ * trigger notifies (migrations/functions/ota_assignment_transition.sql). A
+ * notification only says "something happened": each stream then reads the
+ * events table after its own cursor, so a stream never misses or repeats an
+ * event it has seen, whichever instance made it, and `Last-Event-ID` resumes
+ * a stream from the table. Comment lines (": keep-alive") go out every
+ * OTA_EVENTS_KEEPALIVE_SECONDS so proxies keep the connection.
  *
  * Known limit: event ids come from a sequence, so a transaction that commits
  * after a later-numbered one may land behind a cursor that already moved

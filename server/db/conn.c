@@ -162,7 +162,7 @@ static void send_setup(ota_db_t *db)
                                 "set_config('bytea_output', 'hex', false), "
                                 "set_config('ota.heartbeat_interval', $2, false)",
                                 2, NULL, params, NULL, NULL, 0);
-    /* Assignment transitions from every instance (the trigger in migrations/0003 notifies), for GET /v1/events. */
+    /* Assignment transitions from every instance (ota_assignment_transition() notifies), for GET /v1/events. */
     if (db->listen)
         ok = ok && PQsendQueryParams(db->conn, "LISTEN ota_events", 0, NULL, NULL, NULL, NULL, 0);
     for (int i = 0; ok && i < OTA_STMT_COUNT; i++) {

@@ -41,9 +41,9 @@ typedef enum ota_stmt {
     OTA_STMT_ASSIGNMENT_LIST_DEVICE, /* ... $4 device id */
     OTA_STMT_ASSIGNMENT_CANCEL,      /* $1 id → status after, canceled count */
     OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
-    OTA_STMT_HEARTBEAT,              /* see ota_heartbeat() in migrations/0006 */
+    OTA_STMT_HEARTBEAT,              /* see migrations/functions/ota_heartbeat.sql */
     OTA_STMT_WRITE_DEFERRED,         /* $1 device uuid[], $2 integer[] ages in ms, $3 assignment uuid[], $4 integer[]
-                                        re-deliveries, $5 text[] signatures, $6 key → rows (migrations/0006) */
+                                        re-deliveries, $5 text[] signatures, $6 key → rows (ota_write_deferred) */
     OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
     OTA_STMT_UPDATE_CANDIDATES,      /* $1 device → rows (kind 'active'|'candidate', assignment id, release id, version, firmware) */
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */

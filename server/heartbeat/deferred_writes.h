@@ -30,8 +30,8 @@
  * statement, and several re-deliveries of one assignment within an interval
  * by one row update. Heartbeats and these writes use different connections,
  * so a write never delays the heartbeats pipelined behind it. What changes a
- * device's state or an assignment's status is still written by the
- * heartbeat itself, durably where it must be (migrations/0005, 0006).
+ * device's state or an assignment's status is written by the heartbeat
+ * itself, durably where it must be (migrations/functions/ota_heartbeat.sql).
  *
  * The cost: last_seen_at may be up to two OTA_DEFERRED_WRITE_MS behind its
  * step (kept during one interval, written during most of the next), and

@@ -3,7 +3,7 @@
  *
  * Why it looks like this: a million devices heartbeating once a minute are
  * ~17,000 requests a second, so a heartbeat costs one database round trip.
- * The stored function ota_heartbeat() (migrations/0005, 0006) checks the
+ * The stored function ota_heartbeat() (migrations/functions/) checks the
  * token's hash, records the reported state, applies or fails the active
  * assignment, decides delivery or deferral, and returns what the manifest
  * needs, all in one transaction, and writes nothing when nothing changed.

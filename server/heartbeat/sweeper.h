@@ -8,7 +8,7 @@
  * fails the deliveries older than OTA_APPLY_TIMEOUT (reason "timeout").
  * Any number of instances may sweep at once: the statement locks the rows it
  * changes and skips those another sweep holds (ota_expire_deliveries() in
- * migrations/0003). A heartbeat of the device itself applies the same rule
+ * migrations/functions/). A heartbeat of the device itself applies the same rule
  * at once, so the sweep only matters for devices that went quiet.
  */
 

@@ -1,7 +1,7 @@
 /*
- * Integration: a heartbeat that changes nothing writes nothing (issue #7,
- * migrations/0005 and 0006), against the real ota-server on a throwaway
- * PostgreSQL cluster.
+ * Integration: a heartbeat that changes nothing writes nothing
+ * (migrations/functions/ota_heartbeat.sql, ota_write_deferred.sql), against
+ * the real ota-server on a throwaway PostgreSQL cluster.
  *
  * "Wrote" is observed in the database itself: a row's xmin (the transaction
  * that wrote its current version) changes with every UPDATE, even one that
@@ -355,7 +355,8 @@ static void test_counts_wait_for_their_interval(void **state)
 
 /* More delivered assignments than one write statement takes (server/heartbeat/deferred_writes.c writes 200 rows at a time): every
  * re-delivery of every one is counted, and the signature each one's first delivery made is stored. The fleet is made
- * in SQL (devices with known tokens, assignments delivered, no signatures yet). */
+ * in SQL (devices with known tokens, assignments delivered with their release's fields copied as ota_assign copies
+ * them, no signatures yet). */
 static void test_redelivery_counts_many(void **state)
 {
     (void)state;
@@ -363,17 +364,19 @@ static void test_redelivery_counts_many(void **state)
     scene_t s;
     scene_make(&s); /* its model and release; its own device stays out of this */
     /* Device i: id <prefix>-0000-4000-8000-<i, 12 digits>, token otd_<prefix>_<i>; its assignment's id has 9000. */
-    char prefix[9], sql[1400];
+    char prefix[9], sql[2000];
     h_random_hex(prefix, 8);
     snprintf(sql, sizeof sql,
              "INSERT INTO devices (id, serial, model_id, token_hash, firmware_version, last_seen_at) "
              "SELECT ('%s-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '%s-' || i, '%s', "
              "sha256(convert_to('otd_%s_' || i, 'UTF8')), '1.0.0', now() FROM generate_series(1, %d) AS i; "
-             "INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at) "
+             "INSERT INTO assignments (id, device_id, release_id, version, status, deliveries, delivered_at, "
+             "model, object_key, size, crc32, sha256) "
              "SELECT ('%s-0000-4000-9000-' || lpad(i::text, 12, '0'))::uuid, "
-             "('%s-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '%s', '1.1.0', 'delivered', 1, now() "
-             "FROM generate_series(1, %d) AS i",
-             prefix, prefix, s.model, prefix, DEVICES, prefix, prefix, s.rel.id, DEVICES);
+             "('%s-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, r.id, r.version, 'delivered', 1, now(), "
+             "r.model_id, x.object_key, x.size, x.crc32, x.sha256 FROM generate_series(1, %d) AS i, releases r "
+             "JOIN artifacts x ON x.release_id = r.id AND x.kind = 'bin' WHERE r.id = '%s'",
+             prefix, prefix, s.model, prefix, DEVICES, prefix, prefix, DEVICES, s.rel.id);
     CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 1; i <= DEVICES; i++) {
@@ -384,8 +387,7 @@ static void test_redelivery_counts_many(void **state)
             h_heartbeat_on(&h_g_srv, id, token, PLAIN, &r);
             json_t *m = json_object_get(r.json, "ota");
             CHECK(r.status == 200 && json_is_object(m), "device %d: %ld %s", i, r.status, BODY(&r));
-            /* These assignments lack the copy of their release that ota_assign makes (migrations/0007), like
-               those made before it: the heartbeat looks the release up instead, and sends the same manifest. */
+            /* The manifest describes the release, from the fields copied onto the assignment. */
             const char *sha256 = json_string_value(json_object_get(m, "sha256"));
             const char *model = json_string_value(json_object_get(m, "model"));
             CHECK(sha256 != NULL && strcmp(sha256, s.rel.sha256) == 0 && model != NULL &&

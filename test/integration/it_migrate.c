@@ -3,10 +3,12 @@
  * shutdown, on throwaway PostgreSQL clusters.
  *
  * `migrate` run by several processes at once on a fresh database must apply
- * each migration exactly once (the advisory lock), and again later must do
- * nothing. The migrations expected are the files in the source tree's
- * migrations/ folder, found from this file's own path (__FILE__ is absolute
- * in a CMake build).
+ * each migration and each function file exactly once (the advisory lock), and
+ * again later must do nothing. A function file whose checksum differs from
+ * the recorded one is applied again, also when the function's result type or
+ * arguments changed; a numbered migration whose text changed is refused. The
+ * files expected are those in the source tree's migrations/ folder, found
+ * from this file's own path (__FILE__ is absolute in a CMake build).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,15 +23,69 @@
 #include "checks.h"
 
 #define MAX_MIGRATIONS 512
+#define MAX_FUNCTIONS 128
 
-/* The versions of the migrations in the source tree (NNNN_name.sql), ascending; how many, or -1 when not found. */
-static int source_migrations(int versions[MAX_MIGRATIONS], char *dir_out, size_t cap)
+/* The source tree's migrations/ folder, or "" when __FILE__ does not say where it is. */
+static void source_dir(char *out, size_t cap)
 {
     const char *file = __FILE__;
     const char *marker = strstr(file, "test/integration/it_migrate.c");
     if (file[0] != '/' || marker == NULL)
+        out[0] = '\0';
+    else
+        snprintf(out, cap, "%.*smigrations", (int)(marker - file), file);
+}
+
+/* The names of the function files (migrations/functions/NAME.sql) as a SQL array literal; how many, or -1. */
+static int source_functions(char *array, size_t cap)
+{
+    char dir[512];
+    source_dir(dir, sizeof dir);
+    if (strlen(dir) + sizeof "/functions" > sizeof dir)
         return -1;
-    snprintf(dir_out, cap, "%.*smigrations", (int)(marker - file), file);
+    memcpy(dir + strlen(dir), "/functions", sizeof "/functions");
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    size_t len = (size_t)snprintf(array, cap, "ARRAY[");
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && len < cap) {
+        size_t nlen = strlen(e->d_name);
+        if (nlen < 5 || strcmp(e->d_name + nlen - 4, ".sql") != 0 || n >= MAX_FUNCTIONS)
+            continue;
+        len += (size_t)snprintf(array + len, cap - len, "%s'%.*s'", n ? "," : "", (int)(nlen - 4), e->d_name);
+        n++;
+    }
+    closedir(d);
+    if (len < cap)
+        len += (size_t)snprintf(array + len, cap - len, "]::text[]");
+    return len < cap ? n : -1;
+}
+
+/* The text of migrations/functions/`name`.sql into `out` (0-terminated); false when it cannot be read whole. */
+static bool read_function_file(const char *name, char *out, size_t cap)
+{
+    char path[640];
+    source_dir(path, sizeof path);
+    size_t used = strlen(path);
+    snprintf(path + used, sizeof path - used, "/functions/%s.sql", name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    size_t n = fread(out, 1, cap - 1, f);
+    bool whole = feof(f) && !ferror(f);
+    fclose(f);
+    out[n] = '\0';
+    return whole;
+}
+
+/* The versions of the migrations in the source tree (NNNN_name.sql), ascending; how many, or -1 when not found. */
+static int source_migrations(int versions[MAX_MIGRATIONS], char *dir_out, size_t cap)
+{
+    source_dir(dir_out, cap);
+    if (dir_out[0] == '\0')
+        return -1;
     DIR *d = opendir(dir_out);
     if (d == NULL)
         return -1;
@@ -82,12 +138,76 @@ static int check_schema_migrations(h_pg_t *pg, const int *versions, int n)
     return h_pg_sql(pg, sql);
 }
 
+/*
+ * A DO block that raises unless schema_functions holds exactly one row per function file, each with a SHA-256,
+ * and each file's function exists; psql's exit status (0: all good).
+ */
+static int check_schema_functions(h_pg_t *pg)
+{
+    char names[MAX_FUNCTIONS * 72];
+    int n = source_functions(names, sizeof names);
+    if (n <= 0)
+        return -1;
+    char sql[1024 + sizeof names * 2];
+    snprintf(sql, sizeof sql,
+             "DO $$ DECLARE expected text[] := %s; BEGIN"
+             " IF (SELECT count(*) FROM schema_functions) <> %d"
+             "   OR EXISTS (SELECT 1 FROM unnest(expected) f WHERE f NOT IN (SELECT name FROM schema_functions))"
+             " THEN RAISE EXCEPTION 'schema_functions does not list the %d function files'; END IF;"
+             " IF EXISTS (SELECT 1 FROM schema_functions WHERE sha256 !~ '^[0-9a-f]{64}$')"
+             " THEN RAISE EXCEPTION 'a schema_functions row has no SHA-256'; END IF;"
+             " IF EXISTS (SELECT 1 FROM unnest(expected) f WHERE NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = f))"
+             " THEN RAISE EXCEPTION 'a function file''s function is missing'; END IF;"
+             " END $$",
+             names, n, n);
+    return h_pg_sql(pg, sql);
+}
+
 /* `ota-server migrate` against `pg` (NULL: none) with the environment additions `env` (or NULL); its exit status. */
 static int run_migrate(h_pg_t *pg, const char *const *env)
 {
     char out[4096];
     const char *const args[] = {"migrate", NULL};
     return h_run_server_cmd(pg, args, env, out, sizeof out);
+}
+
+/* `ota-server migrate` against `pg` in `children` processes started together; how many failed. */
+static int run_migrate_concurrently(h_pg_t *pg, int children)
+{
+    enum { MAX_CHILDREN = 16 };
+    CHECK(children <= MAX_CHILDREN, "at most %d children", MAX_CHILDREN);
+    /* Start all children together: each waits for the gate to open (the pipe's write end to close). */
+    int gate[2];
+    CHECK(pipe(gate) == 0, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pids[MAX_CHILDREN];
+    for (int i = 0; i < children; i++) {
+        pids[i] = fork();
+        CHECK(pids[i] >= 0, "fork: %s", strerror(errno));
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char c;
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            int rc = run_migrate(pg, NULL);
+            _exit(rc < 0 ? 99 : rc); /* never run the test program's exit handlers in a child */
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+
+    int failures = 0;
+    for (int i = 0; i < children; i++) {
+        int status = 0;
+        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "concurrent migrate #%d: wait status %#x (exit %d)\n", i, (unsigned)status,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            failures++;
+        }
+    }
+    return failures;
 }
 
 /* h_group_teardown, but the server stopped by SIGTERM must also exit 0. */
@@ -131,42 +251,14 @@ static void test_concurrent_migrate_fresh_database(void **state)
                            " RAISE EXCEPTION 'not fresh'; END IF; END $$") == 0,
           "the new cluster already has schema_migrations");
 
-    /* Start all children together: each waits for the gate to open (the pipe's write end to close). */
-    int gate[2];
-    CHECK(pipe(gate) == 0, "pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pids[CHILDREN];
-    for (int i = 0; i < CHILDREN; i++) {
-        pids[i] = fork();
-        CHECK(pids[i] >= 0, "fork: %s", strerror(errno));
-        if (pids[i] == 0) {
-            close(gate[1]);
-            char c;
-            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {
-            }
-            int rc = run_migrate(&fresh, NULL);
-            _exit(rc < 0 ? 99 : rc); /* never run the test program's exit handlers in a child */
-        }
-    }
-    close(gate[0]);
-    close(gate[1]);
-
-    int failures = 0;
-    for (int i = 0; i < CHILDREN; i++) {
-        int status = 0;
-        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "concurrent migrate #%d: wait status %#x (exit %d)\n", i, (unsigned)status,
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-            failures++;
-        }
-    }
+    int failures = run_migrate_concurrently(&fresh, CHILDREN);
     CHECK(failures == 0, "%d of %d concurrent `ota-server migrate` runs failed", failures, CHILDREN);
 
     CHECK(check_schema_migrations(&fresh, versions, n) == 0,
           "after concurrent migrate: schema_migrations does not list each of the %d migrations in %s exactly once", n,
           dir);
+    CHECK(check_schema_functions(&fresh) == 0,
+          "after concurrent migrate: schema_functions does not list each function file exactly once");
 
     /* Idempotent: again, twice, nothing changes. */
     for (int i = 0; i < 2; i++) {
@@ -175,6 +267,15 @@ static void test_concurrent_migrate_fresh_database(void **state)
     }
     CHECK(check_schema_migrations(&fresh, versions, n) == 0,
           "after migrate again: schema_migrations does not list each migration exactly once");
+    CHECK(check_schema_functions(&fresh) == 0,
+          "after migrate again: schema_functions does not list each function file exactly once");
+
+    /* Every function file changed since it was applied: two instances starting at once both succeed. */
+    CHECK(h_pg_sql(&fresh, "UPDATE schema_functions SET sha256 = 'stale'") == 0, "marking the functions stale");
+    failures = run_migrate_concurrently(&fresh, 2);
+    CHECK(failures == 0, "%d of 2 concurrent `ota-server migrate` runs over changed function files failed", failures);
+    CHECK(check_schema_functions(&fresh) == 0,
+          "after concurrent migrate over changed function files: schema_functions is not up to date");
 
     /* The migrated database serves. */
     h_server_t srv;
@@ -210,12 +311,114 @@ static void test_migrate_idempotent(void **state)
     }
     CHECK(check_schema_migrations(&h_g_pg, versions, n) == 0,
           "schema_migrations does not list each of the %d migrations in %s exactly once", n, dir);
+    CHECK(check_schema_functions(&h_g_pg) == 0, "schema_functions does not list each function file exactly once");
 
     /* And the running server still serves. */
     h_resp_t r = {0};
     h_http(&h_g_srv, "GET", "/v1/models", h_g_srv.admin_key, NULL, 0, NULL, &r);
     CHECK(r.status == 200, "GET /v1/models after migrate: %ld %.2000s", r.status, BODY(&r));
     h_resp_free(&r);
+}
+
+/* Saves each function file's record and its functions' pg_proc row versions under the name `probe`. */
+static void functions_probe_save(const char *probe)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning; DROP TABLE IF EXISTS %s; CREATE TABLE %s AS "
+             "SELECT f.name, f.sha256, f.applied_at, (SELECT string_agg(p.xmin::text, ',' ORDER BY p.oid) "
+             "FROM pg_proc p WHERE p.proname = f.name) AS xmins FROM schema_functions f",
+             probe, probe);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
+}
+
+/* An unchanged function file is not applied again: neither its record nor its function is rewritten. */
+static void test_unchanged_function_not_reapplied(void **state)
+{
+    (void)state;
+    functions_probe_save("functions_before");
+    CHECK(run_migrate(&h_g_pg, NULL) == 0, "migrate on a migrated database failed");
+    CHECK(h_sql_holds("(SELECT count(*) FROM functions_before) > 0 AND NOT EXISTS ("
+                      "SELECT name, sha256, applied_at, (SELECT string_agg(p.xmin::text, ',' ORDER BY p.oid) "
+                      "FROM pg_proc p WHERE p.proname = f.name) FROM schema_functions f "
+                      "EXCEPT SELECT name, sha256, applied_at, xmins FROM functions_before)"),
+          "migrate applied an unchanged function file again (schema_functions or pg_proc rows were rewritten)");
+}
+
+/* A function file whose recorded checksum differs is applied again: the file's body replaces the database's, and
+ * the record is updated. */
+static void test_changed_function_reapplied(void **state)
+{
+    (void)state;
+    /* An older ota_ts in the database, recorded with another checksum. */
+    CHECK(h_pg_sql(&h_g_pg, "CREATE OR REPLACE FUNCTION ota_ts(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE "
+                            "AS $$ SELECT 'stale' $$; UPDATE schema_functions SET sha256 = 'stale', "
+                            "applied_at = now() - interval '1 hour' WHERE name = 'ota_ts'") == 0,
+          "making ota_ts stale");
+    CHECK(h_sql_holds("ota_ts(now()) = 'stale'"), "the stale ota_ts is not in place");
+    CHECK(run_migrate(&h_g_pg, NULL) == 0, "migrate over a changed function file failed");
+
+    CHECK(h_sql_holds("ota_ts('2020-01-02 03:04:05.6+00') = '2020-01-02T03:04:05Z'"),
+          "ota_ts was not applied again: it still answers %s", "stale");
+    static char text[16384];
+    CHECK(read_function_file("ota_ts", text, sizeof text), "cannot read migrations/functions/ota_ts.sql");
+    CHECK(strstr(text, "$ota_file$") == NULL, "ota_ts.sql holds the test's quote");
+    static char sql[sizeof text + 512]; /* h_sql_holds' own $$ quotes would end at the file's */
+    snprintf(sql, sizeof sql,
+             "DO $check$ BEGIN IF NOT coalesce((SELECT sha256 = encode(sha256(convert_to($ota_file$%s$ota_file$, "
+             "'UTF8')), 'hex') AND applied_at > now() - interval '10 minutes' FROM schema_functions "
+             "WHERE name = 'ota_ts'), false) THEN RAISE EXCEPTION 'does not hold'; END IF; END $check$",
+             text);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0,
+          "the schema_functions row of ota_ts does not hold the file's SHA-256 and a new time");
+}
+
+/* A changed function file may change the function's result type and arguments: the file's function replaces
+ * every function of its name, whatever its signature, and the server's heartbeat works with it. */
+static void test_changed_function_signature(void **state)
+{
+    (void)state;
+    CHECK(h_pg_sql(&h_g_pg,
+                   "DROP FUNCTION ota_heartbeat; DROP TYPE ota_heartbeat_result; "
+                   "CREATE FUNCTION ota_heartbeat(p_device uuid, p_token_hash bytea, OUT outcome text) "
+                   "LANGUAGE sql AS $$ SELECT 'stale' $$; "
+                   "CREATE FUNCTION ota_heartbeat(p_device uuid) RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$; "
+                   "UPDATE schema_functions SET sha256 = 'stale' WHERE name = 'ota_heartbeat'") == 0,
+          "putting an ota_heartbeat of another shape in place");
+    CHECK(run_migrate(&h_g_pg, NULL) == 0, "migrate over an ota_heartbeat of another result type failed");
+    CHECK(h_sql_holds("(SELECT count(*) = 1 AND bool_and(prorettype = 'ota_heartbeat_result'::regtype) "
+                      "FROM pg_proc WHERE proname = 'ota_heartbeat')"),
+          "after migrate, ota_heartbeat is not the file's one function returning ota_heartbeat_result");
+    CHECK(h_sql_holds("(SELECT sha256 <> 'stale' FROM schema_functions WHERE name = 'ota_heartbeat')"),
+          "the schema_functions row of ota_heartbeat was not updated");
+
+    char model[32];
+    h_device_t dev;
+    h_make_model(model, sizeof model, "functions");
+    h_make_device(model, "1.0.0", &dev);
+    h_resp_t r = {0};
+    h_heartbeat_ok(&h_g_srv, &dev, "{\"firmware_version\": \"1.0.0\"}", &r);
+    h_resp_free(&r);
+}
+
+/* A numbered migration whose text differs from what was applied is refused, and nothing else is done. */
+static void test_changed_migration_refused(void **state)
+{
+    (void)state;
+    CHECK(h_pg_sql(&h_g_pg, "SET client_min_messages = warning; DROP TABLE IF EXISTS migration_sha; "
+                            "CREATE TABLE migration_sha AS SELECT version, sha256 FROM schema_migrations; "
+                            "UPDATE schema_migrations SET sha256 = 'changed' WHERE version = 1; "
+                            "UPDATE schema_functions SET sha256 = 'stale' WHERE name = 'ota_ts_us'") == 0,
+          "marking migration 1 changed");
+    int rc = run_migrate(&h_g_pg, NULL);
+    bool functions_untouched = h_sql_holds("(SELECT sha256 = 'stale' FROM schema_functions WHERE name = 'ota_ts_us')");
+    CHECK(h_pg_sql(&h_g_pg, "UPDATE schema_migrations m SET sha256 = s.sha256 FROM migration_sha s "
+                            "WHERE m.version = s.version") == 0,
+          "restoring schema_migrations");
+    CHECK(rc > 0, "migrate over a changed numbered migration exited %d (want a failure status)", rc);
+    CHECK(functions_untouched, "migrate applied function files after refusing a changed migration");
+    CHECK(run_migrate(&h_g_pg, NULL) == 0, "migrate after restoring the migration's checksum failed");
+    CHECK(check_schema_functions(&h_g_pg) == 0, "schema_functions is not up to date after the restored migrate");
 }
 
 static void test_migrate_without_database_fails(void **state)
@@ -296,9 +499,11 @@ static void test_sigterm_exits_zero(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sql_check_detects_failure), cmocka_unit_test(test_concurrent_migrate_fresh_database),
-        cmocka_unit_test(test_migrate_idempotent),        cmocka_unit_test(test_migrate_without_database_fails),
-        cmocka_unit_test(test_apikey_create_prints_key),  cmocka_unit_test(test_sigterm_exits_zero),
+        cmocka_unit_test(test_sql_check_detects_failure),  cmocka_unit_test(test_concurrent_migrate_fresh_database),
+        cmocka_unit_test(test_migrate_idempotent),         cmocka_unit_test(test_unchanged_function_not_reapplied),
+        cmocka_unit_test(test_changed_function_reapplied), cmocka_unit_test(test_changed_function_signature),
+        cmocka_unit_test(test_changed_migration_refused),  cmocka_unit_test(test_migrate_without_database_fails),
+        cmocka_unit_test(test_apikey_create_prints_key),   cmocka_unit_test(test_sigterm_exits_zero),
     };
     return cmocka_run_group_tests(tests, h_group_setup, group_teardown);
 }

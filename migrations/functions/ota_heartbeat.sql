@@ -1,71 +1,38 @@
--- The heartbeat statement does less work per call (issue #7). Same arguments, same result columns (names,
--- types and order), same decisions as 0006: servers of the previous version keep working with it. What
--- changed is what PostgreSQL does for each call, counted in instructions with callgrind on a backend
--- (BENCHMARKS.md, session 6):
---   * The result is a named composite type instead of OUT parameters. For a function with OUT parameters
---     PostgreSQL builds the result's row type from pg_proc on every call (~33,000 instructions, a tenth of a
---     plain heartbeat); a named type's comes from its type cache.
---   * A device with no active assignment (nine heartbeats in ten) skips the decision function.
---   * An assignment keeps what a delivery sends of its release: the model and the .bin artifact's object key,
---     size, CRC32 and SHA-256, copied when the assignment is made (ota_assign below). A release's model and
---     version never change and its artifacts are never rewritten, and a release cannot be deleted while an
---     assignment names it, so the copy cannot go stale; a delivery no longer joins releases and artifacts
---     (~50,000 instructions). Assignments made before this migration have NULLs there and are looked up as
---     before.
---   * Each way out returns one row, built in one expression, instead of assigning a dozen OUT variables one
---     statement at a time: PL/pgSQL prepares each statement's expression again in every transaction.
-
-ALTER TABLE assignments
-    ADD COLUMN model text,
-    ADD COLUMN object_key text,
-    ADD COLUMN size bigint,
-    ADD COLUMN crc32 bigint,
-    ADD COLUMN sha256 text;
-
--- As in 0003, and the new assignment copies its release's model and .bin artifact.
-CREATE OR REPLACE FUNCTION ota_assign(p_id uuid, p_device uuid, p_release uuid, OUT outcome text,
-                                      OUT existing_id uuid, OUT existing_status text, OUT version text,
-                                      OUT created_at text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    d devices%ROWTYPE;
-    r releases%ROWTYPE;
-    x artifacts%ROWTYPE;
-BEGIN
-    SELECT * INTO d FROM devices WHERE id = p_device FOR UPDATE;
-    IF NOT FOUND THEN outcome := 'no_device'; RETURN; END IF;
-    SELECT * INTO r FROM releases WHERE id = p_release;
-    IF NOT FOUND THEN outcome := 'no_release'; RETURN; END IF;
-    IF r.model_id <> d.model_id THEN outcome := 'model_mismatch'; RETURN; END IF;
-    IF r.status = 'withdrawn' THEN outcome := 'release_withdrawn'; RETURN; END IF;
-    IF d.firmware_version IS NOT DISTINCT FROM r.version THEN outcome := 'already_installed'; RETURN; END IF;
-    SELECT * INTO x FROM artifacts WHERE release_id = p_release AND kind = 'bin';
-    INSERT INTO assignments (id, device_id, release_id, version, model, object_key, size, crc32, sha256)
-        VALUES (p_id, p_device, p_release, r.version, r.model_id, x.object_key, x.size, x.crc32, x.sha256)
-        ON CONFLICT (device_id) WHERE status IN ('pending', 'delivered') DO NOTHING;
-    IF FOUND THEN
-        outcome := 'created';
-        version := r.version;
-        SELECT ota_ts(a.created_at) INTO created_at FROM assignments a WHERE a.id = p_id;
-        RETURN;
-    END IF;
-    outcome := 'active_exists';
-    SELECT id, status INTO existing_id, existing_status FROM assignments
-        WHERE device_id = p_device AND status IN ('pending', 'delivered');
-END $$;
-
--- The columns of 0006's OUT parameters, in their order.
+-- The heartbeat, in one round trip (see server/heartbeat/heartbeat.c for the why). Checks the token hash,
+-- records presence and the reported state, then acts on the device's active assignment (ota_heartbeat_decide):
+-- applied, failed, timeout, delivered (the manifest's fields returned) or deferred ('recording', 'battery' or
+-- 'ble_connected' says why not). The token hash is compared here, not in C: an attacker can learn at most how many
+-- leading bytes of SHA-256(guess) match, which says nothing about the token.
+--
+-- Most heartbeats change nothing: the device reports what it reported a minute ago and has nothing to apply. Such
+-- a heartbeat is a read: no row version, no WAL, no transaction id, no commit to wait for.
+--   Pass 1 reads the device and its active assignment without locks and decides. If nothing must be written, the
+--   decision stands: it is what the same heartbeat would have decided a moment earlier.
+--   Otherwise pass 2 writes the device row, which locks it, re-reads the assignment, decides again on what it now
+--   reads, and writes the transition if there is one. Holding the device row is enough to read the assignment's
+--   status without locking it: every status change locks its device row first (the lock order used everywhere),
+--   so none can happen until this transaction ends. The assignment row itself is locked only by the UPDATE of a
+--   transition, so a heartbeat that merely rewrites presence never waits for the batched writes
+--   (ota_write_deferred), which lock assignment rows only after their devices.
+-- Stale presence (last_seen_at older than p_presence_interval seconds) alone does not make pass 2 run:
+-- presence_due tells the server to write it later, with many others (ota_write_deferred). A re-delivery writes
+-- nothing either: the server counts it in memory. A device seen for the first time and every reported change are
+-- written at once.
+--
+-- The result is a named composite type rather than OUT parameters: for a function with OUT parameters PostgreSQL
+-- builds the result's row type from pg_proc on every call (a tenth of a plain heartbeat's instructions), while a
+-- named type's comes from the type cache. Each way out returns one row built in one expression, since PL/pgSQL
+-- prepares each statement's expression again in every transaction. The type lives in this file, with the only
+-- function that returns it: ota-server migrate drops the function before applying this file, so the type can be
+-- made again here with other columns.
+DROP TYPE IF EXISTS ota_heartbeat_result;
 CREATE TYPE ota_heartbeat_result AS (
     outcome text, deferred text, deliver boolean,
     assignment_id uuid, assignment_status text, release_id uuid, model text, version text,
     object_key text, size bigint, crc32 bigint, sha256 text,
     signature text, signature_key text, counted boolean, presence_due boolean);
 
-DROP FUNCTION ota_heartbeat(uuid, bytea, text, text, boolean, integer, text, uuid, text, text, boolean, text[],
-                            integer, integer, integer);
-
--- Pass 1 and 2 as in 0005 and 0006. Every RETURN gives the columns in the order of ota_heartbeat_result.
-CREATE FUNCTION ota_heartbeat(
+CREATE OR REPLACE FUNCTION ota_heartbeat(
     p_device uuid, p_token_hash bytea, p_firmware text, p_connectivity text, p_recording boolean,
     p_battery_percent integer, p_battery_state text, p_ota_assignment uuid, p_ota_state text, p_ota_error text,
     p_relay boolean, p_blocked_battery text[], p_interval integer, p_apply_timeout integer,
@@ -105,7 +72,7 @@ BEGIN
         END IF;
         SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
         IF FOUND THEN
-            decision := ota_heartbeat_decide(a, true, p_firmware, p_ota_assignment, p_ota_state, p_relay,
+            decision := ota_heartbeat_decide(a, p_firmware, p_ota_assignment, p_ota_state, p_relay,
                                              coalesce(p_recording, d.recording),
                                              coalesce(p_battery_state, d.battery_state),
                                              d.ble_seen_at, p_blocked_battery, p_interval, p_apply_timeout);
@@ -154,13 +121,6 @@ BEGIN
         UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1
             WHERE id = a.id;
         counted := true;
-    END IF;
-    IF a.object_key IS NULL THEN
-        -- Assigned before this migration.
-        SELECT r.model_id, x.object_key, x.size, x.crc32, x.sha256
-            INTO a.model, a.object_key, a.size, a.crc32, a.sha256
-            FROM releases r JOIN artifacts x ON x.release_id = r.id AND x.kind = 'bin'
-            WHERE r.id = a.release_id;
     END IF;
     RETURN ROW('ok', NULL, true, a.id, 'delivered', a.release_id, a.model, a.version, a.object_key, a.size,
                a.crc32, a.sha256, a.signature, a.signature_key, counted, presence_due)::ota_heartbeat_result;

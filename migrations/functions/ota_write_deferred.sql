@@ -1,0 +1,40 @@
+-- Writes what a server kept in memory (server/heartbeat/deferred_writes.h), in one transaction, not durable, like
+-- bare presence (a lost "last seen" is rewritten by the next heartbeat, a lost count is a statistic, a lost
+-- signature is made again):
+--   presence: device p_devices[i] was last seen p_ages_ms[i] milliseconds before now(). The age, not a
+--     time, crosses from the server, so its clock never matters; last_seen_at only moves forward.
+--   deliveries: adds p_counts[i] to the deliveries of assignment p_assignments[i], whatever its status
+--     now (the manifests did go out), and stores p_signatures[i], unless NULL, as its signature made by
+--     the public key p_key.
+-- Lock order: device rows first, in id order, then assignment rows, in id order. Everything else that
+-- locks both locks the device first (the heartbeat, a cancel, the sweeper), so nothing deadlocks with
+-- this, and several servers' writes wait for each other at worst. Returns the rows written.
+CREATE OR REPLACE FUNCTION ota_write_deferred(p_devices uuid[], p_ages_ms integer[], p_assignments uuid[],
+                                              p_counts integer[], p_signatures text[], p_key text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+    total integer := 0;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF cardinality(p_devices) > 0 THEN
+        PERFORM 1 FROM devices WHERE id = ANY (p_devices) ORDER BY id FOR NO KEY UPDATE;
+        UPDATE devices d SET last_seen_at = s.seen
+            FROM (SELECT id, now() - age_ms * interval '1 millisecond' AS seen
+                  FROM unnest(p_devices, p_ages_ms) AS u (id, age_ms)) AS s
+            WHERE d.id = s.id AND (d.last_seen_at IS NULL OR d.last_seen_at < s.seen);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END IF;
+    IF cardinality(p_assignments) > 0 THEN
+        PERFORM 1 FROM assignments WHERE id = ANY (p_assignments) ORDER BY id FOR UPDATE;
+        UPDATE assignments a SET deliveries = a.deliveries + c.n,
+                signature = coalesce(c.signature, a.signature),
+                signature_key = CASE WHEN c.signature IS NULL THEN a.signature_key ELSE p_key END
+            FROM unnest(p_assignments, p_counts, p_signatures) AS c (id, n, signature) WHERE a.id = c.id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END IF;
+    RETURN total;
+END $$;
