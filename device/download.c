@@ -60,9 +60,11 @@ typedef struct attempt {
     char no_url[256]; /* why the refresh hook brought no fresh URL */
 } attempt_t;
 
+typedef enum next { NEXT_END, NEXT_NOW, NEXT_AFTER_PAUSE } next_t; /* the download ends, or another attempt follows */
+
 /* What follows an attempt. */
 typedef struct decision {
-    enum { NEXT_END, NEXT_NOW, NEXT_AFTER_PAUSE } next; /* the download ends, or another attempt follows */
+    next_t next;
     bool from_zero;          /* drop the bytes in the file first (also when the download ends) */
     int failures;            /* failed attempts in a row, this one included (0: it did not fail) */
     ota__dl_status_t status; /* NEXT_END: how the download ended (res->why says why) */
@@ -150,6 +152,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
+/* Notes how the attempt ended; of two, the one first in outcome_t's order counts. */
 static void note(attempt_t *a, outcome_t o)
 {
     if (a->outcome == OUT_NONE || o < a->outcome)
@@ -382,15 +385,33 @@ __attribute__((format(printf, 4, 5))) static decision_t end(const attempt_t *a, 
 }
 
 /*
- * What follows an attempt: the one place that decides. `failures`: failed attempts in a row before this one.
- * A failed attempt is followed by another, unless it was the last allowed; one that brought bytes resets the
- * count, so a slow but moving link is never given up on.
+ * A failed attempt (what went wrong: `fmt`): another follows (`next`), unless this was the last allowed.
+ * `failures`: failed attempts in a row before this one; one that brought bytes resets the count, so a slow but
+ * moving link is never given up on. `from_zero`: the bytes in the file are no good, whatever follows.
  */
+__attribute__((format(printf, 5, 6))) static decision_t again(const attempt_t *a, int failures, next_t next,
+                                                              bool from_zero, const char *fmt, ...)
+{
+    decision_t d = {.next = next, .from_zero = from_zero, .failures = a->offset > a->start ? 1 : failures + 1};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d.failure, sizeof d.failure, fmt, ap);
+    va_end(ap);
+    if (d.failures > a->job->max_retries) {
+        d.next = NEXT_END;
+        d.status = OTA__DL_GAVE_UP;
+        snprintf(a->res->why, sizeof a->res->why, "gave up after %d retries: %.200s", a->job->max_retries, d.failure);
+    }
+    return d;
+}
+
+/* What follows an attempt: the one place that decides. `failures`: failed attempts in a row before this one. */
 static decision_t decide(const attempt_t *a, outcome_t o, int failures)
 {
     const ota__dl_job_t *job = a->job;
-    decision_t d = {.next = NEXT_AFTER_PAUSE};
     switch (o) {
+    case OUT_COMPLETE:
+        return (decision_t){.next = NEXT_END, .status = OTA__DL_DONE};
     case OUT_IO_ERROR:
         return end(a, OTA__DL_DONE, OTA_ERR_IO, "cannot %s %s: %s", a->io_verb, job->path, strerror(a->io_errno));
     case OUT_NO_MEMORY:
@@ -400,45 +421,29 @@ static decision_t decide(const attempt_t *a, outcome_t o, int failures)
     case OUT_TOO_LONG:
         return end(a, OTA__DL_REFUSED, OTA_OK, "size mismatch: the server sent more than the %" PRIu64 " bytes",
                    job->size);
-    case OUT_COMPLETE:
-        return (decision_t){.next = NEXT_END, .status = OTA__DL_DONE};
     case OUT_NO_FRESH_URL:
         return end(a, OTA__DL_GAVE_UP, OTA_OK, "the URL was refused (HTTP 403: %.100s) and no fresh one came: %s",
                    a->text, a->no_url);
     case OUT_REFUSED:
         return end(a, OTA__DL_REFUSED, OTA_OK, "download failed: HTTP %ld (%s)", a->status, a->text);
+    case OUT_FRESH_URL: /* at once: a fresh URL is no reason to wait */
+        return again(a, failures, NEXT_NOW, false, "HTTP 403 (%.100s)", a->text);
     case OUT_WRONG_RANGE:
-        d.from_zero = true;
-        snprintf(d.failure, sizeof d.failure, "HTTP 206 for another range (Content-Range %.60s); starting over",
-                 a->content_range);
-        break;
+        return again(a, failures, NEXT_AFTER_PAUSE, true,
+                     "HTTP 206 for another range (Content-Range %.60s); starting over", a->content_range);
     case OUT_UNSATISFIABLE:
-        d.from_zero = true;
-        snprintf(d.failure, sizeof d.failure, "HTTP 416 from byte %" PRIu64 "; starting over", a->offset);
-        break;
+        return again(a, failures, NEXT_AFTER_PAUSE, true, "HTTP 416 from byte %" PRIu64 "; starting over", a->offset);
     case OUT_CUT:
-        snprintf(d.failure, sizeof d.failure, "connection dropped after %" PRIu64 " bytes (simulated)", a->offset);
-        break;
+        return again(a, failures, NEXT_AFTER_PAUSE, false, "connection dropped after %" PRIu64 " bytes (simulated)",
+                     a->offset);
+    case OUT_BUSY:
+        return again(a, failures, NEXT_AFTER_PAUSE, false, "HTTP %ld (%s)", a->status, a->text);
     case OUT_NONE: /* attempt() always knows; were it not, another try is the safe answer */
     case OUT_LOST:
-        snprintf(d.failure, sizeof d.failure, "connection lost at byte %" PRIu64 " (%s)", a->offset,
+        break;
+    }
+    return again(a, failures, NEXT_AFTER_PAUSE, false, "connection lost at byte %" PRIu64 " (%s)", a->offset,
                  a->curl_error[0] != '\0' ? a->curl_error : curl_easy_strerror(a->cc));
-        break;
-    case OUT_FRESH_URL:
-        d.next = NEXT_NOW; /* at once: a fresh URL is no reason to wait */
-        snprintf(d.failure, sizeof d.failure, "HTTP 403 (%.100s)", a->text);
-        break;
-    case OUT_BUSY:
-        snprintf(d.failure, sizeof d.failure, "HTTP %ld (%s)", a->status, a->text);
-        break;
-    }
-    d.failures = a->offset > a->start ? 1 : failures + 1;
-    if (d.failures > job->max_retries) {
-        d.next = NEXT_END;
-        d.status = OTA__DL_GAVE_UP;
-        snprintf(a->res->why, sizeof a->res->why, "gave up after %d retries: %.200s", job->max_retries, d.failure);
-    }
-    return d;
 }
 
 /* The pause before retry number `retry`, asking the progress hook between slices; false when it says stop. */
