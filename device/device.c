@@ -253,6 +253,12 @@ const char *ota_device_errmsg(const ota_device_t *dev)
 
 /* ---- heartbeat ------------------------------------------------------------------ */
 
+/* A reason as a result and the report keep it: its first OTA_DEVICE_ERROR_MAX bytes (include/ota/device.h). */
+static void keep_reason(char out[OTA_DEVICE_ERROR_MAX + 1], const char *reason)
+{
+    snprintf(out, OTA_DEVICE_ERROR_MAX + 1, "%.*s", OTA_DEVICE_ERROR_MAX, reason);
+}
+
 static void set_report(ota_device_t *dev, const char *state, const ota_manifest_t *m, uint64_t bytes, const char *error)
 {
     report_t *r = &dev->report;
@@ -263,7 +269,7 @@ static void set_report(ota_device_t *dev, const char *state, const ota_manifest_
     r->bytes = bytes;
     r->total = m->size;
     if (error != NULL)
-        snprintf(r->error, sizeof r->error, "%s", error);
+        keep_reason(r->error, error);
 }
 
 ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer)
@@ -431,7 +437,7 @@ static void drop_part(ota_device_t *dev)
 static void result_failed(ota_device_t *dev, ota_device_result_t *res, const ota_manifest_t *m, const char *reason)
 {
     res->outcome = OTA_DEVICE_FAILED;
-    snprintf(res->error, sizeof res->error, "%s", reason);
+    keep_reason(res->error, reason);
     set_report(dev, "failed", m, res->bytes, res->error);
     dev_log(dev, "update to %s failed: %s; staying on %s in slot %c", m->version, res->error, dev->state.version,
             dev->state.active_slot);
@@ -440,7 +446,7 @@ static void result_failed(ota_device_t *dev, ota_device_result_t *res, const ota
 static void result_incomplete(ota_device_t *dev, ota_device_result_t *res, const ota_manifest_t *m, const char *why)
 {
     res->outcome = OTA_DEVICE_INCOMPLETE;
-    snprintf(res->error, sizeof res->error, "%s", why);
+    keep_reason(res->error, why);
     set_report(dev, "downloading", m, res->bytes, NULL);
     dev_log(dev, "download of %s paused at byte %" PRIu64 " of %" PRIu64 ": %s", m->version, res->bytes, m->size,
             res->error);

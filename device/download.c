@@ -16,28 +16,61 @@
 
 #define ERRBODY_MAX 1024 /* bytes kept of an error answer */
 
+/* How an attempt ended. Of two (a callback stops the transfer, then curl fails), the first in this order counts. */
+typedef enum outcome {
+    OUT_NONE,     /* not yet known */
+    OUT_IO_ERROR, /* the part file could not be written or truncated */
+    OUT_NO_MEMORY,
+    OUT_STOPPED,       /* the progress hook said stop */
+    OUT_TOO_LONG,      /* more bytes than the size */
+    OUT_WRONG_RANGE,   /* 206 for another range than asked: the bytes here do not add up */
+    OUT_CUT,           /* the simulated fault struck */
+    OUT_LOST,          /* the connection failed or dropped */
+    OUT_COMPLETE,      /* 200 or 206 to the end (a short body is for the size check to judge) */
+    OUT_FRESH_URL,     /* 403 (an expired URL), and the refresh hook brought a fresh one */
+    OUT_NO_FRESH_URL,  /* 403, and no fresh URL came */
+    OUT_UNSATISFIABLE, /* 416: the object is shorter than the bytes here (it changed) */
+    OUT_BUSY,          /* 408, 429, 5xx: worth another try */
+    OUT_REFUSED,       /* any other status: no retry can help */
+} outcome_t;
+
 /* One HTTP request of the download. */
 typedef struct attempt {
     CURL *c;
     const ota__dl_job_t *job;
     ota__dl_result_t *res;
     int fd;
-    uint64_t start;   /* where this attempt began */
-    uint64_t offset;  /* bytes in the file */
-    long status;      /* known once the body begins */
-    bool checked;     /* status and Content-Range looked at */
-    bool range_wrong; /* 206 for another range than asked */
-    bool too_long;    /* more bytes than the size */
-    bool io_error;
-    bool cut;         /* the simulated fault struck */
-    bool stopped;     /* the progress hook said stop */
+    uint64_t start;      /* where this attempt began */
+    uint64_t offset;     /* bytes in the file */
+    outcome_t outcome;   /* see note() */
+    CURLcode cc;         /* how the transfer ended */
+    long status;         /* known once the body begins */
+    bool checked;        /* status and Content-Range looked at */
+    const char *io_verb; /* OUT_IO_ERROR: "write" or "truncate" (errno in io_errno) */
+    int io_errno;
     int64_t first_ms; /* when the first body byte came (for the throttle) */
     int64_t hook_ms;  /* when the progress hook was last called from on_body */
     uint64_t got;     /* body bytes taken in this attempt */
+    char range[32];
+    char curl_error[CURL_ERROR_SIZE];
     char content_range[128];
     char errbody[ERRBODY_MAX + 1];
     size_t errlen;
+    char text[200];   /* what an error answer says (error_text) */
+    char no_url[256]; /* why the refresh hook brought no fresh URL */
 } attempt_t;
+
+typedef enum next { NEXT_END, NEXT_NOW, NEXT_AFTER_PAUSE } next_t; /* the download ends, or another attempt follows */
+
+/* What follows an attempt. */
+typedef struct decision {
+    next_t next;
+    bool from_zero;          /* drop the bytes in the file first (also when the download ends) */
+    int failures;            /* failed attempts in a row, this one included (0: it did not fail) */
+    ota__dl_status_t status; /* NEXT_END: how the download ended (res->why says why) */
+    ota_err_t rc;            /* NEXT_END: what ota__download returns */
+    char failure[300];       /* a failed attempt: what went wrong, for the log and a later "gave up" */
+} decision_t;
 
 __attribute__((format(printf, 2, 3))) static void logf_(const ota__dl_job_t *job, const char *fmt, ...)
 {
@@ -119,6 +152,31 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
+/* Notes how the attempt ended; of two, the one first in outcome_t's order counts. */
+static void note(attempt_t *a, outcome_t o)
+{
+    if (a->outcome == OUT_NONE || o < a->outcome)
+        a->outcome = o;
+}
+
+static void io_failed(attempt_t *a, const char *verb)
+{
+    note(a, OUT_IO_ERROR);
+    a->io_verb = verb;
+    a->io_errno = errno;
+}
+
+/* Drops the bytes in the part file: the next ones come from byte 0. False (a->io_verb set) when it cannot. */
+static bool start_over(attempt_t *a)
+{
+    if (ftruncate(a->fd, 0) != 0) {
+        io_failed(a, "truncate");
+        return false;
+    }
+    a->offset = a->start = 0;
+    return true;
+}
+
 /* The first bytes of the body: decides where they go. False aborts the attempt. */
 static bool check_answer(attempt_t *a)
 {
@@ -127,7 +185,7 @@ static bool check_answer(attempt_t *a)
     if (a->status == 206) {
         uint64_t first, last, total;
         if (!ota__content_range(a->content_range, &first, &last, &total) || first != a->offset) {
-            a->range_wrong = true;
+            note(a, OUT_WRONG_RANGE);
             return false;
         }
         if (a->offset > 0) {
@@ -135,16 +193,12 @@ static bool check_answer(attempt_t *a)
             logf_(a->job, "download: resuming at byte %" PRIu64 " (HTTP 206)", a->offset);
         }
     } else if (a->status == 200) {
-        if (a->offset > 0) {
-            logf_(a->job, "download: the server ignored Range (HTTP 200); starting over from byte 0");
-            if (ftruncate(a->fd, 0) != 0) {
-                a->io_error = true;
-                return false;
-            }
-            a->offset = a->start = 0;
-        } else {
+        if (a->offset == 0) {
             logf_(a->job, "download: %" PRIu64 " bytes (HTTP 200)", a->job->size);
+            return true;
         }
+        logf_(a->job, "download: the server ignored Range (HTTP 200); starting over from byte 0");
+        return start_over(a);
     }
     return true;
 }
@@ -164,17 +218,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         return n;
     }
     if (n > job->size - a->offset) {
-        a->too_long = true;
+        note(a, OUT_TOO_LONG);
         return 0;
     }
     size_t take = n;
-    if (job->cut_after > 0 && !*job->cut_done && *job->received + n >= job->cut_after) {
+    bool cut = job->cut_after > 0 && !*job->cut_done && *job->received + n >= job->cut_after;
+    if (cut) {
         take = (size_t)(job->cut_after - *job->received);
         *job->cut_done = true;
-        a->cut = true;
     }
     if (take > 0 && !ota__pwrite_all(a->fd, data, take, a->offset)) {
-        a->io_error = true;
+        io_failed(a, "write");
         return 0;
     }
     a->offset += take;
@@ -193,11 +247,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     if (job->progress != NULL && now - a->hook_ms >= 100) {
         a->hook_ms = now;
         if (job->progress(job->arg, a->offset, job->size) != 0) {
-            a->stopped = true;
+            note(a, OUT_STOPPED);
             return 0;
         }
     }
-    return a->cut ? 0 : n;
+    if (cut)
+        note(a, OUT_CUT);
+    return cut ? 0 : n;
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -208,40 +264,26 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)ultotal;
     (void)ulnow;
     if (a->job->progress != NULL && a->job->progress(a->job->arg, a->offset, a->job->size) != 0) {
-        a->stopped = true;
+        note(a, OUT_STOPPED);
         return 1;
     }
     return 0;
 }
 
-/* The <Message> of an S3 XML error, else the start of the body, on one line. */
-static void error_text(const attempt_t *a, char *out, size_t cap)
+/* The <Message> of an S3 XML error, else the start of the body, on one line, into a->text. */
+static void error_text(attempt_t *a)
 {
     const char *m = strstr(a->errbody, "<Message>"), *end = m != NULL ? strstr(m, "</Message>") : NULL;
     if (m != NULL && end != NULL)
-        snprintf(out, cap, "%.*s", (int)(end - m - 9), m + 9);
+        snprintf(a->text, sizeof a->text, "%.*s", (int)(end - m - 9), m + 9);
     else
-        snprintf(out, cap, "%.120s", a->errbody);
-    for (char *p = out; *p != '\0'; p++)
+        snprintf(a->text, sizeof a->text, "%.120s", a->errbody);
+    for (char *p = a->text; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20)
             *p = ' ';
 }
 
-/* Sleeps `ms`, asking the progress hook between slices; false when it says stop. */
-static bool nap(const ota__dl_job_t *job, uint64_t bytes, long ms)
-{
-    int64_t until = ota__now_ms() + ms;
-    for (;;) {
-        if (job->progress != NULL && job->progress(job->arg, bytes, job->size) != 0)
-            return false;
-        int64_t left = until - ota__now_ms();
-        if (left <= 0)
-            return true;
-        ota__sleep_ms(left < 100 ? (long)left : 100L);
-    }
-}
-
-static ota_err_t setup(attempt_t *a, char *errbuf, char *range, size_t range_cap)
+static ota_err_t setup(attempt_t *a)
 {
     CURL *c = a->c;
     const ota__dl_job_t *job = a->job;
@@ -249,8 +291,8 @@ static ota_err_t setup(attempt_t *a, char *errbuf, char *range, size_t range_cap
     if (curl_easy_setopt(c, CURLOPT_URL, job->url) != CURLE_OK)
         return OTA_ERR_NOMEM;
     if (a->offset > 0) {
-        snprintf(range, range_cap, "%" PRIu64 "-", a->offset);
-        if (curl_easy_setopt(c, CURLOPT_RANGE, range) != CURLE_OK)
+        snprintf(a->range, sizeof a->range, "%" PRIu64 "-", a->offset);
+        if (curl_easy_setopt(c, CURLOPT_RANGE, a->range) != CURLE_OK)
             return OTA_ERR_NOMEM;
     }
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -258,7 +300,7 @@ static ota_err_t setup(attempt_t *a, char *errbuf, char *range, size_t range_cap
 #endif
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, a->curl_error);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, job->connect_timeout_ms > 0 ? job->connect_timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, job->stall_s > 0 ? job->stall_s : 30L);
@@ -274,7 +316,7 @@ static ota_err_t setup(attempt_t *a, char *errbuf, char *range, size_t range_cap
     return OTA_OK;
 }
 
-/* The handle must keep no pointer into this call's stack. */
+/* The handle must keep no pointer into the attempt. */
 static void unhook(CURL *c)
 {
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
@@ -284,12 +326,147 @@ static void unhook(CURL *c)
     curl_easy_setopt(c, CURLOPT_RANGE, NULL);
 }
 
+/* A 403 is S3's answer to an expired URL: asks the caller for a fresh one (into job->url). */
+static outcome_t refresh_url(attempt_t *a)
+{
+    const ota__dl_job_t *job = a->job;
+    logf_(job, "download: the URL was refused (HTTP 403: %s); asking the server for a fresh one", a->text);
+    if (job->refresh == NULL || job->refresh(job->arg, job->url, job->url_cap, a->no_url, sizeof a->no_url) != OTA_OK)
+        return OUT_NO_FRESH_URL;
+    a->res->refreshes++;
+    return OUT_FRESH_URL;
+}
+
+/* How an answer that came to its end went, by its HTTP status; a 403 asks for a fresh URL first. */
+static outcome_t outcome_of_status(attempt_t *a)
+{
+    curl_easy_getinfo(a->c, CURLINFO_RESPONSE_CODE, &a->status);
+    if (a->status == 200 || a->status == 206)
+        return OUT_COMPLETE;
+    if (a->status == 403)
+        return refresh_url(a);
+    if (a->status == 416)
+        return OUT_UNSATISFIABLE;
+    if (a->status == 408 || a->status == 429 || a->status >= 500)
+        return OUT_BUSY;
+    return OUT_REFUSED;
+}
+
+/* One HTTP request for the bytes from a->offset on; how it ended. */
+static outcome_t attempt(attempt_t *a)
+{
+    if (setup(a) != OTA_OK) {
+        unhook(a->c);
+        return OUT_NO_MEMORY;
+    }
+    a->res->attempts++;
+    a->cc = curl_easy_perform(a->c);
+    unhook(a->c);
+    error_text(a);
+    if (a->cc == CURLE_OUT_OF_MEMORY)
+        note(a, OUT_NO_MEMORY);
+    else if (a->cc != CURLE_OK)
+        note(a, OUT_LOST);
+    else
+        note(a, outcome_of_status(a));
+    return a->outcome;
+}
+
+/* Ends the download: status, return code and why (res->why). */
+__attribute__((format(printf, 4, 5))) static decision_t end(const attempt_t *a, ota__dl_status_t status, ota_err_t rc,
+                                                            const char *fmt, ...)
+{
+    decision_t d = {.next = NEXT_END, .status = status, .rc = rc};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->res->why, sizeof a->res->why, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+/*
+ * A failed attempt (what went wrong: `fmt`): another follows (`next`), unless this was the last allowed.
+ * `failures`: failed attempts in a row before this one; one that brought bytes resets the count, so a slow but
+ * moving link is never given up on. `from_zero`: the bytes in the file are no good, whatever follows.
+ */
+__attribute__((format(printf, 5, 6))) static decision_t again(const attempt_t *a, int failures, next_t next,
+                                                              bool from_zero, const char *fmt, ...)
+{
+    decision_t d = {.next = next, .from_zero = from_zero, .failures = a->offset > a->start ? 1 : failures + 1};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d.failure, sizeof d.failure, fmt, ap);
+    va_end(ap);
+    if (d.failures > a->job->max_retries) {
+        d.next = NEXT_END;
+        d.status = OTA__DL_GAVE_UP;
+        snprintf(a->res->why, sizeof a->res->why, "gave up after %d retries: %.200s", a->job->max_retries, d.failure);
+    }
+    return d;
+}
+
+/* What follows an attempt: the one place that decides. `failures`: failed attempts in a row before this one. */
+static decision_t decide(const attempt_t *a, outcome_t o, int failures)
+{
+    const ota__dl_job_t *job = a->job;
+    switch (o) {
+    case OUT_COMPLETE:
+        return (decision_t){.next = NEXT_END, .status = OTA__DL_DONE};
+    case OUT_IO_ERROR:
+        return end(a, OTA__DL_DONE, OTA_ERR_IO, "cannot %s %s: %s", a->io_verb, job->path, strerror(a->io_errno));
+    case OUT_NO_MEMORY:
+        return end(a, OTA__DL_DONE, OTA_ERR_NOMEM, "out of memory");
+    case OUT_STOPPED:
+        return end(a, OTA__DL_STOPPED, OTA_OK, "stopped at byte %" PRIu64, a->offset);
+    case OUT_TOO_LONG:
+        return end(a, OTA__DL_REFUSED, OTA_OK, "size mismatch: the server sent more than the %" PRIu64 " bytes",
+                   job->size);
+    case OUT_NO_FRESH_URL:
+        return end(a, OTA__DL_GAVE_UP, OTA_OK, "the URL was refused (HTTP 403: %.100s) and no fresh one came: %s",
+                   a->text, a->no_url);
+    case OUT_REFUSED:
+        return end(a, OTA__DL_REFUSED, OTA_OK, "download failed: HTTP %ld (%s)", a->status, a->text);
+    case OUT_FRESH_URL: /* at once: a fresh URL is no reason to wait */
+        return again(a, failures, NEXT_NOW, false, "HTTP 403 (%.100s)", a->text);
+    case OUT_WRONG_RANGE:
+        return again(a, failures, NEXT_AFTER_PAUSE, true,
+                     "HTTP 206 for another range (Content-Range %.60s); starting over", a->content_range);
+    case OUT_UNSATISFIABLE:
+        return again(a, failures, NEXT_AFTER_PAUSE, true, "HTTP 416 from byte %" PRIu64 "; starting over", a->offset);
+    case OUT_CUT:
+        return again(a, failures, NEXT_AFTER_PAUSE, false, "connection dropped after %" PRIu64 " bytes (simulated)",
+                     a->offset);
+    case OUT_BUSY:
+        return again(a, failures, NEXT_AFTER_PAUSE, false, "HTTP %ld (%s)", a->status, a->text);
+    case OUT_NONE: /* attempt() always knows; were it not, another try is the safe answer */
+    case OUT_LOST:
+        break;
+    }
+    return again(a, failures, NEXT_AFTER_PAUSE, false, "connection lost at byte %" PRIu64 " (%s)", a->offset,
+                 a->curl_error[0] != '\0' ? a->curl_error : curl_easy_strerror(a->cc));
+}
+
+/* The pause before retry number `retry`, asking the progress hook between slices; false when it says stop. */
+static bool back_off(const ota__dl_job_t *job, const char *failure, int retry, uint64_t bytes)
+{
+    long ms = ota__backoff_ms(retry, job->backoff_initial_ms, job->backoff_max_ms);
+    logf_(job, "download: %s; retry %d of %d in %ld ms", failure, retry, job->max_retries, ms);
+    int64_t until = ota__now_ms() + ms;
+    for (;;) {
+        if (job->progress != NULL && job->progress(job->arg, bytes, job->size) != 0)
+            return false;
+        int64_t left = until - ota__now_ms();
+        if (left <= 0)
+            return true;
+        ota__sleep_ms(left < 100 ? (long)left : 100L);
+    }
+}
+
 ota_err_t ota__download(CURL *c, const ota__dl_job_t *job, ota__dl_result_t *res)
 {
     ota_err_t rc = OTA_OK;
-    int consecutive = 0;
+    int failures = 0;
     struct stat st;
-    char failure[300];
     memset(res, 0, sizeof *res);
 
     int fd = open(job->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -304,118 +481,26 @@ ota_err_t ota__download(CURL *c, const ota__dl_job_t *job, ota__dl_result_t *res
         rc = OTA_ERR_IO;
         goto Exit;
     }
-
     for (;;) {
-        char errbuf[CURL_ERROR_SIZE] = "", range[32], text[200];
-        attempt_t a = {.c = c, .job = job, .res = res, .fd = fd, .start = offset, .offset = offset};
         res->bytes = offset;
         if (offset == job->size) {
             res->status = OTA__DL_DONE; /* nothing left to fetch */
             goto Exit;
         }
-        if ((rc = setup(&a, errbuf, range, sizeof range)) != OTA_OK) {
-            unhook(c);
-            snprintf(res->why, sizeof res->why, "out of memory");
-            goto Exit;
-        }
-        res->attempts++;
-        CURLcode cc = curl_easy_perform(c);
-        unhook(c);
-        offset = a.offset;
-        res->bytes = offset;
-        if (cc == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
-        res->last_status = a.status;
-
-        if (a.io_error) {
-            snprintf(res->why, sizeof res->why, "cannot write %s: %s", job->path, strerror(errno));
-            rc = OTA_ERR_IO;
-            goto Exit;
-        }
-        if (cc == CURLE_OUT_OF_MEMORY) {
-            snprintf(res->why, sizeof res->why, "out of memory");
-            rc = OTA_ERR_NOMEM;
-            goto Exit;
-        }
-        if (a.stopped) {
-            res->status = OTA__DL_STOPPED;
-            snprintf(res->why, sizeof res->why, "stopped at byte %" PRIu64, offset);
-            goto Exit;
-        }
-        if (a.too_long) {
-            res->status = OTA__DL_REFUSED;
-            snprintf(res->why, sizeof res->why, "size mismatch: the server sent more than the %" PRIu64 " bytes",
-                     job->size);
-            goto Exit;
-        }
-        if (a.range_wrong) {
-            snprintf(failure, sizeof failure, "HTTP 206 for another range (Content-Range %.60s); starting over",
-                     a.content_range);
-            if (ftruncate(fd, 0) != 0) {
-                snprintf(res->why, sizeof res->why, "cannot truncate %s: %s", job->path, strerror(errno));
-                rc = OTA_ERR_IO;
-                goto Exit;
-            }
-            offset = 0;
-        } else if (a.cut) {
-            snprintf(failure, sizeof failure, "connection dropped after %" PRIu64 " bytes (simulated)", offset);
-        } else if (cc != CURLE_OK) {
-            snprintf(failure, sizeof failure, "connection lost at byte %" PRIu64 " (%s)", offset,
-                     errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
-        } else if (a.status == 200 || a.status == 206) {
-            res->status = OTA__DL_DONE; /* a short body is for the size check to judge */
-            goto Exit;
-        } else if (a.status == 403) {
-            error_text(&a, text, sizeof text);
-            logf_(job, "download: the URL was refused (HTTP 403: %s); asking the server for a fresh one", text);
-            char why[256] = "";
-            if (job->refresh == NULL || job->refresh(job->arg, job->url, job->url_cap, why, sizeof why) != OTA_OK) {
-                res->status = OTA__DL_GAVE_UP;
-                snprintf(res->why, sizeof res->why, "the URL was refused (HTTP 403: %.100s) and no fresh one came: %s",
-                         text, why);
-                goto Exit;
-            }
-            res->refreshes++;
+        attempt_t a = {.c = c, .job = job, .res = res, .fd = fd, .start = offset, .offset = offset};
+        decision_t d = decide(&a, attempt(&a), failures);
+        if (d.from_zero && !start_over(&a))
+            d = decide(&a, OUT_IO_ERROR, failures);
+        if (d.failures > 0) {
             res->retries++;
-            if (++consecutive > job->max_retries) {
-                res->status = OTA__DL_GAVE_UP;
-                snprintf(res->why, sizeof res->why, "gave up after %d retries: HTTP 403 (%.100s)", job->max_retries,
-                         text);
-                goto Exit;
-            }
-            continue;
-        } else if (a.status == 416) {
-            snprintf(failure, sizeof failure, "HTTP 416 from byte %" PRIu64 "; starting over", offset);
-            if (ftruncate(fd, 0) != 0) {
-                snprintf(res->why, sizeof res->why, "cannot truncate %s: %s", job->path, strerror(errno));
-                rc = OTA_ERR_IO;
-                goto Exit;
-            }
-            offset = 0;
-        } else if (a.status == 408 || a.status == 429 || a.status >= 500) {
-            error_text(&a, text, sizeof text);
-            snprintf(failure, sizeof failure, "HTTP %ld (%s)", a.status, text);
-        } else {
-            error_text(&a, text, sizeof text);
-            res->status = OTA__DL_REFUSED;
-            snprintf(res->why, sizeof res->why, "download failed: HTTP %ld (%s)", a.status, text);
-            goto Exit;
+            failures = d.failures;
         }
-
-        /* A failed attempt: retry after a pause, unless it was the last allowed. */
-        res->retries++;
-        if (a.offset > a.start)
-            consecutive = 0;
-        if (++consecutive > job->max_retries) {
-            res->status = OTA__DL_GAVE_UP;
-            snprintf(res->why, sizeof res->why, "gave up after %d retries: %.200s", job->max_retries, failure);
-            goto Exit;
-        }
-        long delay = ota__backoff_ms(consecutive, job->backoff_initial_ms, job->backoff_max_ms);
-        logf_(job, "download: %s; retry %d of %d in %ld ms", failure, consecutive, job->max_retries, delay);
-        if (!nap(job, offset, delay)) {
-            res->status = OTA__DL_STOPPED;
-            snprintf(res->why, sizeof res->why, "stopped at byte %" PRIu64, offset);
+        if (d.next == NEXT_AFTER_PAUSE && !back_off(job, d.failure, failures, a.offset))
+            d = decide(&a, OUT_STOPPED, failures);
+        offset = res->bytes = a.offset;
+        if (d.next == NEXT_END) {
+            res->status = d.status;
+            rc = d.rc;
             goto Exit;
         }
     }

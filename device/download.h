@@ -12,7 +12,9 @@
  * brought bytes resets the count, so a slow but moving link is never given
  * up on); an HTTP 403 (S3's answer to an expired URL) asks the caller for a
  * fresh URL (a heartbeat) and continues from the same byte. A server that
- * ignores Range (200) is followed from byte 0.
+ * ignores Range (200) is followed from byte 0; bytes that do not add up (a
+ * 206 for another range, a 416: the object changed) are dropped and the
+ * next attempt starts from byte 0.
  *
  * The engine knows nothing of heartbeats or manifests: the caller gives it a
  * file, a size, a URL and hooks.
@@ -66,7 +68,6 @@ typedef struct ota__dl_result {
     int retries;                        /* failed attempts */
     int resumes;                        /* 206 answers from a byte > 0 */
     int refreshes;                      /* fresh URLs used */
-    long last_status;                   /* the last HTTP status (0: none) */
     char why[OTA_DEVICE_ERROR_MAX + 1]; /* GAVE_UP, STOPPED, REFUSED: why */
 } ota__dl_result_t;
 

@@ -57,7 +57,6 @@ void ota__sleep_ms(long ms);
 /** A UUID in lower-case hyphenated 8-4-4-4-12 form. */
 bool ota__uuid_valid(const char *s);
 
-
 /** `s` consists of 1..`max` printable ASCII characters other than space (0x21..0x7e). */
 bool ota__token_valid(const char *s, size_t max);
 

@@ -67,7 +67,7 @@ static void cli_api_key(const char *role, char key[128])
     CHECK(rc == 0, "apikey create --role %s exited %d; stdout: %s", role, rc, out);
     out[strcspn(out, "\r\n")] = '\0';
     CHECK(strncmp(out, "ota_", 4) == 0 && strlen(out) < 128, "apikey create printed \"%s\"", out);
-    snprintf(key, 128, "%s", out);
+    memcpy(key, out, strlen(out) + 1); /* fits: checked above */
 }
 
 /* GET `path` with exactly the Authorization header line `auth` (NULL: none), outside the harness's Bearer helper. */

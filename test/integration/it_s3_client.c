@@ -235,8 +235,8 @@ static void test_odd_keys(void **state)
         "with space.bin",
         "plus+equals=and&amp.bin",
         "nested/folders/deep/down/file.bin",
-        "utf8-\xc3\xbcnic\xc3\xb8"
-        "de/\xe3\x83\x95\xe3\x82\xa1\xe3\x82\xa4\xe3\x83\xab.bin",
+        ("utf8-\xc3\xbcnic\xc3\xb8" /* one string: the split ends the \x escape */
+         "de/\xe3\x83\x95\xe3\x82\xa1\xe3\x82\xa4\xe3\x83\xab.bin"),
         "punct!'()*~-_.bin",
         "percent%20not-an-escape.bin",
         "semi;colon,comma:colon@at$dollar.bin",
