@@ -52,6 +52,24 @@ static ota_err_t exec_ok(PGconn *conn, const char *sql, int n, const char *const
     return OTA_OK;
 }
 
+/*
+ * Ends the transaction of one file: COMMIT when `rc` is OTA_OK, else ROLLBACK, with the file named in `err`
+ * (`prefix` `name` `suffix`). Returns how it ended.
+ */
+static ota_err_t end_transaction(PGconn *conn, ota_err_t rc, const char *prefix, const char *name,
+                                 const char *suffix, char *err, size_t cap)
+{
+    if (rc == OTA_OK)
+        rc = exec_ok(conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK, err, cap);
+    if (rc != OTA_OK) {
+        char ignored[8];
+        exec_ok(conn, "ROLLBACK", 0, NULL, PGRES_COMMAND_OK, ignored, sizeof(ignored));
+        size_t used = strlen(err);
+        snprintf(err + used, cap - used, " (in %s%s%s)", prefix, name, suffix);
+    }
+    return rc;
+}
+
 /* Sets *recorded to whether `m` is already applied; fails when its text changed since. */
 static ota_err_t check_recorded(PGconn *conn, const ota_migration_t *m, const char *sha, bool *recorded, char *err,
                                 size_t cap)
@@ -84,15 +102,7 @@ static ota_err_t apply_one(PGconn *conn, const ota_migration_t *m, const char *s
     if (rc == OTA_OK)
         rc = exec_ok(conn, "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1::int, $2, $3)", 3,
                      params, PGRES_COMMAND_OK, err, cap);
-    if (rc == OTA_OK)
-        rc = exec_ok(conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK, err, cap);
-    if (rc != OTA_OK) {
-        char ignored[8];
-        exec_ok(conn, "ROLLBACK", 0, NULL, PGRES_COMMAND_OK, ignored, sizeof(ignored));
-        size_t used = strlen(err);
-        snprintf(err + used, cap - used, " (in migration %s)", m->name);
-    }
-    return rc;
+    return end_transaction(conn, rc, "migration ", m->name, "", err, cap);
 }
 
 static ota_err_t apply_pending(PGconn *conn, int *applied, char *err, size_t cap)
@@ -185,15 +195,7 @@ static ota_err_t apply_function(PGconn *conn, const ota_stored_function_t *f, co
         rc = check_created(conn, f, err, cap);
     if (rc == OTA_OK)
         rc = exec_ok(conn, RECORD_FUNCTION_SQL, 2, params, PGRES_COMMAND_OK, err, cap);
-    if (rc == OTA_OK)
-        rc = exec_ok(conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK, err, cap);
-    if (rc != OTA_OK) {
-        char ignored[8];
-        exec_ok(conn, "ROLLBACK", 0, NULL, PGRES_COMMAND_OK, ignored, sizeof(ignored));
-        size_t used = strlen(err);
-        snprintf(err + used, cap - used, " (in migrations/functions/%s.sql)", f->name);
-    }
-    return rc;
+    return end_transaction(conn, rc, "migrations/functions/", f->name, ".sql", err, cap);
 }
 
 static ota_err_t apply_functions(PGconn *conn, int *applied, char *err, size_t cap)
