@@ -23,10 +23,9 @@
 #define CHUNK 200
 
 /*
- * The most rows a thread keeps (~64 bytes each, twice that in table space). A million devices heartbeating once a
- * minute leave ~4,200 presence rows a second per thread of a 2-thread server, ~21,000 per 5 s interval. Rows
- * beyond it are dropped (counted in ota_deferred_rows_dropped_total, logged): a dropped sighting is made again by
- * the device's next heartbeat, and memory stays bounded.
+ * The most presence and signature rows a thread keeps (~64 bytes each, twice that in table space); more are
+ * dropped (see keep). A million devices heartbeating once a minute leave ~4,200 presence rows a second per thread
+ * of a 2-thread server, ~21,000 per 5 s interval.
  */
 #define MAX_KEPT 100000
 
@@ -62,11 +61,14 @@
 #define SPREAD_PERCENT 75
 
 /*
- * The most re-delivery counts a thread keeps between two of their writes: one row per assignment re-delivered, so
- * a full rollout to a million devices heartbeating once a minute on one 2-thread server (250,000 a thread every
- * 30 s) fits. Past it the counts are written with the next write, before their interval is over.
+ * Re-delivery counts that go with the next write before their interval is over: one row per assignment
+ * re-delivered, so a full rollout to a million devices heartbeating once a minute on one 2-thread server (250,000
+ * a thread every 30 s) still waits for the interval.
  */
-#define MAX_COUNTED 250000
+#define EARLY_COUNT_ROWS 250000
+
+/* The most re-delivery counts a thread keeps (while the database is away, say); more are dropped, as for MAX_KEPT. */
+#define MAX_COUNTED (2 * EARLY_COUNT_ROWS)
 
 /* How often a thread logs that it drops rows, at most (ms). */
 #define DROP_LOG_MS 10000
@@ -255,14 +257,14 @@ static void write_chunk(ota_deferred_writes_t *w)
 
 /*
  * Whether the re-delivery counts go with the next write: once OTA_DELIVERY_COUNT_MS have passed since they began
- * to pile up, when MAX_COUNTED are kept, or when stopping. Kept that long, the re-deliveries of one assignment
+ * to pile up, when EARLY_COUNT_ROWS are kept, or when stopping. Kept that long, the re-deliveries of one assignment
  * (one a heartbeat interval) merge into one row update, and a delivering heartbeat stays a read.
  */
 static bool counts_due(const ota_deferred_writes_t *w, uint64_t now)
 {
     if (w->counts.used == 0)
         return false;
-    return w->hurry || w->counts.used >= MAX_COUNTED ||
+    return w->hurry || w->counts.used >= EARLY_COUNT_ROWS ||
            now - w->counts_began_ms >= (uint64_t)w->worker->cfg->delivery_count_ms;
 }
 
@@ -332,24 +334,30 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     return w;
 }
 
-/* Keeps `add` (its id given as `id`, checked to be a UUID's length), unless MAX_KEPT rows are kept already. */
-static void keep(ota_deferred_writes_t *w, ota_deferred_row_t *add, const char *id)
+/*
+ * Keeps `add` (its id given as `id`, checked to be a UUID's length) in `t`, unless `max` rows are kept there
+ * already; then it is dropped (counted in ota_deferred_rows_dropped_total, logged now and then): a dropped sighting
+ * is made again by the device's next heartbeat, a dropped count is a statistic, and memory stays bounded.
+ */
+static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, ota_deferred_row_t *add,
+                 const char *id)
 {
     if (strlen(id) != OTA_UUID_LEN) {
         ota_log_error("not an id: %s", id);
-    } else if (w->counting.used >= MAX_KEPT && !ota__deferred_table_has(&w->counting, add->kind, id)) {
+    } else if (t->used >= max && !ota__deferred_table_has(t, add->kind, id)) {
         ota__metrics_deferred_dropped(1);
         uint64_t now = monotonic_ms();
         if (now - w->dropped_logged_ms >= DROP_LOG_MS) {
-            ota_log_warn("thread %d keeps %d rows for the database, which does not keep up: dropping more",
-                         w->worker->index, MAX_KEPT);
+            ota_log_warn("thread %d keeps %zu rows for the database, which does not keep up: dropping more",
+                         w->worker->index, max);
             w->dropped_logged_ms = now;
         }
     } else {
         memcpy(add->id, id, OTA_UUID_LEN + 1);
-        ota__deferred_table_put(&w->counting, add);
+        ota__deferred_table_put(t, add);
         publish_pending(w);
-        if (w->counting.used >= EARLY_WRITE_ROWS && !w->in_flight && w->sending.used == 0)
+        bool early = t == &w->counts ? t->used >= EARLY_COUNT_ROWS : t->used >= EARLY_WRITE_ROWS;
+        if (early && !w->in_flight && w->sending.used == 0)
             write_kept(w); /* falling behind: no need to wait for the tick */
     }
     free(add->signature); /* NULL unless it was not kept */
@@ -358,21 +366,13 @@ static void keep(ota_deferred_writes_t *w, ota_deferred_row_t *add, const char *
 void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_DEVICE, .seen_ms = monotonic_ms()};
-    keep(w, &r, device_id);
+    keep(w, &w->counting, MAX_KEPT, &r, device_id);
 }
 
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .n = 1};
-    if (strlen(assignment_id) != OTA_UUID_LEN) {
-        ota_log_error("not an id: %s", assignment_id);
-        return;
-    }
-    memcpy(r.id, assignment_id, OTA_UUID_LEN + 1);
-    ota__deferred_table_put(&w->counts, &r);
-    publish_pending(w);
-    if (w->counts.used >= MAX_COUNTED && !w->in_flight && w->sending.used == 0)
-        write_kept(w);
+    keep(w, &w->counts, MAX_COUNTED, &r, assignment_id);
 }
 
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature)
@@ -384,7 +384,7 @@ void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assign
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .signature = strdup(signature)};
     if (r.signature == NULL)
         h2o_fatal("out of memory");
-    keep(w, &r, assignment_id);
+    keep(w, &w->counting, MAX_KEPT, &r, assignment_id);
 }
 
 void ota__deferred_writes_stop(ota_deferred_writes_t *w)
