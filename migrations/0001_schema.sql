@@ -53,7 +53,9 @@ CREATE TABLE api_keys (
     id          uuid PRIMARY KEY,
     name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     role        text NOT NULL CHECK (role IN ('admin', 'viewer')),
-    key_hash    bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32)
+    key_hash    bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    -- When the key was made: what an operator reviewing the keys asks first, so it is kept from the start.
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
 
 -- A release row is inserted only after every artifact is stored and verified, in the same statement as its
