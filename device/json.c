@@ -219,7 +219,10 @@ bool ota__json_syntax_ok(const char *text, size_t len)
 
 ota_err_t ota__json_parse(const char *text, size_t len, json_t **out, char *why, size_t cap)
 {
+    /* Zeroed: when an allocation fails before jansson has an error to tell, it leaves the code byte that
+       json_error_code() reads unset, and stack garbage there once read as "duplicate key" (INVALID, not NOMEM). */
     json_error_t err;
+    memset(&err, 0, sizeof err);
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (j != NULL) {
         *out = j;
