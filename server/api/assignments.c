@@ -61,6 +61,12 @@ static void on_assigned(ota_call_t *call, const PGresult *res)
         ota__respond_error(call, 422, "model_mismatch", NULL, "the release is for another model than the device");
     } else if (strcmp(outcome, "release_withdrawn") == 0) {
         ota__respond_error(call, 422, "release_withdrawn", NULL, "the release is withdrawn");
+    } else if (strcmp(outcome, "downgrade") == 0) {
+        const char *running = PQgetvalue(res, 0, OTA_ASSIGN_COL_VERSION);
+        ota__respond_error(call, 422, "downgrade_not_allowed", json_pack("{s:s}", "firmware_version", running),
+                           "the release is older than the %s the device runs; say \"allow_downgrade\": true to "
+                           "assign it",
+                           running);
     } else {
         ota__respond_error(call, 409, "already_installed", NULL, "the device already runs this version");
     }
@@ -76,12 +82,13 @@ void ota__api_assignments_create(ota_call_t *call)
     call->state_free = free;
     ota__validate_init(&v, call->body);
     const char *release_id = ota__validate_string(&v, "release_id", true);
+    bool allow_downgrade = ota__validate_boolean(&v, "allow_downgrade", false);
     if (release_id != NULL && !ota__uuid_parse(release_id, strlen(release_id), st->release_id))
         ota__validate_fail(&v, "release_id", "must be a UUID");
     if (!ota__validate_done(&v, call))
         return;
     ota__uuid_new(st->id);
-    const char *params[] = {st->id, call->params[0], st->release_id};
+    const char *params[] = {st->id, call->params[0], st->release_id, allow_downgrade ? "true" : "false"};
     ota__call_query(call, OTA_STMT_ASSIGN, params, on_assigned);
 }
 

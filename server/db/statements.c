@@ -118,8 +118,8 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                 "RETURNING id, ota_ts(expires_at)",
                                 5},
     [OTA_STMT_ASSIGN] = {"assign", "SELECT outcome, existing_id, existing_status, version, created_at "
-                                   "FROM ota_assign($1::uuid, $2::uuid, $3::uuid)",
-                         3},
+                                   "FROM ota_assign($1::uuid, $2::uuid, $3::uuid, $4::boolean)",
+                         4},
     [OTA_STMT_ASSIGNMENT_GET] = {"assignment_get",
                                  "SELECT " ASSIGNMENT_COLS ", " ASSIGNMENT_EVENTS " FROM assignments a WHERE a.id = $1::uuid",
                                  1},

@@ -32,7 +32,8 @@ typedef enum ota_stmt {
     OTA_STMT_RELEASE_DELETE,      /* $1 id → deleted count, object keys (JSON array) */
     OTA_STMT_ARTIFACT_KEY,        /* $1 release id, $2 kind → object_key */
     OTA_STMT_UPLOAD_CREATE,       /* $1 id, $2 artifact, $3 size, $4 object key, $5 ttl seconds → id, expires_at */
-    OTA_STMT_ASSIGN,                 /* $1 id, $2 device, $3 release → outcome, existing id/status, version, created_at */
+    OTA_STMT_ASSIGN,                 /* $1 id, $2 device, $3 release, $4 allow downgrade → outcome, existing id/status,
+                                        version, created_at */
     OTA_STMT_ASSIGNMENT_GET,         /* $1 id → assignment cols + events (JSON array) */
     OTA_STMT_ASSIGNMENT_LIST,        /* $1 cursor ts, $2 cursor id, $3 limit → assignments */
     OTA_STMT_ASSIGNMENT_LIST_STATUS, /* ... $4 status */
@@ -128,7 +129,7 @@ enum {
     OTA_ASSIGN_COL_OUTCOME,         /**< 'created', 'active_exists', 'no_device', ... */
     OTA_ASSIGN_COL_EXISTING_ID,     /**< with 'active_exists': the active assignment */
     OTA_ASSIGN_COL_EXISTING_STATUS, /**< with 'active_exists': its status */
-    OTA_ASSIGN_COL_VERSION,         /**< with 'created': the release's version */
+    OTA_ASSIGN_COL_VERSION,         /**< with 'created': the release's version; with 'downgrade': the device's */
     OTA_ASSIGN_COL_CREATED_AT,      /**< with 'created' */
 };
 

@@ -46,6 +46,19 @@ bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, j
     return true;
 }
 
+bool ota__validate_boolean(ota_validate_t *v, const char *name, bool def)
+{
+    json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
+    if (value == NULL || json_is_null(value))
+        return def;
+    if (!json_is_boolean(value)) {
+        if (v->type_error[0] == '\0')
+            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be a boolean", name);
+        return def;
+    }
+    return json_is_true(value);
+}
+
 bool ota__validate_object(ota_validate_t *v, const char *name, ota_validate_t *sub)
 {
     json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;

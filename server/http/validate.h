@@ -37,6 +37,11 @@ const char *ota__validate_string(ota_validate_t *v, const char *name, bool requi
 bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, json_int_t *out);
 
 /**
+ * A boolean field: `def` when absent or JSON null; a non-boolean is a 400 problem (and gives `def`).
+ */
+bool ota__validate_boolean(ota_validate_t *v, const char *name, bool def);
+
+/**
  * Starts checking the nested object field `name` with `sub`: false when it is absent or null, or not an
  * object (a 400 problem recorded in `v`). After a true, end with ota__validate_end_object.
  */

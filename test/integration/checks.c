@@ -300,10 +300,21 @@ void h_assign(const char *device_id, const char *release_id, h_resp_t *out)
     h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, out, "{s:s}", "release_id", release_id);
 }
 
-void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40])
+void h_assign_downgrade(const char *device_id, const char *release_id, h_resp_t *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", device_id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, out, "{s:s, s:b}", "release_id", release_id, "allow_downgrade",
+           1);
+}
+
+static void assign_ok(const h_device_t *d, const h_release_t *rel, bool allow_downgrade, char id[40])
 {
     h_resp_t r = {0};
-    h_assign(d->id, rel->id, &r);
+    if (allow_downgrade)
+        h_assign_downgrade(d->id, rel->id, &r);
+    else
+        h_assign(d->id, rel->id, &r);
     EXPECT_STATUS(&r, 201);
     json_t *a = r.json;
     time_t t;
@@ -318,6 +329,16 @@ void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40])
           BODY(&r));
     snprintf(id, 40, "%s", h_jstr(a, "id"));
     h_resp_free(&r);
+}
+
+void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40])
+{
+    assign_ok(d, rel, false, id);
+}
+
+void h_assign_downgrade_ok(const h_device_t *d, const h_release_t *rel, char id[40])
+{
+    assign_ok(d, rel, true, id);
 }
 
 json_t *h_get_assignment(const char *id)

@@ -191,8 +191,14 @@ void h_make_device(const char *model, const char *firmware, h_device_t *out);
 /** POST /v1/devices/{device_id}/assignments {"release_id": release_id} as the admin. */
 void h_assign(const char *device_id, const char *release_id, h_resp_t *out);
 
+/** POST /v1/devices/{device_id}/assignments {"release_id": release_id, "allow_downgrade": true} as the admin. */
+void h_assign_downgrade(const char *device_id, const char *release_id, h_resp_t *out);
+
 /** The 201 of a new assignment of `rel` to `d`, with the contract's whole shape; its id goes to `id` (40 bytes). */
 void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40]);
+
+/** h_assign_ok with "allow_downgrade": true. */
+void h_assign_downgrade_ok(const h_device_t *d, const h_release_t *rel, char id[40]);
 
 /** GET /v1/assignments/{id} as the admin: the assignment with its events (caller decrefs). */
 json_t *h_get_assignment(const char *id);

@@ -21,6 +21,8 @@
 
 #include "checks.h"
 #include "ota/manifest.h"
+#include "ota/semver.h"
+#include "ota/text.h"
 
 #define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1364,6 +1366,87 @@ static void test_lists(void **state)
 
 /* ---- the program --------------------------------------------------------------------------------- */
 
+/* ---- downgrades ---------------------------------------------------------------------------------- */
+
+/* A release older than the device's firmware, by semver precedence, is assigned only with "allow_downgrade". */
+static void test_downgrade_needs_consent(void **state)
+{
+    (void)state;
+    char model[32], aid[40];
+    h_release_t older, rc, newer;
+    h_device_t d, fresh, pre;
+    h_resp_t r = {0};
+    h_make_model(model, sizeof model, "Downgrade model");
+    h_make_release(model, "1.5.0", 300, &older);
+    h_make_release(model, "2.0.0-rc.1", 300, &rc);
+    h_make_release(model, "2.0.0", 300, &newer);
+    h_make_device(model, "2.0.0", &d);
+
+    h_assign(d.id, older.id, &r);
+    EXPECT_STRICT_ERROR(&r, 422, "downgrade_not_allowed");
+    CHECK(h_streq(h_jstr(json_object_get(json_object_get(r.json, "error"), "details"), "firmware_version"), "2.0.0"),
+          "details: %s", BODY(&r));
+    h_resp_free(&r);
+    /* A pre-release of the running version is older too. */
+    h_assign(d.id, rc.id, &r);
+    EXPECT_STRICT_ERROR(&r, 422, "downgrade_not_allowed");
+    h_resp_free(&r);
+    /* Not a boolean: 400, whatever the versions. */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", d.id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, &r, "{s:s, s:s}", "release_id", older.id, "allow_downgrade",
+           "yes");
+    EXPECT_STRICT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    /* Explicit: assigned as any other. */
+    h_assign_downgrade_ok(&d, &older, aid);
+
+    /* From a pre-release to its release is an upgrade; a device that never reported a version has nothing older. */
+    h_make_device(model, "2.0.0-rc.1", &pre);
+    h_assign_ok(&pre, &newer, aid);
+    h_make_device(model, NULL, &fresh);
+    h_assign_ok(&fresh, &older, aid);
+    h_release_free(&older);
+    h_release_free(&rc);
+    h_release_free(&newer);
+}
+
+/* The database's ota_semver_cmp(), which refuses downgrades, orders versions exactly as the C codec does. */
+static void test_semver_order_matches_the_codec(void **state)
+{
+    (void)state;
+    static const char *const VERSIONS[] = {
+        "0.0.4",         "0.9.9",         "1.0.0-alpha",     "1.0.0-alpha.1",      "1.0.0-alpha.beta",
+        "1.0.0-beta",    "1.0.0-beta.2",  "1.0.0-beta.11",   "1.0.0-rc.1",         "1.0.0",
+        "1.0.0+build.7", "1.0.1-0",       "1.0.1-0.3.7",     "1.0.1-x.7.z.92",     "1.0.1-x-y-z.--",
+        "1.2.3-Alpha",   "1.2.3-alpha",   "1.2.3-10",        "1.2.3-9",            "1.2.3",
+        "1.10.0",        "2.0.0",         "10.2.3-DEV-SNAPSHOT", "9223372036854775807.0.0",
+    };
+    enum { N = sizeof VERSIONS / sizeof VERSIONS[0] };
+    ota_semver_t v[N];
+    for (int i = 0; i < N; i++)
+        CHECK(ota_semver_parse(VERSIONS[i], strlen(VERSIONS[i]), &v[i]) == OTA_OK, "not a version: %s", VERSIONS[i]);
+    for (int i = 0; i < N; i++) {
+        /* One query a row of the table; the pair that differs is looked for only when the row does. */
+        char buf[N * 96], one[N][96];
+        ota_text_t row;
+        ota_text_fixed(&row, buf, sizeof buf);
+        ota_text_puts(&row, "true");
+        for (int j = 0; j < N; j++) {
+            snprintf(one[j], sizeof one[j], "ota_semver_cmp('%s', '%s') = %d", VERSIONS[i], VERSIONS[j],
+                     ota_semver_compare(&v[i], &v[j]));
+            ota_text_printf(&row, " AND %s", one[j]);
+        }
+        CHECK(row.err == OTA_OK, "the query of row %d does not fit", i);
+        if (h_sql_holds(row.base))
+            continue;
+        for (int j = 0; j < N; j++)
+            CHECK(h_sql_holds(one[j]), "%s", one[j]);
+    }
+    CHECK(h_sql_holds("ota_semver_cmp('1.0', '1.0.0') IS NULL AND ota_semver_cmp('v1.0.0', '1.0.0') = 0"),
+          "not a version, or a leading v");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1384,6 +1467,8 @@ int main(void)
         cmocka_unit_test(test_manifest_signature_stored),
         cmocka_unit_test(test_presigned_url_shared_within_second),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_downgrade_needs_consent),
+        cmocka_unit_test(test_semver_order_matches_the_codec),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));

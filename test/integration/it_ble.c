@@ -418,7 +418,7 @@ static void test_update_active_assignment(void **state)
     expect_update(&d, &newest, NULL, "after the cancel");
 
     /* Even a downgrade is offered when it is the assignment's. */
-    h_assign_ok(&d, &older, aid);
+    h_assign_downgrade_ok(&d, &older, aid);
     expect_update(&d, &older, aid, "an assigned downgrade");
     h_release_free(&older);
     h_release_free(&assigned);
