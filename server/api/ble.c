@@ -194,14 +194,11 @@ void ota__api_ble_transfers_create(ota_call_t *call)
 /* The relay's answer: the heartbeat's, never a manifest, and "pending_assignment" (`pending`, stolen). */
 static void respond_relay(ota_call_t *call, json_t *pending)
 {
-    json_t *member = ota__json_checked(json_pack("{s:o}", "pending_assignment", pending));
-    char *text = json_dumps(member, JSON_COMPACT);
-    json_decref(member);
+    char *text = json_dumps(pending, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(pending);
     if (text == NULL)
         h2o_fatal("out of memory");
-    /* `{"pending_assignment":...}` without its braces is the member the answer takes. */
-    text[strlen(text) - 1] = '\0';
-    ota__heartbeat_respond(call, NULL, 0, NULL, text + 1);
+    ota__heartbeat_respond(call, NULL, 0, NULL, "pending_assignment", text);
     free(text);
 }
 

@@ -335,12 +335,12 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
 }
 
 /*
- * Keeps `add` (its id given as `id`, checked to be a UUID's length) in `t`, unless `max` rows are kept there
- * already; then it is dropped (counted in ota_deferred_rows_dropped_total, logged now and then): a dropped sighting
+ * Keeps `add` (its id given as `id`, checked to be a UUID's length) in `t`, and starts a write when `early` rows
+ * are kept there, unless `max` rows are kept there already; then it is dropped (counted in ota_deferred_rows_dropped_total, logged now and then): a dropped sighting
  * is made again by the device's next heartbeat, a dropped count is a statistic, and memory stays bounded.
  */
-static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, ota_deferred_row_t *add,
-                 const char *id)
+static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, size_t early,
+                 ota_deferred_row_t *add, const char *id)
 {
     if (strlen(id) != OTA_UUID_LEN) {
         ota_log_error("not an id: %s", id);
@@ -356,8 +356,7 @@ static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, 
         memcpy(add->id, id, OTA_UUID_LEN + 1);
         ota__deferred_table_put(t, add);
         publish_pending(w);
-        bool early = t == &w->counts ? t->used >= EARLY_COUNT_ROWS : t->used >= EARLY_WRITE_ROWS;
-        if (early && !w->in_flight && w->sending.used == 0)
+        if (t->used >= early && !w->in_flight && w->sending.used == 0)
             write_kept(w); /* falling behind: no need to wait for the tick */
     }
     free(add->signature); /* NULL unless it was not kept */
@@ -366,13 +365,13 @@ static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, 
 void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_DEVICE, .seen_ms = monotonic_ms()};
-    keep(w, &w->counting, MAX_KEPT, &r, device_id);
+    keep(w, &w->counting, MAX_KEPT, EARLY_WRITE_ROWS, &r, device_id);
 }
 
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .n = 1};
-    keep(w, &w->counts, MAX_COUNTED, &r, assignment_id);
+    keep(w, &w->counts, MAX_COUNTED, EARLY_COUNT_ROWS, &r, assignment_id);
 }
 
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature)
@@ -384,7 +383,7 @@ void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assign
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .signature = strdup(signature)};
     if (r.signature == NULL)
         h2o_fatal("out of memory");
-    keep(w, &w->counting, MAX_KEPT, &r, assignment_id);
+    keep(w, &w->counting, MAX_KEPT, EARLY_WRITE_ROWS, &r, assignment_id);
 }
 
 void ota__deferred_writes_stop(ota_deferred_writes_t *w)

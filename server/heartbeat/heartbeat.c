@@ -203,9 +203,10 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
  * cost ~3,000 instructions).
  */
 void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, const char *deferred,
-                            const char *extra_member)
+                            const char *extra_name, const char *extra_json)
 {
-    static const size_t FIXED = sizeof "{\"server_time\":\"\",\"heartbeat_interval_s\":,\"ota\":,\"deferred\":\"\",}";
+    static const size_t FIXED =
+        sizeof "{\"server_time\":\"\",\"heartbeat_interval_s\":,\"ota\":,\"deferred\":\"\",\"\":}";
     char now[OTA_UTC_TEXT_LEN + 1];
     const char *interval = call->worker->cfg->heartbeat_interval_text;
     if (ota__call_gone(call)) {
@@ -218,7 +219,7 @@ void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, c
     }
     ota__utc_text(time(NULL), now);
     size_t cap = FIXED + strlen(now) + strlen(interval) + ota_len + (deferred != NULL ? strlen(deferred) : 4) +
-                 (extra_member != NULL ? strlen(extra_member) : 0);
+                 (extra_name != NULL ? strlen(extra_name) + strlen(extra_json) : 0);
     ota_text_t body;
     ota_text_fixed(&body, h2o_mem_alloc_pool(&call->req->pool, cap), cap);
     ota_text_puts(&body, "{\"server_time\":\"");
@@ -235,9 +236,11 @@ void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, c
     } else {
         ota_text_puts(&body, "null");
     }
-    if (extra_member != NULL && extra_member[0] != '\0') {
-        ota_text_put(&body, ",", 1);
-        ota_text_puts(&body, extra_member);
+    if (extra_name != NULL) {
+        ota_text_puts(&body, ",\"");
+        ota_text_puts(&body, extra_name);
+        ota_text_puts(&body, "\":");
+        ota_text_puts(&body, extra_json);
     }
     ota_text_put(&body, "}", 1);
     if (body.err != OTA_OK) { /* `cap` counts every piece: a bug, not an input, lands here */
@@ -274,7 +277,7 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
     if (PQgetvalue(res, 0, OTA_HB_COL_PRESENCE_DUE)[0] == 't')
         ota__deferred_writes_presence(call->worker->deferred_writes, call->params[0]);
     ota__metrics_heartbeat(false, deliver, deferred);
-    ota__heartbeat_respond(call, deliver ? manifest : NULL, len, deferred, NULL);
+    ota__heartbeat_respond(call, deliver ? manifest : NULL, len, deferred, NULL, NULL);
 }
 
 /* The row of an accepted token goes on to `done`; a refused one gets 401 or 403 here. */
