@@ -209,10 +209,6 @@ void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, c
         sizeof "{\"server_time\":\"\",\"heartbeat_interval_s\":,\"ota\":,\"deferred\":\"\",\"\":}";
     char now[OTA_UTC_TEXT_LEN + 1];
     const char *interval = call->worker->cfg->heartbeat_interval_text;
-    if (ota__call_gone(call)) {
-        ota__respond_empty(call, 200); /* only ends the call: nobody reads an answer */
-        return;
-    }
     if (ota == NULL) {
         ota = "null";
         ota_len = strlen("null");

@@ -29,7 +29,8 @@ void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn d
 /**
  * Answers 200 {"server_time", "heartbeat_interval_s", "ota", "deferred"}: `ota` is the manifest's JSON text
  * (`ota_len` bytes) or NULL, `deferred` a reason or NULL; `extra_name` (NULL: none) names one more member, whose
- * value is the JSON text `extra_json`, added as it is.
+ * value is the JSON text `extra_json`, added as it is. Called from a query callback, so the client is there
+ * (http/call.c runs no callback of a call whose client has gone).
  */
 void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, const char *deferred,
                             const char *extra_name, const char *extra_json);
