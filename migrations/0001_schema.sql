@@ -95,6 +95,42 @@ CREATE TABLE uploads (
     expires_at  timestamptz NOT NULL
 );
 
+-- A rollout takes one release to the devices a fleet filter matched when it was made (its targets), in waves.
+-- Its settings are kept twice: `config` as the API shows them, and the columns the engine reads.
+CREATE TABLE rollouts (
+    id                   uuid PRIMARY KEY,
+    name                 text CHECK (length(name) BETWEEN 1 AND 200),
+    -- RESTRICT: a release that a rollout names cannot be deleted (409 in_use).
+    release_id           uuid NOT NULL REFERENCES releases (id) ON DELETE RESTRICT,
+    model                text NOT NULL,
+    version              text NOT NULL,
+    status               text NOT NULL CHECK (status IN ('running', 'paused', 'completed', 'canceled')),
+    paused_reason        text CHECK (paused_reason IN ('created', 'operator', 'failure_threshold', 'release_withdrawn')),
+    config               jsonb NOT NULL,
+    -- Cumulative percentages of the targets, strictly increasing, the last one 100.
+    waves                numeric[] NOT NULL CHECK (cardinality(waves) BETWEEN 1 AND 20),
+    max_per_minute       integer CHECK (max_per_minute > 0),
+    success_min_percent  numeric NOT NULL CHECK (success_min_percent BETWEEN 0 AND 100),
+    soak_s               integer NOT NULL CHECK (soak_s >= 0),
+    failure_max_percent  numeric NOT NULL CHECK (failure_max_percent BETWEEN 0 AND 100),
+    min_failures         integer NOT NULL CHECK (min_failures >= 1),
+    retries_max          integer NOT NULL CHECK (retries_max >= 0),
+    backoff_s            integer NOT NULL CHECK (backoff_s >= 0),
+    -- The newest open wave; 0 until the rollout first starts.
+    current_wave         smallint NOT NULL DEFAULT 0,
+    -- The failures counted when an operator last resumed the rollout (functions/ota_rollout_failure_gate.sql).
+    failures_at_resume   bigint NOT NULL DEFAULT 0,
+    -- True once a paused or ended rollout has no active assignment left for the engine to cancel.
+    settled              boolean NOT NULL DEFAULT false,
+    created_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at           timestamptz,
+    finished_at          timestamptz
+);
+CREATE INDEX rollouts_page ON rollouts (created_at DESC, id DESC);
+CREATE INDEX rollouts_release ON rollouts (release_id);
+-- What the engine visits every tick: the running rollouts and those with assignments left to cancel.
+CREATE INDEX rollouts_active ON rollouts (id) WHERE status = 'running' OR NOT settled;
+
 CREATE TABLE assignments (
     id            uuid PRIMARY KEY,
     device_id     uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
@@ -121,7 +157,10 @@ CREATE TABLE assignments (
     object_key    text NOT NULL,
     size          bigint NOT NULL,
     crc32         bigint NOT NULL,
-    sha256        text NOT NULL
+    sha256        text NOT NULL,
+    -- The rollout that made it (NULL for a manual assignment). Its transitions move the rollout's target
+    -- (functions/ota_rollout_follow.sql).
+    rollout_id    uuid REFERENCES rollouts (id)
 ) WITH (fillfactor = 90);
 
 CREATE UNIQUE INDEX assignments_one_active ON assignments (device_id) WHERE status IN ('pending', 'delivered');
@@ -155,3 +194,75 @@ CREATE TABLE ble_transfers (
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX ble_transfers_device ON ble_transfers (device_id, created_at DESC);
+
+-- One wave of a rollout: when it opened and when its success gate passed.
+CREATE TABLE rollout_waves (
+    rollout_id      uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    wave            smallint NOT NULL CHECK (wave >= 1),
+    percent         numeric NOT NULL,
+    opened_at       timestamptz,
+    -- When the wave's applied share last reached the success threshold (NULL while below it): the soak runs from
+    -- here.
+    gate_met_at     timestamptz,
+    gate_passed_at  timestamptz,
+    PRIMARY KEY (rollout_id, wave)
+);
+
+-- One device of a rollout, fixed when the rollout is made. `state` is where the device stands: waiting (its
+-- wave is not open), blocked (waiting for admission: another assignment is active, a retry's backoff runs, or
+-- the rollout was paused), skipped (it already ran the release's version or a newer one), or the status of its
+-- current assignment (pending, delivered, applied, failed, rolled_back, canceled).
+-- Keyed by device_id first, like every per-device table (see the top of this file).
+CREATE TABLE rollout_targets (
+    device_id      uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    rollout_id     uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    wave           smallint NOT NULL,
+    state          text NOT NULL CHECK (state IN ('waiting', 'blocked', 'skipped', 'pending', 'delivered', 'applied',
+                                                  'failed', 'rolled_back', 'canceled')),
+    assignment_id  uuid,
+    -- Assignments made for this target so far (1 + the retries); one taken back by a pause does not count.
+    attempts       smallint NOT NULL DEFAULT 0,
+    reason         text CHECK (length(reason) <= 500),
+    -- For a blocked target: admission is not tried before this.
+    retry_at       timestamptz,
+    PRIMARY KEY (device_id, rollout_id)
+);
+-- GET /v1/rollouts/{id}/devices, ordered by wave then device, with or without a state.
+CREATE INDEX rollout_targets_page ON rollout_targets (rollout_id, wave, device_id);
+CREATE INDEX rollout_targets_state_page ON rollout_targets (rollout_id, state, wave, device_id);
+-- Admission: the blocked targets whose time has come.
+CREATE INDEX rollout_targets_due ON rollout_targets (rollout_id, retry_at) WHERE state = 'blocked';
+
+-- The rollouts' counts per wave and target state, as a ledger of signed deltas: every statement that changes
+-- targets appends its net change (a trigger, functions/ota_rollout_targets_counted.sql), and the engine now and
+-- then folds a rollout's rows into one per (wave, state). Appending takes no lock, so a thousand devices applying
+-- at once never queue on a counter row, and the sum of a rollout's rows is exact in any snapshot. The pseudo-state
+-- 'retries' counts the retry assignments made.
+CREATE TABLE rollout_counts (
+    rollout_id  uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    wave        smallint NOT NULL,
+    state       text NOT NULL,
+    n           bigint NOT NULL
+);
+CREATE INDEX rollout_counts_rollout ON rollout_counts (rollout_id);
+
+-- A paced rollout's first deliveries of the last 65 seconds, in 5-second buckets (parallel arrays: bucket number
+-- since the epoch, deliveries in it). One row per paced rollout: locking it serializes the budget check across
+-- every server instance (functions/ota_rollout_pacing_take.sql).
+CREATE TABLE rollout_pacing (
+    rollout_id  uuid PRIMARY KEY REFERENCES rollouts (id) ON DELETE CASCADE,
+    buckets     bigint[] NOT NULL DEFAULT '{}',
+    counts      integer[] NOT NULL DEFAULT '{}'
+);
+
+-- What happened to a rollout, for GET /v1/events (event: rollout). Numbered from the assignment events'
+-- sequence, so one cursor orders both kinds.
+CREATE TABLE rollout_events (
+    id          bigint PRIMARY KEY DEFAULT nextval('assignment_events_id_seq'),
+    rollout_id  uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    event       text NOT NULL,
+    status      text NOT NULL,
+    wave        smallint,
+    reason      text,
+    at          timestamptz NOT NULL DEFAULT clock_timestamp()
+);

@@ -27,6 +27,7 @@
 #include "heartbeat/deferred_writes.h"
 #include "heartbeat/presign_cache.h"
 #include "heartbeat/sweeper.h"
+#include "rollouts/engine.h"
 #include "http/worker.h"
 
 /* One event-loop thread and what it owns. */
@@ -38,6 +39,7 @@ typedef struct thread {
     h2o_socket_t *listener;
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
     ota_sweeper_t *sweeper; /* thread 0 only */
+    ota_rollout_engine_t *rollout_engine; /* thread 0 only */
     h2o_socket_t *waker;
     bool stopping;
     pthread_t tid;
@@ -137,8 +139,8 @@ static void make_loop(thread_t *t)
 {
     t->worker.loop = h2o_evloop_create();
     h2o_context_init(&t->worker.ctx, t->worker.loop, t->globalconf);
-    t->worker.db = ota__db_create(t->worker.loop, t->worker.cfg, true);
-    t->worker.side_db = ota__db_create(t->worker.loop, t->worker.cfg, false);
+    t->worker.db = ota__db_create(t->worker.loop, t->worker.cfg, true, t->worker.cfg->db_statement_timeout_ms);
+    t->worker.side_db = ota__db_create(t->worker.loop, t->worker.cfg, false, t->worker.cfg->db_bulk_timeout_ms);
     if (t->worker.db == NULL || t->worker.side_db == NULL)
         h2o_fatal("out of memory");
     ota__jobs_register(t->worker.ctx.queue, &t->worker.jobs_done);
@@ -160,8 +162,10 @@ static void *thread_main(void *arg)
     t->worker.signer = ota_manifest_signer_new(t->worker.signing_key->seed);
     if (t->worker.presign_cache == NULL || t->worker.signer == NULL)
         h2o_fatal("out of memory");
-    if (t->worker.index == 0)
+    if (t->worker.index == 0) {
         t->sweeper = ota__sweeper_start(&t->worker);
+        t->rollout_engine = ota__rollout_engine_start(&t->worker);
+    }
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
@@ -174,6 +178,8 @@ static void *thread_main(void *arg)
     h2o_socket_close(t->waker);
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
+    if (t->rollout_engine != NULL)
+        ota__rollout_engine_stop(t->rollout_engine);
     ota__deferred_writes_stop(t->worker.deferred_writes);
     t->worker.deferred_writes = NULL;
     free(t->worker.presign_cache);

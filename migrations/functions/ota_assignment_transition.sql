@@ -1,4 +1,5 @@
--- Records a transition, mirrors it on the device, refuses illegal ones, and tells listeners (GET /v1/events).
+-- Records a transition, mirrors it on the device (and on its rollout target, for a rollout's assignment), refuses
+-- illegal ones, and tells listeners (GET /v1/events).
 -- The trigger is made here, with its function, because the numbered migrations run before any function exists.
 CREATE OR REPLACE FUNCTION ota_assignment_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -14,6 +15,9 @@ BEGIN
     INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status, reason)
     VALUES (NEW.id, NEW.device_id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END, NEW.status, NEW.reason);
     UPDATE devices SET ota_status = NEW.status WHERE id = NEW.device_id;
+    IF NEW.rollout_id IS NOT NULL THEN
+        PERFORM ota_rollout_follow(NEW);
+    END IF;
     PERFORM pg_notify('ota_events', NEW.id::text);
     RETURN NEW;
 END $$;

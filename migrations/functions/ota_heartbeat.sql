@@ -1,7 +1,7 @@
 -- The heartbeat, in one round trip (see server/heartbeat/heartbeat.c for the why). Checks the token hash,
 -- records presence and the reported state, then acts on the device's active assignment (ota_heartbeat_decide):
--- applied, failed, timeout, delivered (the manifest's fields returned) or deferred ('recording', 'battery' or
--- 'ble_connected' says why not). The token hash is compared here, not in C: an attacker can learn at most how many
+-- applied, failed, timeout, delivered (the manifest's fields returned) or deferred ('recording', 'battery',
+-- 'ble_connected' or 'rollout_pacing' says why not). The token hash is compared here, not in C: an attacker can learn at most how many
 -- leading bytes of SHA-256(guess) match, which says nothing about the token.
 --
 -- Most heartbeats change nothing: the device reports what it reported a minute ago and has nothing to apply. Such
@@ -79,6 +79,11 @@ BEGIN
         ELSE
             decision := 'none';
         END IF;
+        -- A rollout's first delivery waits while the rollout does not run or its pacing budget is spent.
+        IF decision = 'deliver' AND a.status = 'pending' AND a.rollout_id IS NOT NULL
+           AND NOT ota_rollout_may_deliver(a.rollout_id, pass = 2) THEN
+            decision := 'rollout_pacing';
+        END IF;
         EXIT WHEN pass = 1 AND NOT (
             p_relay
             OR d.last_seen_at IS NULL
@@ -108,7 +113,8 @@ BEGIN
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
     END IF;
     IF decision <> 'deliver' THEN
-        -- 'relay', or a deferral ('recording', 'battery', 'ble_connected'), which `deferred` names.
+        -- 'relay', or a deferral ('recording', 'battery', 'ble_connected', 'rollout_pacing'), which `deferred`
+        -- names.
         RETURN ROW('ok', CASE WHEN decision <> 'relay' THEN decision END, false, a.id, a.status, a.release_id,
                    NULL, a.version, NULL, NULL, NULL, NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
     END IF;

@@ -53,6 +53,18 @@ void ota__api_assignments_list(ota_call_t *call);
 void ota__api_device_assignments_list(ota_call_t *call);
 void ota__api_assignments_cancel(ota_call_t *call);
 
+/* rollouts.c */
+void ota__api_rollouts_create(ota_call_t *call);
+void ota__api_rollouts_list(ota_call_t *call);
+void ota__api_rollouts_get(ota_call_t *call);
+void ota__api_rollouts_pause(ota_call_t *call);
+void ota__api_rollouts_resume(ota_call_t *call);
+void ota__api_rollouts_advance(ota_call_t *call);
+void ota__api_rollouts_cancel(ota_call_t *call);
+
+/* rollout_targets.c */
+void ota__api_rollout_targets_list(ota_call_t *call);
+
 /* ble.c */
 void ota__api_device_update(ota_call_t *call);
 void ota__api_relay(ota_call_t *call);

@@ -120,7 +120,7 @@ static void on_events(void *arg, const PGresult *res)
         return; /* the database is away: the next notification or keep-alive tick reads again */
     for (int row = 0; row < PQntuples(res); row++) {
         s->cursor = strtoll(PQgetvalue(res, row, OTA_EVENT_COL_ID), NULL, 10);
-        pend(s, "id: %" PRId64 "\nevent: transition\ndata: %s\n\n", s->cursor,
+        pend(s, "id: %" PRId64 "\nevent: %s\ndata: %s\n\n", s->cursor, PQgetvalue(res, row, OTA_EVENT_COL_KIND),
              PQgetvalue(res, row, OTA_EVENT_COL_JSON));
     }
     flush(s);

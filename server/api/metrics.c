@@ -8,10 +8,21 @@
 
 /*
  * GET /metrics: this process's request, latency and heartbeat counters,
- * this thread's database connection, and the fleet's assignments by state
- * and transitions by target state (from the database, so the same on every
- * instance).
+ * this thread's database connection, and the fleet's assignments by state,
+ * transitions by target state, rollouts by status and their targets by state
+ * (from the database, so the same on every instance).
  */
+
+/* One metric family: the rows of `kind`, labelled `label`="<state column>". */
+static void render_kind(ota_text_t *out, const PGresult *res, const char *kind, const char *metric,
+                        const char *label, const char *help, const char *type)
+{
+    ota_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
+    for (int row = 0; row < PQntuples(res); row++)
+        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), kind) == 0)
+            ota_text_printf(out, "%s{%s=\"%s\"} %s\n", metric, label, PQgetvalue(res, row, OTA_METRICS_COL_STATE),
+                            PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+}
 
 static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *res)
 {
@@ -24,17 +35,12 @@ static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *r
                     w->index, ota__db_ready(w->db) ? 1 : 0, w->index, ota__db_in_flight(w->db));
     if (res == NULL)
         return;
-    ota_text_printf(out, "# HELP ota_assignments Assignments by status, fleet-wide.\n# TYPE ota_assignments gauge\n");
-    for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "status") == 0)
-            ota_text_printf(out, "ota_assignments{status=\"%s\"} %s\n", PQgetvalue(res, row, OTA_METRICS_COL_STATE),
-                            PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
-    ota_text_printf(out, "# HELP ota_assignment_transitions_total Assignment transitions by target status, "
-                         "fleet-wide.\n# TYPE ota_assignment_transitions_total counter\n");
-    for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "transition") == 0)
-            ota_text_printf(out, "ota_assignment_transitions_total{to=\"%s\"} %s\n",
-                            PQgetvalue(res, row, OTA_METRICS_COL_STATE), PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+    render_kind(out, res, "status", "ota_assignments", "status", "Assignments by status, fleet-wide.", "gauge");
+    render_kind(out, res, "transition", "ota_assignment_transitions_total", "to",
+                "Assignment transitions by target status, fleet-wide.", "counter");
+    render_kind(out, res, "rollouts", "ota_rollouts", "status", "Rollouts by status.", "gauge");
+    render_kind(out, res, "rollout_targets", "ota_rollout_targets", "state",
+                "Targets of the running and paused rollouts by state.", "gauge");
 }
 
 static const char *route_name(size_t index)

@@ -44,6 +44,19 @@ const ota_route_t ota__routes[] = {
     {"GET", "/v1/releases/{uuid}/artifacts/{kind}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_artifact,
      "releases.artifact"},
     {"POST", "/v1/uploads", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_uploads_create, "uploads.create"},
+
+    {"POST", "/v1/rollouts", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_rollouts_create, "rollouts.create"},
+    {"GET", "/v1/rollouts", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollouts_list, "rollouts.list"},
+    {"GET", "/v1/rollouts/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollouts_get, "rollouts.get"},
+    {"GET", "/v1/rollouts/{uuid}/devices", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollout_targets_list,
+     "rollouts.devices"},
+    {"POST", "/v1/rollouts/{uuid}/pause", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_rollouts_pause, "rollouts.pause"},
+    {"POST", "/v1/rollouts/{uuid}/resume", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_rollouts_resume,
+     "rollouts.resume"},
+    {"POST", "/v1/rollouts/{uuid}/advance", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_rollouts_advance,
+     "rollouts.advance"},
+    {"POST", "/v1/rollouts/{uuid}/cancel", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_rollouts_cancel,
+     "rollouts.cancel"},
 };
 
 const size_t ota__routes_count = sizeof ota__routes / sizeof ota__routes[0];

@@ -24,6 +24,7 @@ static const var_doc_t VARS[] = {
     {"OTA_MAX_BODY", "67108864 (64 MiB)", "largest upload body in bytes; other bodies stop at 64 KiB"},
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
+    {"OTA_DB_BULK_TIMEOUT_MS", "120000", "the same for statements over many rows (creating a rollout, /metrics)"},
     {"OTA_ACCESS_LOG", "1", "1: one JSON line per request (request id, route, status, ms) on stderr; 0: none"},
     {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
     {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
@@ -43,6 +44,7 @@ static const var_doc_t VARS[] = {
     {"OTA_DELIVERY_COUNT_MS", "30000", "milliseconds between writes of the re-delivery counts kept in memory"},
     {"OTA_PRESENCE_INTERVAL", "120", "last_seen_at is rewritten only once older than this many seconds (0 = always)"},
     {"OTA_BLOCKED_BATTERY", "low,dead", "battery states that defer delivery (comma-separated; \"\" for none)"},
+    {"OTA_ROLLOUT_TICK_MS", "1000", "milliseconds between the rollout engine's ticks when it has nothing to do"},
 };
 
 void ota__config_print_help(FILE *out)
@@ -242,6 +244,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->db_statement_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_DB_BULK_TIMEOUT_MS", 120000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->db_bulk_timeout_ms = (int)v;
     if ((rc = int_var("OTA_ACCESS_LOG", 1, 0, 1, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->access_log = (int)v;
@@ -260,6 +265,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_PRESENCE_INTERVAL", 120, 0, 3600, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->presence_interval = (int)v;
+    if ((rc = int_var("OTA_ROLLOUT_TICK_MS", 1000, 10, 60000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->rollout_tick_ms = (int)v;
     snprintf(cfg->heartbeat_interval_text, sizeof cfg->heartbeat_interval_text, "%d", cfg->heartbeat_interval);
     snprintf(cfg->apply_timeout_text, sizeof cfg->apply_timeout_text, "%d", cfg->apply_timeout);
     snprintf(cfg->presence_interval_text, sizeof cfg->presence_interval_text, "%d", cfg->presence_interval);

@@ -23,6 +23,7 @@ typedef struct ota_config {
     size_t max_body;           /**< OTA_MAX_BODY: cap for upload bodies; other routes use OTA_MAX_JSON_BODY */
     int heartbeat_interval;    /**< OTA_HEARTBEAT_INTERVAL, seconds */
     int db_statement_timeout_ms; /**< OTA_DB_STATEMENT_TIMEOUT_MS: a statement running longer is canceled */
+    int db_bulk_timeout_ms;      /**< OTA_DB_BULK_TIMEOUT_MS: the same on the side connection (many rows) */
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
 
     /* Object storage (storage/storage.h). */
@@ -47,6 +48,7 @@ typedef struct ota_config {
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
     /** The three above as the heartbeat statement's text parameters, written once at load (the hot path). */
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12];
+    int rollout_tick_ms;      /**< OTA_ROLLOUT_TICK_MS: the rollout engine's pause when it has nothing to do */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
 

@@ -15,8 +15,8 @@ static const int STATUSES[] = {200, 201, 204, 206, 302, 400, 401, 403, 404, 405,
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
-static const char *const DEFERRALS[] = {"recording", "battery", "ble_connected"};
-#define NDEFERRALS 3
+static const char *const DEFERRALS[] = {"recording", "battery", "ble_connected", "rollout_pacing"};
+#define NDEFERRALS (sizeof DEFERRALS / sizeof DEFERRALS[0])
 
 static struct {
     atomic_uint_fast64_t requests[ROUTE_SLOTS][NSTATUS];

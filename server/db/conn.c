@@ -36,6 +36,7 @@ struct ota_db {
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
     bool listen;                /* LISTEN ota_events from the setup on */
+    int statement_timeout_ms;   /* this connection's statement_timeout (0: none) */
     ota_db_notify_cb notify_cb; /* NOTIFY on channel ota_events */
     void *notify_arg;
 };
@@ -154,7 +155,7 @@ static void start_connect(ota_db_t *db)
 static void send_setup(ota_db_t *db)
 {
     char timeout[32], interval[32];
-    snprintf(timeout, sizeof(timeout), "%d", db->cfg->db_statement_timeout_ms);
+    snprintf(timeout, sizeof(timeout), "%d", db->statement_timeout_ms);
     snprintf(interval, sizeof(interval), "%d", db->cfg->heartbeat_interval);
     const char *params[] = {timeout, interval};
     bool ok = PQsendQueryParams(db->conn,
@@ -356,7 +357,7 @@ ota_err_t ota__db_query(ota_db_t *db, ota_stmt_t stmt, const char *const *params
 
 static uint64_t dead_peer_limit_ms(const ota_db_t *db)
 {
-    int t = db->cfg->db_statement_timeout_ms;
+    int t = db->statement_timeout_ms;
     return (uint64_t)(t > 0 ? t : NO_STATEMENT_TIMEOUT_LIMIT_MS) + DEAD_PEER_MARGIN_MS;
 }
 
@@ -376,7 +377,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
 
 /* --- life cycle --- */
 
-ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen)
+ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen, int statement_timeout_ms)
 {
     ota_db_t *db = calloc(1, sizeof(*db));
     if (db == NULL)
@@ -384,6 +385,7 @@ ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen)
     db->loop = loop;
     db->cfg = cfg;
     db->listen = listen;
+    db->statement_timeout_ms = statement_timeout_ms;
     db->state = DB_DOWN;
     h2o_timeout_init(loop, &db->tick, TICK_MS);
     db->tick_entry.cb = on_tick;

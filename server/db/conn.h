@@ -41,10 +41,10 @@ void ota__db_set_notify(ota_db_t *db, ota_db_notify_cb cb, void *arg);
 
 /**
  * Creates the connection for `loop` and starts connecting; with `listen`, it LISTENs on ota_events from
- * its setup on. `cfg` must outlive it. Free with ota__db_destroy.
+ * its setup on. A statement running longer than `statement_timeout_ms` (0: no limit) is canceled. `cfg`
+ * must outlive it. Free with ota__db_destroy.
  */
-ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen);
-
+ota_db_t *ota__db_create(h2o_loop_t *loop, const ota_config_t *cfg, bool listen, int statement_timeout_ms);
 /** Closes the connection; waiting callers get NULL results first. */
 void ota__db_destroy(ota_db_t *db);
 

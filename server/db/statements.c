@@ -9,7 +9,7 @@
     "json_build_object('id', " a ".id, 'device_id', " a ".device_id, 'release_id', " a ".release_id, 'version', " a    \
     ".version, 'status', " a ".status, 'created_at', ota_ts(" a ".created_at), 'delivered_at', ota_ts(" a              \
     ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a              \
-    ".deliveries)"
+    ".deliveries, 'rollout_id', " a ".rollout_id)"
 
 #define ACTIVE_ASSIGNMENT_OF(device)                                                                                   \
     "(SELECT " ASSIGNMENT_JSON("aa") " FROM assignments aa WHERE aa.device_id = " device                              \
@@ -46,6 +46,13 @@
 #define ASSIGNMENT_EVENTS                                                                                              \
     "(SELECT json_agg(json_build_object('at', ota_ts(e.at), 'from', e.from_status, 'to', e.to_status, 'reason', "    \
     "e.reason) ORDER BY e.id) FROM assignment_events e WHERE e.assignment_id = a.id)"
+
+/* A rollout target as GET /v1/rollouts/{id}/devices shows it, and its keyset page in (wave, device) order. */
+#define ROLLOUT_TARGET_COLS                                                                                            \
+    "t.device_id, d.serial, t.wave, t.state, t.assignment_id, t.attempts, t.reason "                                  \
+    "FROM rollout_targets t JOIN devices d ON d.id = t.device_id"
+#define ROLLOUT_TARGET_PAGE                                                                                            \
+    "AND (t.wave, t.device_id) > ($4::smallint, $5::uuid) ORDER BY t.wave, t.device_id LIMIT $6::integer"
 
 static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_PING] = {"ping", "SELECT 1", 0},
@@ -172,19 +179,59 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_BLE_TRANSFER] = {"ble_transfer",
                                "SELECT outcome, created_at FROM ota_ble_transfer($1::uuid, $2::uuid, $3::uuid, $4, $5)",
                                5},
+    /* Both kinds of event share one sequence (rollout_events in 0001_schema.sql), so one cursor orders them. */
     [OTA_STMT_EVENTS_SINCE] = {"events_since",
-                               "SELECT e.id, json_build_object('id', e.id, 'assignment_id', e.assignment_id, "
-                               "'device_id', e.device_id, 'from', e.from_status, 'to', e.to_status, 'reason', "
-                               "e.reason, 'at', ota_ts(e.at)) FROM assignment_events e WHERE e.id > $1::bigint "
-                               "ORDER BY e.id LIMIT $2::integer",
+                               "(SELECT e.id, 'transition', json_build_object('id', e.id, 'assignment_id', "
+                               "e.assignment_id, 'device_id', e.device_id, 'from', e.from_status, 'to', e.to_status, "
+                               "'reason', e.reason, 'at', ota_ts(e.at)) FROM assignment_events e "
+                               "WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2::integer) "
+                               "UNION ALL (SELECT e.id, 'rollout', json_build_object('id', e.id, 'rollout_id', "
+                               "e.rollout_id, 'event', e.event, 'status', e.status, 'wave', e.wave, 'reason', "
+                               "e.reason, 'at', ota_ts(e.at)) FROM rollout_events e "
+                               "WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2::integer) ORDER BY 1 LIMIT $2::integer",
                                2},
-    [OTA_STMT_EVENTS_LAST] = {"events_last", "SELECT coalesce(max(id), 0) FROM assignment_events", 0},
+    [OTA_STMT_EVENTS_LAST] = {"events_last",
+                              "SELECT greatest((SELECT coalesce(max(id), 0) FROM assignment_events), "
+                              "(SELECT coalesce(max(id), 0) FROM rollout_events))",
+                              0},
     /* Fleet-wide numbers, the same whichever instance is scraped. */
     [OTA_STMT_METRICS_ASSIGNMENTS] = {"metrics_assignments",
                                       "SELECT 'status', status, count(*) FROM assignments GROUP BY status "
                                       "UNION ALL SELECT 'transition', to_status, count(*) FROM assignment_events "
-                                      "GROUP BY to_status",
+                                      "GROUP BY to_status "
+                                      "UNION ALL SELECT 'rollouts', status, count(*) FROM rollouts GROUP BY status "
+                                      /* targets of the running and paused rollouts, from the counts ledger */
+                                      "UNION ALL SELECT 'rollout_targets', c.state, sum(c.n) FROM rollout_counts c "
+                                      "JOIN rollouts r ON r.id = c.rollout_id AND r.status IN ('running', 'paused') "
+                                      "WHERE c.state <> 'retries' GROUP BY c.state",
                                       0},
+    [OTA_STMT_ROLLOUT_CREATE] = {"rollout_create",
+                                 "SELECT outcome, body FROM ota_rollout_create($1::uuid, $2::uuid, $3, $4::jsonb, "
+                                 "$5::numeric[], $6::integer, $7::numeric, $8::integer, $9::numeric, $10::integer, "
+                                 "$11::integer, $12::integer, $13::boolean, $14::boolean)",
+                                 14},
+    [OTA_STMT_ROLLOUT_GET] = {"rollout_get", "SELECT ota_rollout_json($1::uuid)", 1},
+    /* Few rows (one per rollout), so one statement with optional filters plans well enough. */
+    [OTA_STMT_ROLLOUT_LIST] = {"rollout_list",
+                               "SELECT ota_rollout_json(r.id), ota_ts_us(r.created_at), r.id FROM rollouts r "
+                               "WHERE ($4::text IS NULL OR r.status = $4) AND ($5::uuid IS NULL OR r.release_id = $5) "
+                               "AND (r.created_at, r.id) < ($1::timestamptz, $2::uuid) "
+                               "ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
+                               5},
+    [OTA_STMT_ROLLOUT_ACT] = {"rollout_act", "SELECT outcome, body FROM ota_rollout_act($1::uuid, $2)", 2},
+    /* A page of targets in (wave, device) order: rows after the cursor ($4 wave, $5 device), within the waves
+       $2 .. $3. Each statement walks one index range (rollout_targets_page, rollout_targets_state_page). */
+    [OTA_STMT_ROLLOUT_TARGETS] = {"rollout_targets",
+                                  "SELECT " ROLLOUT_TARGET_COLS " WHERE t.rollout_id = $1::uuid "
+                                  "AND t.wave BETWEEN $2::smallint AND $3::smallint " ROLLOUT_TARGET_PAGE,
+                                  6},
+    [OTA_STMT_ROLLOUT_TARGETS_STATE] = {"rollout_targets_state",
+                                        "SELECT " ROLLOUT_TARGET_COLS " WHERE t.rollout_id = $1::uuid "
+                                        "AND t.state = $7 AND t.wave BETWEEN $2::smallint AND $3::smallint "
+                                        ROLLOUT_TARGET_PAGE,
+                                        7},
+    [OTA_STMT_ROLLOUT_EXISTS] = {"rollout_exists", "SELECT 1 FROM rollouts WHERE id = $1::uuid", 1},
+    [OTA_STMT_ROLLOUT_TICK] = {"rollout_tick", "SELECT ota_rollout_tick($1::integer)", 1},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

@@ -52,7 +52,16 @@ typedef enum ota_stmt {
     OTA_STMT_BLE_TRANSFER,           /* $1 id, $2 device, $3 release, $4 state, $5 error → outcome, created_at */
     OTA_STMT_EVENTS_SINCE,           /* $1 after event id, $2 limit → rows (id, event JSON) */
     OTA_STMT_EVENTS_LAST,            /* → the newest event id (0 when none) */
-    OTA_STMT_METRICS_ASSIGNMENTS,    /* → rows (kind 'status'|'transition', state, count) for /metrics */
+    OTA_STMT_METRICS_ASSIGNMENTS,    /* → rows (kind 'status'|'transition'|'rollouts'|'rollout_targets', state, count)
+                                        for /metrics */
+    OTA_STMT_ROLLOUT_CREATE,         /* see migrations/functions/ota_rollout_create.sql → outcome, body */
+    OTA_STMT_ROLLOUT_GET,            /* $1 id → the rollout's JSON (NULL when none) */
+    OTA_STMT_ROLLOUT_LIST,           /* $1 cursor ts, $2 cursor id, $3 limit, $4 status|NULL, $5 release|NULL → rows */
+    OTA_STMT_ROLLOUT_ACT,            /* $1 id, $2 pause|resume|advance|cancel → outcome, body */
+    OTA_STMT_ROLLOUT_TARGETS,        /* $1 id, $2..$3 waves, $4 cursor wave, $5 cursor device, $6 limit → targets */
+    OTA_STMT_ROLLOUT_TARGETS_STATE,  /* ... $7 state */
+    OTA_STMT_ROLLOUT_EXISTS,         /* $1 id → one row when it exists */
+    OTA_STMT_ROLLOUT_TICK,           /* $1 batch → work done (0: nothing to do) */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -161,15 +170,32 @@ enum { OTA_ASSIGNMENT_UFW_COL_JSON, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY, OTA_ASSIG
 enum { OTA_BLE_TRANSFER_COL_OUTCOME, OTA_BLE_TRANSFER_COL_CREATED_AT };
 
 /** Columns of an OTA_STMT_EVENTS_SINCE row. */
-enum { OTA_EVENT_COL_ID, OTA_EVENT_COL_JSON };
+enum { OTA_EVENT_COL_ID, OTA_EVENT_COL_KIND /**< 'transition' or 'rollout' */, OTA_EVENT_COL_JSON };
+
+/** Columns of OTA_STMT_ROLLOUT_CREATE and OTA_STMT_ROLLOUT_ACT. */
+enum { OTA_ROLLOUT_OUTCOME_COL, OTA_ROLLOUT_BODY_COL };
+
+/** Columns of an OTA_STMT_ROLLOUT_LIST row. */
+enum { OTA_ROLLOUT_COL_JSON, OTA_ROLLOUT_COL_CURSOR_TS, OTA_ROLLOUT_COL_ID };
+
+/** Columns of an OTA_STMT_ROLLOUT_TARGETS row. */
+enum {
+    OTA_TARGET_COL_DEVICE_ID,
+    OTA_TARGET_COL_SERIAL,
+    OTA_TARGET_COL_WAVE,
+    OTA_TARGET_COL_STATE,
+    OTA_TARGET_COL_ASSIGNMENT_ID,
+    OTA_TARGET_COL_ATTEMPTS,
+    OTA_TARGET_COL_REASON,
+};
 
 /** Columns of the OTA_STMT_EVENTS_LAST row. */
 enum { OTA_EVENTS_LAST_COL_ID };
 
 /** Columns of an OTA_STMT_METRICS_ASSIGNMENTS row. */
 enum {
-    OTA_METRICS_COL_KIND,  /**< 'status' or 'transition' */
-    OTA_METRICS_COL_STATE, /**< the status, or the transition's target status */
+    OTA_METRICS_COL_KIND,  /**< 'status', 'transition', 'rollouts' or 'rollout_targets' */
+    OTA_METRICS_COL_STATE, /**< the status, the transition's target status, a rollout status, a target state */
     OTA_METRICS_COL_COUNT,
 };
 

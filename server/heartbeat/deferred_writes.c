@@ -321,7 +321,7 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
     if (w == NULL)
         h2o_fatal("out of memory");
     w->worker = worker;
-    w->db = ota__db_create(worker->loop, worker->cfg, false);
+    w->db = ota__db_create(worker->loop, worker->cfg, false, worker->cfg->db_statement_timeout_ms);
     if (w->db == NULL)
         h2o_fatal("out of memory");
     w->write_began_ms = monotonic_ms();

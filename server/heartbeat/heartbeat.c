@@ -249,7 +249,7 @@ void ota__heartbeat_respond(ota_call_t *call, const char *ota, size_t ota_len, c
 /* Whether `s` is one of the reasons ota_heartbeat() gives for deferring. */
 static bool known_deferral(const char *s)
 {
-    static const char *const REASONS[] = {"recording", "battery", "ble_connected", NULL};
+    static const char *const REASONS[] = {"recording", "battery", "ble_connected", "rollout_pacing", NULL};
     return one_of(s, REASONS);
 }
 

@@ -18,11 +18,30 @@ static bool timestamp_valid(const char *ts, size_t len)
     return true;
 }
 
+/* A number from 0 to 32767 (a wave: SQL smallint) without leading zeros. */
+static bool number_valid(const char *s, size_t len)
+{
+    long value = 0;
+    if (len < 1 || len > 5 || (s[0] == '0' && len > 1))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        value = value * 10 + (s[i] - '0');
+    }
+    return value <= 32767;
+}
+
+static bool key_valid(const char *key, size_t len)
+{
+    return timestamp_valid(key, len) || number_valid(key, len);
+}
+
 bool ota__cursor_encode(const char *ts, const char *id, char out[OTA_CURSOR_MAX])
 {
     char plain[OTA_CURSOR_TS_MAX + 1 + 37], checked_id[OTA_UUID_LEN + 1];
     size_t ts_len = strlen(ts), id_len = strlen(id);
-    if (!timestamp_valid(ts, ts_len) || !ota__uuid_parse(id, id_len, checked_id))
+    if (!key_valid(ts, ts_len) || !ota__uuid_parse(id, id_len, checked_id))
         return false;
     id = checked_id;
     memcpy(plain, ts, ts_len);
@@ -47,7 +66,7 @@ bool ota__cursor_decode(const char *s, size_t len, char ts[OTA_CURSOR_TS_MAX], c
     if (comma == NULL)
         return false;
     size_t ts_len = (size_t)(comma - plain);
-    if (!timestamp_valid((const char *)plain, ts_len))
+    if (!key_valid((const char *)plain, ts_len))
         return false;
     if (!ota__uuid_parse((const char *)comma + 1, plain_len - ts_len - 1, id))
         return false;

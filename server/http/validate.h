@@ -37,6 +37,15 @@ const char *ota__validate_string(ota_validate_t *v, const char *name, bool requi
 bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, json_int_t *out);
 
 /**
+ * A number field (integer or not): false when absent or JSON null; a non-number is a 400 problem. Otherwise
+ * stores it in `*out` and returns true.
+ */
+bool ota__validate_number(ota_validate_t *v, const char *name, double *out);
+
+/** An array field (borrowed): NULL when absent or JSON null; a non-array is a 400 problem (and gives NULL). */
+json_t *ota__validate_array(ota_validate_t *v, const char *name);
+
+/**
  * A boolean field: `def` when absent or JSON null; a non-boolean is a 400 problem (and gives `def`).
  */
 bool ota__validate_boolean(ota_validate_t *v, const char *name, bool def);

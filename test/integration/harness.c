@@ -1199,9 +1199,11 @@ void h_server_start(h_server_t *srv, h_pg_t *pg, const char *const *extra_env)
     fmt(signing, sizeof signing, "OTA_SIGNING_KEY=%s/signing-key.pem", pg->dir);
     fmt(public_url, sizeof public_url, "OTA_PUBLIC_URL=http://127.0.0.1:%d", port);
     /* Presence, signatures and re-delivery counts written every 200 ms instead of 5 s and 30 s, so tests that read
-     * them wait less (H_DEFERRED_WRITE_WAIT_MS); it_heartbeat_writes runs the defaults too. */
+     * them wait less (H_DEFERRED_WRITE_WAIT_MS); it_heartbeat_writes runs the defaults too. The rollout engine
+     * idles 100 ms instead of 1 s between ticks, for the same reason. */
     const char *const defaults[] = {db,         listen,       "OTA_THREADS=2", key, storage, signing, public_url,
-                                    "OTA_DEFERRED_WRITE_MS=200", "OTA_DELIVERY_COUNT_MS=200", NULL};
+                                    "OTA_DEFERRED_WRITE_MS=200", "OTA_DELIVERY_COUNT_MS=200",
+                                    "OTA_ROLLOUT_TICK_MS=100", NULL};
     strv_t env = {0};
     env_build(&env, defaults, extra_env);
     server_identity(srv, &env, pg);

@@ -252,10 +252,12 @@ static const int_case_t INTS[] = {
     {"OTA_MAX_BODY", 1024, 4L * 1024 * 1024 * 1024, offsetof(ota_config_t, max_body), 1},
     {"OTA_HEARTBEAT_INTERVAL", 5, 86400, offsetof(ota_config_t, heartbeat_interval), 0},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", 0, 3600 * 1000, offsetof(ota_config_t, db_statement_timeout_ms), 0},
+    {"OTA_DB_BULK_TIMEOUT_MS", 0, 3600 * 1000, offsetof(ota_config_t, db_bulk_timeout_ms), 0},
     {"OTA_APPLY_TIMEOUT", 60, 30L * 86400, offsetof(ota_config_t, apply_timeout), 0},
     {"OTA_DEFERRED_WRITE_MS", 100, 60000, offsetof(ota_config_t, deferred_write_ms), 0},
     {"OTA_DELIVERY_COUNT_MS", 100, 60000, offsetof(ota_config_t, delivery_count_ms), 0},
     {"OTA_PRESENCE_INTERVAL", 0, 3600, offsetof(ota_config_t, presence_interval), 0},
+    {"OTA_ROLLOUT_TICK_MS", 10, 60000, offsetof(ota_config_t, rollout_tick_ms), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)

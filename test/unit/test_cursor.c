@@ -44,6 +44,10 @@ static void test_round_trip(void **state)
         {TS, ID},
         {"1970-01-01T00:00:00.000000Z", "00000000-0000-0000-0000-000000000000"},
         {"9999-12-31T23:59:59.999999Z", "ffffffff-ffff-ffff-ffff-ffffffffffff"},
+        /* A number key: a rollout target's wave. */
+        {"1", ID},
+        {"0", "00000000-0000-0000-0000-000000000000"},
+        {"32767", ID},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -157,6 +161,13 @@ static void test_decode_rejects_wrong_contents(void **state)
     expect_plain_rejected("12026-11-21T10:00:00.123456Z," ID);
     expect_plain_rejected("infinity," ID);
     expect_plain_rejected("," ID);
+    /* Number keys out of shape or range. */
+    expect_plain_rejected("01," ID);
+    expect_plain_rejected("-1," ID);
+    expect_plain_rejected("1.5," ID);
+    expect_plain_rejected("32768," ID);
+    expect_plain_rejected("123456," ID);
+    expect_plain_rejected(" 1," ID);
     /* Bad UUID. */
     expect_plain_rejected(TS ",");
     expect_plain_rejected(TS ",0b7f5d3e-3a51-4f0e-9c3b-2f1e0d7a9b1");
