@@ -15,7 +15,8 @@
 --
 -- devices and assignments keep room on every page for a row's next version (fillfactor 90): presence and
 -- re-delivery counts rewrite these rows all day, and an update that finds room on its row's page (and changes no
--- indexed column, as these do not) is a HOT update, which adds no index entry.
+-- indexed column, as these do not) is a HOT update, which adds no index entry. The indexed columns that do change
+-- (a device's tags, its firmware_version, its ota_status) change seldom: an operator's edit, an update installed.
 
 CREATE TABLE models (
     id          text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
@@ -25,7 +26,9 @@ CREATE TABLE models (
 
 CREATE TABLE devices (
     id                uuid PRIMARY KEY,
-    serial            text NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 128),
+    -- Collation "C": the fleet filter's serial_prefix is a LIKE 'prefix%', which only a byte-ordered index answers
+    -- as a range scan (functions/ota_fleet_where.sql).
+    serial            text COLLATE "C" NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 128),
     model_id          text NOT NULL REFERENCES models (id),
     name              text CHECK (length(name) <= 200),
     token_hash        bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
@@ -41,13 +44,21 @@ CREATE TABLE devices (
     -- assignment transitions so that listing by it needs no join.
     ota_status        text NOT NULL DEFAULT 'none'
                       CHECK (ota_status IN ('none', 'pending', 'delivered', 'applied', 'failed', 'canceled')),
-    created_at        timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- Labels an operator selects devices by (eu, beta, site:lyon). The server checks their form and keeps them
+    -- distinct and in byte order (hence collation "C", the order ota_tags_merge() sorts them in too).
+    tags              text[] COLLATE "C" NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 32)
 ) WITH (fillfactor = 90);
 
 -- Keyset pagination: newest first, ties broken by id.
 CREATE INDEX devices_page ON devices (created_at DESC, id DESC);
 CREATE INDEX devices_model_page ON devices (model_id, created_at DESC, id DESC);
 CREATE INDEX devices_ota_status_page ON devices (ota_status, created_at DESC, id DESC);
+-- The fleet filter (functions/ota_fleet_where.sql): tags_all (@>) and tags_any (&&) through the GIN index; a
+-- version range through the firmware index, first to list the distinct versions devices run (one probe per
+-- version), then to find the devices running the ones in range.
+CREATE INDEX devices_tags ON devices USING gin (tags);
+CREATE INDEX devices_firmware_version ON devices (firmware_version);
 
 CREATE TABLE api_keys (
     id          uuid PRIMARY KEY,

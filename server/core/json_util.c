@@ -40,3 +40,27 @@ json_t *ota__json_col_json(const PGresult *res, int row, int col)
     json_t *value = json_loadb(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col), JSON_DECODE_ANY, NULL);
     return value != NULL ? value : json_null();
 }
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *ota__json_strings_sorted(json_t *strings)
+{
+    size_t n = json_array_size(strings), i;
+    const char **sorted = malloc((n > 0 ? n : 1) * sizeof *sorted);
+    json_t *out = ota__json_checked(json_array()), *s;
+    if (sorted == NULL)
+        h2o_fatal("out of memory");
+    json_array_foreach(strings, i, s)
+    {
+        sorted[i] = json_string_value(s);
+    }
+    qsort(sorted, n, sizeof *sorted, compare_strings);
+    for (i = 0; i < n; i++)
+        if (i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0)
+            json_array_append_new(out, ota__json_checked(json_string(sorted[i])));
+    free(sorted);
+    return out;
+}

@@ -32,32 +32,40 @@ static bool decode(const char *s, size_t len, char out[OTA_QUERY_VALUE_MAX])
     return true;
 }
 
-ota_query_result_t ota__query_get(const char *query, size_t len, const char *name, char out[OTA_QUERY_VALUE_MAX])
+ota_query_result_t ota__query_next(const char *query, size_t len, const char *name, size_t *pos,
+                                   char out[OTA_QUERY_VALUE_MAX])
 {
     size_t name_len = strlen(name);
-    ota_query_result_t result = OTA_QUERY_ABSENT;
-    const char *p = query, *end = query + len;
+    const char *p = query + *pos, *end = query + len;
 
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pair_end = amp != NULL ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pair_end - p));
         const char *key_end = eq != NULL ? eq : pair_end;
+        *pos = (size_t)(pair_end - query) + (amp != NULL);
         if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
-            if (result == OTA_QUERY_FOUND)
-                return OTA_QUERY_INVALID; /* given twice: ambiguous */
             const char *value = eq != NULL ? eq + 1 : pair_end;
-            if (!decode(value, (size_t)(pair_end - value), out))
-                return OTA_QUERY_INVALID;
-            result = OTA_QUERY_FOUND;
+            return decode(value, (size_t)(pair_end - value), out) ? OTA_QUERY_FOUND : OTA_QUERY_INVALID;
         }
         p = pair_end + 1;
     }
-    return result;
+    *pos = len;
+    return OTA_QUERY_ABSENT;
 }
 
-/* The query string of the call's request, without the '?'. */
-static void query_of(ota_call_t *call, const char **query, size_t *len)
+ota_query_result_t ota__query_get(const char *query, size_t len, const char *name, char out[OTA_QUERY_VALUE_MAX])
+{
+    size_t pos = 0;
+    ota_query_result_t result = ota__query_next(query, len, name, &pos, out);
+    if (result != OTA_QUERY_FOUND)
+        return result;
+    char again[OTA_QUERY_VALUE_MAX];
+    /* Given twice is ambiguous for a parameter that takes one value. */
+    return ota__query_next(query, len, name, &pos, again) == OTA_QUERY_ABSENT ? OTA_QUERY_FOUND : OTA_QUERY_INVALID;
+}
+
+void ota__query_string(ota_call_t *call, const char **query, size_t *len)
 {
     h2o_req_t *req = call->req;
     if (req->query_at == SIZE_MAX) {
@@ -73,7 +81,7 @@ bool ota__query_param(ota_call_t *call, const char *name, char out[OTA_QUERY_VAL
 {
     const char *query;
     size_t len;
-    query_of(call, &query, &len);
+    ota__query_string(call, &query, &len);
     ota_query_result_t r = ota__query_get(query, len, name, out);
     *present = (r == OTA_QUERY_FOUND);
     if (r == OTA_QUERY_INVALID) {

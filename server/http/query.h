@@ -24,8 +24,22 @@ typedef enum ota_query_result {
 /**
  * Finds parameter `name` in `query` (`len` bytes after the '?', may be
  * empty) and writes its percent-decoded value ('+' is a space) into `out`.
+ * Given more than once, it is OTA_QUERY_INVALID (for parameters that take
+ * one value; ota__query_next reads repeatable ones).
  */
 ota_query_result_t ota__query_get(const char *query, size_t len, const char *name, char out[OTA_QUERY_VALUE_MAX]);
+
+/**
+ * The next occurrence of parameter `name` in `query` at or after byte
+ * `*pos` (start with 0): FOUND with its decoded value in `out` and `*pos`
+ * moved past it, ABSENT when there is none left, INVALID when this one is
+ * badly encoded or too long. For repeatable parameters (`tag=eu&tag=beta`).
+ */
+ota_query_result_t ota__query_next(const char *query, size_t len, const char *name, size_t *pos,
+                                   char out[OTA_QUERY_VALUE_MAX]);
+
+/** The query string of the call's request, without the '?' (empty when it has none). */
+void ota__query_string(ota_call_t *call, const char **query, size_t *len);
 
 /** Default and largest page size of a list. */
 #define OTA_PAGE_DEFAULT 50

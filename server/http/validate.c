@@ -22,8 +22,7 @@ const char *ota__validate_string(ota_validate_t *v, const char *name, bool requi
         return NULL;
     }
     if (!json_is_string(value)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be a string", name);
+        ota__validate_wrong_type(v, name, "a string");
         return NULL;
     }
     return json_string_value(value);
@@ -38,8 +37,7 @@ bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, j
         return false;
     }
     if (!json_is_integer(value)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be an integer", name);
+        ota__validate_wrong_type(v, name, "an integer");
         return false;
     }
     *out = json_integer_value(value);
@@ -90,8 +88,7 @@ bool ota__validate_boolean(ota_validate_t *v, const char *name, bool def)
     if (value == NULL || json_is_null(value))
         return def;
     if (!json_is_boolean(value)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be a boolean", name);
+        ota__validate_wrong_type(v, name, "a boolean");
         return def;
     }
     return json_is_true(value);
@@ -103,8 +100,7 @@ bool ota__validate_object(ota_validate_t *v, const char *name, ota_validate_t *s
     if (value == NULL || json_is_null(value))
         return false;
     if (!json_is_object(value)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be an object", name);
+        ota__validate_wrong_type(v, name, "an object");
         return false;
     }
     ota__validate_init(sub, value);
@@ -117,6 +113,26 @@ void ota__validate_end_object(ota_validate_t *v, const char *name, ota_validate_
         snprintf(v->type_error, sizeof v->type_error, "%.20s: %.130s", name, sub->type_error);
     json_decref(sub->fields);
     sub->fields = NULL;
+}
+
+void ota__validate_wrong_type(ota_validate_t *v, const char *field, const char *what)
+{
+    if (v->type_error[0] == '\0')
+        snprintf(v->type_error, sizeof v->type_error, "field '%s' must be %s", field, what);
+}
+
+bool ota__validate_string_array(ota_validate_t *v, json_t *value, const char *field)
+{
+    size_t i;
+    json_t *item;
+    bool strings = json_is_array(value);
+    json_array_foreach(value, i, item)
+    {
+        strings = strings && json_is_string(item);
+    }
+    if (!strings)
+        ota__validate_wrong_type(v, field, "an array of strings");
+    return strings;
 }
 
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem)

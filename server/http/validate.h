@@ -59,6 +59,12 @@ bool ota__validate_object(ota_validate_t *v, const char *name, ota_validate_t *s
 /** Carries a wrong-type problem found in `sub` (the object `name`) over to `v`, and releases `sub`. */
 void ota__validate_end_object(ota_validate_t *v, const char *name, ota_validate_t *sub);
 
+/** Records that `field` is not of the JSON type `what` ("an array of strings"): a 400, unless one came first. */
+void ota__validate_wrong_type(ota_validate_t *v, const char *field, const char *what);
+
+/** True when `value` (of field `field`) is a JSON array of strings; otherwise records a 400 problem. */
+bool ota__validate_string_array(ota_validate_t *v, json_t *value, const char *field);
+
 /** Records `problem` for `field` (a 422). */
 void ota__validate_fail(ota_validate_t *v, const char *field, const char *problem);
 

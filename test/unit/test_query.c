@@ -199,6 +199,56 @@ static void test_overlong(void **state)
     expect_invalid(query, "q");
 }
 
+/* Every value of `name` in `query`, in order, joined with '|' into `out`; the last result goes to *last. */
+static void collect(const char *query, const char *name, char *out, size_t cap, ota_query_result_t *last)
+{
+    char value[OTA_QUERY_VALUE_MAX];
+    size_t pos = 0, used = 0;
+    out[0] = '\0';
+    while ((*last = ota__query_next(query, strlen(query), name, &pos, value)) == OTA_QUERY_FOUND) {
+        int n = snprintf(out + used, cap - used, "%s%s", used > 0 ? "|" : "", value);
+        assert_true(n > 0 && (size_t)n < cap - used);
+        used += (size_t)n;
+    }
+}
+
+static void expect_all(const char *query, const char *name, const char *joined)
+{
+    char out[512];
+    ota_query_result_t last;
+    collect(query, name, out, sizeof out, &last);
+    assert_int_equal(last, OTA_QUERY_ABSENT);
+    assert_string_equal(out, joined);
+}
+
+static void test_repeated(void **state)
+{
+    (void)state;
+    expect_all("", "tag", "");
+    expect_all("a=1", "tag", "");
+    expect_all("tag=eu", "tag", "eu");
+    expect_all("tag=eu&tag=beta", "tag", "eu|beta");
+    expect_all("tag=eu&a=1&tag=site%3Alyon&tags=x&tag", "tag", "eu|site:lyon|");
+    expect_all("tag=eu&&tag=beta&", "tag", "eu|beta");
+    expect_all("xtag=1&tag=2&tag_any=3&tag=4", "tag", "2|4");
+    expect_all("tag_any=a&tag=b&tag_any=c", "tag_any", "a|c");
+    expect_all("tag=%41&tag=+", "tag", "A| ");
+
+    /* A bad one stops the walk, with what came before it already read. */
+    char out[512];
+    ota_query_result_t last;
+    collect("tag=a&tag=%zz&tag=c", "tag", out, sizeof out, &last);
+    assert_int_equal(last, OTA_QUERY_INVALID);
+    assert_string_equal(out, "a");
+
+    /* Past the end, it stays absent. */
+    char value[OTA_QUERY_VALUE_MAX];
+    size_t pos = 0;
+    assert_int_equal(ota__query_next("tag=a", 5, "tag", &pos, value), OTA_QUERY_FOUND);
+    assert_int_equal(ota__query_next("tag=a", 5, "tag", &pos, value), OTA_QUERY_ABSENT);
+    assert_int_equal(ota__query_next("tag=a", 5, "tag", &pos, value), OTA_QUERY_ABSENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,7 +257,7 @@ int main(void)
         cmocka_unit_test(test_percent_decoding), cmocka_unit_test(test_plus_is_space),
         cmocka_unit_test(test_bad_escapes),      cmocka_unit_test(test_nul_rejected),
         cmocka_unit_test(test_duplicate),        cmocka_unit_test(test_prefix_names),
-        cmocka_unit_test(test_overlong),
+        cmocka_unit_test(test_overlong),         cmocka_unit_test(test_repeated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
