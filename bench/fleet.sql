@@ -5,7 +5,8 @@
 -- a bin and a ufw artifact (object keys bench/<version>.<kind>, files scripts/bench wrote);
 -- device i: id md5('bench' || i)::uuid, serial BENCH-i, token 'otd_bench_' || i,
 -- firmware 1.0.0. Every tenth device (i % 10 = 0) has release 1.1.0 assigned and
--- already delivered, so each of its heartbeats re-sends the manifest; the others have none.
+-- already delivered, so each of its heartbeats re-sends the manifest; the others have none, and the tag
+-- 'plain' (what the rollout runs of scripts/bench select).
 -- The fleet is in its steady state: device i last wrote its presence (i % 120) seconds ago, so with
 -- the default OTA_PRESENCE_INTERVAL of 120 s, devices / 120 of them a second come due for a rewrite,
 -- as in production.
@@ -22,10 +23,11 @@ INSERT INTO artifacts (release_id, kind, object_key, size, crc32, sha256, md5)
 SELECT md5('bench-release-' || v)::uuid, k, 'bench/' || v || '.' || k, :size, :crc32, :'sha256', :'md5'
 FROM unnest(ARRAY['1.0.0', '1.1.0']) AS v, unnest(ARRAY['bin', 'ufw']) AS k;
 
-INSERT INTO devices (id, serial, model_id, token_hash, firmware_version, last_seen_at, ota_status)
+INSERT INTO devices (id, serial, model_id, token_hash, firmware_version, last_seen_at, ota_status, tags)
 SELECT md5('bench' || i)::uuid, 'BENCH-' || i, 'bench-model',
        sha256(convert_to('otd_bench_' || i, 'UTF8')), '1.0.0', now() - (i % 120) * interval '1 second',
-       CASE WHEN i % 10 = 0 THEN 'delivered' ELSE 'none' END
+       CASE WHEN i % 10 = 0 THEN 'delivered' ELSE 'none' END,
+       CASE WHEN i % 10 = 0 THEN '{}'::text[] ELSE '{plain}'::text[] END
 FROM generate_series(1, :devices) AS i;
 
 -- Assignments in bulk: the transition trigger (event row, devices.ota_status, NOTIFY per row)

@@ -1,9 +1,10 @@
 -- wrk script: POST /v1/devices/{id}/heartbeat for the bench fleet made by scripts/bench.
 --
--- Arguments (after `--`): <ids file> <mode> <every> <wrk threads>
+-- Arguments (after `--`): <ids file> <mode> <every> <wrk threads> [<firmware>]
 --   ids file  one device id a line, line i = device i (md5('bench' || i)::uuid, written by scripts/bench)
 --   mode      plain:   devices with i % every ~= 0 (no active assignment: no delivery)
 --             deliver: devices with i % every == 0 (an active assignment: each heartbeat delivers a manifest)
+--   firmware  the version each heartbeat reports (default 1.0.0, what the fleet runs; 1.1.0 applies an update)
 -- Device i's token is 'otd_bench_' .. i. Each wrk thread loads the file once and cycles
 -- through its devices from its own starting point.
 
@@ -14,11 +15,12 @@ function setup(thread)
    counter = counter + 1
 end
 
-local body = '{"firmware_version":"1.0.0"}'
+local body
 local list, ids, pos
 
 function init(args)
    local file, mode, every = args[1], args[2] or "plain", tonumber(args[3] or "10")
+   body = '{"firmware_version":"' .. (args[5] or "1.0.0") .. '"}'
    ids, list = {}, {}
    local i = 0
    for line in io.lines(file) do
