@@ -13,6 +13,20 @@
  * instance).
  */
 
+/*
+ * The count of the `kind` row for `status`, "0" when there is none. Every status gets its series from the first
+ * scrape on: a series that appears only with its first sample shows no increase, and the first rollback of a
+ * fleet is the one an alert must not miss.
+ */
+static const char *count_of(const PGresult *res, const char *kind, const char *status)
+{
+    for (int row = 0; row < PQntuples(res); row++)
+        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), kind) == 0 &&
+            strcmp(PQgetvalue(res, row, OTA_METRICS_COL_STATE), status) == 0)
+            return PQgetvalue(res, row, OTA_METRICS_COL_COUNT);
+    return "0";
+}
+
 static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *res)
 {
     ota_worker_t *w = call->worker;
@@ -25,16 +39,13 @@ static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *r
     if (res == NULL)
         return;
     ota_text_printf(out, "# HELP ota_assignments Assignments by status, fleet-wide.\n# TYPE ota_assignments gauge\n");
-    for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "status") == 0)
-            ota_text_printf(out, "ota_assignments{status=\"%s\"} %s\n", PQgetvalue(res, row, OTA_METRICS_COL_STATE),
-                            PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+    for (const char *const *status = ota__assignment_statuses; *status != NULL; status++)
+        ota_text_printf(out, "ota_assignments{status=\"%s\"} %s\n", *status, count_of(res, "status", *status));
     ota_text_printf(out, "# HELP ota_assignment_transitions_total Assignment transitions by target status, "
                          "fleet-wide.\n# TYPE ota_assignment_transitions_total counter\n");
-    for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), "transition") == 0)
-            ota_text_printf(out, "ota_assignment_transitions_total{to=\"%s\"} %s\n",
-                            PQgetvalue(res, row, OTA_METRICS_COL_STATE), PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+    for (const char *const *status = ota__assignment_statuses; *status != NULL; status++)
+        ota_text_printf(out, "ota_assignment_transitions_total{to=\"%s\"} %s\n", *status,
+                        count_of(res, "transition", *status));
 }
 
 static const char *route_name(size_t index)
