@@ -351,6 +351,16 @@ static void print_outcome(const ota_device_t *dev, const char *outcome, const ot
     print_json(j);
 }
 
+/* A heartbeat; once one is answered, a firmware on trial knows it runs and reaches the server: it confirms itself. */
+static ota_err_t beat(ota_device_t *dev, ota_device_answer_t *answer, uint64_t *beats)
+{
+    ota_err_t rc = ota_device_heartbeat(dev, answer);
+    (*beats)++;
+    if (rc == OTA_OK && ota_device_on_trial(dev))
+        rc = ota_device_confirm(dev);
+    return rc;
+}
+
 static int cmd_run(const options_t *o)
 {
     program_t prog;
@@ -395,8 +405,7 @@ static int cmd_run(const options_t *o)
     }
     long interval = 60;
     while (!g_stop) {
-        rc = ota_device_heartbeat(dev, answer);
-        beats++;
+        rc = beat(dev, answer, &beats);
         if (rc != OTA_OK) {
             on_log(&prog, ota_device_errmsg(dev));
             if (o->once || rc == OTA_ERR_INVALID || rc == OTA_ERR_NOT_FOUND) {
@@ -423,8 +432,7 @@ static int cmd_run(const options_t *o)
                     status = EXIT_ERROR;
                     goto Exit;
                 }
-                rc = ota_device_heartbeat(dev, next);
-                beats++;
+                rc = beat(dev, next, &beats);
                 free(next);
                 if (rc != OTA_OK) {
                     on_log(&prog, ota_device_errmsg(dev));
