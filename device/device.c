@@ -13,6 +13,13 @@
  * server marks an assignment applied when it equals the assignment's), and,
  * while an update is under way, ota {assignment_id, state "downloading",
  * bytes, total}; after a failed check, once, ota {state "failed", error}.
+ *
+ * Why the new slot starts on trial: checks prove the image is the one that
+ * was signed, not that it runs. As A/B bootloaders do it, the switched-to
+ * slot gets one boot, counted on disk before it runs; the firmware confirms
+ * itself once it works, and a slot found unconfirmed at the next boot is
+ * given up for the other one, which still holds what ran before. The
+ * server learns of it from the old version in the next heartbeat.
  */
 #include "ota/device.h"
 
@@ -118,6 +125,47 @@ __attribute__((format(printf, 3, 4))) static ota_err_t fail(ota_device_t *dev, o
     return rc;
 }
 
+/* ---- boot ------------------------------------------------------------------------ */
+
+/*
+ * The bootloader's turn, on the state just read from disk (ota__state_boot). The boot of a slot on trial is
+ * counted on disk before that slot runs, so a firmware that never confirms itself, whether it hangs, crashes or
+ * restarts, is given up at the boot after. Sets *fell_back to whether it was.
+ */
+static ota_err_t bootloader(ota_device_t *dev, bool *fell_back, char *why, size_t cap)
+{
+    ota__state_t next = dev->state;
+    *fell_back = false;
+    if (!next.trial)
+        return OTA_OK;
+    bool gave_up = ota__state_boot(&next);
+    ota_err_t rc = ota__state_save(dev->dir, &next, why, cap);
+    if (rc != OTA_OK) {
+        if (rc == OTA_ERR_NOMEM)
+            snprintf(why, cap, "out of memory");
+        return rc;
+    }
+    if (gave_up)
+        dev_log(dev, "boot: slot %c (%s) is on trial and did not confirm itself; falling back to slot %c (%s)",
+                dev->state.active_slot, dev->state.version, next.active_slot, next.version);
+    else
+        dev_log(dev, "boot: slot %c (%s) is on trial (boot %d of %d); it must confirm itself before the next",
+                next.active_slot, next.version, next.trial_boots, OTA__TRIAL_BOOTS);
+    dev->state = next;
+    *fell_back = gave_up;
+    return OTA_OK;
+}
+
+/* A boot: the device comes back with what is on disk, nothing of memory, and the bootloader picks the slot. */
+static ota_err_t boot(ota_device_t *dev, bool *fell_back, char *why, size_t cap)
+{
+    ota_err_t rc = ota__state_load(dev->dir, &dev->state, why, cap);
+    *fell_back = false;
+    if (rc == OTA_ERR_TOO_LARGE)
+        rc = OTA_ERR_INVALID; /* no state.json is that big */
+    return rc != OTA_OK ? rc : bootloader(dev, fell_back, why, cap);
+}
+
 void ota_device_config_init(ota_device_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -203,6 +251,11 @@ ota_device_t *ota_device_new(const ota_device_config_t *cfg, ota_err_t *err)
         rc = errno == EWOULDBLOCK ? OTA_ERR_UNAVAILABLE : OTA_ERR_IO;
         goto Exit;
     }
+    /* Opening the device is its power-on: the bootloader's turn, on the state read again under the lock (the boot
+       of a slot on trial is written). */
+    bool fell_back;
+    if ((rc = boot(dev, &fell_back, dev->errmsg, sizeof dev->errmsg)) != OTA_OK)
+        goto Exit;
     if ((dev->api = curl_easy_init()) == NULL || (dev->dl = curl_easy_init()) == NULL) {
         rc = OTA_ERR_NOMEM;
         goto Exit;
@@ -487,8 +540,9 @@ static ota_err_t install(ota_device_t *dev, const ota_manifest_t *m, char *why, 
     dev_log(dev, "install: switched from slot %c (%s) to slot %c (%s); rebooting", from, dev->state.version, to,
             m->version);
     dev->state = next;
-    /* The "reboot": the device comes back with what is on disk, nothing of memory. */
-    if ((rc = ota__state_load(dev->dir, &dev->state, why, cap)) != OTA_OK)
+    /* The "reboot": the new slot is on trial, and this is its one boot (ota__state_boot). */
+    bool fell_back;
+    if ((rc = boot(dev, &fell_back, why, cap)) != OTA_OK)
         goto Exit;
     dev_log(dev, "reboot: running %s from slot %c", dev->state.version, dev->state.active_slot);
 Exit:
@@ -639,5 +693,39 @@ ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_devic
     memset(&dev->report, 0, sizeof dev->report);
 Exit:
     free(ctx);
+    return rc;
+}
+
+/* ---- trial and confirmation ------------------------------------------------------- */
+
+bool ota_device_on_trial(const ota_device_t *dev)
+{
+    return dev->state.trial;
+}
+
+ota_err_t ota_device_confirm(ota_device_t *dev)
+{
+    ota__state_t next = dev->state;
+    dev->errmsg[0] = '\0';
+    if (!next.trial)
+        return OTA_OK;
+    ota__state_confirm(&next);
+    ota_err_t rc = ota__state_save(dev->dir, &next, dev->errmsg, sizeof dev->errmsg);
+    if (rc != OTA_OK)
+        return rc == OTA_ERR_NOMEM ? fail(dev, rc, "out of memory") : rc;
+    dev->state = next;
+    dev_log(dev, "confirm: %s in slot %c confirmed itself; the bootloader keeps it", next.version, next.active_slot);
+    return OTA_OK;
+}
+
+ota_err_t ota_device_restart(ota_device_t *dev, bool *fell_back)
+{
+    bool gave_up = false;
+    dev->errmsg[0] = '\0';
+    ota_err_t rc = boot(dev, &gave_up, dev->errmsg, sizeof dev->errmsg);
+    if (fell_back != NULL)
+        *fell_back = gave_up;
+    if (rc == OTA_OK)
+        dev_log(dev, "restart: running %s from slot %c", dev->state.version, dev->state.active_slot);
     return rc;
 }

@@ -33,7 +33,7 @@ enum {
     EXIT_OK = 0,         /* done (for --once: no update, deferred, or applied) */
     EXIT_ERROR = 1,      /* could not do it (server unreachable, refused, state unreadable) */
     EXIT_USAGE = 2,      /* bad command line */
-    EXIT_FAILED = 3,     /* --once: the update failed a check (reported to the server) */
+    EXIT_FAILED = 3,     /* --once: the update failed a check or its first boot (reported to the server) */
     EXIT_INCOMPLETE = 4, /* --once: the download did not finish (kept; resumes next time) */
 };
 
@@ -48,7 +48,7 @@ static void on_signal(int sig)
 typedef struct options {
     const char *state, *command;
     const char *server, *api_key, *serial, *model, *version; /* register */
-    bool once, recording, corrupt;                           /* run */
+    bool once, recording, corrupt, fail_boot;                /* run */
     const char *battery;
     uint64_t cut_after, throttle, max_heartbeats;
     bool run_only_given; /* an option only `run` takes */
@@ -64,7 +64,7 @@ static void usage(FILE *f)
           "  ota-device --state DIR register --server URL --api-key KEY --serial S --model M --version V\n"
           "  ota-device --state DIR run [--once] [--max-heartbeats N]\n"
           "                             [--recording] [--battery usb|high|normal|low|dead]\n"
-          "                             [--cut-after BYTES] [--corrupt] [--throttle BYTES_PER_S]\n"
+          "                             [--cut-after BYTES] [--corrupt] [--throttle BYTES_PER_S] [--fail-boot]\n"
           "  ota-device --state DIR status\n"
           "\n"
           "register   provision the device on the server (admin API key) and create DIR\n"
@@ -76,9 +76,12 @@ static void usage(FILE *f)
           "  --cut-after BYTES  drop the download's connection once after BYTES bytes\n"
           "  --corrupt          flip a bit of the downloaded image before it is checked\n"
           "  --throttle BPS     download at most BPS bytes per second (a slow link)\n"
+          "  --fail-boot        a new firmware fails its health check after its first heartbeat, before it\n"
+          "                     confirms itself: the device restarts and the bootloader falls back to the old slot\n"
           "status     print the state as JSON\n"
           "\n"
-          "exit status: 0 ok; 1 error; 2 usage; with --once also 3 update failed, 4 download incomplete\n",
+          "exit status: 0 ok; 1 error; 2 usage; with --once also 3 update failed (a check or its first boot),\n"
+          "             4 download incomplete\n",
           f);
 }
 
@@ -161,6 +164,8 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->recording = true, o->run_only_given = true;
         else if (strcmp(name, "--corrupt") == 0)
             o->corrupt = true, o->run_only_given = true;
+        else if (strcmp(name, "--fail-boot") == 0)
+            o->fail_boot = true, o->run_only_given = true;
         else if (strcmp(name, "--cut-after") == 0 || strcmp(name, "--throttle") == 0 ||
                  strcmp(name, "--max-heartbeats") == 0) {
             uint64_t *dst = name[2] == 'c' ? &o->cut_after : name[2] == 't' ? &o->throttle : &o->max_heartbeats;
@@ -276,10 +281,10 @@ static int cmd_status(const options_t *o)
             json_pack("{s:s, s:s, s:I, s:I}", "assignment_id", meta.assignment_id, "version", meta.version, "bytes",
                       (json_int_t)(stat(part, &sb) == 0 ? (uint64_t)sb.st_size : 0), "total", (json_int_t)meta.size);
     }
-    print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:o, s:o}, s:s, s:o}", "device_id", st.device_id, "version",
-                         st.version, "active_slot", slot, "serial", st.serial, "model", st.model, "server", st.server,
-                         "slots", "a", slot_json(&st.slots[0]), "b", slot_json(&st.slots[1]), "public_key", key,
-                         "download", download));
+    print_json(json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:{s:o, s:o}, s:s, s:o}", "device_id", st.device_id,
+                         "version", st.version, "active_slot", slot, "trial", st.trial, "serial", st.serial, "model",
+                         st.model, "server", st.server, "slots", "a", slot_json(&st.slots[0]), "b",
+                         slot_json(&st.slots[1]), "public_key", key, "download", download));
     return EXIT_OK;
 }
 
@@ -351,6 +356,50 @@ static void print_outcome(const ota_device_t *dev, const char *outcome, const ot
     print_json(j);
 }
 
+/*
+ * Once a heartbeat was answered, a firmware on trial knows it runs and reaches the server: the end of its health
+ * check. It confirms itself; with --fail-boot it fails before confirming, the device restarts, and the bootloader
+ * falls back to the previous slot (outcome rolled_back). Returns 1 when it fell back, 0 when not, -1 on an error
+ * (ota_device_errmsg says which).
+ */
+static int check_health(program_t *p, ota_device_t *dev, const options_t *o)
+{
+    char tried[OTA_SEMVER_MAX + 1], slot[2] = {0};
+    bool fell_back = false;
+    if (!ota_device_on_trial(dev))
+        return 0;
+    if (!o->fail_boot)
+        return ota_device_confirm(dev) == OTA_OK ? 0 : -1;
+    snprintf(tried, sizeof tried, "%s", ota_device_version(dev));
+    on_log(p, "health check failed (--fail-boot): restarting before the firmware confirms itself");
+    if (ota_device_restart(dev, &fell_back) != OTA_OK)
+        return -1;
+    if (!fell_back)
+        return 0;
+    slot[0] = ota_device_active_slot(dev);
+    print_json(json_pack("{s:s, s:s, s:s, s:s}", "outcome", "rolled_back", "version", ota_device_version(dev),
+                         "active_slot", slot, "failed_version", tried));
+    return 1;
+}
+
+/* A heartbeat and the health check it may end; a fallback is told at once, by one more heartbeat. */
+static ota_err_t beat(program_t *p, ota_device_t *dev, const options_t *o, ota_device_answer_t *answer, uint64_t *beats,
+                      bool *fell_back)
+{
+    *fell_back = false;
+    ota_err_t rc = ota_device_heartbeat(dev, answer);
+    (*beats)++;
+    if (rc != OTA_OK)
+        return rc;
+    int health = check_health(p, dev, o);
+    if (health <= 0)
+        return health < 0 ? OTA_ERR_IO : OTA_OK;
+    *fell_back = true;
+    rc = ota_device_heartbeat(dev, answer);
+    (*beats)++;
+    return rc;
+}
+
 static int cmd_run(const options_t *o)
 {
     program_t prog;
@@ -394,15 +443,18 @@ static int cmd_run(const options_t *o)
         goto Exit;
     }
     long interval = 60;
+    bool fell_back;
     while (!g_stop) {
-        rc = ota_device_heartbeat(dev, answer);
-        beats++;
+        rc = beat(&prog, dev, o, answer, &beats, &fell_back);
         if (rc != OTA_OK) {
             on_log(&prog, ota_device_errmsg(dev));
             if (o->once || rc == OTA_ERR_INVALID || rc == OTA_ERR_NOT_FOUND) {
                 status = EXIT_ERROR; /* refused: a device that the server does not accept cannot go on */
                 goto Exit;
             }
+        } else if (fell_back && o->once) {
+            status = EXIT_FAILED;
+            goto Exit;
         } else {
             interval = answer->interval_s;
             if (answer->has_manifest) {
@@ -416,15 +468,15 @@ static int cmd_run(const options_t *o)
                     status = result.outcome == OTA_DEVICE_APPLIED  ? EXIT_OK
                              : result.outcome == OTA_DEVICE_FAILED ? EXIT_FAILED
                                                                    : EXIT_INCOMPLETE;
-                /* The heartbeat that tells the server: the new version, or the failure, or the progress. */
+                /* The heartbeat that tells the server: the new version (and, should the new firmware fail its
+                   health check, the old one), or the failure, or the progress. */
                 ota_device_answer_t *next = malloc(sizeof *next);
                 if (next == NULL) {
                     on_log(&prog, "out of memory");
                     status = EXIT_ERROR;
                     goto Exit;
                 }
-                rc = ota_device_heartbeat(dev, next);
-                beats++;
+                rc = beat(&prog, dev, o, next, &beats, &fell_back);
                 free(next);
                 if (rc != OTA_OK) {
                     on_log(&prog, ota_device_errmsg(dev));
@@ -433,8 +485,11 @@ static int cmd_run(const options_t *o)
                         goto Exit;
                     }
                 }
-                if (o->once)
+                if (o->once) {
+                    if (fell_back)
+                        status = EXIT_FAILED;
                     goto Exit;
+                }
             } else if (o->once) {
                 print_outcome(dev, answer->deferred[0] != '\0' ? "deferred" : "none", NULL, NULL,
                               answer->deferred[0] != '\0' ? answer->deferred : NULL);

@@ -110,6 +110,10 @@ ota_err_t ota__state_validate(const ota__state_t *st, char *why, size_t cap)
     const ota__slot_t *active = &st->slots[st->active_slot - 'a'];
     if (!active->present || strcmp(active->version, st->version) != 0)
         return invalid(why, cap, "active slot (it must hold the running version)");
+    if (st->trial_boots < 0 || st->trial_boots > (st->trial ? OTA__TRIAL_BOOTS : 0))
+        return invalid(why, cap, "trial_boots");
+    if (st->trial && !st->slots[ota__state_inactive(st) - 'a'].present)
+        return invalid(why, cap, "trial (a slot on trial needs the other slot to fall back to)");
     return OTA_OK;
 }
 
@@ -132,9 +136,10 @@ ota_err_t ota__state_encode(const ota__state_t *st, char **out)
         return OTA_ERR_NOMEM;
     }
     /* "o" steals a and b, also when json_pack fails. */
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:o, s:o}}", "server", st->server, "device_id",
-                          st->device_id, "token", st->token, "serial", st->serial, "model", st->model, "public_key",
-                          key, "version", st->version, "active_slot", slot, "slots", "a", a, "b", b);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:{s:o, s:o}}", "server", st->server,
+                          "device_id", st->device_id, "token", st->token, "serial", st->serial, "model", st->model,
+                          "public_key", key, "version", st->version, "active_slot", slot, "trial", st->trial,
+                          "trial_boots", st->trial_boots, "slots", "a", a, "b", b);
     if (j == NULL)
         return OTA_ERR_NOMEM;
     *out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -157,6 +162,20 @@ static bool get_size(json_t *obj, const char *name, uint64_t *out)
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return false;
     *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+/* The trial members, which state files written before them lack: missing, the active slot is confirmed. */
+static bool get_trial(json_t *obj, ota__state_t *st)
+{
+    json_t *trial = json_object_get(obj, "trial"), *boots = json_object_get(obj, "trial_boots");
+    if ((trial != NULL && !json_is_boolean(trial)) || (boots != NULL && !json_is_integer(boots)))
+        return false;
+    st->trial = json_is_true(trial);
+    json_int_t n = boots != NULL ? json_integer_value(boots) : 0;
+    if (n < 0 || n > OTA__TRIAL_BOOTS)
+        return false;
+    st->trial_boots = (int)n;
     return true;
 }
 
@@ -211,6 +230,7 @@ ota_err_t ota__state_decode(const char *text, size_t len, ota__state_t *out, cha
                           : !get_string(j, "public_key", key, sizeof key)                    ? "public_key"
                           : !get_string(j, "version", st->version, sizeof st->version)       ? "version"
                           : !get_string(j, "active_slot", slot, sizeof slot)                 ? "active_slot"
+                          : !get_trial(j, st)                                                ? "trial"
                           : !json_is_object(json_object_get(j, "slots"))                     ? "slots"
                           : !get_slot(json_object_get(j, "slots"), "a", &st->slots[0])       ? "slots.a"
                           : !get_slot(json_object_get(j, "slots"), "b", &st->slots[1])       ? "slots.b"
@@ -282,6 +302,28 @@ void ota__state_switch(ota__state_t *st, const ota_manifest_t *m)
     ota__copy(s->sha256, sizeof s->sha256, m->sha256);
     ota__copy(st->version, sizeof st->version, m->version);
     st->active_slot = slot;
+    st->trial = true;
+    st->trial_boots = 0;
+}
+
+bool ota__state_boot(ota__state_t *st)
+{
+    if (!st->trial)
+        return false;
+    if (st->trial_boots < OTA__TRIAL_BOOTS) {
+        st->trial_boots++;
+        return false;
+    }
+    st->active_slot = ota__state_inactive(st);
+    ota__copy(st->version, sizeof st->version, st->slots[st->active_slot - 'a'].version);
+    ota__state_confirm(st);
+    return true;
+}
+
+void ota__state_confirm(ota__state_t *st)
+{
+    st->trial = false;
+    st->trial_boots = 0;
 }
 
 void ota__part_meta_of(const ota_manifest_t *m, ota__part_meta_t *out)

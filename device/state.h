@@ -21,6 +21,8 @@
 #define OTA__PART_FILE "download.part"
 #define OTA__PART_META "download.json"
 #define OTA__STATE_MAX (64 * 1024) /* largest state.json or download.json we read */
+/* Boots a slot on trial gets: found unconfirmed at the boot after, it is given up (U-Boot's bootlimit). */
+#define OTA__TRIAL_BOOTS 1
 
 /** What one slot holds. */
 typedef struct ota__slot {
@@ -40,7 +42,11 @@ typedef struct ota__state {
     unsigned char public_key[OTA_ED25519_PUBLIC_LEN]; /* the pinned manifest key */
     char version[OTA_SEMVER_MAX + 1];                 /* the running version, normalized */
     char active_slot;                                 /* 'a' or 'b' */
-    ota__slot_t slots[2];                             /* [0]: a, [1]: b */
+    /* An update switched to the active slot and the firmware in it has not confirmed itself yet; the other slot
+       holds what ran before, for the bootloader to fall back to. A state.json without it: false (confirmed). */
+    bool trial;
+    int trial_boots;      /* boots of the active slot on trial (0 when not on trial) */
+    ota__slot_t slots[2]; /* [0]: a, [1]: b */
 } ota__state_t;
 
 /** Which image download.part holds. */
@@ -82,9 +88,23 @@ ota_err_t ota__state_save(const char *dir, const ota__state_t *st, char *why, si
 
 /**
  * The state after installing `m` into the inactive slot: that slot holds
- * m's image and becomes active, and the version is m's. Pure.
+ * m's image and becomes active, on trial (not confirmed, not booted yet),
+ * and the version is m's. Pure.
  */
 void ota__state_switch(ota__state_t *st, const ota_manifest_t *m);
+
+/**
+ * The bootloader's choice at a boot, as A/B bootloaders make it (U-Boot's
+ * bootcount, RAUC, MCUboot's test and confirm). A confirmed slot boots. A
+ * slot on trial boots OTA__TRIAL_BOOTS times; found still unconfirmed at the
+ * boot after, it is given up: the other slot, which ran before the update,
+ * is active again and confirmed, and the version is its version. Returns
+ * whether it fell back. Pure.
+ */
+bool ota__state_boot(ota__state_t *st);
+
+/** The running firmware confirms itself: its slot is no longer on trial. Pure. */
+void ota__state_confirm(ota__state_t *st);
 
 /** The download.json of `m`. */
 void ota__part_meta_of(const ota_manifest_t *m, ota__part_meta_t *out);

@@ -11,7 +11,9 @@
 --   * lock order, everywhere: the device row first, then its assignment rows (the transition trigger updates the
 --     device row, so a statement that locked an assignment first could deadlock with a heartbeat);
 --   * legal transitions only: pending -> delivered -> applied | failed, and pending -> applied | failed | canceled
---     (a Bluetooth update may skip delivery), delivered -> canceled; final states never change.
+--     (a Bluetooth update may skip delivery), delivered -> canceled, applied -> rolled_back (the device fell back
+--     to its old firmware within the verify window; functions/ota_rollback_check.sql); failed, canceled and
+--     rolled_back never change, and applied changes only to rolled_back.
 --
 -- devices and assignments keep room on every page for a row's next version (fillfactor 90): presence and
 -- re-delivery counts rewrite these rows all day, and an update that finds room on its row's page (and changes no
@@ -43,7 +45,8 @@ CREATE TABLE devices (
     -- Status of the device's newest assignment ('none' before any), kept by the
     -- assignment transitions so that listing by it needs no join.
     ota_status        text NOT NULL DEFAULT 'none'
-                      CHECK (ota_status IN ('none', 'pending', 'delivered', 'applied', 'failed', 'canceled')),
+                      CHECK (ota_status IN ('none', 'pending', 'delivered', 'applied', 'failed', 'canceled',
+                                            'rolled_back')),
     created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- Labels an operator selects devices by (eu, beta, site:lyon). The server checks their form and keeps them
     -- distinct and in byte order (hence collation "C", the order ota_tags_merge() sorts them in too).
@@ -149,11 +152,12 @@ CREATE TABLE assignments (
     release_id    uuid NOT NULL REFERENCES releases (id) ON DELETE RESTRICT,
     version       text NOT NULL,
     status        text NOT NULL DEFAULT 'pending'
-                  CHECK (status IN ('pending', 'delivered', 'applied', 'failed', 'canceled')),
+                  CHECK (status IN ('pending', 'delivered', 'applied', 'failed', 'canceled', 'rolled_back')),
     reason        text CHECK (length(reason) <= 500),
     deliveries    integer NOT NULL DEFAULT 0,
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     delivered_at  timestamptz,
+    -- When it became applied, failed or canceled (an applied one's verify window starts here), or rolled_back.
     finished_at   timestamptz,
     -- A manifest's signature depends only on the assignment (Ed25519 signatures are deterministic and the signed
     -- fields are the assignment's and its release's, which never change), so it is made once, at the first

@@ -24,8 +24,15 @@
  *                           checks its size, CRC-32, SHA-256 and the
  *                           manifest's Ed25519 signature, writes the
  *                           inactive slot, switches to it and "reboots"
+ *                           into it, on trial
  *   ota_device_heartbeat()  again: reports the new version (the server then
  *                           marks the assignment applied) or the failure
+ *   ota_device_confirm()    the new firmware works: it confirms itself, and
+ *                           the bootloader keeps it; or ota_device_restart()
+ *                           without confirming, and the bootloader falls back
+ *                           to the previous slot, whose version the next
+ *                           heartbeat reports (the server then marks the
+ *                           assignment rolled_back)
  *   ota_device_free()
  *
  * Memory: the library never aborts on out-of-memory. Every allocation (its
@@ -46,7 +53,9 @@
  *
  *   state.json     server URL, device id, token, serial, model, the pinned
  *                  public key, the running version, the active slot ("a" or
- *                  "b") and what each slot holds. Mode 0600 (it holds the
+ *                  "b"), whether that slot is on trial and how often it was
+ *                  booted so (a file without these: confirmed), and what
+ *                  each slot holds. Mode 0600 (it holds the
  *                  token). Replaced atomically (write a temporary file,
  *                  fsync, rename, fsync the directory): switching slots is
  *                  that one rename, so a crash leaves the old or the new
@@ -184,7 +193,10 @@ void ota_device_config_init(ota_device_config_t *cfg);
 ota_err_t ota_device_register(const ota_device_registration_t *reg, char *errmsg, size_t cap);
 
 /**
- * Opens the device whose state directory is cfg->state_dir. Returns the
+ * Opens the device whose state directory is cfg->state_dir. Opening is the
+ * device's power-on: the bootloader boots the active slot, or gives up a
+ * slot on trial that already had its boot without confirming itself and
+ * falls back to the other one (see ota_device_restart). Returns the
  * device (free it with ota_device_free) or NULL, with the reason in `*err`
  * (may be NULL): OTA_ERR_INVALID (bad config, unreadable or malformed
  * state), OTA_ERR_NOT_FOUND (no state.json: not registered),
@@ -221,7 +233,8 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer);
  * max_retries retries without progress, with doubling backoff; on HTTP 403,
  * an expired URL, a heartbeat asks for a fresh one); checks size, CRC-32 and
  * SHA-256; moves the image into the inactive slot and switches to it in one
- * atomic state replace; then "reboots" (reads the state back from disk).
+ * atomic state replace; then "reboots" (reads the state back from disk)
+ * into the new slot, which is on trial until ota_device_confirm.
  *
  * Fills `result` and returns OTA_OK whatever the outcome; a FAILED outcome is
  * reported by the next heartbeat (ota.state "failed", ota.error = the
@@ -233,6 +246,35 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer);
  * INCOMPLETE or FAILED with why.
  */
 ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_device_result_t *result);
+
+/**
+ * Whether the running firmware is on trial: an update switched to its slot,
+ * and it has not confirmed itself yet. Such a slot gets one boot; found
+ * unconfirmed at the next, the bootloader falls back to the other slot.
+ */
+bool ota_device_on_trial(const ota_device_t *dev);
+
+/**
+ * The running firmware confirms itself, once it knows it works (the
+ * bundled client: once a heartbeat reporting its version was answered), as
+ * with MCUboot's boot_set_confirmed: its slot is no longer on trial, and
+ * the bootloader keeps booting it. Written to state.json atomically. OTA_OK
+ * also when not on trial; OTA_ERR_IO, OTA_ERR_NOMEM (nothing changed then).
+ */
+ota_err_t ota_device_confirm(ota_device_t *dev);
+
+/**
+ * Restarts the device: it comes back with what is on disk, nothing of
+ * memory, and the bootloader boots the active slot; or, when that slot is
+ * on trial and already had its boot without confirming itself (its
+ * firmware failed a health check, crashed or hung), gives it up and falls
+ * back to the other slot, which held the firmware that ran before the
+ * update, as A/B bootloaders do (U-Boot's bootcount, RAUC, MCUboot). The
+ * next heartbeat reports that firmware's version. `*fell_back` (may be
+ * NULL) says whether it fell back. Errors: OTA_ERR_INVALID (state.json
+ * unreadable), OTA_ERR_IO, OTA_ERR_NOMEM.
+ */
+ota_err_t ota_device_restart(ota_device_t *dev, bool *fell_back);
 
 /** The version the device runs (normalized semver). Borrowed from `dev`; valid until the next call on it. */
 const char *ota_device_version(const ota_device_t *dev);

@@ -7,7 +7,11 @@ BEGIN
         IF NEW.status = OLD.status THEN
             RETURN NEW;
         END IF;
-        IF OLD.status IN ('applied', 'failed', 'canceled') OR NEW.status = 'pending' THEN
+        -- failed, canceled and rolled_back are final; applied is final but for a rollback, which nothing else
+        -- may reach. The verify window that ends a rollback's chance is the server's setting, so the heartbeat
+        -- keeps it (ota_rollback_check), not this trigger.
+        IF OLD.status IN ('failed', 'canceled', 'rolled_back') OR NEW.status = 'pending'
+           OR (OLD.status = 'applied') <> (NEW.status = 'rolled_back') THEN
             RAISE EXCEPTION 'illegal assignment transition % -> %', OLD.status, NEW.status
                 USING ERRCODE = 'P0001', HINT = 'invalid_transition';
         END IF;

@@ -36,7 +36,7 @@ CREATE OR REPLACE FUNCTION ota_heartbeat(
     p_device uuid, p_token_hash bytea, p_firmware text, p_connectivity text, p_recording boolean,
     p_battery_percent integer, p_battery_state text, p_ota_assignment uuid, p_ota_state text, p_ota_error text,
     p_relay boolean, p_blocked_battery text[], p_interval integer, p_apply_timeout integer,
-    p_presence_interval integer)
+    p_presence_interval integer, p_verify_window integer)
 RETURNS ota_heartbeat_result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -46,6 +46,7 @@ DECLARE
     wrote boolean := false;
     presence_due boolean;
     counted boolean := false;
+    firmware_changed boolean;
 BEGIN
     FOR pass IN 1..2 LOOP
         IF pass = 1 THEN
@@ -55,6 +56,7 @@ BEGIN
             -- crash is harmless. Every assignment transition below turns durability back on.
             PERFORM set_config('synchronous_commit', 'off', true);
             wrote := true;
+            firmware_changed := d.firmware_version IS DISTINCT FROM p_firmware;
             UPDATE devices SET
                 last_seen_at = now(),
                 firmware_version = p_firmware,
@@ -65,6 +67,12 @@ BEGIN
                 ble_seen_at = CASE WHEN p_relay THEN now() ELSE ble_seen_at END
             WHERE id = p_device AND token_hash = p_token_hash
             RETURNING * INTO d;
+            -- Another firmware, the device row now held: did the device fall back from its newest assignment?
+            -- Asked only here, so a heartbeat that reports the firmware it reported before never pays for it.
+            -- (PERFORM leaves FOUND true, as the UPDATE did.)
+            IF FOUND AND firmware_changed THEN
+                PERFORM ota_rollback_check(p_device, p_firmware, p_verify_window);
+            END IF;
         END IF;
         IF NOT FOUND THEN
             RETURN ROW('bad_token', NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,

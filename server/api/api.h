@@ -52,6 +52,10 @@ void ota__api_assignments_get(ota_call_t *call);
 void ota__api_assignments_list(ota_call_t *call);
 void ota__api_device_assignments_list(ota_call_t *call);
 void ota__api_assignments_cancel(ota_call_t *call);
+/** Every status an assignment can have (assignments.status, migrations/0001_schema.sql), NULL-terminated. */
+extern const char *const ota__assignment_statuses[];
+/** Whether `s` is one of ota__assignment_statuses. */
+bool ota__assignment_status_valid(const char *s);
 
 /* rollouts.c */
 void ota__api_rollouts_create(ota_call_t *call);

@@ -122,11 +122,13 @@ static void on_list(ota_call_t *call, const PGresult *res)
         ota__respond_page(call, res, OTA_ASSIGNMENT_COL_CURSOR_TS, OTA_ASSIGNMENT_COL_ID, assignment_json);
 }
 
-static bool status_valid(const char *s)
+const char *const ota__assignment_statuses[] = {"pending",  "delivered",   "applied", "failed",
+                                                "canceled", "rolled_back", NULL};
+
+bool ota__assignment_status_valid(const char *s)
 {
-    static const char *const STATUSES[] = {"pending", "delivered", "applied", "failed", "canceled"};
-    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
-        if (strcmp(s, STATUSES[i]) == 0)
+    for (const char *const *status = ota__assignment_statuses; *status != NULL; status++)
+        if (strcmp(s, *status) == 0)
             return true;
     return false;
 }
@@ -139,9 +141,9 @@ void ota__api_assignments_list(ota_call_t *call)
     if (!ota__page_read(call, &page) || !ota__query_param(call, "status", status, &has_status) ||
         !ota__query_param(call, "release_id", release, &has_release))
         return;
-    if (has_status && !status_valid(status)) {
+    if (has_status && !ota__assignment_status_valid(status)) {
         ota__respond_error(call, 400, "bad_request", NULL,
-                           "status must be one of pending, delivered, applied, failed, canceled");
+                           "status must be one of pending, delivered, applied, failed, canceled, rolled_back");
         return;
     }
     if (has_release && !ota__uuid_parse(release, strlen(release), release_id)) {

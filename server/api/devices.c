@@ -107,14 +107,10 @@ void ota__api_devices_create(ota_call_t *call)
 
 /* --- GET /v1/devices --- */
 
-static const char *const OTA_STATUSES[] = {"none", "pending", "delivered", "applied", "failed", "canceled"};
-
+/* A device's ota_status: its newest assignment's status, or none before any. */
 static bool status_valid(const char *s)
 {
-    for (size_t i = 0; i < sizeof OTA_STATUSES / sizeof OTA_STATUSES[0]; i++)
-        if (strcmp(s, OTA_STATUSES[i]) == 0)
-            return true;
-    return false;
+    return strcmp(s, "none") == 0 || ota__assignment_status_valid(s);
 }
 
 static void on_device_list(ota_call_t *call, const PGresult *res)
@@ -133,7 +129,8 @@ void ota__api_devices_list(ota_call_t *call)
         return;
     if (has_status && !status_valid(status)) {
         ota__respond_error(call, 400, "bad_request", NULL,
-                           "ota_status must be one of none, pending, delivered, applied, failed, canceled");
+                           "ota_status must be one of none, pending, delivered, applied, failed, canceled, "
+                           "rolled_back");
         return;
     }
 

@@ -13,19 +13,34 @@
  * (from the database, so the same on every instance).
  */
 
-/* One metric family: the rows of `kind`, labelled `label`="<state column>". */
-static void render_kind(ota_text_t *out, const PGresult *res, const char *kind, const char *metric,
-                        const char *label, const char *help, const char *type)
+/*
+ * The count of the `kind` row for `status`, "0" when there is none. Every status gets its series from the first
+ * scrape on: a series that appears only with its first sample shows no increase, and the first rollback of a
+ * fleet is the one an alert must not miss.
+ */
+static const char *count_of(const PGresult *res, const char *kind, const char *status)
+{
+    for (int row = 0; row < PQntuples(res); row++)
+        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), kind) == 0 &&
+            strcmp(PQgetvalue(res, row, OTA_METRICS_COL_STATE), status) == 0)
+            return PQgetvalue(res, row, OTA_METRICS_COL_COUNT);
+    return "0";
+}
+
+/* One metric family: a sample labelled `label`="<value>" for each of `values` (NULL-terminated), 0 when none. */
+static void render_family(ota_text_t *out, const PGresult *res, const char *kind, const char *metric,
+                          const char *label, const char *help, const char *type, const char *const *values)
 {
     ota_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
-    for (int row = 0; row < PQntuples(res); row++)
-        if (strcmp(PQgetvalue(res, row, OTA_METRICS_COL_KIND), kind) == 0)
-            ota_text_printf(out, "%s{%s=\"%s\"} %s\n", metric, label, PQgetvalue(res, row, OTA_METRICS_COL_STATE),
-                            PQgetvalue(res, row, OTA_METRICS_COL_COUNT));
+    for (; *values != NULL; values++)
+        ota_text_printf(out, "%s{%s=\"%s\"} %s\n", metric, label, *values, count_of(res, kind, *values));
 }
 
 static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *res)
 {
+    static const char *const ROLLOUT_STATUSES[] = {"running", "paused", "completed", "canceled", NULL};
+    static const char *const TARGET_STATES[] = {"waiting", "blocked",     "skipped",  "pending", "delivered",
+                                                "applied", "failed",      "rolled_back", "canceled", NULL};
     ota_worker_t *w = call->worker;
     ota_text_printf(out,
                     "# HELP ota_db_up Whether this thread's database connection is ready.\n"
@@ -35,12 +50,13 @@ static void render_database(ota_text_t *out, ota_call_t *call, const PGresult *r
                     w->index, ota__db_ready(w->db) ? 1 : 0, w->index, ota__db_in_flight(w->db));
     if (res == NULL)
         return;
-    render_kind(out, res, "status", "ota_assignments", "status", "Assignments by status, fleet-wide.", "gauge");
-    render_kind(out, res, "transition", "ota_assignment_transitions_total", "to",
-                "Assignment transitions by target status, fleet-wide.", "counter");
-    render_kind(out, res, "rollouts", "ota_rollouts", "status", "Rollouts by status.", "gauge");
-    render_kind(out, res, "rollout_targets", "ota_rollout_targets", "state",
-                "Targets of the running and paused rollouts by state.", "gauge");
+    render_family(out, res, "status", "ota_assignments", "status", "Assignments by status, fleet-wide.", "gauge",
+                  ota__assignment_statuses);
+    render_family(out, res, "transition", "ota_assignment_transitions_total", "to",
+                  "Assignment transitions by target status, fleet-wide.", "counter", ota__assignment_statuses);
+    render_family(out, res, "rollouts", "ota_rollouts", "status", "Rollouts by status.", "gauge", ROLLOUT_STATUSES);
+    render_family(out, res, "rollout_targets", "ota_rollout_targets", "state",
+                  "Targets of the running and paused rollouts by state.", "gauge", TARGET_STATES);
 }
 
 static const char *route_name(size_t index)

@@ -40,6 +40,7 @@ static const var_doc_t VARS[] = {
     {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
     {"OTA_SIGNING_KEY", "data/signing-key.pem", "Ed25519 PEM key that signs manifests (made at first start)"},
     {"OTA_APPLY_TIMEOUT", "86400", "seconds a delivered assignment may take to be applied, then it fails"},
+    {"OTA_VERIFY_WINDOW", "3600", "seconds after being applied in which reporting other firmware rolls it back"},
     {"OTA_DEFERRED_WRITE_MS", "5000", "milliseconds between writes of the presence and signatures kept in memory"},
     {"OTA_DELIVERY_COUNT_MS", "30000", "milliseconds between writes of the re-delivery counts kept in memory"},
     {"OTA_PRESENCE_INTERVAL", "120", "last_seen_at is rewritten only once older than this many seconds (0 = always)"},
@@ -256,6 +257,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_APPLY_TIMEOUT", 86400, 60, 30L * 86400, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->apply_timeout = (int)v;
+    if ((rc = int_var("OTA_VERIFY_WINDOW", 3600, 1, 30L * 86400, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->verify_window = (int)v;
     if ((rc = int_var("OTA_DEFERRED_WRITE_MS", 5000, 100, 60000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->deferred_write_ms = (int)v;
@@ -271,6 +275,7 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     snprintf(cfg->heartbeat_interval_text, sizeof cfg->heartbeat_interval_text, "%d", cfg->heartbeat_interval);
     snprintf(cfg->apply_timeout_text, sizeof cfg->apply_timeout_text, "%d", cfg->apply_timeout);
     snprintf(cfg->presence_interval_text, sizeof cfg->presence_interval_text, "%d", cfg->presence_interval);
+    snprintf(cfg->verify_window_text, sizeof cfg->verify_window_text, "%d", cfg->verify_window);
     if ((rc = battery_var(cfg, err, cap)) != OTA_OK)
         goto Exit;
 

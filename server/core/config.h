@@ -46,8 +46,10 @@ typedef struct ota_config {
     int deferred_write_ms;    /**< OTA_DEFERRED_WRITE_MS: how often presence and signatures are written (deferred_writes.h) */
     int delivery_count_ms;    /**< OTA_DELIVERY_COUNT_MS: how often re-delivery counts are written (deferred_writes.h) */
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
-    /** The three above as the heartbeat statement's text parameters, written once at load (the hot path). */
-    char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12];
+    int verify_window;        /**< OTA_VERIFY_WINDOW: seconds an applied assignment can still be rolled back */
+    /** The interval, timeout, presence interval and window as the heartbeat statement's text parameters, written
+     *  once at load (the hot path). */
+    char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12], verify_window_text[12];
     int rollout_tick_ms;      /**< OTA_ROLLOUT_TICK_MS: the rollout engine's pause when it has nothing to do */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;

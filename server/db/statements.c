@@ -149,8 +149,9 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_DEVICE_EXISTS] = {"device_exists", "SELECT 1 FROM devices WHERE id = $1::uuid", 1},
     [OTA_STMT_HEARTBEAT] = {"heartbeat",
                             "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "
-                            "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer, $15::integer)",
-                            15},
+                            "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer, $15::integer, "
+                            "$16::integer)",
+                            16},
     [OTA_STMT_WRITE_DEFERRED] = {"write_deferred",
                                  "SELECT ota_write_deferred($1::uuid[], $2::integer[], $3::uuid[], $4::integer[], "
                                  "$5::text[], $6)",

@@ -329,6 +329,7 @@ void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn d
                             cfg->blocked_battery,
                             cfg->heartbeat_interval_text,
                             cfg->apply_timeout_text,
-                            cfg->presence_interval_text};
+                            cfg->presence_interval_text,
+                            cfg->verify_window_text};
     ota__call_query(call, OTA_STMT_HEARTBEAT, params, on_row);
 }

@@ -400,7 +400,8 @@ json_t *h_expect_assignment(const char *id, const char *status, json_int_t deliv
     CHECK(h_jint(a, "deliveries") == deliveries, "deliveries, want %lld: %s", (long long)deliveries, text);
     CHECK(reason == NULL ? h_jnull(a, "reason") : h_streq(h_jstr(a, "reason"), reason), "reason, want %s: %s",
           reason ? reason : "null", text);
-    bool final = strcmp(status, "applied") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0;
+    bool final = strcmp(status, "applied") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0 ||
+                 strcmp(status, "rolled_back") == 0;
     time_t t;
     CHECK(final ? h_rfc3339_utc(h_jstr(a, "finished_at"), &t) : h_jnull(a, "finished_at"), "finished_at: %s", text);
     if (deliveries > 0)
@@ -470,6 +471,19 @@ bool h_sql_holds(const char *expr)
     snprintf(sql, sizeof sql,
              "DO $$ BEGIN IF NOT coalesce((%s), false) THEN RAISE EXCEPTION 'does not hold'; END IF; END $$", expr);
     return h_pg_sql(&h_g_pg, sql) == 0;
+}
+
+long long h_metric_sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return atoll(line + n + 1);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return -1;
 }
 
 bool h_sql_eventually(const char *expr)

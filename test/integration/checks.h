@@ -142,6 +142,9 @@ bool h_jnull(json_t *obj, const char *key);
 /** The integer member `key` of `obj`, or -1 (absent or not an integer). */
 json_int_t h_jint(json_t *obj, const char *key);
 
+/** The value of the /metrics sample line of `series` (name and labels exactly) in `text`, or -1 when absent. */
+long long h_metric_sample(const char *text, const char *series);
+
 /** A downloaded body (malloc'ed `p`, NUL-terminated past `len`). */
 typedef struct h_buf {
     unsigned char *p;

@@ -4,7 +4,9 @@
  * upload a release, assign it, let `ota-device run --once` download,
  * verify and install it, and check what the server recorded (the
  * assignment's status, reason and deliveries) and what the device's state
- * directory holds (version, active slot, slot bytes).
+ * directory holds (version, active slot, whether it is on trial, slot
+ * bytes). With --fail-boot the new firmware never confirms itself, the
+ * bootloader falls back, and the server records the rollback.
  *
  * One source, two programs: it_device_e2e_fs (the fs backend: the server
  * serves the blobs itself) and it_device_e2e_s3 (OTA_IT_S3: a real s3rver,
@@ -324,7 +326,7 @@ static void expect_assignment(const char *id, const char *status, const char *re
     h_resp_free(&r);
 }
 
-/* state.json of `d`: version and active slot as expected. */
+/* state.json of `d`: version and active slot as expected, and confirmed (no slot left on trial). */
 static void expect_state(const device_t *d, const char *version, const char *slot)
 {
     char path[400];
@@ -335,6 +337,8 @@ static void expect_state(const device_t *d, const char *version, const char *slo
     CHECK(h_streq(h_jstr(j, "version"), version) && h_streq(h_jstr(j, "active_slot"), slot),
           "%s: want version %s in slot %s: %s", path, version, slot, text);
     CHECK(h_streq(h_jstr(j, "device_id"), d->id), "%s: device_id: %s", path, text);
+    CHECK(json_is_false(json_object_get(j, "trial")) && json_integer_value(json_object_get(j, "trial_boots")) == 0,
+          "%s: a slot on trial: %s", path, text);
     json_decref(j);
     free(text);
 }
@@ -432,6 +436,7 @@ static void test_apply_and_switch_back(void **state)
                   rj_int(&r, "bytes") == 70001 && rj_int(&r, "retries") == 0,
               "want applied 1.1.0 in slot b");
     CHECK_RUN(&r, strstr(r.err, "reboot: running 1.1.0 from slot b") != NULL, "no reboot line");
+    CHECK_RUN(&r, strstr(r.err, "confirm: 1.1.0 in slot b confirmed itself") != NULL, "no confirm line");
     run_free(&r);
     expect_assignment(a1, "applied", NULL, 1, 1);
     expect_state(&d, "1.1.0", "b");
@@ -634,6 +639,56 @@ static void test_recording_and_battery_defer(void **state)
     image_free(&img);
 }
 
+/*
+ * --fail-boot: the new firmware boots and reports its version (the assignment is applied), then fails its health
+ * check before it confirms itself; the bootloader falls back to the old slot and the device reports the old version,
+ * so the server rolls the assignment back.
+ */
+static void test_fail_boot_rolls_back(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    h_resp_t a = {0};
+    h_make_model(model, sizeof model, "FailBoot");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.1.0", 20000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+
+    const char *args[] = {"--state", d.dir, "run", "--once", "--fail-boot", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r,
+              r.status == 3 && h_streq(rj_str(&r, "outcome"), "rolled_back") &&
+                  h_streq(rj_str(&r, "version"), "1.0.0") && h_streq(rj_str(&r, "active_slot"), "a") &&
+                  h_streq(rj_str(&r, "failed_version"), "1.1.0"),
+              "want exit 3 and outcome rolled_back to 1.0.0 in slot a");
+    CHECK_RUN(&r, strstr(r.out, "\"outcome\":\"applied\"") != NULL, "no applied outcome before the fallback");
+    CHECK_RUN(&r, strstr(r.err, "falling back to slot a (1.0.0)") != NULL, "no fallback line");
+    run_free(&r);
+
+    expect_assignment(id, "rolled_back", "reported 1.0.0", 1, 1);
+    get_assignment(id, &a);
+    json_t *events = json_object_get(a.json, "events");
+    json_t *last = json_array_get(events, json_array_size(events) - 1);
+    CHECK(json_array_size(events) == 4 && h_streq(h_jstr(last, "from"), "applied") &&
+              h_streq(h_jstr(last, "to"), "rolled_back"),
+          "events: want applied -> rolled_back last: %s", BODY(&a));
+    h_resp_free(&a);
+    expect_state(&d, "1.0.0", "a");
+    expect_slot(&d, "b", &img); /* the given-up image stays in its slot */
+    expect_server_version(&d, "1.0.0");
+
+    /* Nothing more to do: the old firmware runs on. */
+    const char *again[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, again);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "none") && h_streq(rj_str(&r, "version"), "1.0.0"),
+              "after the fallback: want outcome none on 1.0.0");
+    run_free(&r);
+    image_free(&img);
+}
+
 /* The loop (run without --once) applies an update and reports it; --max-heartbeats ends it. */
 static void test_run_loop(void **state)
 {
@@ -770,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_cut_download_resumes),
         cmocka_unit_test_teardown(test_expired_url_is_replaced, stop_other),
         cmocka_unit_test(test_recording_and_battery_defer),
+        cmocka_unit_test(test_fail_boot_rolls_back),
         cmocka_unit_test(test_run_loop),
         cmocka_unit_test(test_command_line_errors),
     };

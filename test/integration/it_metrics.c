@@ -21,20 +21,6 @@
 #include "checks.h"
 #include "harness.h"
 
-/* The value of the sample line starting with `series` (name and labels exactly), or -1 when absent. */
-static long long sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *line = text; line != NULL && *line != '\0';) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ')
-            return atoll(line + n + 1);
-        line = strchr(line, '\n');
-        if (line != NULL)
-            line++;
-    }
-    return -1;
-}
-
 static char *scrape(void)
 {
     h_resp_t r = {0};
@@ -61,7 +47,8 @@ static void test_requests_counted_by_route_and_status(void **state)
     const char *unmatched = "ota_http_requests_total{route=\"unmatched\",status=\"404\"}";
     const char *unauthorized = "ota_http_requests_total{route=\"models.list\",status=\"401\"}";
     char *before = scrape();
-    long long ok0 = sample(before, ok), unmatched0 = sample(before, unmatched), unauth0 = sample(before, unauthorized);
+    long long ok0 = h_metric_sample(before, ok), unmatched0 = h_metric_sample(before, unmatched),
+              unauth0 = h_metric_sample(before, unauthorized);
     free(before);
 
     for (int i = 0; i < 5; i++)
@@ -72,14 +59,15 @@ static void test_requests_counted_by_route_and_status(void **state)
     get("/v1/models", h_g_srv.admin_key, 200);
 
     char *after = scrape();
-    CHECK(sample(after, ok) == (ok0 < 0 ? 0 : ok0) + 5, "healthz 200: %lld then %lld", ok0, sample(after, ok));
-    CHECK(sample(after, unmatched) == (unmatched0 < 0 ? 0 : unmatched0) + 3, "unmatched 404: %lld then %lld",
-          unmatched0, sample(after, unmatched));
-    CHECK(sample(after, unauthorized) == (unauth0 < 0 ? 0 : unauth0) + 1, "models.list 401: %lld then %lld", unauth0,
-          sample(after, unauthorized));
+    CHECK(h_metric_sample(after, ok) == (ok0 < 0 ? 0 : ok0) + 5, "healthz 200: %lld then %lld", ok0,
+          h_metric_sample(after, ok));
+    CHECK(h_metric_sample(after, unmatched) == (unmatched0 < 0 ? 0 : unmatched0) + 3, "unmatched 404: %lld then %lld",
+          unmatched0, h_metric_sample(after, unmatched));
+    CHECK(h_metric_sample(after, unauthorized) == (unauth0 < 0 ? 0 : unauth0) + 1, "models.list 401: %lld then %lld",
+          unauth0, h_metric_sample(after, unauthorized));
     /* The histogram's +Inf bucket equals its count, and the count covers every healthz answer. */
-    long long inf = sample(after, "ota_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"}");
-    long long count = sample(after, "ota_http_request_duration_seconds_count{route=\"healthz\"}");
+    long long inf = h_metric_sample(after, "ota_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"}");
+    long long count = h_metric_sample(after, "ota_http_request_duration_seconds_count{route=\"healthz\"}");
     CHECK(inf == count && count >= 5, "+Inf %lld, count %lld", inf, count);
     free(after);
 }
@@ -163,9 +151,9 @@ static void test_deferred_rows(void **state)
     h_make_release(model, "1.1.0", 100, &rel);
     h_assign_ok(&dev, &rel, aid);
     char *text = scrape();
-    long long written = sample(text, "ota_deferred_rows_written_total");
-    CHECK(written >= 0 && sample(text, "ota_deferred_rows_pending") >= 0 &&
-              sample(text, "ota_deferred_rows_dropped_total") == 0,
+    long long written = h_metric_sample(text, "ota_deferred_rows_written_total");
+    CHECK(written >= 0 && h_metric_sample(text, "ota_deferred_rows_pending") >= 0 &&
+              h_metric_sample(text, "ota_deferred_rows_dropped_total") == 0,
           "no deferred-row series in:\n%s", text);
     free(text);
     for (int i = 0; i < 2; i++) { /* the first delivery, then a re-delivery: deferred */
@@ -177,8 +165,8 @@ static void test_deferred_rows(void **state)
     for (long waited = 0; !done && waited < H_DEFERRED_WRITE_WAIT_MS; waited += 100) {
         h_sleep_ms(100);
         text = scrape();
-        done = sample(text, "ota_deferred_rows_written_total") > written &&
-               sample(text, "ota_deferred_rows_pending") == 0;
+        done = h_metric_sample(text, "ota_deferred_rows_written_total") > written &&
+               h_metric_sample(text, "ota_deferred_rows_pending") == 0;
         free(text);
     }
     CHECK(done, "the re-delivery was not written, or rows stayed pending");

@@ -41,6 +41,7 @@ static const char *const VARS[] = {
     "OTA_DEFERRED_WRITE_MS",
     "OTA_DELIVERY_COUNT_MS",
     "OTA_PRESENCE_INTERVAL",
+    "OTA_VERIFY_WINDOW",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -87,6 +88,8 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->deferred_write_ms, 5000);
     assert_int_equal(cfg->delivery_count_ms, 30000);
     assert_int_equal(cfg->presence_interval, 120);
+    assert_int_equal(cfg->verify_window, 3600);
+    assert_string_equal(cfg->verify_window_text, "3600");
 }
 
 static void test_defaults(void **state)
@@ -258,6 +261,7 @@ static const int_case_t INTS[] = {
     {"OTA_DELIVERY_COUNT_MS", 100, 60000, offsetof(ota_config_t, delivery_count_ms), 0},
     {"OTA_PRESENCE_INTERVAL", 0, 3600, offsetof(ota_config_t, presence_interval), 0},
     {"OTA_ROLLOUT_TICK_MS", 10, 60000, offsetof(ota_config_t, rollout_tick_ms), 0},
+    {"OTA_VERIFY_WINDOW", 1, 30L * 86400, offsetof(ota_config_t, verify_window), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)

@@ -2,8 +2,10 @@
  * libota-device: the public API (include/ota/device.h) against the
  * in-process HTTP stub standing in for the server and the storage: what the
  * heartbeats say (conditions, progress, a failure once), applying an update
- * (slot switch, state on disk), failures that keep the slot, a download
- * continued across calls, a fresh URL after 403, the state directory lock.
+ * (slot switch, state on disk), the new slot on trial (confirmed, or given
+ * up at the next restart or power-on), failures that keep the slot, a
+ * download continued across calls, a fresh URL after 403, the state
+ * directory lock.
  * The real server is in test/integration/it_device_e2e.c.
  */
 #define _GNU_SOURCE
@@ -478,6 +480,7 @@ static void test_progress_heartbeats(void **state)
     assert_true(num(b, "ota", "bytes") > 0 && num(b, "ota", "bytes") < IMAGE_LEN);
     assert_int_equal(num(b, "ota", "total"), IMAGE_LEN);
     json_decref(b);
+    assert_int_equal(ota_device_confirm(f->dev), OTA_OK); /* 1.2.0 works: it stays when the device opens again */
 
     /* The server stops delivering meanwhile (canceled): the download stops, what it has stays. */
     stub_clear_answers(f->stub);
@@ -494,6 +497,108 @@ static void test_progress_heartbeats(void **state)
     assert_non_null(strstr(r.error, "no longer delivers"));
     assert_true(r.bytes > 0 && r.bytes < IMAGE_LEN);
     assert_string_equal(ota_device_version(f->dev), "1.2.0");
+}
+
+/* Applies 1.2.0 from the stub: slot b is on trial, booted once (at the install's reboot), not confirmed. */
+static void apply_on_trial(fixture_t *f)
+{
+    ota_device_result_t r;
+    ota_manifest_t m;
+    ota__state_t st;
+    char why[200];
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-00000000000b", "1.2.0", "/img");
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_true(ota_device_on_trial(f->dev));
+    assert_non_null(strstr(f->log, "boot: slot b (1.2.0) is on trial (boot 1 of 1)"));
+    assert_int_equal(ota__state_load(f->dir, &st, why, sizeof why), OTA_OK);
+    assert_true(st.trial);
+    assert_int_equal(st.trial_boots, 1);
+}
+
+/* The state on disk: `version` running from `slot`, on trial or not. */
+static void expect_disk(fixture_t *f, const char *version, char slot, bool trial)
+{
+    ota__state_t st;
+    char why[200];
+    assert_int_equal(ota__state_load(f->dir, &st, why, sizeof why), OTA_OK);
+    assert_string_equal(st.version, version);
+    assert_int_equal(st.active_slot, slot);
+    assert_int_equal(st.trial, trial);
+}
+
+/* The new firmware confirms itself: restarts and power-ons keep it. */
+static void test_confirmed_firmware_stays(void **state)
+{
+    fixture_t *f = *state;
+    bool fell_back = true;
+    apply_on_trial(f);
+    assert_int_equal(ota_device_confirm(f->dev), OTA_OK);
+    assert_false(ota_device_on_trial(f->dev));
+    assert_non_null(strstr(f->log, "confirm: 1.2.0 in slot b confirmed itself"));
+    expect_disk(f, "1.2.0", 'b', false);
+    assert_int_equal(ota_device_confirm(f->dev), OTA_OK); /* nothing on trial: nothing to do */
+    assert_int_equal(ota_device_restart(f->dev, &fell_back), OTA_OK);
+    assert_false(fell_back);
+    open_device(f);
+    assert_string_equal(ota_device_version(f->dev), "1.2.0");
+    assert_int_equal(ota_device_active_slot(f->dev), 'b');
+}
+
+/* Unconfirmed, the new firmware is given up at the next boot: the old slot runs, and the heartbeat says so. */
+static void test_unconfirmed_firmware_falls_back(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    bool fell_back = false;
+    apply_on_trial(f);
+    queue(f, NULL, NULL);
+    queue(f, NULL, NULL);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_int_equal(ota_device_restart(f->dev, &fell_back), OTA_OK);
+    assert_true(fell_back);
+    assert_false(ota_device_on_trial(f->dev));
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+    assert_int_equal(ota_device_active_slot(f->dev), 'a');
+    assert_non_null(strstr(f->log, "boot: slot b (1.2.0) is on trial and did not confirm itself; falling back to "
+                                   "slot a (1.0.0)"));
+    expect_disk(f, "1.0.0", 'a', false);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN); /* the given-up image stays where it was */
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "firmware_version", NULL), "1.2.0");
+    json_decref(b);
+    b = beat(f, 1);
+    assert_string_equal(str(b, "firmware_version", NULL), "1.0.0");
+    json_decref(b);
+}
+
+/* Opening the device is its power-on: a slot on trial gets one boot in all, whichever way the device came up. */
+static void test_power_on_boots_trial_once(void **state)
+{
+    fixture_t *f = *state;
+    ota__state_t st;
+    char why[200];
+    apply_on_trial(f);
+    open_device(f); /* the device lost power before the firmware confirmed itself */
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+    assert_false(ota_device_on_trial(f->dev));
+    expect_disk(f, "1.0.0", 'a', false);
+
+    /* Switched but never booted (power lost between the switch and the reboot): the next power-on is its boot. */
+    assert_int_equal(ota__state_load(f->dir, &st, why, sizeof why), OTA_OK);
+    st.active_slot = 'b';
+    strcpy(st.version, "1.2.0");
+    st.trial = true;
+    st.trial_boots = 0;
+    assert_int_equal(ota__state_save(f->dir, &st, why, sizeof why), OTA_OK);
+    open_device(f);
+    assert_string_equal(ota_device_version(f->dev), "1.2.0");
+    assert_true(ota_device_on_trial(f->dev));
+    open_device(f);
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+    assert_int_equal(ota_device_active_slot(f->dev), 'a');
 }
 
 static void test_open_errors_and_lock(void **state)
@@ -582,6 +687,9 @@ int main(void)
         T(test_expired_url_refreshed),
         T(test_expired_url_canceled),
         T(test_progress_heartbeats),
+        T(test_confirmed_firmware_stays),
+        T(test_unconfirmed_firmware_falls_back),
+        T(test_power_on_boots_trial_once),
         T(test_open_errors_and_lock),
         T(test_unreachable_server),
         T(test_register_refuses_bad_input),

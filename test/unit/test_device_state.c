@@ -1,9 +1,10 @@
 /*
  * libota-device: the state directory (device/state.c) and the heartbeat's
  * wire forms (device/answer.c): state.json round trip and atomic replace,
- * strict decoding, A/B slot switching, which download may resume from
- * where; and that every codec reports OTA_ERR_NOMEM, never aborts, when
- * jansson cannot allocate.
+ * strict decoding (a file from before trials: confirmed), A/B slot
+ * switching, the bootloader's one trial boot and fallback, which download
+ * may resume from where; and that every codec reports OTA_ERR_NOMEM, never
+ * aborts, when jansson cannot allocate.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -96,6 +97,8 @@ static void expect_same(const ota__state_t *a, const ota__state_t *b)
     assert_memory_equal(a->public_key, b->public_key, sizeof a->public_key);
     assert_string_equal(a->version, b->version);
     assert_int_equal(a->active_slot, b->active_slot);
+    assert_int_equal(a->trial, b->trial);
+    assert_int_equal(a->trial_boots, b->trial_boots);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(a->slots[i].present, b->slots[i].present);
         assert_string_equal(a->slots[i].version, b->slots[i].version);
@@ -121,13 +124,84 @@ static void test_round_trip(void **state)
     assert_int_equal(ota__state_load(g_dir, &back, why, sizeof why), OTA_OK);
     expect_same(&st, &back);
 
-    /* Both slots, slot b active. */
+    /* Both slots, slot b active, on trial, then booted once. */
     ota_manifest_t m;
     manifest(&m, "2.0.0-rc.1+b7", 4096, "a1671a4c72a4d782d247bfb90248a6ce014fc019be922999ba676efad720ae46");
     ota__state_switch(&st, &m);
     assert_int_equal(ota__state_save(g_dir, &st, why, sizeof why), OTA_OK);
     assert_int_equal(ota__state_load(g_dir, &back, why, sizeof why), OTA_OK);
     expect_same(&st, &back);
+    assert_false(ota__state_boot(&st));
+    assert_int_equal(ota__state_save(g_dir, &st, why, sizeof why), OTA_OK);
+    assert_int_equal(ota__state_load(g_dir, &back, why, sizeof why), OTA_OK);
+    expect_same(&st, &back);
+    assert_true(back.trial);
+    assert_int_equal(back.trial_boots, 1);
+}
+
+/* A state.json written before slots could be on trial (no "trial", no "trial_boots"): the active slot is confirmed. */
+static void test_decode_without_trial(void **state)
+{
+    (void)state;
+    ota__state_t st, out;
+    char *text = NULL, why[200] = "";
+    sample(&st);
+    assert_int_equal(ota__state_encode(&st, &text), OTA_OK);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(j);
+    assert_int_equal(json_object_del(j, "trial"), 0);
+    assert_int_equal(json_object_del(j, "trial_boots"), 0);
+    text = json_dumps(j, 0);
+    json_decref(j);
+    memset(&out, 0x55, sizeof out);
+    assert_int_equal(ota__state_decode(text, strlen(text), &out, why, sizeof why), OTA_OK);
+    free(text);
+    assert_false(out.trial);
+    assert_int_equal(out.trial_boots, 0);
+    expect_same(&st, &out);
+}
+
+/*
+ * The bootloader (ota__state_boot): a confirmed slot boots; a slot on trial boots once, and found unconfirmed at
+ * the next boot is given up for the other slot; a confirmed one boots on and on.
+ */
+static void test_boot_and_confirm(void **state)
+{
+    (void)state;
+    ota__state_t st;
+    ota_manifest_t m;
+    char why[200];
+    sample(&st);
+    assert_false(ota__state_boot(&st));
+    assert_false(st.trial);
+    assert_int_equal(st.active_slot, 'a');
+
+    manifest(&m, "1.1.0", 100, "1111111111111111111111111111111111111111111111111111111111111111");
+    ota__state_switch(&st, &m);
+    assert_true(st.trial);
+    assert_int_equal(st.trial_boots, 0);
+    assert_false(ota__state_boot(&st)); /* its one boot */
+    assert_int_equal(st.trial_boots, 1);
+    assert_string_equal(st.version, "1.1.0");
+    assert_int_equal(ota__state_validate(&st, why, sizeof why), OTA_OK);
+    ota__state_t confirmed = st;
+    assert_true(ota__state_boot(&st)); /* never confirmed: given up */
+    assert_int_equal(st.active_slot, 'a');
+    assert_string_equal(st.version, "1.0.0");
+    assert_false(st.trial);
+    assert_int_equal(st.trial_boots, 0);
+    assert_string_equal(st.slots[1].version, "1.1.0"); /* the image stays in its slot */
+    assert_int_equal(ota__state_validate(&st, why, sizeof why), OTA_OK);
+
+    ota__state_confirm(&confirmed);
+    assert_false(confirmed.trial);
+    assert_int_equal(confirmed.trial_boots, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_false(ota__state_boot(&confirmed));
+        assert_string_equal(confirmed.version, "1.1.0");
+        assert_int_equal(confirmed.active_slot, 'b');
+    }
 }
 
 /* A save that fails leaves the old state.json; a leftover temporary file from a crash is harmless. */
@@ -215,6 +289,12 @@ static void test_decode_strict(void **state)
     expect_refused("\"size\": 20", "\"size\": -1", "slots.a");
     expect_refused("\"size\": 20", "\"size\": 20, \"size\": 21", NULL); /* duplicate member */
     expect_refused("\"device_id\"", "\"device\"", "device_id");
+    expect_refused("\"trial\": false", "\"trial\": 0", "trial");
+    expect_refused("\"trial_boots\": 0", "\"trial_boots\": \"0\"", "trial");
+    expect_refused("\"trial_boots\": 0", "\"trial_boots\": -1", "trial");
+    expect_refused("\"trial_boots\": 0", "\"trial_boots\": 1", "trial_boots"); /* boots count only on trial */
+    /* On trial with nothing in the other slot to fall back to. */
+    expect_refused("\"trial\": false", "\"trial\": true", "trial");
     assert_int_equal(ota__state_decode("[]", 2, &out, why, sizeof why), OTA_ERR_INVALID);
     assert_int_equal(ota__state_decode("{", 1, &out, why, sizeof why), OTA_ERR_INVALID);
     assert_int_equal(ota__state_decode("", 0, &out, why, sizeof why), OTA_ERR_INVALID);
@@ -561,6 +641,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_missing, setup, teardown),
         cmocka_unit_test(test_decode_strict),
+        cmocka_unit_test(test_decode_without_trial),
+        cmocka_unit_test(test_boot_and_confirm),
         cmocka_unit_test(test_slot_switching),
         cmocka_unit_test(test_resume_offset),
         cmocka_unit_test_setup_teardown(test_part_meta, setup, teardown),
