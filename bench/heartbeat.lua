@@ -4,6 +4,7 @@
 --   ids file  one device id a line, line i = device i (md5('bench' || i)::uuid, written by scripts/bench)
 --   mode      plain:   devices with i % every ~= 0 (no active assignment: no delivery)
 --             deliver: devices with i % every == 0 (an active assignment: each heartbeat delivers a manifest)
+--             <file>:  the devices whose numbers i the file lists, one a line (every is then ignored)
 --   firmware  the version each heartbeat reports (default 1.0.0, what the fleet runs; 1.1.0 applies an update)
 -- Device i's token is 'otd_bench_' .. i. Each wrk thread loads the file once and cycles
 -- through its devices from its own starting point.
@@ -27,8 +28,13 @@ function init(args)
       i = i + 1
       ids[i] = line
       local assigned = (i % every == 0)
-      if (mode == "deliver") == assigned then
+      if (mode == "plain" or mode == "deliver") and (mode == "deliver") == assigned then
          list[#list + 1] = i
+      end
+   end
+   if mode ~= "plain" and mode ~= "deliver" then
+      for line in io.lines(mode) do
+         list[#list + 1] = tonumber(line)
       end
    end
    if #list == 0 then

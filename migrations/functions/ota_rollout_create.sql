@@ -65,6 +65,9 @@ BEGIN
                    '       CASE WHEN NOT skipped AND wave = 1 AND %L THEN now() END '
                    'FROM (%s) matched',
                    p_id, p_start, p_start, matched);
+    -- Fresh statistics, so that the engine's statements on this rollout's targets are planned for their number
+    -- (a sample of the table: a fraction of a second, however many targets).
+    ANALYZE rollout_targets;
     PERFORM ota_rollout_event(p_id, 'created', CASE WHEN p_start THEN 'running' ELSE 'paused' END,
                               CASE WHEN p_start THEN 1 END, NULL);
     outcome := 'created';

@@ -4,8 +4,8 @@
 --     so only its last outcome counts for the gates;
 --   * an assignment canceled because the rollout paused ('rollout_paused') or its release was withdrawn
 --     ('release_withdrawn') makes it 'blocked' again, to be admitted again on resume.
--- A new assignment counts an attempt (and a retry after the first). A final failure or a rollback checks the
--- failure gate at once.
+-- A new assignment counts an attempt (and a retry after the first); the admission (ota_rollout_admit) does
+-- that for the assignments it makes. A final failure or a rollback checks the failure gate at once.
 CREATE OR REPLACE FUNCTION ota_rollout_follow(a assignments) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     t rollout_targets%ROWTYPE;
@@ -16,6 +16,9 @@ BEGIN
     SELECT * INTO t FROM rollout_targets WHERE device_id = a.device_id AND rollout_id = a.rollout_id;
     IF NOT FOUND THEN
         RETURN;
+    END IF;
+    IF a.status = 'pending' AND current_setting('ota.admitting', true) = a.rollout_id::text THEN
+        RETURN; -- made by the admission, which moves its targets itself, all in one statement
     END IF;
     IF a.status = 'pending' THEN
         UPDATE rollout_targets SET state = 'pending', assignment_id = a.id, attempts = attempts + 1, reason = NULL,
