@@ -690,6 +690,111 @@ static void test_fail_boot_rolls_back(void **state)
 }
 
 /* The loop (run without --once) applies an update and reports it; --max-heartbeats ends it. */
+/* POST /v1/rollouts of `img` with the JSON members `members`: 201; its id goes to `id` (40 bytes). */
+static void create_rollout(const image_t *img, const char *members, char *id)
+{
+    char body[512];
+    h_resp_t r = {0};
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\", %s}", img->release_id, members);
+    h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+}
+
+/* GET /v1/rollouts/{id} (caller decrefs). */
+static json_t *get_rollout(const char *id)
+{
+    char path[96];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/rollouts/%s", id);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *rollout = json_incref(r.json);
+    h_resp_free(&r);
+    return rollout;
+}
+
+/*
+ * A rollout across several devices, each its own ota-device process and state: they run `run --once` in rounds,
+ * the devices of a closed wave get nothing, and the rollout opens its second wave once the first has applied,
+ * then completes with every device on the new version.
+ */
+static void test_rollout_across_devices(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    char model[32], id[40];
+    device_t d[N];
+    image_t img;
+    h_make_model(model, sizeof model, "RolledOut");
+    for (int i = 0; i < N; i++)
+        register_device(&h_g_srv, model, "1.0.0", &d[i]);
+    make_release(&h_g_srv, model, "1.1.0", 30000, &img);
+    create_rollout(&img, "\"waves\": [50, 100], \"success\": {\"min_percent\": 100}", id);
+
+    json_t *r = NULL;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++) {
+            run_t run;
+            const char *args[] = {"--state", d[i].dir, "run", "--once", NULL};
+            run_device(&run, args);
+            CHECK_RUN(&run, run.status == 0, "device %d, round %d: want exit 0", i, round);
+            run_free(&run);
+        }
+        json_decref(r);
+        r = get_rollout(id);
+        if (h_streq(h_jstr(r, "status"), "completed"))
+            break;
+        sleep_ms(300); /* the engine's tick: the gate opens wave 2 */
+    }
+    json_t *counts = json_object_get(r, "counts");
+    CHECK(h_streq(h_jstr(r, "status"), "completed") && h_jint(counts, "applied") == N &&
+              h_jint(r, "current_wave") == 2,
+          "the rollout did not complete: %s", json_dumps(r, 0));
+    json_decref(r);
+    for (int i = 0; i < N; i++) {
+        expect_state(&d[i], "1.1.0", "b");
+        expect_server_version(&d[i], "1.1.0");
+    }
+    image_free(&img);
+}
+
+/* A device of a rollout whose new image fails its first boot ends rolled_back, and that counts against the gate. */
+static void test_rollout_rollback_counts(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    device_t d;
+    image_t img;
+    run_t run;
+    h_make_model(model, sizeof model, "RolledBack");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.1.0", 20000, &img);
+    create_rollout(&img, "\"failure\": {\"max_percent\": 0, \"min_failures\": 1}", id);
+    for (int waited = 0;; waited += 100) { /* the engine admits the target */
+        json_t *r = get_rollout(id);
+        json_int_t pending = h_jint(json_object_get(r, "counts"), "pending");
+        json_decref(r);
+        if (pending == 1)
+            break;
+        CHECK(waited < 10000, "the target was never admitted");
+        sleep_ms(100);
+    }
+    const char *args[] = {"--state", d.dir, "run", "--once", "--fail-boot", NULL};
+    run_device(&run, args);
+    CHECK_RUN(&run, run.status == 3 && h_streq(rj_str(&run, "outcome"), "rolled_back"), "want a rollback");
+    run_free(&run);
+    json_t *r = get_rollout(id);
+    json_t *counts = json_object_get(r, "counts");
+    CHECK(h_jint(counts, "rolled_back") == 1 && h_jint(counts, "applied") == 0 && h_streq(h_jstr(r, "status"), "paused") &&
+              h_streq(h_jstr(r, "paused_reason"), "failure_threshold"),
+          "a rollback must count as a failure: %s", json_dumps(r, 0));
+    json_decref(r);
+    expect_state(&d, "1.0.0", "a");
+    image_free(&img);
+}
+
 static void test_run_loop(void **state)
 {
     (void)state;
@@ -826,6 +931,8 @@ int main(void)
         cmocka_unit_test_teardown(test_expired_url_is_replaced, stop_other),
         cmocka_unit_test(test_recording_and_battery_defer),
         cmocka_unit_test(test_fail_boot_rolls_back),
+        cmocka_unit_test(test_rollout_across_devices),
+        cmocka_unit_test(test_rollout_rollback_counts),
         cmocka_unit_test(test_run_loop),
         cmocka_unit_test(test_command_line_errors),
     };

@@ -322,5 +322,7 @@ int main(void)
         cmocka_unit_test(test_pacing_across_instances),
         cmocka_unit_test(test_ten_thousand_targets_racing),
     };
+    /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
+    cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, start_instances, stop_instances);
 }

@@ -732,5 +732,7 @@ int main(void)
         cmocka_unit_test(test_release_withdrawn),
         cmocka_unit_test(test_device_deleted),
     };
+    /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
+    cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }
