@@ -14,7 +14,9 @@ const ota_route_t ota__routes[] = {
 
     {"POST", "/v1/devices", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_devices_create, "devices.create"},
     {"GET", "/v1/devices", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_devices_list, "devices.list"},
+    {"POST", "/v1/devices/tags", OTA_ACCESS_ADMIN, OTA_BODY_JSON_BULK, ota__api_devices_tag, "devices.tag"},
     {"GET", "/v1/devices/{uuid}", OTA_ACCESS_DEVICE_OR_API, OTA_BODY_NONE, ota__api_devices_get, "devices.get"},
+    {"PATCH", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_devices_update, "devices.update"},
     {"DELETE", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_delete, "devices.delete"},
     {"POST", "/v1/devices/{uuid}/token", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_rotate_token,
      "devices.rotate_token"},
