@@ -31,6 +31,7 @@ const ota_route_t ota__routes[] = {
     {"GET", "/v1/devices/{uuid}/update", OTA_ACCESS_DEVICE, OTA_BODY_NONE, ota__api_device_update, "update"},
     {"POST", "/v1/devices/{uuid}/ble-transfers", OTA_ACCESS_DEVICE, OTA_BODY_JSON, ota__api_ble_transfers_create,
      "ble_transfers.create"},
+    {"GET", "/v1/fleet", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_fleet, "fleet"},
     {"GET", "/v1/assignments", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_list, "assignments.list"},
     {"GET", "/v1/assignments/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_get, "assignments.get"},
     {"POST", "/v1/assignments/{uuid}/cancel", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_assignments_cancel,

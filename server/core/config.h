@@ -47,6 +47,7 @@ typedef struct ota_config {
     int deferred_write_ms;    /**< OTA_DEFERRED_WRITE_MS: how often presence and signatures are written (deferred_writes.h) */
     int delivery_count_ms;    /**< OTA_DELIVERY_COUNT_MS: how often re-delivery counts are written (deferred_writes.h) */
     int presence_interval;    /**< OTA_PRESENCE_INTERVAL: seconds between rewrites of an unchanged device's last_seen_at */
+    int fleet_cache_ms;       /**< OTA_FLEET_CACHE_MS: how old GET /v1/fleet's numbers may be */
     /** The three above as the heartbeat statement's text parameters, written once at load (the hot path). */
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12];
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */

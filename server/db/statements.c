@@ -192,6 +192,14 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                       "UNION ALL SELECT 'transition', to_status, count(*) FROM assignment_events "
                                       "GROUP BY to_status",
                                       0},
+    /* GET /v1/fleet's numbers, grouped as small as it needs them (server/api/fleet_snapshot.h): one scan of the
+       devices, made at most every OTA_FLEET_CACHE_MS by each instance, never per request. */
+    [OTA_STMT_FLEET_COUNTS] = {"fleet_counts",
+                               "SELECT model_id, firmware_version, ota_status, count(*), "
+                               "count(*) FILTER (WHERE last_seen_at > now() - interval '24 hours') FROM devices "
+                               "GROUP BY model_id, firmware_version, ota_status "
+                               "ORDER BY model_id COLLATE \"C\", firmware_version",
+                               0},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

@@ -53,6 +53,7 @@ typedef enum ota_stmt {
     OTA_STMT_EVENTS_SINCE,           /* $1 after event id, $2 limit → rows (id, event JSON) */
     OTA_STMT_EVENTS_LAST,            /* → the newest event id (0 when none) */
     OTA_STMT_METRICS_ASSIGNMENTS,    /* → rows (kind 'status'|'transition', state, count) for /metrics */
+    OTA_STMT_FLEET_COUNTS,           /* → rows (model, firmware version, ota_status, devices, seen in 24 h) */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -172,6 +173,15 @@ enum {
     OTA_METRICS_COL_KIND,  /**< 'status' or 'transition' */
     OTA_METRICS_COL_STATE, /**< the status, or the transition's target status */
     OTA_METRICS_COL_COUNT,
+};
+
+/** Columns of an OTA_STMT_FLEET_COUNTS row: one group of devices, rows ordered by model (bytes), then version. */
+enum {
+    OTA_FLEET_COL_MODEL,
+    OTA_FLEET_COL_VERSION, /**< NULL for devices that never reported one */
+    OTA_FLEET_COL_STATUS,
+    OTA_FLEET_COL_DEVICES,
+    OTA_FLEET_COL_SEEN, /**< of them, those seen within the last 24 hours */
 };
 
 /** A statement's name, SQL and parameter count. */

@@ -5,6 +5,7 @@
  * the test's model (or its serials) whenever what the rest of the fleet holds would change the answer.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,7 +537,10 @@ static void test_bulk_tag(void **state)
 static void test_bulk_tag_whole_fleet(void **state)
 {
     (void)state;
-    char tag[40], body[256], expr[256];
+    char model[32], tag[40], body[256], expr[256];
+    h_make_model(model, sizeof model, "Whole fleet");
+    tdev_t d;
+    make_device(model, "SN-", NULL, NULL, &d);
     h_unique(tag, sizeof tag, "nobody-");
     /* {} is every device: removing a tag nobody has matches them all and changes none. */
     snprintf(body, sizeof body, "{\"filter\": {}, \"remove\": [\"%s\"]}", tag);
@@ -666,6 +670,215 @@ static void test_bulk_tag_ten_thousand_ids(void **state)
     free(body);
 }
 
+/* ---- GET /v1/fleet ---------------------------------------------------------------------------------------------- */
+
+/* GET /v1/fleet?<query> as `key`: 200, with the contract's shape; the answer goes to `out`. */
+static void get_fleet(const char *query, const char *key, h_resp_t *out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/fleet%s%s", query[0] != '\0' ? "?" : "", query);
+    h_http(&h_g_srv, "GET", path, key, NULL, 0, NULL, out);
+    EXPECT_STATUS(out, 200);
+    time_t as_of;
+    CHECK(h_rfc3339_utc(h_jstr(out->json, "as_of"), &as_of) && as_of <= time(NULL) + 1 && as_of > time(NULL) - 30,
+          "%s: as_of in %s", path, BODY(out));
+    CHECK(h_jint(out->json, "devices") >= 0 && h_jint(out->json, "seen_last_24h") >= 0 &&
+              json_is_array(json_object_get(out->json, "by_version")),
+          "%s: %s", path, BODY(out));
+    static const char *const statuses[] = {"none", "pending", "delivered", "applied", "failed", "canceled"};
+    json_t *by_status = json_object_get(out->json, "by_ota_status");
+    json_int_t sum = 0;
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        CHECK(json_is_integer(json_object_get(by_status, statuses[i])), "%s: by_ota_status.%s in %s", path, statuses[i],
+              BODY(out));
+        sum += h_jint(by_status, statuses[i]);
+    }
+    CHECK(json_object_size(by_status) == 6 && sum == h_jint(out->json, "devices"), "%s: by_ota_status in %s", path,
+          BODY(out));
+}
+
+/* get_fleet once the snapshot the server holds is too old to be used: a count made now. */
+static void get_fleet_fresh(const char *query, h_resp_t *out)
+{
+    h_sleep_ms(FLEET_CACHE_MS + 100);
+    get_fleet(query, h_g_srv.admin_key, out);
+}
+
+/* Entry `i` of by_version is {model, version (NULL: null), devices}. */
+static void expect_version(const h_resp_t *r, size_t i, const char *model, const char *version, json_int_t devices)
+{
+    json_t *e = json_array_get(json_object_get(r->json, "by_version"), i);
+    CHECK(h_streq(h_jstr(e, "model"), model) &&
+              (version == NULL ? h_jnull(e, "version") : h_streq(h_jstr(e, "version"), version)) &&
+              h_jint(e, "devices") == devices && json_object_size(e) == 3,
+          "by_version[%zu] should be %s %s %lld: %s", i, model, version ? version : "null", (long long)devices,
+          BODY(r));
+}
+
+static void test_fleet_numbers(void **state)
+{
+    (void)state;
+    char model[32], query[64], sql[256], assignment[40];
+    h_make_model(model, sizeof model, "Fleet");
+    tdev_t d[5];
+    make_device(model, "SN-", "1.0.0", NULL, &d[0]);
+    make_device(model, "SN-", "1.1.0", "[\"eu\"]", &d[1]);
+    make_device(model, "SN-", "1.1.0", NULL, &d[2]);
+    make_device(model, "SN-", "1.1.0-rc.1", NULL, &d[3]);
+    make_device(model, "SN-", NULL, NULL, &d[4]);
+    /* Seen: d0 just now, d1 two days ago, the others never. */
+    snprintf(sql, sizeof sql, "UPDATE devices SET last_seen_at = now() WHERE id = '%s'", d[0].id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "%s", sql);
+    snprintf(sql, sizeof sql, "UPDATE devices SET last_seen_at = now() - interval '2 days' WHERE id = '%s'", d[1].id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "%s", sql);
+    /* One assignment: d3 is pending. */
+    h_release_t rel;
+    h_make_release(model, "2.0.0", 1000, &rel);
+    h_device_t hd = {0};
+    snprintf(hd.id, sizeof hd.id, "%s", d[3].id);
+    snprintf(hd.model, sizeof hd.model, "%s", model);
+    h_assign_ok(&hd, &rel, assignment);
+    h_release_free(&rel);
+
+    h_resp_t r = {0};
+    snprintf(query, sizeof query, "model=%s", model);
+    get_fleet_fresh(query, &r);
+    CHECK(h_jint(r.json, "devices") == 5 && h_jint(r.json, "seen_last_24h") == 1, "%s", BODY(&r));
+    json_t *by_status = json_object_get(r.json, "by_ota_status");
+    CHECK(h_jint(by_status, "none") == 4 && h_jint(by_status, "pending") == 1, "%s", BODY(&r));
+    /* Newest first by precedence (1.1.0-rc.1 is below 1.1.0), devices without a version last. */
+    CHECK(json_array_size(json_object_get(r.json, "by_version")) == 4, "%s", BODY(&r));
+    expect_version(&r, 0, model, "1.1.0", 2);
+    expect_version(&r, 1, model, "1.1.0-rc.1", 1);
+    expect_version(&r, 2, model, "1.0.0", 1);
+    expect_version(&r, 3, model, NULL, 1);
+    h_resp_free(&r);
+}
+
+static void test_fleet_cached(void **state)
+{
+    (void)state;
+    char model[32], query[64];
+    h_make_model(model, sizeof model, "Fleet cache");
+    tdev_t d;
+    make_device(model, "SN-", "1.0.0", NULL, &d);
+    snprintf(query, sizeof query, "model=%s", model);
+    h_resp_t first = {0}, again = {0}, later = {0};
+    get_fleet_fresh(query, &first);
+    CHECK(h_jint(first.json, "devices") == 1, "%s", BODY(&first));
+
+    /* A device made now is not counted until the snapshot has aged out: the same answer, to the byte. */
+    make_device(model, "SN-", "1.0.0", NULL, &d);
+    get_fleet(query, h_g_srv.admin_key, &again);
+    CHECK(strcmp(first.body, again.body) == 0, "cached %s, then %s", BODY(&first), BODY(&again));
+
+    get_fleet_fresh(query, &later);
+    CHECK(h_jint(later.json, "devices") == 2, "%s", BODY(&later));
+    expect_version(&later, 0, model, "1.0.0", 2);
+    CHECK(strcmp(h_jstr(later.json, "as_of"), h_jstr(first.json, "as_of")) >= 0, "as_of went back: %s then %s",
+          BODY(&first), BODY(&later));
+    h_resp_free(&first);
+    h_resp_free(&again);
+    h_resp_free(&later);
+}
+
+static void test_fleet_whole_and_unknown(void **state)
+{
+    (void)state;
+    char model[32], query[64], expr[128];
+    h_make_model(model, sizeof model, "Fleet whole");
+    tdev_t d;
+    make_device(model, "SN-", "9.9.9", NULL, &d);
+
+    /* No model: every device, each version under its model. */
+    h_resp_t r = {0};
+    get_fleet_fresh("", &r);
+    snprintf(expr, sizeof expr, "(SELECT count(*) FROM devices) = %lld", (long long)h_jint(r.json, "devices"));
+    CHECK(h_sql_holds(expr), "%s: %s", expr, BODY(&r));
+    json_int_t sum = 0, ours = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(r.json, "by_version"), i, e)
+    {
+        sum += h_jint(e, "devices");
+        if (h_streq(h_jstr(e, "model"), model))
+            ours++, expect_version(&r, i, model, "9.9.9", 1);
+    }
+    CHECK(sum == h_jint(r.json, "devices") && ours == 1, "by_version in %s", BODY(&r));
+    h_resp_free(&r);
+
+    /* A model without devices, or none of that name: zeros, every status there. */
+    h_unique(model, sizeof model, "nomodel-");
+    snprintf(query, sizeof query, "model=%s", model);
+    get_fleet(query, h_g_srv.admin_key, &r);
+    CHECK(h_jint(r.json, "devices") == 0 && h_jint(r.json, "seen_last_24h") == 0 &&
+              json_array_size(json_object_get(r.json, "by_version")) == 0,
+          "%s", BODY(&r));
+    h_resp_free(&r);
+}
+
+static void test_fleet_access_and_params(void **state)
+{
+    (void)state;
+    char viewer[128];
+    h_cli_api_key("viewer", viewer);
+    h_resp_t r = {0};
+    get_fleet("", viewer, &r);
+    h_resp_free(&r);
+    h_http(&h_g_srv, "GET", "/v1/fleet", NULL, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+    static const char *const bad[] = {"/v1/fleet?model=a&model=b", "/v1/fleet?model=%zz"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        h_http(&h_g_srv, "GET", bad[i], h_g_srv.admin_key, NULL, 0, NULL, &r);
+        EXPECT_ERROR(&r, 400, "bad_request");
+        h_resp_free(&r);
+    }
+    h_http(&h_g_srv, "POST", "/v1/fleet", h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 405, "method_not_allowed");
+    h_resp_free(&r);
+}
+
+/* One GET /v1/fleet from a thread of its own; the answer goes to `arg` (a h_resp_t). */
+static void *get_fleet_thread(void *arg)
+{
+    h_http(&h_g_srv, "GET", "/v1/fleet", h_g_srv.admin_key, NULL, 0, NULL, arg);
+    return NULL;
+}
+
+/* Holds the devices table locked for a second, so that a count started meanwhile waits. */
+static void *lock_devices_thread(void *arg)
+{
+    (void)arg;
+    h_pg_sql(&h_g_pg, "BEGIN; LOCK TABLE devices IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1); COMMIT");
+    return NULL;
+}
+
+static void test_fleet_requests_wait_for_one_count(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    pthread_t locker, threads[N];
+    h_resp_t r[N];
+    memset(r, 0, sizeof r);
+    /* The snapshot has aged out and the count that the first request starts is held up: every other request,
+       on either server thread, waits for that count and is answered from it. */
+    h_sleep_ms(FLEET_CACHE_MS + 100);
+    CHECK(pthread_create(&locker, NULL, lock_devices_thread, NULL) == 0, "pthread_create");
+    h_sleep_ms(300);
+    for (int i = 0; i < N; i++)
+        CHECK(pthread_create(&threads[i], NULL, get_fleet_thread, &r[i]) == 0, "pthread_create");
+    for (int i = 0; i < N; i++)
+        pthread_join(threads[i], NULL);
+    pthread_join(locker, NULL);
+    for (int i = 0; i < N; i++) {
+        EXPECT_STATUS(&r[i], 200);
+        CHECK(strcmp(r[i].body, r[0].body) == 0, "answers differ:\n%s\n%s", BODY(&r[0]), BODY(&r[i]));
+    }
+    for (int i = 0; i < N; i++)
+        h_resp_free(&r[i]);
+}
+
 /* ---- at scale -------------------------------------------------------------------------------------------------- */
 
 /* The plan of one device page with `filter` (JSON text) uses an index, never a scan of the whole table. */
@@ -720,6 +933,18 @@ static void test_filters_indexed_at_scale(void **state)
     h_resp_free(&r);
 }
 
+/* h_group_setup, with a fleet cache short enough to wait out. */
+static int setup(void **state)
+{
+    (void)state;
+    char cache[64];
+    snprintf(cache, sizeof cache, "OTA_FLEET_CACHE_MS=%d", FLEET_CACHE_MS);
+    const char *const env[] = {cache, NULL};
+    h_pg_start(&h_g_pg);
+    h_server_start(&h_g_srv, &h_g_pg, env);
+    return h_wait_ready(&h_g_srv) ? 0 : -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,10 +960,15 @@ int main(void)
         cmocka_unit_test(test_bulk_tag_whole_fleet),
         cmocka_unit_test(test_bulk_tag_refused),
         cmocka_unit_test(test_bulk_tag_ten_thousand_ids),
+        cmocka_unit_test(test_fleet_numbers),
+        cmocka_unit_test(test_fleet_cached),
+        cmocka_unit_test(test_fleet_whole_and_unknown),
+        cmocka_unit_test(test_fleet_access_and_params),
+        cmocka_unit_test(test_fleet_requests_wait_for_one_count),
         /* Last: it loads 100,000 devices into the shared database. */
         cmocka_unit_test(test_filters_indexed_at_scale),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
+    return cmocka_run_group_tests(tests, setup, h_group_teardown);
 }

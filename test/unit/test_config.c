@@ -41,6 +41,7 @@ static const char *const VARS[] = {
     "OTA_DEFERRED_WRITE_MS",
     "OTA_DELIVERY_COUNT_MS",
     "OTA_PRESENCE_INTERVAL",
+    "OTA_FLEET_CACHE_MS",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -87,6 +88,7 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->deferred_write_ms, 5000);
     assert_int_equal(cfg->delivery_count_ms, 30000);
     assert_int_equal(cfg->presence_interval, 120);
+    assert_int_equal(cfg->fleet_cache_ms, 10000);
 }
 
 static void test_defaults(void **state)
@@ -256,6 +258,7 @@ static const int_case_t INTS[] = {
     {"OTA_DEFERRED_WRITE_MS", 100, 60000, offsetof(ota_config_t, deferred_write_ms), 0},
     {"OTA_DELIVERY_COUNT_MS", 100, 60000, offsetof(ota_config_t, delivery_count_ms), 0},
     {"OTA_PRESENCE_INTERVAL", 0, 3600, offsetof(ota_config_t, presence_interval), 0},
+    {"OTA_FLEET_CACHE_MS", 100, 10000, offsetof(ota_config_t, fleet_cache_ms), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)
