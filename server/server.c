@@ -223,8 +223,9 @@ static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
 {
     h2o_config_init(globalconf);
     globalconf->server_name = h2o_iovec_init(H2O_STRLIT("ota-server"));
-    /* Room for an artifact of OTA_MAX_BODY bytes sent as base64 in JSON (4/3 of it) and a little more. */
-    globalconf->max_request_entity_size = cfg->max_body + cfg->max_body / 3 + OTA_MAX_JSON_BODY;
+    /* The largest body any route takes; body.h holds each route to its own limit. */
+    size_t upload = ota__max_upload_request(cfg);
+    globalconf->max_request_entity_size = upload > OTA_MAX_BULK_JSON_BODY ? upload : OTA_MAX_BULK_JSON_BODY;
     globalconf->http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host = h2o_config_register_host(globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);

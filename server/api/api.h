@@ -29,8 +29,12 @@ void ota__api_models_get(ota_call_t *call);
 void ota__api_devices_create(ota_call_t *call);
 void ota__api_devices_list(ota_call_t *call);
 void ota__api_devices_get(ota_call_t *call);
+void ota__api_devices_update(ota_call_t *call);
 void ota__api_devices_delete(ota_call_t *call);
 void ota__api_devices_rotate_token(ota_call_t *call);
+
+/* device_tags.c */
+void ota__api_devices_tag(ota_call_t *call);
 
 /* releases.c */
 void ota__api_releases_list(ota_call_t *call);
@@ -81,6 +85,9 @@ json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact
 
 /* signing_key.c */
 void ota__api_signing_key(ota_call_t *call);
+
+/* fleet.c */
+void ota__api_fleet(ota_call_t *call);
 
 /* metrics.c */
 void ota__api_metrics(ota_call_t *call);

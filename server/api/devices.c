@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/fleet_filter.h"
 #include "http/query.h"
 #include "http/respond.h"
 #include "http/validate.h"
@@ -40,6 +41,7 @@ static json_t *device_json(const PGresult *res, int row)
     json_object_set_new(d, "ota_status", ota__json_col_string(res, row, OTA_DEVICE_COL_OTA_STATUS));
     json_object_set_new(d, "created_at", ota__json_col_string(res, row, OTA_DEVICE_COL_CREATED_AT));
     json_object_set_new(d, "active_assignment", ota__json_col_json(res, row, OTA_DEVICE_COL_ACTIVE_ASSIGNMENT));
+    json_object_set_new(d, "tags", ota__json_col_json(res, row, OTA_DEVICE_COL_TAGS));
     return d;
 }
 
@@ -49,6 +51,12 @@ static bool row_ok(ota_call_t *call, const PGresult *res)
         return true;
     ota__respond_db_error(call, res);
     return false;
+}
+
+static void check_name(ota_validate_t *v, const char *name)
+{
+    if (name != NULL && strlen(name) > NAME_MAX_LEN)
+        ota__validate_fail(v, "name", "must be at most 200 characters");
 }
 
 /* --- POST /v1/devices --- */
@@ -82,16 +90,16 @@ void ota__api_devices_create(ota_call_t *call)
     const char *model = ota__validate_string(&v, "model", true);
     const char *name = ota__validate_string(&v, "name", false);
     const char *firmware = ota__validate_string(&v, "firmware_version", false);
+    json_t *tags = ota__tags_read(&v, json_object_get(call->body, "tags"), "tags");
     if (serial != NULL && (serial[0] == '\0' || strlen(serial) > SERIAL_MAX))
         ota__validate_fail(&v, "serial", "must be 1 to 128 characters");
     if (model != NULL && !ota__slug_valid(model, strlen(model)))
         ota__validate_fail(&v, "model", "no such model");
-    if (name != NULL && strlen(name) > NAME_MAX_LEN)
-        ota__validate_fail(&v, "name", "must be at most 200 characters");
+    check_name(&v, name);
     if (firmware != NULL && ota_semver_parse(firmware, strlen(firmware), &version) != OTA_OK)
         ota__validate_fail(&v, "firmware_version", "must be a semantic version");
     if (!ota__validate_done(&v, call))
-        return;
+        goto Exit;
 
     create_state_t *st = calloc(1, sizeof *st);
     char id[OTA_UUID_LEN + 1], hash[OTA_SECRET_HASH_PG_LEN];
@@ -101,17 +109,15 @@ void ota__api_devices_create(ota_call_t *call)
     call->state_free = free;
     ota__uuid_new(id);
     ota__secret_hash_pg(st->token, strlen(st->token), hash);
-    const char *params[] = {id, serial, model, name, hash, firmware != NULL ? version.text : NULL};
+    char *tags_text = tags != NULL ? ota__json_text(tags) : NULL;
+    const char *params[] = {id, serial, model, name, hash, firmware != NULL ? version.text : NULL, tags_text};
     ota__call_query(call, OTA_STMT_DEVICE_CREATE, params, on_device_created);
+    free(tags_text);
+Exit:
+    json_decref(tags);
 }
 
 /* --- GET /v1/devices --- */
-
-/* A device's ota_status: its newest assignment's status, or none before any. */
-static bool status_valid(const char *s)
-{
-    return strcmp(s, "none") == 0 || ota__assignment_status_valid(s);
-}
 
 static void on_device_list(ota_call_t *call, const PGresult *res)
 {
@@ -122,35 +128,17 @@ static void on_device_list(ota_call_t *call, const PGresult *res)
 void ota__api_devices_list(ota_call_t *call)
 {
     ota_page_t page;
-    char model[OTA_QUERY_VALUE_MAX], status[OTA_QUERY_VALUE_MAX];
-    bool has_model, has_status;
-    if (!ota__page_read(call, &page) || !ota__query_param(call, "model", model, &has_model) ||
-        !ota__query_param(call, "ota_status", status, &has_status))
+    json_t *filter;
+    if (!ota__page_read(call, &page) || (filter = ota__fleet_filter_query(call)) == NULL)
         return;
-    if (has_status && !status_valid(status)) {
-        ota__respond_error(call, 400, "bad_request", NULL,
-                           "ota_status must be one of none, pending, delivered, applied, failed, canceled, "
-                           "rolled_back");
-        return;
-    }
-
-    const char *params[] = {page.after_ts, page.after_id, page.limit_plus_one, NULL, NULL};
-    ota_stmt_t stmt = OTA_STMT_DEVICE_LIST;
-    if (has_model && has_status) {
-        stmt = OTA_STMT_DEVICE_LIST_MODEL_STATUS;
-        params[3] = model;
-        params[4] = status;
-    } else if (has_model) {
-        stmt = OTA_STMT_DEVICE_LIST_MODEL;
-        params[3] = model;
-    } else if (has_status) {
-        stmt = OTA_STMT_DEVICE_LIST_STATUS;
-        params[3] = status;
-    }
-    ota__call_query(call, stmt, params, on_device_list);
+    char *filter_text = ota__json_text(filter);
+    json_decref(filter);
+    const char *params[] = {filter_text, page.after_ts, page.after_id, page.limit_plus_one};
+    ota__call_query(call, OTA_STMT_DEVICE_PAGE, params, on_device_list);
+    free(filter_text);
 }
 
-/* --- GET, DELETE /v1/devices/{id}, POST /v1/devices/{id}/token --- */
+/* --- GET, PATCH, DELETE /v1/devices/{id}, POST /v1/devices/{id}/token --- */
 
 static void on_device_get(ota_call_t *call, const PGresult *res)
 {
@@ -167,6 +155,29 @@ void ota__api_devices_get(ota_call_t *call)
 {
     const char *params[] = {call->params[0]};
     ota__call_query(call, OTA_STMT_DEVICE_GET, params, on_device_get);
+}
+
+/* --- PATCH /v1/devices/{id} --- */
+
+/* A member given as JSON null clears it: no name, no tags. An absent one is left as it is. */
+void ota__api_devices_update(ota_call_t *call)
+{
+    ota_validate_t v;
+    ota__validate_init(&v, call->body);
+    json_t *name_given = json_object_get(call->body, "name"), *tags_given = json_object_get(call->body, "tags");
+    const char *name = ota__validate_string(&v, "name", false);
+    check_name(&v, name);
+    json_t *tags = ota__tags_read(&v, tags_given, "tags");
+    if (!ota__validate_done(&v, call))
+        goto Exit;
+
+    char *tags_text = tags != NULL ? ota__json_text(tags) : NULL;
+    const char *tags_param = json_is_null(tags_given) ? "[]" : tags_text;
+    const char *params[] = {call->params[0], name_given != NULL ? "true" : "false", name, tags_param};
+    ota__call_query(call, OTA_STMT_DEVICE_UPDATE, params, on_device_get);
+    free(tags_text);
+Exit:
+    json_decref(tags);
 }
 
 static void on_device_deleted(ota_call_t *call, const PGresult *res)

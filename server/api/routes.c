@@ -14,7 +14,9 @@ const ota_route_t ota__routes[] = {
 
     {"POST", "/v1/devices", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_devices_create, "devices.create"},
     {"GET", "/v1/devices", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_devices_list, "devices.list"},
+    {"POST", "/v1/devices/tags", OTA_ACCESS_ADMIN, OTA_BODY_JSON_BULK, ota__api_devices_tag, "devices.tag"},
     {"GET", "/v1/devices/{uuid}", OTA_ACCESS_DEVICE_OR_API, OTA_BODY_NONE, ota__api_devices_get, "devices.get"},
+    {"PATCH", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_devices_update, "devices.update"},
     {"DELETE", "/v1/devices/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_delete, "devices.delete"},
     {"POST", "/v1/devices/{uuid}/token", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_devices_rotate_token,
      "devices.rotate_token"},
@@ -29,6 +31,7 @@ const ota_route_t ota__routes[] = {
     {"GET", "/v1/devices/{uuid}/update", OTA_ACCESS_DEVICE, OTA_BODY_NONE, ota__api_device_update, "update"},
     {"POST", "/v1/devices/{uuid}/ble-transfers", OTA_ACCESS_DEVICE, OTA_BODY_JSON, ota__api_ble_transfers_create,
      "ble_transfers.create"},
+    {"GET", "/v1/fleet", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_fleet, "fleet"},
     {"GET", "/v1/assignments", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_list, "assignments.list"},
     {"GET", "/v1/assignments/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_assignments_get, "assignments.get"},
     {"POST", "/v1/assignments/{uuid}/cancel", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_assignments_cancel,
@@ -45,7 +48,8 @@ const ota_route_t ota__routes[] = {
      "releases.artifact"},
     {"POST", "/v1/uploads", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_uploads_create, "uploads.create"},
 
-    {"POST", "/v1/rollouts", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_rollouts_create, "rollouts.create"},
+    /* Bulk: a filter may name 10,000 device ids. */
+    {"POST", "/v1/rollouts", OTA_ACCESS_ADMIN, OTA_BODY_JSON_BULK, ota__api_rollouts_create, "rollouts.create"},
     {"GET", "/v1/rollouts", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollouts_list, "rollouts.list"},
     {"GET", "/v1/rollouts/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollouts_get, "rollouts.get"},
     {"GET", "/v1/rollouts/{uuid}/devices", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_rollout_targets_list,

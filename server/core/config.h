@@ -7,6 +7,8 @@
 
 /** Largest JSON request body on routes that take no upload (64 KiB). */
 #define OTA_MAX_JSON_BODY (64 * 1024)
+/** Largest JSON request body on routes that take a fleet filter: room for its 10,000 ids (1 MiB). */
+#define OTA_MAX_BULK_JSON_BODY (1024 * 1024)
 
 /**
  * The server's configuration, read once from OTA_* environment variables
@@ -51,8 +53,18 @@ typedef struct ota_config {
      *  once at load (the hot path). */
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12], verify_window_text[12];
     int rollout_tick_ms;      /**< OTA_ROLLOUT_TICK_MS: the rollout engine's pause when it has nothing to do */
+    int fleet_cache_ms;       /**< OTA_FLEET_CACHE_MS: how old GET /v1/fleet's numbers may be */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
+
+/**
+ * The largest request body a release upload may send: an artifact of OTA_MAX_BODY bytes as base64 in JSON (4/3
+ * of it) and a little more.
+ */
+static inline size_t ota__max_upload_request(const ota_config_t *cfg)
+{
+    return cfg->max_body + cfg->max_body / 3 + OTA_MAX_JSON_BODY;
+}
 
 /**
  * Fills `cfg` from the environment. On a bad value, writes one line naming

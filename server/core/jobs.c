@@ -68,11 +68,16 @@ void ota__jobs_destroy(ota_jobs_t *jobs)
     free(jobs);
 }
 
-void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to)
+static void address(ota_job_t *job, h2o_multithread_receiver_t *reply_to)
 {
     job->reply_to = reply_to;
     job->next = NULL;
     job->message = (h2o_multithread_message_t){{NULL, NULL}};
+}
+
+void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to)
+{
+    address(job, reply_to);
     pthread_mutex_lock(&jobs->lock);
     if (jobs->tail != NULL)
         jobs->tail->next = job;
@@ -81,6 +86,12 @@ void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver
     jobs->tail = job;
     pthread_cond_signal(&jobs->wake);
     pthread_mutex_unlock(&jobs->lock);
+}
+
+void ota__jobs_reply(ota_job_t *job, h2o_multithread_receiver_t *reply_to)
+{
+    address(job, reply_to);
+    h2o_multithread_send_message(reply_to, &job->message);
 }
 
 /* On the loop: every job that came back runs its `done`. */

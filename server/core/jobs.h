@@ -34,6 +34,13 @@ void ota__jobs_destroy(ota_jobs_t *jobs);
 /** Queues `job`; its `done` will run on the loop of `reply_to` (registered with ota__jobs_register). */
 void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to);
 
+/**
+ * Sends `job` straight to the loop of `reply_to`, where its `done` runs; nothing runs on the pool (`run` may be
+ * NULL). For work another thread finished on that loop's behalf: one database answer that several loops wait for.
+ * Callable from any thread.
+ */
+void ota__jobs_reply(ota_job_t *job, h2o_multithread_receiver_t *reply_to);
+
 /** Registers `receiver` on a loop's queue so that jobs submitted with it come back to that loop. */
 void ota__jobs_register(h2o_multithread_queue_t *queue, h2o_multithread_receiver_t *receiver);
 

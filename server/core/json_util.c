@@ -41,6 +41,14 @@ json_t *ota__json_col_json(const PGresult *res, int row, int col)
     return value != NULL ? value : json_null();
 }
 
+char *ota__json_text(const json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
+        h2o_fatal("out of memory");
+    return text;
+}
+
 static int compare_strings(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

@@ -23,6 +23,9 @@ json_t *ota__json_col_json(const PGresult *res, int row, int col);
 /** `value` itself, or aborts when it is NULL (jansson's only failure is out-of-memory). */
 json_t *ota__json_checked(json_t *value);
 
+/** The compact JSON text of `value` (any JSON value), malloc'ed; aborts on out-of-memory. */
+char *ota__json_text(const json_t *value);
+
 /**
  * The strings of `strings` (a JSON array of strings, not stolen) distinct and in byte order (strcmp), as a new
  * array: lists whose order and repeats do not matter (tags, ids) in one canonical form.

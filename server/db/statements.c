@@ -20,10 +20,11 @@
     "id, serial, model_id, name, firmware_version, ota_ts(last_seen_at), connectivity, recording, "                   \
     "battery_percent, battery_state, "                                                                                 \
     "coalesce(ble_seen_at > now() - make_interval(secs => 2 * current_setting('ota.heartbeat_interval')::int), "       \
-    "false), ota_status, ota_ts(created_at), ota_ts_us(created_at), " ACTIVE_ASSIGNMENT_OF("devices.id")
+    "false), ota_status, ota_ts(created_at), ota_ts_us(created_at), " ACTIVE_ASSIGNMENT_OF("devices.id") ", "         \
+    "to_json(tags)"
 
-/* Keyset page, newest first: rows strictly after the cursor ($1, $2). */
-#define DEVICE_PAGE "(created_at, id) < ($1::timestamptz, $2::uuid) ORDER BY created_at DESC, id DESC LIMIT $3"
+/* A JSON array of strings ($n, text) as a text[]; SQL NULL gives the empty array. */
+#define TEXT_ARRAY_OF(param) "ARRAY(SELECT jsonb_array_elements_text(" param "::jsonb))"
 
 #define ARTIFACTS_OF(source)                                                                                          \
     "(SELECT json_object_agg(kind, json_build_object('size', size, 'crc32', crc32, 'sha256', sha256, 'md5', md5)) "     \
@@ -68,19 +69,25 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_MODEL_LIST] = {"model_list", "SELECT " MODEL_COLS " FROM models ORDER BY id", 0},
     [OTA_STMT_MODEL_GET] = {"model_get", "SELECT " MODEL_COLS " FROM models WHERE id = $1", 1},
     [OTA_STMT_DEVICE_CREATE] = {"device_create",
-                                "INSERT INTO devices (id, serial, model_id, name, token_hash, firmware_version) "
-                                "VALUES ($1::uuid, $2, $3, $4, $5::bytea, $6) RETURNING " DEVICE_COLS,
-                                6},
+                                "INSERT INTO devices (id, serial, model_id, name, token_hash, firmware_version, tags) "
+                                "VALUES ($1::uuid, $2, $3, $4, $5::bytea, $6, " TEXT_ARRAY_OF("$7") ") RETURNING "
+                                DEVICE_COLS,
+                                7},
     [OTA_STMT_DEVICE_GET] = {"device_get", "SELECT " DEVICE_COLS " FROM devices WHERE id = $1::uuid", 1},
-    [OTA_STMT_DEVICE_LIST] = {"device_list", "SELECT " DEVICE_COLS " FROM devices WHERE " DEVICE_PAGE, 3},
-    [OTA_STMT_DEVICE_LIST_MODEL] = {"device_list_model",
-                                    "SELECT " DEVICE_COLS " FROM devices WHERE model_id = $4 AND " DEVICE_PAGE, 4},
-    [OTA_STMT_DEVICE_LIST_STATUS] = {"device_list_status",
-                                     "SELECT " DEVICE_COLS " FROM devices WHERE ota_status = $4 AND " DEVICE_PAGE, 4},
-    [OTA_STMT_DEVICE_LIST_MODEL_STATUS] = {"device_list_model_status",
-                                           "SELECT " DEVICE_COLS
-                                           " FROM devices WHERE model_id = $4 AND ota_status = $5 AND " DEVICE_PAGE,
-                                           5},
+    /* The page is chosen by ota_device_page (the fleet filter, planned for its values); only the columns here. */
+    [OTA_STMT_DEVICE_PAGE] = {"device_page",
+                              "SELECT " DEVICE_COLS " FROM ota_device_page($1::jsonb, $2::timestamptz, $3::uuid, "
+                              "$4::integer) AS devices ORDER BY created_at DESC, id DESC",
+                              4},
+    /* Tags unchanged leave the row's indexed columns as they were, so the update may still be HOT. */
+    [OTA_STMT_DEVICE_UPDATE] = {"device_update",
+                                "UPDATE devices SET name = CASE WHEN $2::boolean THEN $3 ELSE name END, "
+                                "tags = CASE WHEN $4::jsonb IS NULL THEN tags ELSE " TEXT_ARRAY_OF("$4") " END "
+                                "WHERE id = $1::uuid RETURNING " DEVICE_COLS,
+                                4},
+    [OTA_STMT_DEVICES_TAG] = {"devices_tag",
+                              "SELECT ota_devices_tag($1::jsonb, " TEXT_ARRAY_OF("$2") ", " TEXT_ARRAY_OF("$3") ")",
+                              3},
     [OTA_STMT_DEVICE_DELETE] = {"device_delete", "DELETE FROM devices WHERE id = $1::uuid RETURNING id", 1},
     [OTA_STMT_DEVICE_TOKEN_ROTATE] = {"device_token_rotate",
                                       "UPDATE devices SET token_hash = $2::bytea WHERE id = $1::uuid RETURNING id", 2},
@@ -233,6 +240,14 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                         7},
     [OTA_STMT_ROLLOUT_EXISTS] = {"rollout_exists", "SELECT 1 FROM rollouts WHERE id = $1::uuid", 1},
     [OTA_STMT_ROLLOUT_TICK] = {"rollout_tick", "SELECT ota_rollout_tick($1::integer)", 1},
+    /* GET /v1/fleet's numbers, grouped as small as it needs them (server/api/fleet_snapshot.h): one scan of the
+       devices, made at most every OTA_FLEET_CACHE_MS by each instance, never per request. */
+    [OTA_STMT_FLEET_COUNTS] = {"fleet_counts",
+                               "SELECT model_id, firmware_version, ota_status, count(*), "
+                               "count(*) FILTER (WHERE last_seen_at > now() - interval '24 hours') FROM devices "
+                               "GROUP BY model_id, firmware_version, ota_status "
+                               "ORDER BY model_id COLLATE \"C\", firmware_version",
+                               0},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

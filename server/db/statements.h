@@ -15,12 +15,12 @@ typedef enum ota_stmt {
     OTA_STMT_MODEL_CREATE,        /* $1 id, $2 name → model */
     OTA_STMT_MODEL_LIST,          /* → models */
     OTA_STMT_MODEL_GET,           /* $1 id → model */
-    OTA_STMT_DEVICE_CREATE,       /* $1 id, $2 serial, $3 model, $4 name, $5 token hash, $6 version → device */
+    OTA_STMT_DEVICE_CREATE,       /* $1 id, $2 serial, $3 model, $4 name, $5 token hash, $6 version, $7 tags (JSON
+                                     array or NULL) → device */
     OTA_STMT_DEVICE_GET,          /* $1 id → device */
-    OTA_STMT_DEVICE_LIST,         /* $1 cursor ts, $2 cursor id, $3 limit → devices */
-    OTA_STMT_DEVICE_LIST_MODEL,   /* ... $4 model */
-    OTA_STMT_DEVICE_LIST_STATUS,  /* ... $4 ota_status */
-    OTA_STMT_DEVICE_LIST_MODEL_STATUS, /* ... $4 model, $5 ota_status */
+    OTA_STMT_DEVICE_PAGE,         /* $1 fleet filter (JSON), $2 cursor ts, $3 cursor id, $4 limit → devices */
+    OTA_STMT_DEVICE_UPDATE,       /* $1 id, $2 set name (bool), $3 name, $4 tags (JSON array, NULL: unchanged) → device */
+    OTA_STMT_DEVICES_TAG,         /* $1 fleet filter (JSON), $2 tags to add, $3 to remove (JSON arrays) → matched */
     OTA_STMT_DEVICE_DELETE,       /* $1 id → (1 row when deleted) */
     OTA_STMT_DEVICE_TOKEN_ROTATE, /* $1 id, $2 new token hash → (1 row when found) */
     OTA_STMT_RELEASE_PRECHECK,    /* $1 model, $2 version, $3 bin upload id, $4 ufw upload id → precheck row */
@@ -62,6 +62,7 @@ typedef enum ota_stmt {
     OTA_STMT_ROLLOUT_TARGETS_STATE,  /* ... $7 state */
     OTA_STMT_ROLLOUT_EXISTS,         /* $1 id → one row when it exists */
     OTA_STMT_ROLLOUT_TICK,           /* $1 batch → work done (0: nothing to do) */
+    OTA_STMT_FLEET_COUNTS,           /* → rows (model, firmware version, ota_status, devices, seen in 24 h) */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -85,6 +86,7 @@ enum {
     OTA_DEVICE_COL_CREATED_AT,
     OTA_DEVICE_COL_CURSOR_TS, /**< created_at with microseconds, for the keyset cursor */
     OTA_DEVICE_COL_ACTIVE_ASSIGNMENT, /**< JSON of the active assignment, or NULL */
+    OTA_DEVICE_COL_TAGS,              /**< JSON array of the tags */
 };
 
 /** Columns of an assignment row. */
@@ -197,6 +199,15 @@ enum {
     OTA_METRICS_COL_KIND,  /**< 'status', 'transition', 'rollouts' or 'rollout_targets' */
     OTA_METRICS_COL_STATE, /**< the status, the transition's target status, a rollout status, a target state */
     OTA_METRICS_COL_COUNT,
+};
+
+/** Columns of an OTA_STMT_FLEET_COUNTS row: one group of devices, rows ordered by model (bytes), then version. */
+enum {
+    OTA_FLEET_COL_MODEL,
+    OTA_FLEET_COL_VERSION, /**< NULL for devices that never reported one */
+    OTA_FLEET_COL_STATUS,
+    OTA_FLEET_COL_DEVICES,
+    OTA_FLEET_COL_SEEN, /**< of them, those seen within the last 24 hours */
 };
 
 /** A statement's name, SQL and parameter count. */

@@ -1,5 +1,6 @@
 #include "http/body.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -31,19 +32,34 @@ static bool check_content_type(h2o_req_t *req)
     return is_json_type(v->base, v->len);
 }
 
+/* The largest body the route takes: h2o's own limit is the largest of them all (server.c). */
+static size_t limit_of(const ota_call_t *call)
+{
+    switch (call->match.route->body) {
+    case OTA_BODY_JSON:
+        return OTA_MAX_JSON_BODY;
+    case OTA_BODY_JSON_BULK:
+        return OTA_MAX_BULK_JSON_BODY;
+    case OTA_BODY_UPLOAD:
+        return ota__max_upload_request(call->worker->cfg);
+    default:
+        return SIZE_MAX;
+    }
+}
+
 bool ota__body_read(ota_call_t *call)
 {
     h2o_req_t *req = call->req;
     const ota_route_t *route = call->match.route;
-    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    size_t len = req->entity.base != NULL ? req->entity.len : 0, limit = limit_of(call);
 
-    if (route->body != OTA_BODY_JSON || len == 0)
-        return true;
-    if (len > OTA_MAX_JSON_BODY) {
-        ota__respond_error(call, 413, "payload_too_large", json_pack("{s:I}", "limit", (json_int_t)OTA_MAX_JSON_BODY),
-                           "request body is %zu bytes; the limit for this route is %d", len, OTA_MAX_JSON_BODY);
+    if (len > limit) {
+        ota__respond_error(call, 413, "payload_too_large", json_pack("{s:I}", "limit", (json_int_t)limit),
+                           "request body is %zu bytes; the limit for this route is %zu", len, limit);
         return false;
     }
+    if ((route->body != OTA_BODY_JSON && route->body != OTA_BODY_JSON_BULK) || len == 0)
+        return true;
     if (!check_content_type(req)) {
         ota__respond_error(call, 415, "unsupported_media_type", NULL, "this route takes application/json");
         return false;

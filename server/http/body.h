@@ -7,9 +7,11 @@
 
 /*
  * Request bodies. h2o reads a whole body into memory before the handler
- * runs, up to OTA_MAX_BODY (beyond that h2o itself refuses it). Routes that
- * take JSON accept at most OTA_MAX_JSON_BODY, checked here, so an oversized
- * JSON body is answered 413 and the connection stays usable.
+ * runs, up to the largest limit of any route (beyond that h2o itself refuses
+ * it). Each route's own limit is checked here, so a body over it is answered
+ * 413 and the connection stays usable: OTA_MAX_JSON_BODY for JSON,
+ * OTA_MAX_BULK_JSON_BODY for JSON holding a fleet filter, and
+ * ota__max_upload_request() for release uploads.
  */
 
 /**

@@ -45,7 +45,7 @@ struct ota_call {
     /** The path parameters, NUL-terminated; {uuid} ones in lower case. */
     char params[OTA_ROUTE_MAX_PARAMS][OTA_UUID_LEN + 1 + 64];
     ota_principal_t principal;
-    json_t *body; /**< the parsed JSON body (OTA_BODY_JSON routes with a body), or NULL; owned */
+    json_t *body; /**< the parsed JSON body (JSON routes with a body), or NULL; owned */
     void *state;  /**< handler-specific, freed by the handler's `state_free`, if set */
     void (*state_free)(void *state);
     ota_call_db_cb db_cb; /**< the continuation of the query in flight */

@@ -9,8 +9,8 @@
 #include "http/query.h"
 #include "http/respond.h"
 
-const char *const ota__ota_statuses[OTA_STATUS_COUNT] = {"none",    "pending", "delivered",
-                                                         "applied", "failed",  "canceled"};
+const char *const ota__ota_statuses[OTA_STATUS_COUNT] = {"none",   "pending",  "delivered", "applied",
+                                                         "failed", "canceled", "rolled_back"};
 
 #define VERSION_PROBLEM "must be up to 8 comparators such as >=1.0.0 <1.2.0"
 #define SERIAL_PREFIX_PROBLEM "must be 1 to 128 bytes"

@@ -40,7 +40,7 @@
 #define OTA_SERIAL_PREFIX_MAX 128
 
 /** How many values devices.ota_status takes, and the values, in the order of the assignment states. */
-#define OTA_STATUS_COUNT 6
+#define OTA_STATUS_COUNT 7
 extern const char *const ota__ota_statuses[OTA_STATUS_COUNT];
 
 /**

@@ -29,6 +29,7 @@ typedef enum ota_access {
 typedef enum ota_body_kind {
     OTA_BODY_NONE,   /**< a body is ignored */
     OTA_BODY_JSON,   /**< JSON, at most OTA_MAX_JSON_BODY bytes */
+    OTA_BODY_JSON_BULK, /**< JSON, at most OTA_MAX_BULK_JSON_BODY bytes: a fleet filter's ids */
     OTA_BODY_UPLOAD, /**< any content type, at most OTA_MAX_BODY bytes */
 } ota_body_kind_t;
 

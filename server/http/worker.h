@@ -20,8 +20,9 @@ typedef struct ota_worker {
     h2o_context_t ctx; /**< first member: a request finds its worker from req->conn->ctx */
     h2o_evloop_t *loop;
     ota_db_t *db;      /**< heartbeats and the API's short queries, pipelined */
-    ota_db_t *side_db; /**< queries over many rows (GET /metrics, creating a rollout), with the bulk timeout, so none
-                            holds up those pipelined on `db` */
+    ota_db_t *side_db; /**< statements that scan or write many rows (GET /metrics, the fleet's numbers, bulk tag
+                            changes, creating a rollout), with the bulk timeout, so none holds up those pipelined on
+                            `db` */
     const ota_config_t *cfg;
     int index; /**< 0 .. threads-1, for logs */
     size_t calls_in_progress; /**< API calls not yet answered, so a stopping thread knows when it is done */

@@ -122,6 +122,18 @@ void h_make_model(char *id, size_t cap, const char *name)
     h_resp_free(&r);
 }
 
+void h_cli_api_key(const char *role, char key[128])
+{
+    char name[40], out[512];
+    h_unique(name, sizeof name, "it-key-");
+    const char *const args[] = {"apikey", "create", "--name", name, "--role", role, NULL};
+    int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
+    CHECK(rc == 0, "apikey create --role %s exited %d; stdout: %s", role, rc, out);
+    out[strcspn(out, "\r\n")] = '\0';
+    CHECK(strncmp(out, "ota_", 4) == 0 && strlen(out) < 128, "apikey create printed \"%s\"", out);
+    memcpy(key, out, strlen(out) + 1); /* fits: checked above */
+}
+
 /* ---- small utilities ---------------------------------------------------------------------------- */
 
 void h_sleep_ms(long ms)

@@ -119,6 +119,9 @@ void h_request(h_server_t *srv, const char *method, const char *path, const char
 /** Creates a model on h_g_srv with a fresh id "m-<hex>" (into `id`, `cap` bytes) and `name`; checks the 201. */
 void h_make_model(char *id, size_t cap, const char *name);
 
+/** Makes an API key of `role` ("admin", "viewer") with `ota-server apikey create` on h_g_pg; the key goes to `key`. */
+void h_cli_api_key(const char *role, char key[128]);
+
 /* ---- small utilities ---------------------------------------------------------------------------- */
 
 /** Sleeps `ms` milliseconds (resumed after signals). */

@@ -57,19 +57,6 @@ static void make_device(const char *model, char id[40], char token[128])
     h_resp_free(&r);
 }
 
-/* `ota-server apikey create --role <role>`: the printed key, without its newline, into `key`. */
-static void cli_api_key(const char *role, char key[128])
-{
-    char name[40], out[512];
-    h_unique(name, sizeof name, "it-auth-");
-    const char *const args[] = {"apikey", "create", "--name", name, "--role", role, NULL};
-    int rc = h_run_server_cmd(&h_g_pg, args, NULL, out, sizeof out);
-    CHECK(rc == 0, "apikey create --role %s exited %d; stdout: %s", role, rc, out);
-    out[strcspn(out, "\r\n")] = '\0';
-    CHECK(strncmp(out, "ota_", 4) == 0 && strlen(out) < 128, "apikey create printed \"%s\"", out);
-    memcpy(key, out, strlen(out) + 1); /* fits: checked above */
-}
-
 /* GET `path` with exactly the Authorization header line `auth` (NULL: none), outside the harness's Bearer helper. */
 static void get_with_auth_header(const char *path, const char *auth, h_resp_t *out)
 {
@@ -211,7 +198,7 @@ static void test_viewer_reads_only(void **state)
 {
     (void)state;
     char viewer[128], model[32], dev_id[40], dev_token[128], path[96], token_path[128];
-    cli_api_key("viewer", viewer);
+    h_cli_api_key("viewer", viewer);
     make_model(model);
     make_device(model, dev_id, dev_token);
     snprintf(path, sizeof path, "/v1/devices/%s", dev_id);
@@ -255,7 +242,7 @@ static void test_cli_admin_key_writes(void **state)
 {
     (void)state;
     char admin[128], model[32];
-    cli_api_key("admin", admin);
+    h_cli_api_key("admin", admin);
     h_unique(model, sizeof model, "m-");
     h_resp_t r = {0};
     h_json(&h_g_srv, "POST", "/v1/models", admin, &r, "{s:s, s:s}", "id", model, "name", "By a CLI key");
@@ -336,7 +323,7 @@ static void test_api_key_stored_hashed(void **state)
 {
     (void)state;
     char key[128];
-    cli_api_key("admin", key);
+    h_cli_api_key("admin", key);
     CHECK(sql_safe(key), "key \"%s\" has characters outside base64url", key);
 
     /* The check itself works: a key's name is kept in plain text, and it finds that. */

@@ -89,8 +89,8 @@ static void test_create_201_shape(void **state)
 
     /* Every field of the contract's device shape is there. */
     static const char *const fields[] = {
-        "id",           "serial",    "model",   "name",          "firmware_version", "last_seen_at",
-        "connectivity", "recording", "battery", "ble_connected", "active_assignment"};
+        "id",           "serial",    "model",   "name",          "firmware_version",  "last_seen_at",
+        "connectivity", "recording", "battery", "ble_connected", "active_assignment", "tags"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         CHECK(json_object_get(r.json, fields[i]) != NULL, "field %s missing from %s", fields[i], BODY(&r));
 

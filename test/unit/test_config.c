@@ -42,6 +42,7 @@ static const char *const VARS[] = {
     "OTA_DELIVERY_COUNT_MS",
     "OTA_PRESENCE_INTERVAL",
     "OTA_VERIFY_WINDOW",
+    "OTA_FLEET_CACHE_MS",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -90,6 +91,7 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->presence_interval, 120);
     assert_int_equal(cfg->verify_window, 3600);
     assert_string_equal(cfg->verify_window_text, "3600");
+    assert_int_equal(cfg->fleet_cache_ms, 10000);
 }
 
 static void test_defaults(void **state)
@@ -262,6 +264,7 @@ static const int_case_t INTS[] = {
     {"OTA_PRESENCE_INTERVAL", 0, 3600, offsetof(ota_config_t, presence_interval), 0},
     {"OTA_ROLLOUT_TICK_MS", 10, 60000, offsetof(ota_config_t, rollout_tick_ms), 0},
     {"OTA_VERIFY_WINDOW", 1, 30L * 86400, offsetof(ota_config_t, verify_window), 0},
+    {"OTA_FLEET_CACHE_MS", 100, 10000, offsetof(ota_config_t, fleet_cache_ms), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)
