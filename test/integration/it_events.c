@@ -207,6 +207,71 @@ static void test_last_event_id_resumes(void **state)
     h_release_free(&rel);
 }
 
+/* Where in the stream the rollout event `event` of rollout `id` is (its data line), or -1; waits up to 10 s. */
+static long rollout_event_at(stream_t *s, const char *id, const char *event)
+{
+    char r[80], e[40];
+    snprintf(r, sizeof r, "\"rollout_id\" : \"%s\"", id);
+    snprintf(e, sizeof e, "\"event\" : \"%s\"", event);
+    for (int i = 0; i < 200; i++) {
+        long at = -1;
+        pthread_mutex_lock(&s->lock);
+        for (const char *p = s->text.data; p != NULL && (p = strstr(p, r)) != NULL; p++) {
+            const char *end = strstr(p, "\n"), *hit = strstr(p, e);
+            if (hit != NULL && (end == NULL || hit < end)) {
+                at = p - s->text.data;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (at >= 0)
+            return at;
+        h_sleep_ms(50);
+    }
+    return -1;
+}
+
+/* A rollout's changes reach a stream on the other instance as `event: rollout`, in order, with the transitions of
+ * its assignments among them. */
+static void test_rollout_events(void **state)
+{
+    (void)state;
+    char model[64], body[256], id[40];
+    h_release_t rel;
+    h_device_t dev;
+    h_make_model(model, sizeof model, "rollout-events");
+    h_make_release(model, "2.0.0", 1000, &rel);
+    h_make_device(model, "1.0.0", &dev);
+
+    stream_t s;
+    stream_open(&s, &second, NULL, 10000);
+    h_sleep_ms(300); /* the stream is open before anything happens */
+    h_resp_t r = {0};
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\"}", rel.id);
+    h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(id, sizeof id, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+    long created = rollout_event_at(&s, id, "created");
+    CHECK(created >= 0, "no created event of %s", id);
+    /* The engine admits the device: its assignment's pending transition is on the stream too. */
+    CHECK(stream_wait_for(&s, "\"to\" : \"pending\""), "no transition of the rollout's assignment");
+    snprintf(body, sizeof body, "/v1/rollouts/%s/cancel", id);
+    h_http(&h_g_srv, "POST", body, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    long canceled = rollout_event_at(&s, id, "canceled");
+    CHECK(canceled > created, "no canceled event after the created one (%ld, %ld)", created, canceled);
+    CHECK(stream_wait_for(&s, "\"reason\" : \"rollout_canceled\""), "no transition canceling its assignment");
+    pthread_mutex_lock(&s.lock);
+    bool named = strstr(s.text.data, "event: rollout\ndata: ") != NULL;
+    pthread_mutex_unlock(&s.lock);
+    CHECK(named, "rollout events are not named rollout: %s", s.text.data);
+    stream_close(&s);
+    free(s.text.data);
+    h_release_free(&rel);
+}
+
 static void test_requires_api_key(void **state)
 {
     (void)state;
@@ -220,6 +285,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rollout_events),
         cmocka_unit_test(test_requires_api_key),
         cmocka_unit_test(test_transitions_cross_instances),
         cmocka_unit_test(test_last_event_id_resumes),

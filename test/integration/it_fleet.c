@@ -685,7 +685,8 @@ static void get_fleet(const char *query, const char *key, h_resp_t *out)
     CHECK(h_jint(out->json, "devices") >= 0 && h_jint(out->json, "seen_last_24h") >= 0 &&
               json_is_array(json_object_get(out->json, "by_version")),
           "%s: %s", path, BODY(out));
-    static const char *const statuses[] = {"none", "pending", "delivered", "applied", "failed", "canceled"};
+    static const char *const statuses[] = {"none",   "pending",  "delivered",  "applied",
+                                           "failed", "canceled", "rolled_back"};
     json_t *by_status = json_object_get(out->json, "by_ota_status");
     json_int_t sum = 0;
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
@@ -693,7 +694,7 @@ static void get_fleet(const char *query, const char *key, h_resp_t *out)
               BODY(out));
         sum += h_jint(by_status, statuses[i]);
     }
-    CHECK(json_object_size(by_status) == 6 && sum == h_jint(out->json, "devices"), "%s: by_ota_status in %s", path,
+    CHECK(json_object_size(by_status) == 7 && sum == h_jint(out->json, "devices"), "%s: by_ota_status in %s", path,
           BODY(out));
 }
 

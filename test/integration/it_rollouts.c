@@ -562,6 +562,14 @@ static void test_cancel(void **state)
     act("00000000-0000-4000-8000-000000000000", "pause", &r);
     EXPECT_STRICT_ERROR(&r, 404, "not_found");
     h_resp_free(&r);
+    /* /metrics counts it among the canceled rollouts, and has every series of rollouts and targets. */
+    h_http(&h_g_srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_metric_sample(r.body, "ota_rollouts{status=\"canceled\"}") >= 1 &&
+              h_metric_sample(r.body, "ota_rollouts{status=\"running\"}") >= 0 &&
+              h_metric_sample(r.body, "ota_rollout_targets{state=\"rolled_back\"}") >= 0,
+          "metrics: %s", BODY(&r));
+    h_resp_free(&r);
     fleet_free(&f);
 }
 
