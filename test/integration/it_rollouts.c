@@ -166,18 +166,25 @@ static void report_failure(const h_device_t *d, const char *firmware, const char
     h_resp_free(&r);
 }
 
-/* The wave (1-based) the rollout put device `device_id` in, from GET /v1/rollouts/{id}/devices pages. */
-static int target_wave(const char *rollout_id, const char *device_id)
+/* The wave each device of `f` has in the rollout (`waves[i]` for f->devices[i]), from GET /v1/rollouts/{id}/devices. */
+static void target_waves(const char *rollout_id, const fleet_t *f, int *waves)
 {
-    char sql[256];
-    for (int wave = 1; wave <= 20; wave++) {
-        snprintf(sql, sizeof sql,
-                 "EXISTS (SELECT 1 FROM rollout_targets WHERE rollout_id = '%s' AND device_id = '%s' AND wave = %d)",
-                 rollout_id, device_id, wave);
-        if (h_sql_holds(sql))
-            return wave;
+    char path[160];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/rollouts/%s/devices?limit=500", rollout_id);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    json_t *items = json_object_get(r.json, "items");
+    CHECK(json_array_size(items) == (size_t)f->n && json_is_null(json_object_get(r.json, "next")), "targets: %s",
+          BODY(&r));
+    for (int i = 0; i < f->n; i++) {
+        waves[i] = 0;
+        for (size_t k = 0; k < json_array_size(items); k++)
+            if (h_streq(h_jstr(json_array_get(items, k), "device_id"), f->devices[i].id))
+                waves[i] = (int)h_jint(json_array_get(items, k), "wave");
+        CHECK(waves[i] > 0, "device %s is no target", f->devices[i].id);
     }
-    return 0;
+    h_resp_free(&r);
 }
 
 /* ---- creation ------------------------------------------------------------------------------------- */
@@ -330,13 +337,17 @@ static void test_create_errors(void **state)
 
 /* ---- the gates ------------------------------------------------------------------------------------ */
 
-/* Wave 1 succeeds and opens wave 2 only after the soak; the rollout then completes. */
+/*
+ * Wave 1 succeeds and opens wave 2 only after the soak; the rollout then completes. The soak is checked on the
+ * server's own clock: wave 2 opened at least soak_s after wave 1's last device applied.
+ */
 static void test_success_gate_with_soak(void **state)
 {
     (void)state;
     fleet_t f;
     fleet_make(&f, 200, "1.0.0", "1.1.0");
-    char id[40];
+    char id[40], sql[512];
+    int waves[200];
     json_t *r = create_rollout(&f, "\"waves\": [10, 100], \"success\": {\"min_percent\": 100, \"soak_s\": 2}", id);
     CHECK(h_streq(h_jstr(r, "status"), "running") && h_jint(r, "current_wave") == 1, "started: %s", json_dumps(r, 0));
     json_int_t wave1 = wave_count(r, 1, "targets");
@@ -345,39 +356,38 @@ static void test_success_gate_with_soak(void **state)
     r = await_count(id, "pending", wave1);
     CHECK(count_of(r, "waiting") == 200 - wave1, "wave 2 waits: %s", json_dumps(r, 0));
     json_decref(r);
+    target_waves(id, &f, waves);
 
     /* Wave 2's devices get nothing; wave 1's get their manifest and apply. */
     for (int i = 0; i < f.n; i++) {
         h_resp_t hb = {0};
         bool got = beat(&f.devices[i], "1.0.0", &hb);
-        int wave = target_wave(id, f.devices[i].id);
-        CHECK(got == (wave == 1), "device in wave %d %s a manifest: %s", wave, got ? "got" : "did not get", BODY(&hb));
+        CHECK(got == (waves[i] == 1), "device in wave %d %s a manifest: %s", waves[i], got ? "got" : "did not get",
+              BODY(&hb));
         h_resp_free(&hb);
     }
     for (int i = 0; i < f.n; i++) {
         h_resp_t hb = {0};
-        if (target_wave(id, f.devices[i].id) == 1)
+        if (waves[i] == 1)
             beat(&f.devices[i], "1.1.0", &hb);
         h_resp_free(&hb);
     }
-    r = await_count(id, "applied", wave1);
-    /* The gate is met; the soak holds wave 2 back for 2 s. */
-    CHECK(h_jint(r, "current_wave") == 1, "wave 2 opened before the soak: %s", json_dumps(r, 0));
-    json_decref(r);
-    h_sleep_ms(1000);
-    r = get_rollout(id);
-    CHECK(h_jint(r, "current_wave") == 1 && count_of(r, "waiting") == 200 - wave1, "wave 2 opened 1 s into a 2 s soak: %s",
-          json_dumps(r, 0));
-    json_decref(r);
     r = await_count(id, "pending", 200 - wave1);
-    CHECK(h_jint(r, "current_wave") == 2, "current wave: %s", json_dumps(r, 0));
+    CHECK(h_jint(r, "current_wave") == 2 && count_of(r, "applied") == wave1, "wave 2: %s", json_dumps(r, 0));
     json_t *w1 = json_array_get(json_object_get(r, "waves"), 0);
     CHECK(h_jstr(w1, "gate_passed_at") != NULL && h_jstr(w1, "opened_at") != NULL, "wave 1: %s", json_dumps(w1, 0));
     json_decref(r);
+    snprintf(sql, sizeof sql,
+             "(SELECT gate_passed_at FROM rollout_waves WHERE rollout_id = '%s' AND wave = 1) >= "
+             "(SELECT max(finished_at) FROM assignments WHERE rollout_id = '%s') + interval '2 seconds' AND "
+             "(SELECT opened_at FROM rollout_waves WHERE rollout_id = '%s' AND wave = 2) >= "
+             "(SELECT gate_passed_at FROM rollout_waves WHERE rollout_id = '%s' AND wave = 1)",
+             id, id, id, id);
+    CHECK(h_sql_holds(sql), "wave 2 opened before wave 1 had held the gate for the 2 s soak");
 
     /* Wave 2 applies; the rollout completes. */
     for (int i = 0; i < f.n; i++) {
-        if (target_wave(id, f.devices[i].id) != 2)
+        if (waves[i] != 2)
             continue;
         char aid[40];
         h_resp_t hb = {0};
@@ -390,7 +400,6 @@ static void test_success_gate_with_soak(void **state)
           "completed: %s", json_dumps(r, 0));
     json_decref(r);
     /* The counts agree with the assignments. */
-    char sql[256];
     snprintf(sql, sizeof sql, "(SELECT count(*) FROM assignments WHERE rollout_id = '%s' AND status = 'applied') = 200",
              id);
     CHECK(h_sql_holds(sql), "assignments disagree");
@@ -483,7 +492,7 @@ static void test_retries(void **state)
     fleet_t f;
     fleet_make(&f, 3, "1.0.0", "1.1.0");
     char id[40], first[40], second[40];
-    json_decref(create_rollout(&f, "\"retries\": {\"max\": 1, \"backoff_s\": 1}, \"failure\": {\"min_failures\": 1, "
+    json_decref(create_rollout(&f, "\"retries\": {\"max\": 1, \"backoff_s\": 3}, \"failure\": {\"min_failures\": 1, "
                                    "\"max_percent\": 0}",
                                id));
     json_decref(await_count(id, "pending", 3));
