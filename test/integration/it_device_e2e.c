@@ -760,25 +760,30 @@ static void test_rollout_across_devices(void **state)
     image_free(&img);
 }
 
-/* A device of a rollout whose new image fails its first boot ends rolled_back, and that counts against the gate. */
+/*
+ * A device of a rollout whose new image fails its first boot ends rolled_back, and that counts against the gate:
+ * the rollout pauses, and the other device's undelivered assignment is taken back. (A rollback after the last
+ * target finished is counted too, but a completed rollout has nothing left to pause.)
+ */
 static void test_rollout_rollback_counts(void **state)
 {
     (void)state;
     char model[32], id[40];
-    device_t d;
+    device_t d, other;
     image_t img;
     run_t run;
     h_make_model(model, sizeof model, "RolledBack");
     register_device(&h_g_srv, model, "1.0.0", &d);
+    register_device(&h_g_srv, model, "1.0.0", &other);
     make_release(&h_g_srv, model, "1.1.0", 20000, &img);
     create_rollout(&img, "\"failure\": {\"max_percent\": 0, \"min_failures\": 1}", id);
-    for (int waited = 0;; waited += 100) { /* the engine admits the target */
+    for (int waited = 0;; waited += 100) { /* the engine admits both targets */
         json_t *r = get_rollout(id);
         json_int_t pending = h_jint(json_object_get(r, "counts"), "pending");
         json_decref(r);
-        if (pending == 1)
+        if (pending == 2)
             break;
-        CHECK(waited < 10000, "the target was never admitted");
+        CHECK(waited < 10000, "the targets were never admitted");
         sleep_ms(100);
     }
     const char *args[] = {"--state", d.dir, "run", "--once", "--fail-boot", NULL};
@@ -792,6 +797,21 @@ static void test_rollout_rollback_counts(void **state)
           "a rollback must count as a failure: %s", json_dumps(r, 0));
     json_decref(r);
     expect_state(&d, "1.0.0", "a");
+    /* The other device's assignment was never delivered: the pause takes it back, and the device gets nothing. */
+    for (int waited = 0;; waited += 100) {
+        r = get_rollout(id);
+        json_int_t blocked = h_jint(json_object_get(r, "counts"), "blocked");
+        json_decref(r);
+        if (blocked == 1)
+            break;
+        CHECK(waited < 10000, "the pause did not take back the other assignment");
+        sleep_ms(100);
+    }
+    const char *other_args[] = {"--state", other.dir, "run", "--once", NULL};
+    run_device(&run, other_args);
+    CHECK_RUN(&run, run.status == 0, "want exit 0");
+    run_free(&run);
+    expect_state(&other, "1.0.0", "a");
     image_free(&img);
 }
 

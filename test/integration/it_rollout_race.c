@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +197,7 @@ static void race_device(const char *model, int i, h_device_t *d)
 typedef struct racer {
     const char *model;
     int first, step; /* devices first, first + step, ... */
-    volatile bool *stop;
+    atomic_bool *stop;
     long errors;     /* answers other than 200 */
 } racer_t;
 
@@ -263,7 +264,7 @@ static void test_ten_thousand_targets_racing(void **state)
                    "\"failure\": {\"max_percent\": 100}, \"retries\": {\"max\": 1, \"backoff_s\": 0}",
                    id);
 
-    volatile bool stop = false;
+    atomic_bool stop = false;
     racer_t racers[RACE_THREADS];
     pthread_t threads[RACE_THREADS];
     for (int t = 0; t < RACE_THREADS; t++) {
