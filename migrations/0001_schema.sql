@@ -228,9 +228,14 @@ CREATE TABLE rollout_waves (
 -- the rollout was paused), skipped (it already ran the release's version or a newer one), or the status of its
 -- current assignment (pending, delivered, applied, failed, rolled_back, canceled).
 -- Keyed by device_id first, like every per-device table (see the top of this file).
+-- No foreign keys: a rollout inserts its targets, up to a million, in one statement, and checking two keys per
+-- row would be half of its time. The rows come from devices in the statement that inserts them, after their
+-- rollout's row; deleting a device deletes its targets (a trigger, functions/ota_device_deleted.sql), and a
+-- target whose device was deleted while its rollout was being made is dropped at admission
+-- (functions/ota_rollout_admit.sql). Rollouts are never deleted.
 CREATE TABLE rollout_targets (
-    device_id      uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
-    rollout_id     uuid NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    device_id      uuid NOT NULL,
+    rollout_id     uuid NOT NULL,
     wave           smallint NOT NULL,
     state          text NOT NULL CHECK (state IN ('waiting', 'blocked', 'skipped', 'pending', 'delivered', 'applied',
                                                   'failed', 'rolled_back', 'canceled')),

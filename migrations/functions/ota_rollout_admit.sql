@@ -15,6 +15,7 @@ DECLARE
     opened integer;
     x artifacts%ROWTYPE;
     newer text[];
+    due uuid[];
     ids uuid[];
     firmware text[];
     busy_devices uuid[];
@@ -30,13 +31,21 @@ BEGIN
         RETURN opened;
     END IF;
 
+    SELECT array_agg(device_id) INTO due FROM (
+        SELECT device_id FROM rollout_targets
+        WHERE rollout_id = r.id AND state = 'blocked' AND retry_at <= now()
+        ORDER BY retry_at LIMIT p_batch) d;
+    IF due IS NULL THEN
+        RETURN 0;
+    END IF;
     SELECT array_agg(id), array_agg(firmware_version) INTO ids, firmware FROM (
-        SELECT d.id, d.firmware_version FROM devices d
-        WHERE d.id IN (SELECT device_id FROM rollout_targets
-                       WHERE rollout_id = r.id AND state = 'blocked' AND retry_at <= now()
-                       ORDER BY retry_at LIMIT p_batch)
+        SELECT d.id, d.firmware_version FROM devices d WHERE d.id = ANY (due)
         ORDER BY d.id
         FOR UPDATE OF d SKIP LOCKED) locked;
+    -- A device deleted while the rollout was being made left a target behind (no foreign key): it goes now.
+    DELETE FROM rollout_targets t
+        WHERE t.rollout_id = r.id AND t.device_id = ANY (due) AND t.device_id <> ALL (coalesce(ids, '{}'))
+          AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = t.device_id);
     IF ids IS NULL THEN
         RETURN 0;
     END IF;

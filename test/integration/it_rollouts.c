@@ -715,7 +715,7 @@ static void test_release_withdrawn(void **state)
     fleet_free(&f);
 }
 
-/* Deleting a device removes it from its rollouts; the counts follow. */
+/* Deleting a device removes it from its rollouts; the counts follow. A target left without its device is dropped. */
 static void test_device_deleted(void **state)
 {
     (void)state;
@@ -730,6 +730,21 @@ static void test_device_deleted(void **state)
     h_resp_free(&r);
     json_t *rollout = get_rollout(id);
     CHECK(count_of(rollout, "targets") == 2 && count_of(rollout, "waiting") == 2, "after delete: %s",
+          json_dumps(rollout, 0));
+    json_decref(rollout);
+    /* A device deleted while its rollout was being made leaves a target behind (no foreign key holds the rows to
+     * each other): admission drops it. Made here by hand, as the race is too short to catch. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO rollout_targets (device_id, rollout_id, wave, state, retry_at) "
+             "VALUES ('00000000-0000-4000-8000-00000000dead', '%s', 1, 'blocked', now())",
+             id);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "inserting an orphan target");
+    act(id, "resume", &r);
+    EXPECT_STATUS(&r, 200);
+    h_resp_free(&r);
+    rollout = await_count(id, "pending", 2);
+    CHECK(count_of(rollout, "targets") == 2 && count_of(rollout, "blocked") == 0, "the orphan stayed: %s",
           json_dumps(rollout, 0));
     json_decref(rollout);
     fleet_free(&f);
