@@ -44,42 +44,29 @@ bool ota__validate_integer(ota_validate_t *v, const char *name, bool required, j
     return true;
 }
 
-/* The field `name`, or NULL when absent or JSON null; a value that `is_type` refuses is a 400 problem. */
-static json_t *typed_field(ota_validate_t *v, const char *name, int (*is_type)(const json_t *), const char *what)
+bool ota__validate_number(ota_validate_t *v, const char *name, double *out)
 {
     json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
     if (value == NULL || json_is_null(value))
-        return NULL;
-    if (!is_type(value)) {
-        if (v->type_error[0] == '\0')
-            snprintf(v->type_error, sizeof v->type_error, "field '%s' must be %s", name, what);
-        return NULL;
-    }
-    return value;
-}
-
-static int is_number(const json_t *value)
-{
-    return json_is_number(value);
-}
-
-static int is_array(const json_t *value)
-{
-    return json_is_array(value);
-}
-
-bool ota__validate_number(ota_validate_t *v, const char *name, double *out)
-{
-    json_t *value = typed_field(v, name, is_number, "a number");
-    if (value == NULL)
         return false;
+    if (!json_is_number(value)) {
+        ota__validate_wrong_type(v, name, "a number");
+        return false;
+    }
     *out = json_number_value(value);
     return true;
 }
 
 json_t *ota__validate_array(ota_validate_t *v, const char *name)
 {
-    return typed_field(v, name, is_array, "an array");
+    json_t *value = v->object != NULL ? json_object_get(v->object, name) : NULL;
+    if (value == NULL || json_is_null(value))
+        return NULL;
+    if (!json_is_array(value)) {
+        ota__validate_wrong_type(v, name, "an array");
+        return NULL;
+    }
+    return value;
 }
 
 bool ota__validate_boolean(ota_validate_t *v, const char *name, bool def)
