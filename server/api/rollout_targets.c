@@ -67,10 +67,9 @@ static void on_rollout_checked(ota_call_t *call, const PGresult *res)
         ota__respond_error(call, 404, "not_found", NULL, "no such rollout");
         return;
     }
-    const char *params[] = {call->params[0], q->wave_lo,       q->wave_hi, q->after_wave,
+    const char *params[] = {call->params[0], q->wave_lo,        q->wave_hi, q->after_wave,
                             q->after_id,     q->limit_plus_one, q->state};
-    ota__call_query(call, q->has_state ? OTA_STMT_ROLLOUT_TARGETS_STATE : OTA_STMT_ROLLOUT_TARGETS, params,
-                    on_targets);
+    ota__call_query(call, q->has_state ? OTA_STMT_ROLLOUT_TARGETS_STATE : OTA_STMT_ROLLOUT_TARGETS, params, on_targets);
 }
 
 /* wave=N (1..20), or every wave. */

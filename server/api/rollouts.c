@@ -33,10 +33,10 @@
 typedef struct rollout_settings {
     char id[OTA_UUID_LEN + 1];
     char release_id[OTA_UUID_LEN + 1];
-    char *filter;                     /* normalized filter JSON (malloc'ed) */
-    char waves[WAVES_MAX * 24 + 3];   /* numeric[] literal, e.g. {1,10,100} */
-    char max_per_minute[16];          /* "" = no limit */
-    char min_percent[32], soak_s[16]; /* success gate */
+    char *filter;                           /* normalized filter JSON (malloc'ed) */
+    char waves[WAVES_MAX * 24 + 3];         /* numeric[] literal, e.g. {1,10,100} */
+    char max_per_minute[16];                /* "" = no limit */
+    char min_percent[32], soak_s[16];       /* success gate */
     char max_percent[32], min_failures[16]; /* failure gate */
     char retries_max[16], backoff_s[16];
 } rollout_settings_t;
@@ -102,8 +102,8 @@ static void read_waves(ota_validate_t *v, rollout_settings_t *st)
  * names ("success.min_percent"), as the answer names them.
  */
 typedef struct nested {
-    ota_validate_t *v;  /* the body's checker */
-    ota_validate_t in;  /* the nested object's */
+    ota_validate_t *v; /* the body's checker */
+    ota_validate_t in; /* the nested object's */
     const char *name;
 } nested_t;
 
@@ -224,11 +224,20 @@ void ota__api_rollouts_create(ota_call_t *call)
     if (!ota__validate_done(&v, call))
         return;
     ota__uuid_new(st->id);
-    const char *params[] = {st->id,          st->release_id,  name,
-                            st->filter,      st->waves,       st->max_per_minute[0] != '\0' ? st->max_per_minute : NULL,
-                            st->min_percent, st->soak_s,      st->max_percent,
-                            st->min_failures, st->retries_max, st->backoff_s,
-                            start ? "true" : "false", dry_run ? "true" : "false"};
+    const char *params[] = {st->id,
+                            st->release_id,
+                            name,
+                            st->filter,
+                            st->waves,
+                            st->max_per_minute[0] != '\0' ? st->max_per_minute : NULL,
+                            st->min_percent,
+                            st->soak_s,
+                            st->max_percent,
+                            st->min_failures,
+                            st->retries_max,
+                            st->backoff_s,
+                            start ? "true" : "false",
+                            dry_run ? "true" : "false"};
     /* On the side connection: a rollout over a million devices is one statement of seconds. */
     ota__call_query_side(call, OTA_STMT_ROLLOUT_CREATE, params, on_created);
 }
@@ -288,7 +297,8 @@ void ota__api_rollouts_list(ota_call_t *call)
         !ota__query_param(call, "release_id", release, &has_release))
         return;
     if (has_status && !one_of(status, STATUSES)) {
-        ota__respond_error(call, 400, "bad_request", NULL, "status must be one of running, paused, completed, canceled");
+        ota__respond_error(call, 400, "bad_request", NULL,
+                           "status must be one of running, paused, completed, canceled");
         return;
     }
     if (has_release && !ota__uuid_parse(release, strlen(release), release_id)) {
@@ -320,7 +330,8 @@ static void on_acted(ota_call_t *call, const PGresult *res)
         json_t *rollout = json_loads(body, 0, NULL);
         const char *status = json_string_value(json_object_get(rollout, "status"));
         ota__respond_error(call, 409, "invalid_transition", json_pack("{s:s?}", "status", status),
-                           "a %s rollout cannot be told to %s", status != NULL ? status : "", (const char *)call->state);
+                           "a %s rollout cannot be told to %s", status != NULL ? status : "",
+                           (const char *)call->state);
         json_decref(rollout);
     }
 }

@@ -353,6 +353,34 @@ void h_assign_downgrade_ok(const h_device_t *d, const h_release_t *rel, char id[
     assign_ok(d, rel, true, id);
 }
 
+json_t *h_create_rollout(const char *release_id, const char *members, char id[40])
+{
+    char body[2048];
+    h_resp_t r = {0};
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\"%s%s}", release_id, members[0] != '\0' ? ", " : "",
+             members);
+    h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
+    EXPECT_STATUS(&r, 201);
+    CHECK(h_is_uuid(h_jstr(r.json, "id")), "rollout: %s", BODY(&r));
+    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
+    json_t *rollout = json_incref(r.json);
+    h_resp_free(&r);
+    return rollout;
+}
+
+json_t *h_get_rollout(const char *id)
+{
+    char path[96];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/rollouts/%s", id);
+    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(h_streq(h_jstr(r.json, "id"), id), "id: %s", BODY(&r));
+    json_t *rollout = json_incref(r.json);
+    h_resp_free(&r);
+    return rollout;
+}
+
 json_t *h_get_assignment(const char *id)
 {
     char path[128];

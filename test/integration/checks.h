@@ -206,6 +206,13 @@ void h_assign_ok(const h_device_t *d, const h_release_t *rel, char id[40]);
 /** h_assign_ok with "allow_downgrade": true. */
 void h_assign_downgrade_ok(const h_device_t *d, const h_release_t *rel, char id[40]);
 
+/**
+ * POST /v1/rollouts as the admin: release `release_id` and the JSON members `members` (text, may be ""); checks
+ * the 201, writes the rollout's id into `id` and returns the answer (caller decrefs).
+ */
+json_t *h_create_rollout(const char *release_id, const char *members, char id[40]);
+/** GET /v1/rollouts/{id} as the admin: the rollout (caller decrefs). */
+json_t *h_get_rollout(const char *id);
 /** GET /v1/assignments/{id} as the admin: the assignment with its events (caller decrefs). */
 json_t *h_get_assignment(const char *id);
 

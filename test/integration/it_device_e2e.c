@@ -689,32 +689,6 @@ static void test_fail_boot_rolls_back(void **state)
     image_free(&img);
 }
 
-/* The loop (run without --once) applies an update and reports it; --max-heartbeats ends it. */
-/* POST /v1/rollouts of `img` with the JSON members `members`: 201; its id goes to `id` (40 bytes). */
-static void create_rollout(const image_t *img, const char *members, char *id)
-{
-    char body[512];
-    h_resp_t r = {0};
-    snprintf(body, sizeof body, "{\"release_id\": \"%s\", %s}", img->release_id, members);
-    h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
-    h_resp_free(&r);
-}
-
-/* GET /v1/rollouts/{id} (caller decrefs). */
-static json_t *get_rollout(const char *id)
-{
-    char path[96];
-    h_resp_t r = {0};
-    snprintf(path, sizeof path, "/v1/rollouts/%s", id);
-    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    json_t *rollout = json_incref(r.json);
-    h_resp_free(&r);
-    return rollout;
-}
-
 /*
  * A rollout across several devices, each its own ota-device process and state: they run `run --once` in rounds,
  * the devices of a closed wave get nothing, and the rollout opens its second wave once the first has applied,
@@ -731,7 +705,7 @@ static void test_rollout_across_devices(void **state)
     for (int i = 0; i < N; i++)
         register_device(&h_g_srv, model, "1.0.0", &d[i]);
     make_release(&h_g_srv, model, "1.1.0", 30000, &img);
-    create_rollout(&img, "\"waves\": [50, 100], \"success\": {\"min_percent\": 100}", id);
+    json_decref(h_create_rollout(img.release_id, "\"waves\": [50, 100], \"success\": {\"min_percent\": 100}", id));
 
     json_t *r = NULL;
     for (int round = 0; round < 20; round++) {
@@ -743,7 +717,7 @@ static void test_rollout_across_devices(void **state)
             run_free(&run);
         }
         json_decref(r);
-        r = get_rollout(id);
+        r = h_get_rollout(id);
         if (h_streq(h_jstr(r, "status"), "completed"))
             break;
         sleep_ms(300); /* the engine's tick: the gate opens wave 2 */
@@ -776,9 +750,9 @@ static void test_rollout_rollback_counts(void **state)
     register_device(&h_g_srv, model, "1.0.0", &d);
     register_device(&h_g_srv, model, "1.0.0", &other);
     make_release(&h_g_srv, model, "1.1.0", 20000, &img);
-    create_rollout(&img, "\"failure\": {\"max_percent\": 0, \"min_failures\": 1}", id);
+    json_decref(h_create_rollout(img.release_id, "\"failure\": {\"max_percent\": 0, \"min_failures\": 1}", id));
     for (int waited = 0;; waited += 100) { /* the engine admits both targets */
-        json_t *r = get_rollout(id);
+        json_t *r = h_get_rollout(id);
         json_int_t pending = h_jint(json_object_get(r, "counts"), "pending");
         json_decref(r);
         if (pending == 2)
@@ -790,7 +764,7 @@ static void test_rollout_rollback_counts(void **state)
     run_device(&run, args);
     CHECK_RUN(&run, run.status == 3 && h_streq(rj_str(&run, "outcome"), "rolled_back"), "want a rollback");
     run_free(&run);
-    json_t *r = get_rollout(id);
+    json_t *r = h_get_rollout(id);
     json_t *counts = json_object_get(r, "counts");
     CHECK(h_jint(counts, "rolled_back") == 1 && h_jint(counts, "applied") == 0 && h_streq(h_jstr(r, "status"), "paused") &&
               h_streq(h_jstr(r, "paused_reason"), "failure_threshold"),
@@ -799,7 +773,7 @@ static void test_rollout_rollback_counts(void **state)
     expect_state(&d, "1.0.0", "a");
     /* The other device's assignment was never delivered: the pause takes it back, and the device gets nothing. */
     for (int waited = 0;; waited += 100) {
-        r = get_rollout(id);
+        r = h_get_rollout(id);
         json_int_t blocked = h_jint(json_object_get(r, "counts"), "blocked");
         json_decref(r);
         if (blocked == 1)

@@ -52,39 +52,16 @@ static int stop_instances(void **state)
     return h_group_teardown(state);
 }
 
-static json_t *get_rollout(const char *id)
-{
-    char path[96];
-    h_resp_t r = {0};
-    snprintf(path, sizeof path, "/v1/rollouts/%s", id);
-    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    json_t *rollout = json_incref(r.json);
-    h_resp_free(&r);
-    return rollout;
-}
-
 static json_int_t count_of(json_t *rollout, const char *key)
 {
     return h_jint(json_object_get(rollout, "counts"), key);
-}
-
-static void create_rollout(const char *release_id, const char *members, char id[40])
-{
-    char body[1024];
-    h_resp_t r = {0};
-    snprintf(body, sizeof body, "{\"release_id\": \"%s\", %s}", release_id, members);
-    h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
-    EXPECT_STATUS(&r, 201);
-    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
-    h_resp_free(&r);
 }
 
 /* Polls until counts.<key> of rollout `id` is `want` (30 s at most). */
 static void await_count(const char *id, const char *key, json_int_t want)
 {
     for (int waited = 0;; waited += 100) {
-        json_t *r = get_rollout(id);
+        json_t *r = h_get_rollout(id);
         json_int_t have = count_of(r, key);
         json_decref(r);
         if (have == want)
@@ -151,7 +128,7 @@ static void test_pacing_across_instances(void **state)
     h_make_release(model, "1.1.0", 64, &rel);
     for (int i = 0; i < N; i++)
         h_make_device(model, "1.0.0", &devices[i]);
-    create_rollout(rel.id, "\"max_per_minute\": 5", id);
+    json_decref(h_create_rollout(rel.id, "\"max_per_minute\": 5", id));
     await_count(id, "pending", N);
 
     int paced, manifests = heartbeat_all_at_once(devices, N, &paced);
@@ -161,18 +138,20 @@ static void test_pacing_across_instances(void **state)
     manifests = heartbeat_all_at_once(devices, N, &paced);
     CHECK(manifests == BUDGET && paced == N - BUDGET, "second round: %d manifests, %d paced", manifests, paced);
     snprintf(sql, sizeof sql,
-             "(SELECT count(*) FROM assignments WHERE rollout_id = '%s' AND delivered_at IS NOT NULL) = %d", id, BUDGET);
+             "(SELECT count(*) FROM assignments WHERE rollout_id = '%s' AND delivered_at IS NOT NULL) = %d", id,
+             BUDGET);
     CHECK(h_sql_holds(sql), "more first deliveries than the budget");
 
     /* A minute later (the buckets moved back 13 steps of 5 s) the budget is there again: 5 more. */
-    snprintf(sql, sizeof sql,
-             "UPDATE rollout_pacing SET buckets = ARRAY(SELECT b - 13 FROM unnest(buckets) AS b) WHERE rollout_id = '%s'",
-             id);
+    snprintf(
+        sql, sizeof sql,
+        "UPDATE rollout_pacing SET buckets = ARRAY(SELECT b - 13 FROM unnest(buckets) AS b) WHERE rollout_id = '%s'",
+        id);
     CHECK(h_pg_sql(&h_g_pg, sql) == 0, "moving the buckets back");
     manifests = heartbeat_all_at_once(devices, N, &paced);
     CHECK(manifests == 2 * BUDGET && paced == N - 2 * BUDGET, "after a minute: %d manifests, %d paced", manifests,
           paced);
-    json_t *r = get_rollout(id);
+    json_t *r = h_get_rollout(id);
     CHECK(count_of(r, "delivered") == 2 * BUDGET && count_of(r, "pending") == N - 2 * BUDGET, "counts: %s",
           json_dumps(r, 0));
     json_decref(r);
@@ -188,9 +167,8 @@ static void race_device(const char *model, int i, h_device_t *d)
     unsigned int len = 0;
     snprintf(d->token, sizeof d->token, "race-%s-%d", model, i);
     EVP_Digest(d->token, strlen(d->token), md, &len, EVP_md5(), NULL);
-    snprintf(d->id, sizeof d->id,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4],
-             md[5], md[6], md[7], md[8], md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
+    snprintf(d->id, sizeof d->id, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0], md[1],
+             md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11], md[12], md[13], md[14], md[15]);
     snprintf(d->model, sizeof d->model, "%s", model);
 }
 
@@ -198,7 +176,7 @@ typedef struct racer {
     const char *model;
     int first, step; /* devices first, first + step, ... */
     atomic_bool *stop;
-    long errors;     /* answers other than 200 */
+    long errors; /* answers other than 200 */
 } racer_t;
 
 /*
@@ -259,10 +237,10 @@ static void test_ten_thousand_targets_racing(void **state)
              "'1.0.0' FROM generate_series(0, %d) AS i",
              model, model, model, model, RACE_DEVICES - 1);
     CHECK(h_pg_sql(&h_g_pg, sql) == 0, "inserting the devices");
-    create_rollout(rel.id,
-                   "\"waves\": [5, 30, 100], \"success\": {\"min_percent\": 80}, "
-                   "\"failure\": {\"max_percent\": 100}, \"retries\": {\"max\": 1, \"backoff_s\": 0}",
-                   id);
+    json_decref(h_create_rollout(rel.id,
+                                 "\"waves\": [5, 30, 100], \"success\": {\"min_percent\": 80}, "
+                                 "\"failure\": {\"max_percent\": 100}, \"retries\": {\"max\": 1, \"backoff_s\": 0}",
+                                 id));
 
     atomic_bool stop = false;
     racer_t racers[RACE_THREADS];
@@ -275,7 +253,7 @@ static void test_ten_thousand_targets_racing(void **state)
     for (int waited = 0; waited < 240000; waited += 500) {
         h_sleep_ms(500);
         json_decref(r);
-        r = get_rollout(id);
+        r = h_get_rollout(id);
         if (h_streq(h_jstr(r, "status"), "completed"))
             break;
     }
@@ -305,14 +283,15 @@ static void test_ten_thousand_targets_racing(void **state)
              id);
     CHECK(h_sql_holds(sql), "a target has more assignments than attempts");
     /* The counts equal a count(*) over the targets and agree with their assignments. */
-    snprintf(sql, sizeof sql,
-             "NOT EXISTS (SELECT wave, state, sum(n) FROM rollout_counts WHERE rollout_id = '%s' AND state <> 'retries' "
-             "GROUP BY wave, state HAVING sum(n) <> 0 "
-             "EXCEPT SELECT wave, state, count(*) FROM rollout_targets WHERE rollout_id = '%s' GROUP BY wave, state) "
-             "AND (SELECT count(*) FROM assignments WHERE rollout_id = '%s' AND status = 'applied') = %d "
-             "AND (SELECT sum(n) FROM rollout_counts WHERE rollout_id = '%s' AND state = 'retries') = "
-             "(SELECT count(*) FROM assignments WHERE rollout_id = '%s') - %d",
-             id, id, id, RACE_DEVICES, id, id, RACE_DEVICES);
+    snprintf(
+        sql, sizeof sql,
+        "NOT EXISTS (SELECT wave, state, sum(n) FROM rollout_counts WHERE rollout_id = '%s' AND state <> 'retries' "
+        "GROUP BY wave, state HAVING sum(n) <> 0 "
+        "EXCEPT SELECT wave, state, count(*) FROM rollout_targets WHERE rollout_id = '%s' GROUP BY wave, state) "
+        "AND (SELECT count(*) FROM assignments WHERE rollout_id = '%s' AND status = 'applied') = %d "
+        "AND (SELECT sum(n) FROM rollout_counts WHERE rollout_id = '%s' AND state = 'retries') = "
+        "(SELECT count(*) FROM assignments WHERE rollout_id = '%s') - %d",
+        id, id, id, RACE_DEVICES, id, id, RACE_DEVICES);
     CHECK(h_sql_holds(sql), "the counts disagree with the targets");
     h_release_free(&rel);
 }

@@ -55,33 +55,6 @@ static void post_rollout(const char *body, h_resp_t *out)
     h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, out);
 }
 
-/* Creates a rollout of `f`'s release with the JSON members `extra` (may be ""), checks the 201 and writes its id. */
-static json_t *create_rollout(const fleet_t *f, const char *extra, char id[40])
-{
-    char body[2048];
-    h_resp_t r = {0};
-    snprintf(body, sizeof body, "{\"release_id\": \"%s\"%s%s}", f->release.id, extra[0] != '\0' ? ", " : "", extra);
-    post_rollout(body, &r);
-    EXPECT_STATUS(&r, 201);
-    CHECK(h_is_uuid(h_jstr(r.json, "id")), "rollout: %s", BODY(&r));
-    snprintf(id, 40, "%s", h_jstr(r.json, "id"));
-    json_t *rollout = json_incref(r.json);
-    h_resp_free(&r);
-    return rollout;
-}
-
-static json_t *get_rollout(const char *id)
-{
-    char path[96];
-    h_resp_t r = {0};
-    snprintf(path, sizeof path, "/v1/rollouts/%s", id);
-    h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    json_t *rollout = json_incref(r.json);
-    h_resp_free(&r);
-    return rollout;
-}
-
 /* counts.<key> of a rollout object (overall). */
 static json_int_t count_of(json_t *rollout, const char *key)
 {
@@ -99,7 +72,7 @@ static json_int_t wave_count(json_t *rollout, int wave, const char *key)
 static json_t *await_count(const char *id, const char *key, json_int_t want)
 {
     for (long waited = 0;; waited += 50) {
-        json_t *rollout = get_rollout(id);
+        json_t *rollout = h_get_rollout(id);
         if (count_of(rollout, key) == want)
             return rollout;
         if (waited >= ENGINE_WAIT_MS) {
@@ -115,7 +88,7 @@ static json_t *await_count(const char *id, const char *key, json_int_t want)
 static json_t *await_status(const char *id, const char *status)
 {
     for (long waited = 0;; waited += 50) {
-        json_t *rollout = get_rollout(id);
+        json_t *rollout = h_get_rollout(id);
         if (h_streq(h_jstr(rollout, "status"), status))
             return rollout;
         if (waited >= ENGINE_WAIT_MS) {
@@ -224,14 +197,14 @@ static void test_create_and_dry_run(void **state)
 
     char id[40];
     snprintf(body, sizeof body, "\"waves\": [25, 100], \"name\": \"1.2.0 for all\", \"start\": false");
-    json_t *r = create_rollout(&f, body, id);
+    json_t *r = h_create_rollout(f.release.id, body, id);
     CHECK(h_streq(h_jstr(r, "status"), "paused") && h_streq(h_jstr(r, "paused_reason"), "created"), "status: %s",
           json_dumps(r, 0));
     CHECK(h_jnull(r, "current_wave") && h_jnull(r, "started_at"), "not started: %s", json_dumps(r, 0));
     CHECK(h_streq(h_jstr(r, "version"), "1.2.0") && h_streq(h_jstr(r, "model"), f.model), "release: %s",
           json_dumps(r, 0));
-    CHECK(count_of(r, "targets") == 42 && count_of(r, "skipped") == 2 && count_of(r, "waiting") == 40,
-          "counts: %s", json_dumps(r, 0));
+    CHECK(count_of(r, "targets") == 42 && count_of(r, "skipped") == 2 && count_of(r, "waiting") == 40, "counts: %s",
+          json_dumps(r, 0));
     /* The waves hash (rollout id, device id), and the rollout's id is not the dry run's: the totals agree, and the
      * per-wave counts add up. */
     CHECK(wave_count(r, 1, "targets") + wave_count(r, 2, "targets") == 42, "wave counts: %s", json_dumps(r, 0));
@@ -319,7 +292,7 @@ static void test_create_errors(void **state)
     h_resp_free(&r);
     /* A filter that matches nothing is a rollout of zero targets: 201, and it completes at once. */
     char body[256], id[40];
-    json_t *empty = create_rollout(&f, "\"filter\": {\"serial_prefix\": \"no-such-serial-\"}", id);
+    json_t *empty = h_create_rollout(f.release.id, "\"filter\": {\"serial_prefix\": \"no-such-serial-\"}", id);
     CHECK(count_of(empty, "targets") == 0, "targets: %s", json_dumps(empty, 0));
     json_decref(await_status(id, "completed"));
     json_decref(empty);
@@ -348,7 +321,8 @@ static void test_success_gate_with_soak(void **state)
     fleet_make(&f, 200, "1.0.0", "1.1.0");
     char id[40], sql[512];
     int waves[200];
-    json_t *r = create_rollout(&f, "\"waves\": [10, 100], \"success\": {\"min_percent\": 100, \"soak_s\": 2}", id);
+    json_t *r =
+        h_create_rollout(f.release.id, "\"waves\": [10, 100], \"success\": {\"min_percent\": 100, \"soak_s\": 2}", id);
     CHECK(h_streq(h_jstr(r, "status"), "running") && h_jint(r, "current_wave") == 1, "started: %s", json_dumps(r, 0));
     json_int_t wave1 = wave_count(r, 1, "targets");
     CHECK(wave1 > 0 && wave1 < 60, "wave 1 holds %lld of 200", (long long)wave1);
@@ -417,7 +391,7 @@ static void test_failure_gate(void **state)
     fleet_t f;
     fleet_make(&f, 60, "1.0.0", "1.1.0");
     char id[40], aid[60][40];
-    json_t *r = create_rollout(&f, "\"failure\": {\"max_percent\": 10, \"min_failures\": 3}", id);
+    json_t *r = h_create_rollout(f.release.id, "\"failure\": {\"max_percent\": 10, \"min_failures\": 3}", id);
     json_decref(r);
     json_decref(await_count(id, "pending", 60));
     /* 40 devices take their manifest; 20 stay pending. */
@@ -425,9 +399,9 @@ static void test_failure_gate(void **state)
         take_delivery(&f.devices[i], "1.0.0", aid[i]);
     report_failure(&f.devices[0], "1.0.0", aid[0]);
     report_failure(&f.devices[1], "1.0.0", aid[1]);
-    r = get_rollout(id);
-    CHECK(h_streq(h_jstr(r, "status"), "running") && count_of(r, "failed") == 2, "2 of 2 failed, under min_failures: %s",
-          json_dumps(r, 0));
+    r = h_get_rollout(id);
+    CHECK(h_streq(h_jstr(r, "status"), "running") && count_of(r, "failed") == 2,
+          "2 of 2 failed, under min_failures: %s", json_dumps(r, 0));
     json_decref(r);
     for (int i = 2; i < 29; i++) {
         h_resp_t hb = {0};
@@ -436,12 +410,12 @@ static void test_failure_gate(void **state)
     }
     report_failure(&f.devices[29], "1.0.0", aid[29]);
     h_sleep_ms(300); /* three engine ticks: the engine checks the gate too */
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(h_streq(h_jstr(r, "status"), "running") && count_of(r, "failed") == 3 && count_of(r, "applied") == 27,
           "3 failed of 30 is 10%%, not more: %s", json_dumps(r, 0));
     json_decref(r);
     report_failure(&f.devices[30], "1.0.0", aid[30]);
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(h_streq(h_jstr(r, "status"), "paused") && h_streq(h_jstr(r, "paused_reason"), "failure_threshold"),
           "4 failed of 31 pauses at once: %s", json_dumps(r, 0));
     json_decref(r);
@@ -474,11 +448,11 @@ static void test_failure_gate(void **state)
     /* The operator resumed knowing the failures: the rollout runs on until the next failure, which (5 of 32)
      * pauses it again. */
     h_sleep_ms(300);
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(h_streq(h_jstr(r, "status"), "running"), "paused again without a new failure: %s", json_dumps(r, 0));
     json_decref(r);
     report_failure(&f.devices[31], "1.0.0", aid[31]);
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(h_streq(h_jstr(r, "paused_reason"), "failure_threshold") && count_of(r, "failed") == 5,
           "the next failure pauses again: %s", json_dumps(r, 0));
     json_decref(r);
@@ -492,13 +466,14 @@ static void test_retries(void **state)
     fleet_t f;
     fleet_make(&f, 3, "1.0.0", "1.1.0");
     char id[40], first[40], second[40];
-    json_decref(create_rollout(&f, "\"retries\": {\"max\": 1, \"backoff_s\": 3}, \"failure\": {\"min_failures\": 1, "
-                                   "\"max_percent\": 0}",
-                               id));
+    json_decref(h_create_rollout(f.release.id,
+                                 "\"retries\": {\"max\": 1, \"backoff_s\": 3}, \"failure\": {\"min_failures\": 1, "
+                                 "\"max_percent\": 0}",
+                                 id));
     json_decref(await_count(id, "pending", 3));
     take_delivery(&f.devices[0], "1.0.0", first);
     report_failure(&f.devices[0], "1.0.0", first);
-    json_t *r = get_rollout(id);
+    json_t *r = h_get_rollout(id);
     /* With max_percent 0 any counted failure would pause: a failure with a retry left is not counted. */
     CHECK(h_streq(h_jstr(r, "status"), "running") && count_of(r, "failed") == 0 && count_of(r, "blocked") == 1,
           "a retried failure counted: %s", json_dumps(r, 0));
@@ -511,7 +486,7 @@ static void test_retries(void **state)
     h_resp_t hb = {0};
     beat(&f.devices[0], "1.1.0", &hb);
     h_resp_free(&hb);
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(count_of(r, "applied") == 1 && count_of(r, "failed") == 0 && count_of(r, "retries") == 1,
           "retry then success counts once: %s", json_dumps(r, 0));
     json_decref(r);
@@ -531,7 +506,7 @@ static void test_retries(void **state)
     json_decref(await_count(id, "retries", 2));
     take_delivery(&f.devices[1], "1.0.0", second);
     report_failure(&f.devices[1], "1.0.0", second);
-    r = get_rollout(id);
+    r = h_get_rollout(id);
     CHECK(count_of(r, "failed") == 1 && h_streq(h_jstr(r, "paused_reason"), "failure_threshold"), "final failure: %s",
           json_dumps(r, 0));
     json_decref(r);
@@ -545,7 +520,7 @@ static void test_cancel(void **state)
     fleet_t f;
     fleet_make(&f, 6, "1.0.0", "1.1.0");
     char id[40], aid[40];
-    json_decref(create_rollout(&f, "", id));
+    json_decref(h_create_rollout(f.release.id, "", id));
     json_decref(await_count(id, "pending", 6));
     take_delivery(&f.devices[0], "1.0.0", aid);
     h_resp_t r = {0};
@@ -589,7 +564,7 @@ static void test_advance(void **state)
     fleet_t f;
     fleet_make(&f, 30, "1.0.0", "1.1.0");
     char id[40];
-    json_decref(create_rollout(&f, "\"waves\": [20, 60, 100], \"success\": {\"min_percent\": 100}", id));
+    json_decref(h_create_rollout(f.release.id, "\"waves\": [20, 60, 100], \"success\": {\"min_percent\": 100}", id));
     h_resp_t r = {0};
     act(id, "advance", &r);
     EXPECT_STATUS(&r, 200);
@@ -614,7 +589,7 @@ static void test_lists(void **state)
     h_device_t skipped;
     h_make_device(f.model, "1.1.0", &skipped);
     char id[40], path[256];
-    json_decref(create_rollout(&f, "\"waves\": [50, 100], \"start\": false", id));
+    json_decref(h_create_rollout(f.release.id, "\"waves\": [50, 100], \"start\": false", id));
     /* Every target once, in (wave, device) order, over pages of 7. */
     int seen = 0, last_wave = 0;
     char last_id[40] = "", after[200] = "";
@@ -655,7 +630,7 @@ static void test_lists(void **state)
     CHECK(json_array_size(items) == 1 && h_streq(h_jstr(json_array_get(items, 0), "reason"), "runs 1.1.0"),
           "skipped: %s", BODY(&r));
     h_resp_free(&r);
-    json_t *rollout = get_rollout(id);
+    json_t *rollout = h_get_rollout(id);
     snprintf(path, sizeof path, "/v1/rollouts/%s/devices?wave=2&limit=500", id);
     h_http(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
@@ -698,7 +673,7 @@ static void test_release_withdrawn(void **state)
     fleet_t f;
     fleet_make(&f, 4, "1.0.0", "1.1.0");
     char id[40], path[128];
-    json_decref(create_rollout(&f, "", id));
+    json_decref(h_create_rollout(f.release.id, "", id));
     json_decref(await_count(id, "pending", 4));
     h_resp_t r = {0};
     snprintf(path, sizeof path, "/v1/releases/%s", f.release.id);
@@ -722,13 +697,13 @@ static void test_device_deleted(void **state)
     fleet_t f;
     fleet_make(&f, 3, "1.0.0", "1.1.0");
     char id[40], path[128];
-    json_decref(create_rollout(&f, "\"start\": false", id));
+    json_decref(h_create_rollout(f.release.id, "\"start\": false", id));
     h_resp_t r = {0};
     snprintf(path, sizeof path, "/v1/devices/%s", f.devices[0].id);
     h_http(&h_g_srv, "DELETE", path, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 204);
     h_resp_free(&r);
-    json_t *rollout = get_rollout(id);
+    json_t *rollout = h_get_rollout(id);
     CHECK(count_of(rollout, "targets") == 2 && count_of(rollout, "waiting") == 2, "after delete: %s",
           json_dumps(rollout, 0));
     json_decref(rollout);
