@@ -173,6 +173,12 @@ CREATE TABLE assignments (
     size          bigint NOT NULL,
     crc32         bigint NOT NULL,
     sha256        text NOT NULL,
+    -- The last download progress its device reported while it was delivered (the API's "progress"), written in
+    -- bulk with the re-delivery counts (server/heartbeat/deferred_writes.h), so it may lag by up to a minute.
+    progress_state  text CHECK (progress_state IN ('downloading', 'verifying', 'installing')),
+    progress_bytes  bigint CHECK (progress_bytes >= 0),
+    progress_total  bigint CHECK (progress_total >= 0),
+    progress_at     timestamptz,
     -- The rollout that made it (NULL for a manual assignment). Its transitions move the rollout's target
     -- (functions/ota_rollout_follow.sql).
     rollout_id    uuid REFERENCES rollouts (id)

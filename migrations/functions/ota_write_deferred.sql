@@ -5,12 +5,17 @@
 --     time, crosses from the server, so its clock never matters; last_seen_at only moves forward.
 --   deliveries: adds p_counts[i] to the deliveries of assignment p_assignments[i], whatever its status
 --     now (the manifests did go out), and stores p_signatures[i], unless NULL, as its signature made by
---     the public key p_key.
+--     the public key p_key;
+--   progress: unless p_progress_states[i] is NULL, the download progress its device reported
+--     p_progress_ages_ms[i] milliseconds before now(): kept only while the assignment is delivered (a
+--     report that arrives after the update ended is stale), and only when newer than the one kept.
 -- Lock order: device rows first, in id order, then assignment rows, in id order. Everything else that
 -- locks both locks the device first (the heartbeat, a cancel, the sweeper), so nothing deadlocks with
 -- this, and several servers' writes wait for each other at worst. Returns the rows written.
 CREATE OR REPLACE FUNCTION ota_write_deferred(p_devices uuid[], p_ages_ms integer[], p_assignments uuid[],
-                                              p_counts integer[], p_signatures text[], p_key text)
+                                              p_counts integer[], p_signatures text[], p_key text,
+                                              p_progress_states text[], p_progress_bytes bigint[],
+                                              p_progress_totals bigint[], p_progress_ages_ms integer[])
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -31,8 +36,20 @@ BEGIN
         PERFORM 1 FROM assignments WHERE id = ANY (p_assignments) ORDER BY id FOR UPDATE;
         UPDATE assignments a SET deliveries = a.deliveries + c.n,
                 signature = coalesce(c.signature, a.signature),
-                signature_key = CASE WHEN c.signature IS NULL THEN a.signature_key ELSE p_key END
-            FROM unnest(p_assignments, p_counts, p_signatures) AS c (id, n, signature) WHERE a.id = c.id;
+                signature_key = CASE WHEN c.signature IS NULL THEN a.signature_key ELSE p_key END,
+                progress_state = CASE WHEN c.fresh THEN c.state ELSE a.progress_state END,
+                progress_bytes = CASE WHEN c.fresh THEN c.bytes ELSE a.progress_bytes END,
+                progress_total = CASE WHEN c.fresh THEN c.total ELSE a.progress_total END,
+                progress_at = CASE WHEN c.fresh THEN c.at ELSE a.progress_at END
+            FROM (SELECT u.*, now() - u.age_ms * interval '1 millisecond' AS at,
+                         u.state IS NOT NULL AND s.status = 'delivered'
+                         AND (s.progress_at IS NULL OR s.progress_at < now() - u.age_ms * interval '1 millisecond')
+                         AS fresh
+                  FROM unnest(p_assignments, p_counts, p_signatures, p_progress_states, p_progress_bytes,
+                              p_progress_totals, p_progress_ages_ms) AS u (id, n, signature, state, bytes, total,
+                                                                          age_ms)
+                  JOIN assignments s ON s.id = u.id) AS c
+            WHERE a.id = c.id;
         GET DIAGNOSTICS n = ROW_COUNT;
         total := total + n;
     END IF;

@@ -42,10 +42,11 @@ static void on_assigned(ota_call_t *call, const PGresult *res)
     const char *outcome = PQgetvalue(res, 0, OTA_ASSIGN_COL_OUTCOME);
     if (strcmp(outcome, "created") == 0) {
         ota__respond_json(call, 201,
-                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:i, s:n}", "id", st->id, "device_id",
-                                    call->params[0], "release_id", st->release_id, "version", PQgetvalue(res, 0, OTA_ASSIGN_COL_VERSION),
-                                    "status", "pending", "created_at", PQgetvalue(res, 0, OTA_ASSIGN_COL_CREATED_AT), "delivered_at",
-                                    "finished_at", "reason", "deliveries", 0, "rollout_id"));
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:i, s:n, s:n}", "id", st->id,
+                                    "device_id", call->params[0], "release_id", st->release_id, "version",
+                                    PQgetvalue(res, 0, OTA_ASSIGN_COL_VERSION), "status", "pending", "created_at",
+                                    PQgetvalue(res, 0, OTA_ASSIGN_COL_CREATED_AT), "delivered_at", "finished_at",
+                                    "reason", "deliveries", 0, "rollout_id", "progress"));
     } else if (strcmp(outcome, "active_exists") == 0) {
         const char *existing = PQgetvalue(res, 0, OTA_ASSIGN_COL_EXISTING_ID),
                    *status = PQgetvalue(res, 0, OTA_ASSIGN_COL_EXISTING_STATUS);

@@ -9,7 +9,9 @@
     "json_build_object('id', " a ".id, 'device_id', " a ".device_id, 'release_id', " a ".release_id, 'version', " a    \
     ".version, 'status', " a ".status, 'created_at', ota_ts(" a ".created_at), 'delivered_at', ota_ts(" a              \
     ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a              \
-    ".deliveries, 'rollout_id', " a ".rollout_id)"
+    ".deliveries, 'rollout_id', " a ".rollout_id, 'progress', CASE WHEN " a ".progress_at IS NOT NULL THEN "      \
+    "json_build_object('state', " a ".progress_state, 'bytes', " a ".progress_bytes, 'total', " a                    \
+    ".progress_total, 'at', ota_ts(" a ".progress_at)) END)"
 
 #define ACTIVE_ASSIGNMENT_OF(device)                                                                                   \
     "(SELECT " ASSIGNMENT_JSON("aa") " FROM assignments aa WHERE aa.device_id = " device                              \
@@ -161,8 +163,8 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                             16},
     [OTA_STMT_WRITE_DEFERRED] = {"write_deferred",
                                  "SELECT ota_write_deferred($1::uuid[], $2::integer[], $3::uuid[], $4::integer[], "
-                                 "$5::text[], $6)",
-                                 6},
+                                 "$5::text[], $6, $7::text[], $8::bigint[], $9::bigint[], $10::integer[])",
+                                 10},
     [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
     /* The phone app's question: the active assignment's release, else every released release of the model
        (the newest by semver precedence is chosen in C, which knows semver). */

@@ -44,7 +44,8 @@ typedef enum ota_stmt {
     OTA_STMT_DEVICE_EXISTS,          /* $1 id → one row when it exists */
     OTA_STMT_HEARTBEAT,              /* see migrations/functions/ota_heartbeat.sql */
     OTA_STMT_WRITE_DEFERRED,         /* $1 device uuid[], $2 integer[] ages in ms, $3 assignment uuid[], $4 integer[]
-                                        re-deliveries, $5 text[] signatures, $6 key → rows (ota_write_deferred) */
+                                        re-deliveries, $5 text[] signatures, $6 key, $7..$10 progress states, bytes,
+                                        totals, ages in ms → rows (ota_write_deferred) */
     OTA_STMT_EXPIRE_DELIVERIES,      /* $1 apply timeout seconds → how many failed */
     OTA_STMT_UPDATE_CANDIDATES,      /* $1 device → rows (kind 'active'|'candidate', assignment id, release id, version, firmware) */
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */

@@ -5,6 +5,8 @@
 
 #include <h2o.h>
 
+const char *const ota__progress_states[3] = {"downloading", "verifying", "installing"};
+
 static size_t hash_row(ota_deferred_kind_t kind, const char *id)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind; /* FNV-1a */
@@ -58,6 +60,8 @@ void ota__deferred_table_put(ota_deferred_table_t *t, ota_deferred_row_t *add)
         }
         if (add->seen_ms > s->seen_ms)
             s->seen_ms = add->seen_ms;
+        if (add->progress.state != 0 && add->progress.at_ms >= s->progress.at_ms)
+            s->progress = add->progress;
     }
     add->signature = NULL;
 }

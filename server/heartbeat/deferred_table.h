@@ -13,18 +13,29 @@
  * that is there already merges the two: re-delivery counts add up, a newer
  * signature replaces an older, the later sighting of a device stands. So
  * the heartbeats of a device or the re-deliveries of an assignment within
- * one interval cost one row update together.
+ * one interval cost one row update together; of two progress reports, the later stands.
  */
 
 typedef enum { OTA_DEFERRED_DEVICE, OTA_DEFERRED_ASSIGNMENT } ota_deferred_kind_t;
+
+/** A download progress report: what the device said, and when (monotonic clock, ms); state 0 = none. */
+typedef struct ota_deferred_progress {
+    uint8_t state; /**< 0 none, else 1 + the index in ota__progress_states */
+    int64_t bytes, total;
+    uint64_t at_ms;
+} ota_deferred_progress_t;
+
+/** The progress states a device reports while it downloads and installs, as the API names them. */
+extern const char *const ota__progress_states[3];
 
 typedef struct ota_deferred_row {
     bool used;
     ota_deferred_kind_t kind;
     char id[OTA_UUID_LEN + 1];
-    uint64_t seen_ms; /**< device: when last seen (monotonic clock, ms) */
-    uint32_t n;       /**< assignment: re-deliveries */
-    char *signature;  /**< assignment: a signature to store (owned, malloc'd), or NULL */
+    uint64_t seen_ms;                 /**< device: when last seen (monotonic clock, ms) */
+    uint32_t n;                       /**< assignment: re-deliveries */
+    char *signature;                  /**< assignment: a signature to store (owned, malloc'd), or NULL */
+    ota_deferred_progress_t progress; /**< assignment: the latest progress its device reported */
 } ota_deferred_row_t;
 
 typedef struct ota_deferred_table {

@@ -142,7 +142,8 @@ static void on_written(void *arg, const PGresult *res)
 
 /*
  * The parameters of one chunk of ota_write_deferred(), as array literals: device ids and the ages of their
- * sightings in ms, then assignment ids, their re-delivery counts and signatures ("..." or NULL).
+ * sightings in ms, then assignment ids, their re-delivery counts, signatures ("..." or NULL), and the latest
+ * download progress their devices reported: state, bytes, total and its age in ms (NULL, NULL, NULL, NULL for none).
  */
 typedef struct chunk {
     char devices[CHUNK * (OTA_UUID_LEN + 1) + 3];
@@ -150,6 +151,10 @@ typedef struct chunk {
     char assignments[CHUNK * (OTA_UUID_LEN + 1) + 3];
     char counts[CHUNK * 11 + 3];
     char signatures[CHUNK * (OTA_MANIFEST_SIGNATURE_B64_LEN + 3) + 3];
+    char progress_states[CHUNK * 12 + 3];
+    char progress_bytes[CHUNK * 21 + 3];
+    char progress_totals[CHUNK * 21 + 3];
+    char progress_ages[CHUNK * 11 + 3];
 } chunk_t;
 
 /* The separator before an array's next element: "{" before the first. */
@@ -164,28 +169,63 @@ static void close_array(ota_text_t *t)
     ota_text_puts(t, t->len == 0 ? "{}" : "}");
 }
 
+/* An age in ms, capped to fit an SQL integer. */
+static uint64_t age_of(uint64_t now_ms, uint64_t then_ms)
+{
+    uint64_t age = now_ms > then_ms ? now_ms - then_ms : 0;
+    return age < UINT32_MAX / 2 ? age : UINT32_MAX / 2;
+}
+
+/* The progress arrays of a chunk: one element for each assignment row, NULL when it has no report. */
+typedef struct progress_texts {
+    ota_text_t states, bytes, totals, ages;
+} progress_texts_t;
+
+static void put_progress(progress_texts_t *p, const ota_deferred_progress_t *r, uint64_t now_ms)
+{
+    put_sep(&p->states);
+    put_sep(&p->bytes);
+    put_sep(&p->totals);
+    put_sep(&p->ages);
+    if (r->state == 0) {
+        ota_text_puts(&p->states, "NULL");
+        ota_text_puts(&p->bytes, "NULL");
+        ota_text_puts(&p->totals, "NULL");
+        ota_text_puts(&p->ages, "NULL");
+        return;
+    }
+    ota_text_puts(&p->states, ota__progress_states[r->state - 1]);
+    ota_text_put_u64(&p->bytes, (uint64_t)r->bytes);
+    ota_text_put_u64(&p->totals, (uint64_t)r->total);
+    ota_text_put_u64(&p->ages, age_of(now_ms, r->at_ms));
+}
+
 /*
  * Writes up to CHUNK used slots of `t` from `*pos` into `c`, moves `*pos` past them and returns how many (0 when
- * there are none). `now_ms` (monotonic) turns each sighting into its age.
+ * there are none). `now_ms` (monotonic) turns each sighting and each progress report into its age.
  */
 static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t now_ms, chunk_t *c)
 {
     /* The buffers are sized for CHUNK rows: nothing is ever cut. */
     ota_text_t devices, ages, assignments, counts, signatures;
+    progress_texts_t progress;
     ota_text_fixed(&devices, c->devices, sizeof c->devices);
     ota_text_fixed(&ages, c->ages, sizeof c->ages);
     ota_text_fixed(&assignments, c->assignments, sizeof c->assignments);
     ota_text_fixed(&counts, c->counts, sizeof c->counts);
     ota_text_fixed(&signatures, c->signatures, sizeof c->signatures);
+    ota_text_fixed(&progress.states, c->progress_states, sizeof c->progress_states);
+    ota_text_fixed(&progress.bytes, c->progress_bytes, sizeof c->progress_bytes);
+    ota_text_fixed(&progress.totals, c->progress_totals, sizeof c->progress_totals);
+    ota_text_fixed(&progress.ages, c->progress_ages, sizeof c->progress_ages);
     size_t taken = 0, i = *pos;
     for (; i < t->cap && taken < CHUNK; i++) {
         const ota_deferred_row_t *s = &t->slots[i];
         if (!s->used)
             continue;
         if (s->kind == OTA_DEFERRED_DEVICE) {
-            uint64_t age = now_ms > s->seen_ms ? now_ms - s->seen_ms : 0;
             put_sep(&ages);
-            ota_text_put_u64(&ages, age < UINT32_MAX / 2 ? age : UINT32_MAX / 2);
+            ota_text_put_u64(&ages, age_of(now_ms, s->seen_ms));
             put_sep(&devices);
             ota_text_puts(&devices, s->id);
         } else {
@@ -201,13 +241,15 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
             }
             put_sep(&assignments);
             ota_text_puts(&assignments, s->id);
+            put_progress(&progress, &s->progress, now_ms);
         }
         taken++;
     }
     *pos = i;
     if (taken == 0)
         return 0;
-    ota_text_t *arrays[] = {&devices, &ages, &assignments, &counts, &signatures};
+    ota_text_t *arrays[] = {&devices,         &ages,           &assignments,     &counts,       &signatures,
+                            &progress.states, &progress.bytes, &progress.totals, &progress.ages};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         close_array(arrays[k]);
     return taken;
@@ -242,8 +284,10 @@ static void write_chunk(ota_deferred_writes_t *w)
         return;
     }
     w->chunk_end = end;
-    const char *params[] = {chunk.devices,   chunk.ages,       chunk.assignments,
-                            chunk.counts,    chunk.signatures, w->worker->signing_key->public_base64};
+    const char *params[] = {chunk.devices,         chunk.ages,           chunk.assignments,
+                            chunk.counts,          chunk.signatures,     w->worker->signing_key->public_base64,
+                            chunk.progress_states, chunk.progress_bytes, chunk.progress_totals,
+                            chunk.progress_ages};
     if (ota__db_query(w->db, OTA_STMT_WRITE_DEFERRED, params, on_written, w) == OTA_OK) {
         w->in_flight = true;
         w->pace_waited = 0;
@@ -336,11 +380,12 @@ ota_deferred_writes_t *ota__deferred_writes_start(ota_worker_t *worker)
 
 /*
  * Keeps `add` (its id given as `id`, checked to be a UUID's length) in `t`, and starts a write when `early` rows
- * are kept there, unless `max` rows are kept there already; then it is dropped (counted in ota_deferred_rows_dropped_total, logged now and then): a dropped sighting
- * is made again by the device's next heartbeat, a dropped count is a statistic, and memory stays bounded.
+ * are kept there, unless `max` rows are kept there already; then it is dropped (counted in
+ * ota_deferred_rows_dropped_total, logged now and then): a dropped sighting is made again by the device's next
+ * heartbeat, a dropped count is a statistic, and memory stays bounded.
  */
-static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, size_t early,
-                 ota_deferred_row_t *add, const char *id)
+static void keep(ota_deferred_writes_t *w, ota_deferred_table_t *t, size_t max, size_t early, ota_deferred_row_t *add,
+                 const char *id)
 {
     if (strlen(id) != OTA_UUID_LEN) {
         ota_log_error("not an id: %s", id);
@@ -371,6 +416,18 @@ void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id)
 {
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .n = 1};
+    keep(w, &w->counts, MAX_COUNTED, EARLY_COUNT_ROWS, &r, assignment_id);
+}
+
+void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int64_t bytes,
+                                   int64_t total)
+{
+    if (state < 0 || state >= (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]) || bytes < 0 ||
+        total < 0)
+        return;
+    ota_deferred_row_t r = {
+        .kind = OTA_DEFERRED_ASSIGNMENT,
+        .progress = {.state = (uint8_t)(state + 1), .bytes = bytes, .total = total, .at_ms = monotonic_ms()}};
     keep(w, &w->counts, MAX_COUNTED, EARLY_COUNT_ROWS, &r, assignment_id);
 }
 

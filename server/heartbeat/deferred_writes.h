@@ -2,6 +2,7 @@
 #define OTA_SERVER_DEFERRED_WRITES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/worker.h"
 
@@ -19,7 +20,8 @@
  *     to assignments.deliveries. A delivered assignment is re-sent on each
  *     of its device's heartbeats, about once a minute; kept for half a
  *     minute, its re-deliveries merge into one row update, so that even at a
- *     million devices a re-delivery is a read.
+ *     million devices a re-delivery is a read; and with them the last
+ *     download progress each device reported (assignments.progress_*).
  *
  * Why: most heartbeats change nothing, and a heartbeat that writes costs the
  * database about twice one that reads (a transaction id, a row version, WAL,
@@ -52,6 +54,14 @@ void ota__deferred_writes_presence(ota_deferred_writes_t *w, const char *device_
 
 /** Counts one re-delivery of assignment `assignment_id` (a UUID in text form). */
 void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assignment_id);
+
+/**
+ * Keeps the download progress the device of `assignment_id` reported: `state`, an index in
+ * ota__progress_states (downloading, verifying, installing), `bytes` of `total`. Written with the re-delivery
+ * counts; of several reports within an interval the last stands.
+ */
+void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int64_t bytes,
+                                   int64_t total);
 
 /** Keeps `signature` (base64, OTA_MANIFEST_SIGNATURE_B64_LEN characters), made for `assignment_id`, to be stored. */
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "heartbeat/deferred_table.h"
 #include "heartbeat/deferred_writes.h"
 #include "heartbeat/presign_cache.h"
 #include "http/auth.h"
@@ -34,9 +35,17 @@
 #include "core/secret.h"
 #include "core/utc_time.h"
 
+/* A download progress report (ota.state downloading, verifying or installing, with bytes and total). */
+typedef struct progress {
+    int state; /* an index in ota__progress_states, or -1: none reported */
+    int64_t bytes, total;
+    char assignment_id[OTA_UUID_LEN + 1];
+} progress_t;
+
 typedef struct heartbeat_state {
     char hash[OTA_SECRET_HASH_PG_LEN];
     ota_heartbeat_done_fn done;
+    progress_t progress; /* kept with the assignment if it is the one the answer delivers */
 } heartbeat_state_t;
 
 static const char *const CONNECTIVITY[] = {"wifi", "cellular", NULL};
@@ -57,6 +66,7 @@ typedef struct report {
     const char *connectivity, *battery_state, *ota_assignment, *ota_state, *ota_error;
     char recording[6], battery_percent[8], assignment_id[OTA_UUID_LEN + 1];
     bool has_recording, has_percent;
+    json_int_t bytes, total; /* -1: not reported */
 } report_t;
 
 static void read_battery(ota_validate_t *v, report_t *r)
@@ -86,8 +96,11 @@ static void read_ota(ota_validate_t *v, report_t *r)
     const char *id = ota__validate_string(&sub, "assignment_id", false);
     r->ota_state = ota__validate_string(&sub, "state", false);
     r->ota_error = ota__validate_string(&sub, "error", false);
-    ota__validate_integer(&sub, "bytes", false, &n); /* progress: type-checked, shown by the client only */
-    ota__validate_integer(&sub, "total", false, &n);
+    r->bytes = r->total = -1;
+    if (ota__validate_integer(&sub, "bytes", false, &n))
+        r->bytes = n;
+    if (ota__validate_integer(&sub, "total", false, &n))
+        r->total = n;
     if (id != NULL && !ota__uuid_parse(id, strlen(id), r->assignment_id))
         ota__validate_fail(v, "ota.assignment_id", "must be a UUID");
     else if (id != NULL)
@@ -182,9 +195,9 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     m.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_SIZE), NULL, 10);
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
     ota__utc_text(now + cfg->url_ttl, m.url_expires_at);
-    ota_err_t rc = ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
-                                          PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now, cfg->url_ttl, m.url,
-                                          sizeof m.url);
+    ota_err_t rc =
+        ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
+                               PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now, cfg->url_ttl, m.url, sizeof m.url);
     if (rc == OTA_OK)
         rc = sign_manifest(call, res, &m);
     if (rc == OTA_OK)
@@ -253,6 +266,32 @@ static bool known_deferral(const char *s)
     return one_of(s, REASONS);
 }
 
+/*
+ * The device's report of its download, kept (in bulk, with the re-delivery counts) when it is about the
+ * assignment this heartbeat delivers: a report about another is stale, and one without bytes and total says
+ * nothing to show.
+ */
+static void keep_progress(ota_call_t *call, const char *delivered)
+{
+    const progress_t *p = &((heartbeat_state_t *)call->state)->progress;
+    if (p->state >= 0 && strcmp(p->assignment_id, delivered) == 0)
+        ota__deferred_writes_progress(call->worker->deferred_writes, p->assignment_id, p->state, p->bytes, p->total);
+}
+
+/* Notes in `p` the progress `r` reports, if it reports one (state other than failed, with bytes and total). */
+static void note_progress(const report_t *r, progress_t *p)
+{
+    p->state = -1;
+    if (r->ota_assignment == NULL || r->ota_state == NULL || r->bytes < 0 || r->total < 0)
+        return;
+    for (int i = 0; i < (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]); i++)
+        if (strcmp(r->ota_state, ota__progress_states[i]) == 0)
+            p->state = i;
+    p->bytes = r->bytes;
+    p->total = r->total;
+    memcpy(p->assignment_id, r->ota_assignment, OTA_UUID_LEN + 1);
+}
+
 static void on_heartbeat(ota_call_t *call, const PGresult *res)
 {
     const char *deferred = PQgetisnull(res, 0, OTA_HB_COL_DEFERRED) ? NULL : PQgetvalue(res, 0, OTA_HB_COL_DEFERRED);
@@ -270,6 +309,8 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
     }
     if (deliver && PQgetvalue(res, 0, OTA_HB_COL_COUNTED)[0] != 't')
         ota__deferred_writes_redelivery(call->worker->deferred_writes, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+    if (deliver)
+        keep_progress(call, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
     if (PQgetvalue(res, 0, OTA_HB_COL_PRESENCE_DUE)[0] == 't')
         ota__deferred_writes_presence(call->worker->deferred_writes, call->params[0]);
     ota__metrics_heartbeat(false, deliver, deferred);
@@ -313,6 +354,7 @@ void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn d
     ota__secret_hash_pg(secret, strlen(secret), st->hash);
     if (!read_report(call, &r))
         return;
+    note_progress(&r, &st->progress);
 
     const ota_config_t *cfg = call->worker->cfg;
     const char *params[] = {call->params[0],

@@ -339,6 +339,7 @@ static void assign_ok(const h_device_t *d, const h_release_t *rel, bool allow_do
     CHECK(h_jnull(a, "delivered_at") && h_jnull(a, "finished_at") && h_jnull(a, "reason"), "nulls: %s", BODY(&r));
     CHECK(json_is_integer(json_object_get(a, "deliveries")) && h_jint(a, "deliveries") == 0, "deliveries: %s",
           BODY(&r));
+    CHECK(h_jnull(a, "rollout_id") && h_jnull(a, "progress"), "rollout_id and progress: %s", BODY(&r));
     snprintf(id, 40, "%s", h_jstr(a, "id"));
     h_resp_free(&r);
 }

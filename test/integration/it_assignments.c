@@ -1447,6 +1447,97 @@ static void test_semver_order_matches_the_codec(void **state)
           "not a version, or a leading v");
 }
 
+/* The progress of `a` is {state, bytes, total, at}: polled until it is (the server writes it in bulk). */
+static json_t *await_progress(const char *aid, const char *state, json_int_t bytes, json_int_t total)
+{
+    for (long waited = 0;; waited += 100) {
+        json_t *a = h_get_assignment(aid);
+        json_t *p = json_object_get(a, "progress");
+        time_t at;
+        if (h_streq(h_jstr(p, "state"), state) && h_jint(p, "bytes") == bytes && h_jint(p, "total") == total &&
+            h_rfc3339_utc(h_jstr(p, "at"), &at) && labs((long)(at - time(NULL))) < 120)
+            return a;
+        if (waited >= H_DEFERRED_WRITE_WAIT_MS) {
+            char *text = json_dumps(a, JSON_COMPACT);
+            CHECK(false, "progress never became %s %lld/%lld: %s", state, (long long)bytes, (long long)total, text);
+        }
+        json_decref(a);
+        h_sleep_ms(100);
+    }
+}
+
+/*
+ * Download progress: what the device reports in its heartbeats while it downloads is kept with the delivered
+ * assignment and shown on it and on the device's active assignment; a report about another assignment, or without
+ * bytes and total, changes nothing.
+ */
+static void test_download_progress(void **state)
+{
+    (void)state;
+    char model[40], aid[40], body[320];
+    h_release_t rel;
+    h_device_t d;
+    h_resp_t r = {0};
+    h_make_model(model, sizeof model, "Progress");
+    h_make_release(model, "1.1.0", 42892, &rel);
+    h_make_device(model, "1.0.0", &d);
+    h_assign_ok(&d, &rel, aid);
+    h_heartbeat_fw(&d, "1.0.0", &r);
+    CHECK(json_is_object(json_object_get(r.json, "ota")), "no manifest: %s", BODY(&r));
+    h_resp_free(&r);
+    json_t *a = h_get_assignment(aid);
+    CHECK(h_jnull(a, "progress"), "progress before any report: %s", json_dumps(a, 0));
+    json_decref(a);
+
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
+             "\"bytes\": 28672, \"total\": 42892}}",
+             aid);
+    h_heartbeat_ok(&h_g_srv, &d, body, &r);
+    CHECK(json_is_object(json_object_get(r.json, "ota")), "the manifest stops while downloading: %s", BODY(&r));
+    h_resp_free(&r);
+    json_decref(await_progress(aid, "downloading", 28672, 42892));
+    json_t *dev = h_get_device(d.id);
+    json_t *p = json_object_get(json_object_get(dev, "active_assignment"), "progress");
+    CHECK(h_streq(h_jstr(p, "state"), "downloading") && h_jint(p, "bytes") == 28672 && h_jint(p, "total") == 42892,
+          "the device's active assignment: %s", json_dumps(dev, 0));
+    json_decref(dev);
+
+    /* Reports that say nothing to keep: another assignment's, and one without bytes. */
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"00000000-0000-4000-8000-000000000000\", "
+             "\"state\": \"verifying\", \"bytes\": 1, \"total\": 1}}");
+    h_heartbeat_ok(&h_g_srv, &d, body, &r);
+    h_resp_free(&r);
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"installing\"}}", aid);
+    h_heartbeat_ok(&h_g_srv, &d, body, &r);
+    h_resp_free(&r);
+    h_sleep_ms(800); /* several writes of what the server keeps (every 200 ms in the tests) */
+    a = h_get_assignment(aid);
+    p = json_object_get(a, "progress");
+    CHECK(h_streq(h_jstr(p, "state"), "downloading") && h_jint(p, "bytes") == 28672, "a report kept that says nothing: %s",
+          json_dumps(a, 0));
+    json_decref(a);
+    /* Then one that counts. */
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"verifying\", "
+             "\"bytes\": 42892, \"total\": 42892}}",
+             aid);
+    h_heartbeat_ok(&h_g_srv, &d, body, &r);
+    h_resp_free(&r);
+    json_decref(await_progress(aid, "verifying", 42892, 42892));
+    /* A progress report of a wrong type is a 400, like any field. */
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
+             "\"bytes\": \"many\"}}",
+             aid);
+    h_heartbeat_on(&h_g_srv, d.id, d.token, body, &r);
+    EXPECT_STRICT_ERROR(&r, 400, "bad_request");
+    h_resp_free(&r);
+    h_release_free(&rel);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1469,6 +1560,7 @@ int main(void)
         cmocka_unit_test(test_lists),
         cmocka_unit_test(test_downgrade_needs_consent),
         cmocka_unit_test(test_semver_order_matches_the_codec),
+        cmocka_unit_test(test_download_progress),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));

@@ -57,6 +57,30 @@ static void test_merge(void **state)
     ota__deferred_table_free(&t);
 }
 
+/* A row's progress: the latest report stands; a row without one (a re-delivery) leaves it as it is. */
+static void test_progress_merge(void **state)
+{
+    (void)state;
+    ota_deferred_table_t t = {0};
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT,
+                            .progress = {.state = 1, .bytes = 10, .total = 100, .at_ms = 50}};
+    make_id(r.id, 7);
+    ota__deferred_table_put(&t, &r);
+    put(&t, OTA_DEFERRED_ASSIGNMENT, 7, 0, 1, NULL); /* a re-delivery: no progress */
+    r.progress = (ota_deferred_progress_t){.state = 1, .bytes = 60, .total = 100, .at_ms = 90};
+    ota__deferred_table_put(&t, &r);
+    r.progress = (ota_deferred_progress_t){.state = 2, .bytes = 5, .total = 100, .at_ms = 70}; /* older: ignored */
+    ota__deferred_table_put(&t, &r);
+    const ota_deferred_row_t *a = get(&t, OTA_DEFERRED_ASSIGNMENT, 7);
+    assert_non_null(a);
+    assert_int_equal(a->n, 1);
+    assert_int_equal(a->progress.state, 1);
+    assert_int_equal(a->progress.bytes, 60);
+    assert_int_equal(a->progress.at_ms, 90);
+    assert_string_equal(ota__progress_states[a->progress.state - 1], "downloading");
+    ota__deferred_table_free(&t);
+}
+
 /* A device and an assignment with the same id are two rows. */
 static void test_kinds_apart(void **state)
 {
@@ -126,10 +150,8 @@ static void test_move_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge),
-        cmocka_unit_test(test_kinds_apart),
-        cmocka_unit_test(test_grow),
-        cmocka_unit_test(test_move_back),
+        cmocka_unit_test(test_merge), cmocka_unit_test(test_progress_merge), cmocka_unit_test(test_kinds_apart),
+        cmocka_unit_test(test_grow),  cmocka_unit_test(test_move_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
