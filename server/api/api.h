@@ -16,6 +16,10 @@ extern const ota_route_t ota__routes[];
 /** How many entries ota__routes has. */
 extern const size_t ota__routes_count;
 
+/* portal.c: GET / and GET /portal/{name} */
+void ota__api_portal_index(ota_call_t *call);
+void ota__api_portal_file(ota_call_t *call);
+
 /* health.c */
 void ota__api_healthz(ota_call_t *call);
 void ota__api_readyz(ota_call_t *call);

@@ -3,6 +3,9 @@
 #include "heartbeat/heartbeat.h"
 
 const ota_route_t ota__routes[] = {
+    /* The portal's files: public, as a sign-in page must be; the data they show comes from the API, with a key. */
+    {"GET", "/", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_portal_index, "portal.index"},
+    {"GET", "/portal/{name}", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_portal_file, "portal.file"},
     {"GET", "/healthz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_healthz, "healthz"},
     {"GET", "/readyz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_readyz, "readyz"},
     /* Unauthenticated, as Prometheus scrapes expect: it shows counts, never data. Keep it off the public front. */
