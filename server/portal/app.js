@@ -45,19 +45,44 @@ async function showFleet() {
   $('fleet').hidden = false;
 }
 
-function signedOut() {
-  sessionStorage.removeItem(KEY);
-  $('nav').hidden = true;
-  $('fleet').hidden = true;
-  $('sign-in').hidden = false;
-  $('key').focus();
+// Devices: one page of rows at a time (the API's keyset pages), whatever the fleet's size.
+let deviceQuery = '';
+let deviceNext = null;
+
+async function showDevices(after) {
+  const query = new URLSearchParams(deviceQuery);
+  query.set('limit', '50');
+  if (after) query.set('after', after);
+  const page = await api(`/v1/devices?${query}`);
+  $('device-rows').replaceChildren(...page.items.map((d) => row([
+    d.serial, d.model, d.firmware_version ?? 'never reported', (d.tags ?? []).join(', '), d.ota_status,
+    d.last_seen_at ?? 'never'])));
+  $('device-empty').hidden = page.items.length > 0;
+  deviceNext = page.next;
+  $('device-next').hidden = deviceNext === null;
 }
 
-async function signedIn() {
-  $('sign-in').hidden = true;
-  $('nav').hidden = false;
+// The filter form as query parameters: the empty fields are left out.
+function filterQuery(form) {
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) {
+    if (value.trim() !== '') query.append(name, value.trim());
+  }
+  return query.toString();
+}
+
+// Shows the page the address names (#fleet, #devices), the Fleet page by default.
+async function route() {
+  const devices = location.hash === '#devices';
+  $('fleet').hidden = devices;
+  $('devices').hidden = !devices;
+  if (devices) await showDevices(null);
+  else await showFleet();
+}
+
+async function run(step) {
   try {
-    await showFleet();
+    await step();
     showError('');
   } catch (error) {
     if (error.status === 401) {
@@ -69,11 +94,35 @@ async function signedIn() {
   }
 }
 
+function signedOut() {
+  sessionStorage.removeItem(KEY);
+  $('nav').hidden = true;
+  $('fleet').hidden = true;
+  $('devices').hidden = true;
+  $('sign-in').hidden = false;
+  $('key').focus();
+}
+
+async function signedIn() {
+  $('sign-in').hidden = true;
+  $('nav').hidden = false;
+  await run(route);
+}
+
 $('sign-in').addEventListener('submit', (event) => {
   event.preventDefault();
   sessionStorage.setItem(KEY, $('key').value.trim());
   $('key').value = '';
   signedIn();
+});
+$('device-filter').addEventListener('submit', (event) => {
+  event.preventDefault();
+  deviceQuery = filterQuery(event.target);
+  run(() => showDevices(null));
+});
+$('device-next').addEventListener('click', () => run(() => showDevices(deviceNext)));
+window.addEventListener('hashchange', () => {
+  if (sessionStorage.getItem(KEY)) run(route);
 });
 $('sign-out').addEventListener('click', () => {
   showError('');

@@ -3,7 +3,8 @@
  * ota-server (the harness), registers a few devices through the API, then
  * runs test/portal/portal.test.mjs with node: Debian's chromium, headless,
  * driven by puppeteer-core (scripts/deps installs both), signs in as an
- * operator does and keeps screenshots in <build>/portal-screenshots/.
+ * operator does, reads the Fleet and Devices pages, and keeps screenshots in
+ * <build>/portal-screenshots/.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -17,16 +18,24 @@
 #error "OTA_BUILD_DIR must name the build folder (the screenshots go there)"
 #endif
 
-#define DEVICES 3
+/* More than a page (50): 56 made in SQL, one through the API whose serial is markup. */
+#define DEVICES 57
 
-static void test_sign_in_and_fleet(void **state)
+static void test_sign_in_fleet_and_devices(void **state)
 {
     (void)state;
-    char model[32], command[1024];
-    h_device_t d;
+    char model[32], command[1024], sql[512];
+    h_resp_t r = {0};
     h_make_model(model, sizeof model, "Browser");
-    for (int i = 0; i < DEVICES; i++)
-        h_make_device(model, "1.0.0", &d);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO devices (id, serial, model_id, token_hash, firmware_version) SELECT gen_random_uuid(), "
+             "'BULK-' || i, '%s', sha256(convert_to('browser-' || i, 'UTF8')), '1.0.0' FROM generate_series(1, %d) i",
+             model, DEVICES - 1);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "inserting the devices");
+    h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial",
+           "<img src=x onerror=alert(1)>", "model", model);
+    EXPECT_STATUS(&r, 201);
+    h_resp_free(&r);
     /* The script's output goes to the test's, so a failure shows what the browser saw. */
     snprintf(command, sizeof command, "node '%s/test/portal/portal.test.mjs' '%s' '%s' '%s/portal-screenshots' %d 2>&1",
              OTA_SOURCE_DIR, h_g_srv.base_url, h_g_srv.admin_key, OTA_BUILD_DIR, DEVICES);
@@ -37,7 +46,7 @@ static void test_sign_in_and_fleet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign_in_and_fleet),
+        cmocka_unit_test(test_sign_in_fleet_and_devices),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

@@ -31,9 +31,12 @@ function watch(page, problems) {
   page.on('dialog', async (d) => { problems.push(`dialog: ${d.message()}`); await d.dismiss(); });
 }
 
+// Screenshots at both widths; at each, the page fits the window's width (a wide table scrolls by itself).
 async function screenshots(page, name) {
   for (const w of WIDTHS) {
     await page.setViewport({ width: w.width, height: w.height });
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= w.width, `${name} is ${width} px wide in a ${w.width} px window`);
     await page.screenshot({ path: join(shots, `${name}-${w.name}.png`), fullPage: true });
   }
   await page.setViewport({ width: 1280, height: 800 });
@@ -87,6 +90,25 @@ async function main() {
     check(statuses.includes('none') && statuses.includes('rolled_back'), `statuses shown: ${statuses}`);
     check(await page.evaluate(() => sessionStorage.getItem('ota.api_key')) !== null, 'the key is not kept');
     await screenshots(page, 'fleet');
+
+    // Devices: a page of 50, the next page, a search; a serial made of markup is shown as text.
+    await page.click('a[href="#devices"]');
+    await page.waitForSelector('#devices:not([hidden])');
+    await page.waitForFunction(() => document.querySelectorAll('#device-rows tr').length === 50);
+    check(await page.$eval('#device-next', (e) => !e.hidden), 'no next page with more than 50 devices');
+    await screenshots(page, 'devices');
+    await page.click('#device-next');
+    await page.waitForFunction((n) => document.querySelectorAll('#device-rows tr').length === n - 50, {}, devices);
+    check(await page.$eval('#device-next', (e) => e.hidden), 'a next page after the last');
+    await page.type('#device-filter input[name=serial_prefix]', '<img');
+    await page.click('#device-filter button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#device-rows tr').length === 1);
+    const serial = await page.$eval('#device-rows td', (td) => td.textContent);
+    check(serial === '<img src=x onerror=alert(1)>', `the markup serial shows as ${serial}`);
+    check(await page.$$eval('#device-rows img', (imgs) => imgs.length) === 0, 'markup from the API made an element');
+    await page.select('#device-filter select[name=ota_status]', 'applied');
+    await page.click('#device-filter button[type=submit]');
+    await page.waitForSelector('#device-empty:not([hidden])');
 
     // Signing out forgets the key.
     await page.click('#sign-out');
