@@ -113,17 +113,20 @@ static void drain(thread_t *t)
                      t->worker.calls_in_progress);
 }
 
-/* Seconds a starting thread waits for its database connection before it accepts connections anyway. */
+/* Seconds a starting thread waits for its database connections before it accepts connections anyway. */
 #define START_DB_WAIT_SECONDS 10
 
 /*
  * The listening socket is already open, so clients that come early wait in its backlog instead of getting 503
- * because this thread's database connection is still being set up.
+ * because this thread's database connections are still being set up.
  */
 static void wait_for_database(thread_t *t)
 {
     double deadline = now_seconds() + START_DB_WAIT_SECONDS;
-    while (!ota__db_ready(t->worker.db) && !t->stopping && now_seconds() < deadline)
+    /* Both connections: a request on the side one (creating a rollout, /metrics) that came before it was up
+     * would get a 503 from an instance that had just said it was ready. */
+    while (!(ota__db_ready(t->worker.db) && ota__db_ready(t->worker.side_db)) && !t->stopping &&
+           now_seconds() < deadline)
         h2o_evloop_run(t->worker.loop, 100);
 }
 
