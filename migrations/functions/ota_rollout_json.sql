@@ -18,11 +18,13 @@ BEGIN
                         SELECT state, sum(n) AS n FROM c GROUP BY state) s), '{}')
         INTO per_wave, total;
     SELECT json_agg(json_build_object(
-               'wave', w.wave, 'percent', w.percent,
-               'targets', (ota_rollout_counts_json(coalesce(per_wave->(w.wave::text), '{}'))->>'targets')::bigint,
+               'wave', w.wave, 'percent', w.percent, 'targets', (c.counts->>'targets')::bigint,
                'opened_at', ota_ts(w.opened_at), 'gate_passed_at', ota_ts(w.gate_passed_at),
-               'counts', ota_rollout_counts_json(coalesce(per_wave->(w.wave::text), '{}'))) ORDER BY w.wave)
-        INTO waves FROM rollout_waves w WHERE w.rollout_id = p_id;
+               'counts', c.counts) ORDER BY w.wave)
+        INTO waves
+        FROM rollout_waves w
+        CROSS JOIN LATERAL (SELECT ota_rollout_counts_json(coalesce(per_wave->(w.wave::text), '{}')) AS counts) c
+        WHERE w.rollout_id = p_id;
     RETURN json_build_object(
         'id', r.id, 'name', r.name, 'release_id', r.release_id, 'model', r.model, 'version', r.version,
         'status', r.status, 'paused_reason', r.paused_reason, 'created_at', ota_ts(r.created_at),
