@@ -1,6 +1,6 @@
 -- Creates a rollout with its targets, or says why not, or (p_dry_run) says what it would create. Outcomes:
 -- created, dry_run, no_release, release_withdrawn, model_mismatch; `body` is the rollout's JSON (created) or the
--- dry run's (dry_run).
+-- dry run's (dry_run), which names the id p_id that its waves were drawn with.
 -- The targets are the devices of the release's model that the filter (already validated and normalized by the
 -- server) matches now, in one INSERT ... SELECT, however many. Devices that run the release's version or a newer
 -- one are 'skipped' (a rollout never downgrades); which versions those are is decided once per distinct version
@@ -36,7 +36,8 @@ BEGIN
                       ota_fleet_where(p_filter));
     IF p_dry_run THEN
         outcome := 'dry_run';
-        body := ota_rollout_dry_run(matched, p_waves);
+        -- The id the waves were drawn with: a create naming it gets exactly this split.
+        body := (jsonb_build_object('id', p_id) || ota_rollout_dry_run(matched, p_waves)::jsonb)::json;
         RETURN;
     END IF;
 

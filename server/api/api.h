@@ -90,6 +90,9 @@ json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact
 /* signing_key.c */
 void ota__api_signing_key(ota_call_t *call);
 
+/* whoami.c */
+void ota__api_whoami(ota_call_t *call);
+
 /* fleet.c */
 void ota__api_fleet(ota_call_t *call);
 

@@ -207,6 +207,7 @@ void ota__api_rollouts_create(ota_call_t *call)
     ota__validate_init(&v, call->body);
     const char *name = ota__validate_string(&v, "name", false);
     const char *release_id = ota__validate_string(&v, "release_id", true);
+    const char *id = ota__validate_string(&v, "id", false);
     json_t *filter = ota__fleet_filter_read(&v, "filter");
     read_waves(&v, st);
     read_pacing(&v, st);
@@ -217,13 +218,17 @@ void ota__api_rollouts_create(ota_call_t *call)
         ota__validate_fail(&v, "name", "must be 1 to 200 characters");
     if (release_id != NULL && !ota__uuid_parse(release_id, strlen(release_id), st->release_id))
         ota__validate_fail(&v, "release_id", "must be a UUID");
+    /* A dry run's id: the rollout then gets the very waves the dry run showed. */
+    if (id != NULL && !ota__uuid_parse(id, strlen(id), st->id))
+        ota__validate_fail(&v, "id", "must be a UUID");
     st->filter = filter != NULL ? json_dumps(filter, JSON_COMPACT) : strdup("{}");
     json_decref(filter);
     if (st->filter == NULL)
         h2o_fatal("out of memory");
     if (!ota__validate_done(&v, call))
         return;
-    ota__uuid_new(st->id);
+    if (id == NULL)
+        ota__uuid_new(st->id);
     const char *params[] = {st->id,
                             st->release_id,
                             name,

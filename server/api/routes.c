@@ -40,6 +40,7 @@ const ota_route_t ota__routes[] = {
     {"POST", "/v1/assignments/{uuid}/cancel", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_assignments_cancel,
      "assignments.cancel"},
     {"GET", "/v1/events", OTA_ACCESS_API, OTA_BODY_NONE, ota__events_subscribe, "events"},
+    {"GET", "/v1/whoami", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_whoami, "whoami"},
     {"GET", "/v1/signing-key", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_signing_key, "signing_key"},
 
     {"POST", "/v1/releases", OTA_ACCESS_ADMIN, OTA_BODY_UPLOAD, ota__api_releases_create, "releases.create"},

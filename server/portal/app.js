@@ -1,83 +1,27 @@
 // The operators' portal: a client of the public API like any other. It signs in with an API key, kept in this
-// tab's session storage, and inserts every text from the API as text (textContent), never as markup.
+// tab's session storage; a viewer key gets a read-only portal (no write control shown; the API refuses anyway).
+// Pages are named by the address's hash (#fleet, #firmware, #devices, #device/ID, #rollouts, #rollout/ID), and
+// the page on screen follows the live feed of /v1/events without a reload.
 
-const KEY = 'ota.api_key';
-const $ = (id) => document.getElementById(id);
+import { forgetKey, keepKey, roleOfKey, signedInKey } from './api.js';
+import { $, showError } from './dom.js';
+import { showDevice, leaveDevice, shownDevice, wireDevice } from './device.js';
+import { showDevices, wireDevices } from './devices.js';
+import { fillModelPickers, nextReleases, onUploadDone, showReleases, wireFirmware } from './firmware.js';
+import { showFleet } from './fleet.js';
+import { startLive, stopLive } from './live.js';
+import { leaveRollout, showRollout, shownRollout, wireRollout } from './rollout.js';
+import { fillReleasePicker, showRollouts, wireRollouts } from './rollouts.js';
 
-// The API with the signed-in key: the parsed answer, or an Error carrying the contract's error message.
-async function api(path) {
-  const answer = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY)}` } });
-  const body = await answer.json().catch(() => null);
-  if (!answer.ok) {
-    const message = body?.error?.message ?? `the server answered ${answer.status}`;
-    const error = new Error(message);
-    error.status = answer.status;
-    throw error;
-  }
-  return body;
-}
+const PAGES = ['fleet', 'firmware', 'devices', 'device', 'rollouts', 'rollout'];
+// Events arriving together refresh the page once: a device or a rollout at most every half second, the lists
+// (whose numbers the server recounts every few seconds anyway) at most every 5 s.
+const LIVE_REFRESH_MS = { device: 500, rollout: 500, fleet: 5000, rollouts: 5000 };
 
-function showError(message) {
-  $('error').textContent = message;
-  $('error').hidden = message === '';
-}
-
-// A table row of texts; `numbers` says which cells are right-aligned numbers.
-function row(cells, numbers = []) {
-  const tr = document.createElement('tr');
-  cells.forEach((text, i) => {
-    const td = document.createElement('td');
-    td.textContent = String(text);
-    if (numbers.includes(i)) td.className = 'number';
-    tr.append(td);
-  });
-  return tr;
-}
-
-async function showFleet() {
-  const fleet = await api('/v1/fleet');
-  $('fleet-summary').textContent =
-    `${fleet.devices} devices, ${fleet.seen_last_24h} seen in the last 24 hours (as of ${fleet.as_of}).`;
-  $('by-version').replaceChildren(
-    ...fleet.by_version.map((v) => row([v.model, v.version ?? 'never reported', v.devices], [2])));
-  $('by-status').replaceChildren(
-    ...Object.entries(fleet.by_ota_status).map(([status, n]) => row([status, n], [1])));
-  $('fleet').hidden = false;
-}
-
-// Devices: one page of rows at a time (the API's keyset pages), whatever the fleet's size.
-let deviceQuery = '';
-let deviceNext = null;
-
-async function showDevices(after) {
-  const query = new URLSearchParams(deviceQuery);
-  query.set('limit', '50');
-  if (after) query.set('after', after);
-  const page = await api(`/v1/devices?${query}`);
-  $('device-rows').replaceChildren(...page.items.map((d) => row([
-    d.serial, d.model, d.firmware_version ?? 'never reported', (d.tags ?? []).join(', '), d.ota_status,
-    d.last_seen_at ?? 'never'])));
-  $('device-empty').hidden = page.items.length > 0;
-  deviceNext = page.next;
-  $('device-next').hidden = deviceNext === null;
-}
-
-// The filter form as query parameters: the empty fields are left out.
-function filterQuery(form) {
-  const query = new URLSearchParams();
-  for (const [name, value] of new FormData(form)) {
-    if (value.trim() !== '') query.append(name, value.trim());
-  }
-  return query.toString();
-}
-
-// Shows the page the address names (#fleet, #devices), the Fleet page by default.
-async function route() {
-  const devices = location.hash === '#devices';
-  $('fleet').hidden = devices;
-  $('devices').hidden = !devices;
-  if (devices) await showDevices(null);
-  else await showFleet();
+// The page the address names, with its argument: "#device/ID" is ['device', 'ID'].
+function currentPage() {
+  const [name, arg] = location.hash.replace(/^#/, '').split('/');
+  return PAGES.includes(name) ? [name, arg ?? null] : ['fleet', null];
 }
 
 async function run(step) {
@@ -87,47 +31,99 @@ async function run(step) {
   } catch (error) {
     if (error.status === 401) {
       signedOut();
-      showError('That API key is not valid here. Check it and sign in again.');
+      showError('That API key is not valid here (or no longer). Check it and sign in again.');
       return;
     }
     showError(error.message);
   }
 }
 
+// Does `step` (a write), then shows the page again with what the server holds now.
+const refresh = (step) => run(async () => {
+  try {
+    await step();
+  } finally {
+    await show();
+  }
+});
+
+async function show() {
+  const [name, arg] = currentPage();
+  for (const page of PAGES) $(`page-${page}`).hidden = page !== name;
+  for (const a of document.querySelectorAll('nav a')) {
+    if (a.getAttribute('href') === `#${name}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (name !== 'device') leaveDevice();
+  if (name !== 'rollout') leaveRollout();
+  if (name === 'fleet') await showFleet();
+  else if (name === 'firmware') await showReleases(null, refresh);
+  else if (name === 'devices') await Promise.all([fillModelPickers(), showDevices(null)]);
+  else if (name === 'device') await showDevice(arg, refresh);
+  else if (name === 'rollouts') await Promise.all([fillReleasePicker(), showRollouts(null)]);
+  else await showRollout(arg, refresh);
+}
+
+// A live event refreshes the page it concerns.
+let liveTimer = null;
+function onLiveEvent(kind, data) {
+  const [name] = currentPage();
+  const concerned = (name === 'device' && kind === 'transition' && data.device_id === shownDevice()) ||
+    (name === 'rollout' && (kind === 'transition' || data.rollout_id === shownRollout())) ||
+    name === 'fleet' || name === 'rollouts';
+  if (!concerned || liveTimer !== null) return;
+  liveTimer = setTimeout(() => {
+    liveTimer = null;
+    run(show);
+  }, LIVE_REFRESH_MS[name] ?? 500);
+}
+
+function onLiveState(state) {
+  $('live').textContent = state === 'live' ? 'live' : 'reconnecting…';
+  $('live').dataset.state = state;
+}
+
 function signedOut() {
-  sessionStorage.removeItem(KEY);
+  stopLive();
+  forgetKey();
+  document.body.classList.remove('viewer');
   $('nav').hidden = true;
-  $('fleet').hidden = true;
-  $('devices').hidden = true;
+  for (const page of PAGES) $(`page-${page}`).hidden = true;
   $('sign-in').hidden = false;
   $('key').focus();
 }
 
 async function signedIn() {
+  const role = await roleOfKey();
+  document.body.classList.toggle('viewer', role !== 'admin');
+  $('role').textContent = role;
   $('sign-in').hidden = true;
   $('nav').hidden = false;
-  await run(route);
+  startLive(onLiveEvent, onLiveState);
+  await show();
 }
 
 $('sign-in').addEventListener('submit', (event) => {
   event.preventDefault();
-  sessionStorage.setItem(KEY, $('key').value.trim());
+  keepKey($('key').value.trim());
   $('key').value = '';
-  signedIn();
-});
-$('device-filter').addEventListener('submit', (event) => {
-  event.preventDefault();
-  deviceQuery = filterQuery(event.target);
-  run(() => showDevices(null));
-});
-$('device-next').addEventListener('click', () => run(() => showDevices(deviceNext)));
-window.addEventListener('hashchange', () => {
-  if (sessionStorage.getItem(KEY)) run(route);
+  run(signedIn);
 });
 $('sign-out').addEventListener('click', () => {
   showError('');
   signedOut();
 });
+window.addEventListener('hashchange', () => {
+  if (signedInKey()) run(show);
+});
+$('release-model').addEventListener('change', () => run(() => showReleases(null, refresh)));
+$('release-next').addEventListener('click', () => run(() => showReleases(nextReleases(), refresh)));
+onUploadDone(() => showReleases(null, refresh));
+wireFirmware(run);
+wireDevices(run);
+wireDevice(refresh);
+wireRollouts(run);
+wireRollout(run);
 
-if (sessionStorage.getItem(KEY)) signedIn();
+if (signedInKey()) run(signedIn);
 else signedOut();

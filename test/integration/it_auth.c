@@ -238,6 +238,33 @@ static void test_viewer_reads_only(void **state)
     h_resp_free(&r);
 }
 
+/* GET /v1/whoami tells each API key its own role, and is no route for a device token or for no key. */
+static void test_whoami_role(void **state)
+{
+    (void)state;
+    char viewer[128], model[32], dev_id[40], dev_token[128];
+    h_cli_api_key("viewer", viewer);
+    make_model(model);
+    make_device(model, dev_id, dev_token);
+    const struct {
+        const char *key, *role;
+    } keys[] = {{h_g_srv.admin_key, "admin"}, {viewer, "viewer"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        h_resp_t r = {0};
+        h_http(&h_g_srv, "GET", "/v1/whoami", keys[i].key, NULL, 0, NULL, &r);
+        EXPECT_STATUS(&r, 200);
+        CHECK(h_streq(h_jstr(r.json, "role"), keys[i].role), "whoami: %s", BODY(&r));
+        h_resp_free(&r);
+    }
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/v1/whoami", dev_token, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 403, "forbidden");
+    h_resp_free(&r);
+    h_http(&h_g_srv, "GET", "/v1/whoami", NULL, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+}
+
 static void test_cli_admin_key_writes(void **state)
 {
     (void)state;
@@ -373,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_unknown_api_key_401),
         cmocka_unit_test(test_garbage_scheme_401),
         cmocka_unit_test(test_viewer_reads_only),
+        cmocka_unit_test(test_whoami_role),
         cmocka_unit_test(test_cli_admin_key_writes),
         cmocka_unit_test(test_apikey_create_bad_role),
         cmocka_unit_test(test_device_token_own_device_only),

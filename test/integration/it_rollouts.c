@@ -162,6 +162,53 @@ static void target_waves(const char *rollout_id, const fleet_t *f, int *waves)
 
 /* ---- creation ------------------------------------------------------------------------------------- */
 
+/* A create naming the dry run's id gets the very waves the dry run showed; that id cannot be used twice. */
+static void test_create_with_dry_run_id(void **state)
+{
+    (void)state;
+    fleet_t f;
+    fleet_make(&f, 30, "1.0.0", "1.2.0");
+    char body[512];
+    h_resp_t dry = {0};
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\", \"waves\": [30, 100], \"dry_run\": true}", f.release.id);
+    post_rollout(body, &dry);
+    EXPECT_STATUS(&dry, 200);
+    const char *dry_id = h_jstr(dry.json, "id");
+    CHECK(dry_id != NULL && strlen(dry_id) == 36, "the dry run names no id: %s", BODY(&dry));
+    json_t *dwaves = json_object_get(dry.json, "waves");
+    json_int_t dry_w1 = h_jint(json_array_get(dwaves, 0), "targets");
+
+    char id[40], members[128];
+    snprintf(members, sizeof members, "\"id\": \"%s\", \"waves\": [30, 100], \"start\": false", dry_id);
+    json_t *r = h_create_rollout(f.release.id, members, id);
+    CHECK(h_streq(id, dry_id), "the rollout got id %s, not the dry run's %s", id, dry_id);
+    CHECK(wave_count(r, 1, "targets") == dry_w1, "wave 1 has %lld targets, the dry run showed %lld: %s",
+          (long long)wave_count(r, 1, "targets"), (long long)dry_w1, json_dumps(r, 0));
+    /* Every device of the dry run's wave-1 sample is in wave 1. */
+    int waves[30];
+    target_waves(id, &f, waves);
+    json_t *sample = json_object_get(json_array_get(dwaves, 0), "sample"), *device;
+    size_t k;
+    json_array_foreach(sample, k, device)
+    {
+        for (int i = 0; i < f.n; i++)
+            if (h_streq(json_string_value(device), f.devices[i].id))
+                CHECK(waves[i] == 1, "sampled device %s is in wave %d", f.devices[i].id, waves[i]);
+    }
+    json_decref(r);
+
+    h_resp_t again = {0};
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\", \"id\": \"%s\"}", f.release.id, dry_id);
+    post_rollout(body, &again);
+    EXPECT_ERROR(&again, 409, "conflict");
+    h_resp_free(&again);
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\", \"id\": \"not-a-uuid\"}", f.release.id);
+    post_rollout(body, &again);
+    EXPECT_FIELD_ERROR(&again, "id");
+    h_resp_free(&again);
+    h_resp_free(&dry);
+}
+
 /* Targets, skipped devices, waves, and a dry run whose counts are exactly what creation then makes. */
 static void test_create_and_dry_run(void **state)
 {
@@ -729,6 +776,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_dry_run),
+        cmocka_unit_test(test_create_with_dry_run_id),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_success_gate_with_soak),
         cmocka_unit_test(test_failure_gate),
