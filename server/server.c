@@ -21,6 +21,7 @@
 
 #include "db/conn.h"
 #include "api/dispatch.h"
+#include "api/portal.h"
 #include "http/error_filter.h"
 #include "core/log.h"
 #include "api/events.h"
@@ -283,6 +284,7 @@ int ota__server_run(const ota_config_t *cfg)
         free(threads);
         return 1;
     }
+    ota__portal_csp_init(storage);
     ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
     char instance_id[9];
     unsigned char random[4];
