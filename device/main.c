@@ -2,6 +2,7 @@
  * ota-device: the bundled device client (docs/device.md), on libota-device.
  *
  *   ota-device --state DIR register --server URL --api-key K --serial S --model M --version V
+ *   ota-device --state DIR register --server URL --device-id ID --token T --serial S --model M --version V
  *   ota-device --state DIR run [--once] [conditions and faults]
  *   ota-device --state DIR status
  *
@@ -47,8 +48,8 @@ static void on_signal(int sig)
 
 typedef struct options {
     const char *state, *command;
-    const char *server, *api_key, *serial, *model, *version; /* register */
-    bool once, recording, corrupt, fail_boot;                /* run */
+    const char *server, *api_key, *device_id, *token, *serial, *model, *version; /* register */
+    bool once, recording, corrupt, fail_boot;                                    /* run */
     const char *battery;
     uint64_t cut_after, throttle, max_heartbeats;
     bool run_only_given; /* an option only `run` takes */
@@ -62,12 +63,17 @@ static void usage(FILE *f)
 {
     fputs("usage:\n"
           "  ota-device --state DIR register --server URL --api-key KEY --serial S --model M --version V\n"
+          "  ota-device --state DIR register --server URL --device-id ID --token TOKEN\n"
+          "                                  --serial S --model M --version V\n"
           "  ota-device --state DIR run [--once] [--max-heartbeats N]\n"
           "                             [--recording] [--battery usb|high|normal|low|dead]\n"
           "                             [--cut-after BYTES] [--corrupt] [--throttle BYTES_PER_S] [--fail-boot]\n"
           "  ota-device --state DIR status\n"
           "\n"
-          "register   provision the device on the server (admin API key) and create DIR\n"
+          "register   pin the server's signing key, provision the device and create DIR\n"
+          "  --api-key KEY      create the device on the server (an admin API key)\n"
+          "  --device-id ID     or take a device an operator created (POST /v1/devices) with its token,\n"
+          "  --token TOKEN      checked with the server, which must know it by --serial and --model\n"
           "run        heartbeat loop: download, verify and install what the server assigns\n"
           "  --once             one heartbeat and what it leads to, then the heartbeat that reports it\n"
           "  --max-heartbeats N stop after N heartbeats (tests)\n"
@@ -98,11 +104,31 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* register takes the device's description and one of two credentials: --api-key, or --device-id with --token. */
+static int check_register(const options_t *o)
+{
+    if (!o->server || !o->serial || !o->model || !o->version) {
+        fprintf(stderr, "ota-device: register needs --server, --serial, --model and --version\n");
+        return -1;
+    }
+    bool adopt = o->device_id != NULL || o->token != NULL;
+    if (o->api_key != NULL && adopt) {
+        fprintf(stderr, "ota-device: register takes --api-key or --device-id and --token, not both\n");
+        return -1;
+    }
+    if (o->api_key == NULL && (o->device_id == NULL || o->token == NULL)) {
+        fprintf(stderr, "ota-device: register needs --api-key (to create the device) or --device-id and --token "
+                        "(a device created already)\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Options may come before or after the command; "--name value" or "--name=value". */
 static int parse_args(int argc, char **argv, options_t *o)
 {
-    static const char *const valued[] = {"--state",    "--server",         "--api-key", "--serial",
-                                         "--model",    "--version",        "--battery", "--cut-after",
+    static const char *const valued[] = {"--state",    "--server",         "--api-key", "--device-id", "--token",
+                                         "--serial",   "--model",          "--version", "--battery",   "--cut-after",
                                          "--throttle", "--max-heartbeats", NULL};
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -150,6 +176,10 @@ static int parse_args(int argc, char **argv, options_t *o)
             o->server = value;
         else if (strcmp(name, "--api-key") == 0)
             o->api_key = value;
+        else if (strcmp(name, "--device-id") == 0)
+            o->device_id = value;
+        else if (strcmp(name, "--token") == 0)
+            o->token = value;
         else if (strcmp(name, "--serial") == 0)
             o->serial = value;
         else if (strcmp(name, "--model") == 0)
@@ -196,15 +226,12 @@ static int parse_args(int argc, char **argv, options_t *o)
         fprintf(stderr, "ota-device: --once, --max-heartbeats and the test conditions are options of run\n");
         return -1;
     }
-    if (!reg && (o->server || o->api_key || o->serial || o->model || o->version)) {
-        fprintf(stderr, "ota-device: --server, --api-key, --serial, --model and --version are options of register\n");
+    if (!reg && (o->server || o->api_key || o->device_id || o->token || o->serial || o->model || o->version)) {
+        fprintf(stderr, "ota-device: --server, --api-key, --device-id, --token, --serial, --model and --version are "
+                        "options of register\n");
         return -1;
     }
-    if (reg && (!o->server || !o->api_key || !o->serial || !o->model || !o->version)) {
-        fprintf(stderr, "ota-device: register needs --server, --api-key, --serial, --model and --version\n");
-        return -1;
-    }
-    return 0;
+    return reg ? check_register(o) : 0;
 }
 
 /* Prints `j` (stolen) as one line on stdout. */
@@ -230,6 +257,8 @@ static int cmd_register(const options_t *o)
         .state_dir = o->state,
         .server = o->server,
         .api_key = o->api_key,
+        .device_id = o->device_id,
+        .token = o->token,
         .serial = o->serial,
         .model = o->model,
         .version = o->version,

@@ -15,7 +15,8 @@
  * What a device does with it:
  *
  *   ota_device_register()   once, at the factory: creates the device on the
- *                           server and its state directory (below)
+ *                           server (or checks the token of one an operator
+ *                           created) and its state directory (below)
  *   ota_device_new()        opens the state directory
  *   ota_device_heartbeat()  reports presence, conditions and the outcome of
  *                           the last update; may answer with a manifest
@@ -167,13 +168,20 @@ typedef struct ota_device_result {
     int url_refreshes; /**< fresh URLs fetched after the old one was refused */
 } ota_device_result_t;
 
-/** What to provision. Borrowed for the call. */
+/**
+ * What to provision. Borrowed for the call. Give either `api_key` (the
+ * device is created) or `device_id` and `token` (an operator created it
+ * already with POST /v1/devices, whose answer showed the token once), not
+ * both.
+ */
 typedef struct ota_device_registration {
     const char *state_dir; /**< created (mode 0700) if missing; must not hold a state.json yet */
     const char *server;    /**< base URL, http:// or https://, e.g. "http://127.0.0.1:8080" */
-    const char *api_key;   /**< an admin API key */
-    const char *serial;    /**< 1..OTA_DEVICE_SERIAL_MAX bytes */
-    const char *model;     /**< the device's model id */
+    const char *api_key;   /**< an admin API key, or NULL with device_id and token */
+    const char *device_id; /**< the id of a device created already (a lower-case UUID), or NULL with api_key */
+    const char *token;     /**< that device's token (otd_..., up to OTA_DEVICE_TOKEN_MAX bytes), or NULL */
+    const char *serial;    /**< 1..OTA_DEVICE_SERIAL_MAX bytes; with device_id, the server's must be the same */
+    const char *model;     /**< the device's model id; with device_id, the server's must be the same */
     const char *version;   /**< the firmware it ships with (a semantic version) */
     long timeout_ms;       /**< per request; <= 0: OTA_DEVICE_TIMEOUT_MS */
 } ota_device_registration_t;
@@ -183,12 +191,17 @@ void ota_device_config_init(ota_device_config_t *cfg);
 
 /**
  * Provisions a device: pins the server's signing key (GET /v1/signing-key),
- * creates the device (POST /v1/devices with `api_key`), and writes the state
- * directory with the token, the version in slot a. On failure returns
- * OTA_ERR_INVALID (bad argument, already registered, refused by the server),
- * OTA_ERR_UNAVAILABLE (server unreachable or 5xx), OTA_ERR_IO, OTA_ERR_NOMEM,
- * and writes why into `errmsg` (`cap` bytes, NUL-terminated; may be NULL
- * when `cap` is 0).
+ * then either creates the device (POST /v1/devices with `api_key`) or, given
+ * `device_id` and `token`, checks that the token is that device's and that
+ * the server knows it with this serial and model (GET /v1/devices/{id} with
+ * the token), and writes the state directory with the id and token, the
+ * version in slot a. When an argument or the server refuses, nothing is
+ * written (a directory it created is removed again). Returns OTA_OK, or
+ * OTA_ERR_INVALID (bad argument, already registered, refused by the
+ * server, another device's token, another serial or model),
+ * OTA_ERR_UNAVAILABLE (server unreachable or 5xx), OTA_ERR_IO,
+ * OTA_ERR_NOMEM, and writes why into `errmsg` (`cap` bytes, NUL-terminated;
+ * may be NULL when `cap` is 0).
  */
 ota_err_t ota_device_register(const ota_device_registration_t *reg, char *errmsg, size_t cap);
 

@@ -288,15 +288,15 @@ void h_release_free(h_release_t *r)
 
 void h_make_device(const char *model, const char *firmware, h_device_t *out)
 {
-    char serial[40];
     memset(out, 0, sizeof *out);
-    h_unique(serial, sizeof serial, "SN-");
+    h_unique(out->serial, sizeof out->serial, "SN-");
     h_resp_t r = {0};
     if (firmware != NULL)
-        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", serial, "model",
-               model, "firmware_version", firmware);
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s, s:s}", "serial", out->serial,
+               "model", model, "firmware_version", firmware);
     else
-        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", serial, "model", model);
+        h_json(&h_g_srv, "POST", "/v1/devices", h_g_srv.admin_key, &r, "{s:s, s:s}", "serial", out->serial, "model",
+               model);
     EXPECT_STATUS(&r, 201);
     CHECK(h_is_uuid(h_jstr(r.json, "id")) && h_jstr(r.json, "token") != NULL, "device: %s", BODY(&r));
     snprintf(out->id, sizeof out->id, "%s", h_jstr(r.json, "id"));

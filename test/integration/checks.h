@@ -189,6 +189,7 @@ typedef struct h_device {
     char id[40];
     char token[200];
     char model[32];
+    char serial[40];
 } h_device_t;
 
 /** Registers a device of `model` running `firmware` (NULL: none reported); checks the 201. */

@@ -6,7 +6,10 @@
  * assignment's status, reason and deliveries) and what the device's state
  * directory holds (version, active slot, whether it is on trial, slot
  * bytes). With --fail-boot the new firmware never confirms itself, the
- * bootloader falls back, and the server records the rollback.
+ * bootloader falls back, and the server records the rollback. Devices are
+ * registered both ways: created by the client with the admin key, or
+ * created first through the API by an operator and taken over by the
+ * client with their id and token.
  *
  * One source, two programs: it_device_e2e_fs (the fs backend: the server
  * serves the blobs itself) and it_device_e2e_s3 (OTA_IT_S3: a real s3rver,
@@ -262,14 +265,20 @@ typedef struct device {
     char serial[40];
 } device_t;
 
-/* `ota-device --state DIR register ...` against `srv`: exit 0, and the state directory names the device. */
-static void register_device(h_server_t *srv, const char *model, const char *version, device_t *d)
+/* A fresh state directory and serial in `d`; nothing registered yet. */
+static void new_device(device_t *d)
 {
     static int seq;
-    run_t r;
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "%s/dev-%d", g_tmp, ++seq);
     h_unique(d->serial, sizeof d->serial, "SN-");
+}
+
+/* `ota-device --state DIR register ...` against `srv`: exit 0, and the state directory names the device. */
+static void register_device(h_server_t *srv, const char *model, const char *version, device_t *d)
+{
+    run_t r;
+    new_device(d);
     const char *args[] = {"--state",  d->dir,    "register", "--server", srv->base_url, "--api-key", srv->admin_key,
                           "--serial", d->serial, "--model",  model,      "--version",   version,     NULL};
     run_device(&r, args);
@@ -277,6 +286,27 @@ static void register_device(h_server_t *srv, const char *model, const char *vers
     CHECK_RUN(&r, rj_str(&r, "device_id") != NULL, "register printed no device_id");
     snprintf(d->id, sizeof d->id, "%s", rj_str(&r, "device_id"));
     run_free(&r);
+}
+
+/*
+ * A device an operator created on h_g_srv with the admin key, running 1.0.0 (the answer shows its token once), and
+ * in `d` a fresh state directory for it, with its id and serial; not registered yet.
+ */
+static void make_device(const char *model, h_device_t *made, device_t *d)
+{
+    h_make_device(model, "1.0.0", made);
+    new_device(d);
+    snprintf(d->id, sizeof d->id, "%s", made->id);
+    snprintf(d->serial, sizeof d->serial, "%s", made->serial);
+}
+
+/* `ota-device --state DIR register --device-id --token` for the device of `d`, on 1.0.0; the caller checks `r`. */
+static void register_by_token(const device_t *d, const char *token, const char *serial, const char *model, run_t *r)
+{
+    const char *args[] = {"--state", d->dir,      "register", "--server", h_g_srv.base_url, "--device-id",
+                          d->id,     "--token",   token,      "--serial", serial,           "--model",
+                          model,     "--version", "1.0.0",    NULL};
+    run_device(r, args);
 }
 
 /* POST /v1/devices/{id}/assignments: 201; its id goes to `id`. */
@@ -354,6 +384,14 @@ static void expect_slot(const device_t *d, const char *slot, const image_t *img)
     CHECK(len == img->len && memcmp(bytes, img->data, len) == 0, "%s: %zu bytes that are not the %zu of the image",
           path, len, img->len);
     free(bytes);
+}
+
+/* No state.json in `dir`: nothing was registered there. */
+static void expect_no_state(const char *dir)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    CHECK(!file_exists(path), "%s was written", path);
 }
 
 static void expect_no_download(const device_t *d)
@@ -811,6 +849,92 @@ static void test_run_loop(void **state)
     image_free(&img);
 }
 
+/*
+ * The device was created beforehand (an operator's POST /v1/devices, which showed its token once): register takes its
+ * id and token instead of an API key, checks them with the server, and the device then updates like any other.
+ */
+static void test_register_created_device(void **state)
+{
+    (void)state;
+    char model[32], id[40];
+    h_device_t made;
+    device_t d;
+    image_t img;
+    run_t r;
+    h_make_model(model, sizeof model, "Created");
+    make_device(model, &made, &d);
+    register_by_token(&d, made.token, d.serial, model, &r);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "device_id"), made.id), "register --device-id: want exit 0");
+    run_free(&r);
+    expect_state(&d, "1.0.0", "a");
+
+    make_release(&h_g_srv, model, "1.1.0", 30000, &img);
+    assign(&h_g_srv, &d, &img, id, sizeof id);
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "version"), "1.1.0"),
+              "run --once: want applied 1.1.0");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_state(&d, "1.1.0", "b");
+    expect_slot(&d, "b", &img);
+    expect_server_version(&d, "1.1.0");
+    image_free(&img);
+}
+
+/*
+ * register --device-id --token refuses, with exit 1 and nothing written, a token that is not the device's (another
+ * device's, an unknown one, a malformed one) and a serial or model other than the server's; with exit 2 both
+ * credentials at once, or half of the second. The right token still works afterwards.
+ */
+static void test_register_by_token_refusals(void **state)
+{
+    (void)state;
+    char model[32], unknown[64];
+    h_device_t made, other;
+    device_t d;
+    run_t r;
+    h_make_model(model, sizeof model, "Refused");
+    make_device(model, &made, &d);
+    h_make_device(model, "1.0.0", &other);
+    h_unique(unknown, sizeof unknown, "otd_");
+    const struct {
+        const char *token, *serial, *model, *says;
+    } refused[] = {
+        {other.token, d.serial, model, "HTTP 403"},
+        {unknown, d.serial, model, "HTTP 401"},
+        {"otd_not a token", d.serial, model, "malformed device token"},
+        {made.token, "SN-someone-else", model, "not serial \"SN-someone-else\""},
+        {made.token, d.serial, "another-model", "of model another-model"},
+    };
+    for (size_t i = 0; i < ELEMS(refused); i++) {
+        register_by_token(&d, refused[i].token, refused[i].serial, refused[i].model, &r);
+        CHECK_RUN(&r, r.status == 1 && strstr(r.err, refused[i].says) != NULL, "refusal %zu: want exit 1 and \"%s\"", i,
+                  refused[i].says);
+        run_free(&r);
+        expect_no_state(d.dir);
+        CHECK(!file_exists(d.dir), "refusal %zu: %s was left behind", i, d.dir);
+    }
+
+    const char *both[] = {"--state",         d.dir,         "register", "--server",  h_g_srv.base_url, "--api-key",
+                          h_g_srv.admin_key, "--device-id", d.id,       "--token",   made.token,       "--serial",
+                          d.serial,          "--model",     model,      "--version", "1.0.0",          NULL};
+    run_device(&r, both);
+    CHECK_RUN(&r, r.status == 2 && strstr(r.err, "not both") != NULL, "--api-key with --token: want exit 2");
+    run_free(&r);
+    const char *half[] = {"--state",  d.dir,    "register", "--server", h_g_srv.base_url, "--device-id", d.id,
+                          "--serial", d.serial, "--model",  model,      "--version",      "1.0.0",       NULL};
+    run_device(&r, half);
+    CHECK_RUN(&r, r.status == 2, "--device-id without --token: want exit 2");
+    run_free(&r);
+    expect_no_state(d.dir);
+
+    register_by_token(&d, made.token, d.serial, model, &r);
+    CHECK_RUN(&r, r.status == 0, "the device's own token: want exit 0");
+    run_free(&r);
+    expect_state(&d, "1.0.0", "a");
+}
+
 /* The command line's refusals. */
 static void test_command_line_errors(void **state)
 {
@@ -837,9 +961,7 @@ static void test_command_line_errors(void **state)
     run_device(&r, badkey);
     CHECK_RUN(&r, r.status == 1 && strstr(r.err, "HTTP 401") != NULL, "bad key: want exit 1 with HTTP 401");
     run_free(&r);
-    char path[400];
-    snprintf(path, sizeof path, "%s/state.json", dir);
-    CHECK(!file_exists(path), "%s was written", path);
+    expect_no_state(dir);
 
     /* Not registered. */
     const char *unregistered[] = {"--state", dir, "run", "--once", NULL};
@@ -929,6 +1051,8 @@ int main(void)
         cmocka_unit_test(test_rollout_rollback_counts),
         cmocka_unit_test(test_run_loop),
         cmocka_unit_test(test_command_line_errors),
+        cmocka_unit_test(test_register_created_device),
+        cmocka_unit_test(test_register_by_token_refusals),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));

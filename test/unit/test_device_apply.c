@@ -672,6 +672,31 @@ static void test_register_refuses_bad_input(void **state)
     reg.model = NULL;
     assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
     assert_int_equal(ota_device_register(NULL, NULL, 0), OTA_ERR_INVALID);
+    /* A device created already: its id and token instead of the API key, both well-formed, never with the key. */
+    reg.model = "bota-pin";
+    reg.device_id = "0b7e4c1a-58e2-4f0e-9d55-2f1c7a3e9b10";
+    reg.token = "otd_abc";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "either api_key"));
+    reg.api_key = NULL;
+    reg.token = NULL;
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "go together"));
+    reg.token = "otd_abc";
+    reg.device_id = "0B7E4C1A-58E2-4F0E-9D55-2F1C7A3E9B10";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "not a UUID"));
+    reg.device_id = "0b7e4c1a-58e2-4f0e-9d55-2f1c7a3e9b10";
+    const char *bad_tokens[] = {"ota_an_api_key", "otd_a b", ""};
+    for (size_t i = 0; i < sizeof bad_tokens / sizeof bad_tokens[0]; i++) {
+        reg.token = bad_tokens[i];
+        assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+        assert_non_null(strstr(err, "malformed device token"));
+    }
+    /* Well-formed: refused only because the directory holds a device already. */
+    reg.token = "otd_abc";
+    assert_int_equal(ota_device_register(&reg, err, sizeof err), OTA_ERR_INVALID);
+    assert_non_null(strstr(err, "registered already"));
 }
 
 int main(void)
