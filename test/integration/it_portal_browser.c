@@ -62,7 +62,7 @@ static void test_sign_in_fleet_and_devices(void **state)
 }
 
 /* The Bota flow, from a new model to an applied update, with ota-device beside the browser. */
-__attribute__((unused)) static void test_bota_flow(void **state)
+static void test_bota_flow(void **state)
 {
     (void)state;
     run_script("bota.test.mjs");
@@ -76,7 +76,7 @@ static void test_rollout(void **state)
 }
 
 /* A viewer key: every page, no write control. */
-__attribute__((unused)) static void test_viewer(void **state)
+static void test_viewer(void **state)
 {
     (void)state;
     char viewer[128];
@@ -98,9 +98,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_in_fleet_and_devices),
-        /* BOTA */
+        cmocka_unit_test(test_bota_flow),
         cmocka_unit_test(test_rollout),
-        /* VIEWER */
+        cmocka_unit_test(test_viewer),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
     cmocka_set_test_filter(getenv("OTA_TEST_FILTER"));
