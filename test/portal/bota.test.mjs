@@ -109,6 +109,26 @@ runBrowserTest('bota', async (page) => {
   check(await page.$$eval('#release-rows img, #release-rows b', (e) => e.length) === 0, 'release notes made elements');
   await screenshots(page, 'firmware');
 
+  // 1.2.0 withdrawn, then deleted; each asks for a second click.
+  const rowOf = (version) => page.$$eval('#release-rows tr', (rows, v) => {
+    const r = rows.find((tr) => tr.cells[1].textContent === v);
+    return r ? r.cells[2].textContent : null;
+  }, version);
+  const clickIn = (version, label) => page.$$eval('#release-rows tr', (rows, v, l) => {
+    const r = rows.find((tr) => tr.cells[1].textContent === v);
+    [...r.querySelectorAll('button')].find((b) => b.textContent === l).click();
+  }, version, label);
+  await clickIn('1.2.0', 'Withdraw');
+  await page.waitForSelector('#firmware-confirm:not([hidden])');
+  check(await rowOf('1.2.0') === 'released', 'one click withdrew the release');
+  await clickIn('1.2.0', 'Withdraw');
+  await page.waitForFunction(() => [...document.querySelectorAll('#release-rows tr')]
+    .some((tr) => tr.cells[1].textContent === '1.2.0' && tr.cells[2].textContent === 'withdrawn'));
+  await clickIn('1.2.0', 'Delete');
+  await clickIn('1.2.0', 'Delete');
+  await page.waitForFunction(() => ![...document.querySelectorAll('#release-rows tr')]
+    .some((tr) => tr.cells[1].textContent === '1.2.0'));
+
   // Devices: register the device; its token is shown once.
   await open(page, '#devices', 'page-devices');
   await page.type('#register-form input[name=serial]', serial);

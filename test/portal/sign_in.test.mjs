@@ -53,6 +53,19 @@ runBrowserTest('sign-in', async (page, problems) => {
   const serial = await text(page, '#device-rows td');
   check(serial === '<img src=x onerror=alert(1)>', `the markup serial shows as ${serial}`);
   check(await page.$$eval('#device-rows img', (imgs) => imgs.length) === 0, 'markup from the API made an element');
+  // Tags on every device a search matches: BULK-1 and BULK-10 to BULK-19, one request.
+  await page.$eval('#device-filter input[name=serial_prefix]', (input) => { input.value = 'BULK-1'; });
+  await page.click('#device-filter button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#device-rows tr').length === 11);
+  await page.type('#tag-form input[name=add]', 'lab');
+  await page.click('#tag-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#tag-result').textContent.startsWith('11 devices'));
+  await page.$eval('#device-filter input[name=serial_prefix]', (input) => { input.value = ''; });
+  await page.type('#device-filter input[name=tag]', 'lab');
+  await page.click('#device-filter button[type=submit]');
+  await page.waitForFunction(() => [...document.querySelectorAll('#device-rows tr')]
+    .filter((r) => r.cells[4].textContent === 'lab').length === 11 && document.querySelectorAll('#device-rows tr').length === 11);
+  await page.$eval('#device-filter input[name=tag]', (input) => { input.value = ''; });
   await page.select('#device-filter select[name=ota_status]', 'applied');
   await page.click('#device-filter button[type=submit]');
   await page.waitForSelector('#device-empty:not([hidden])');
