@@ -207,6 +207,7 @@ static void test_create_with_dry_run_id(void **state)
     EXPECT_FIELD_ERROR(&again, "id");
     h_resp_free(&again);
     h_resp_free(&dry);
+    fleet_free(&f);
 }
 
 /* Targets, skipped devices, waves, and a dry run whose counts are exactly what creation then makes. */
