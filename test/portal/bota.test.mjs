@@ -150,6 +150,7 @@ runBrowserTest('bota', async (page) => {
   await page.click('#register-id a');
   await page.waitForSelector('#page-device:not([hidden])');
   await page.waitForFunction((s) => document.querySelector('#device-title').textContent === s, {}, serial);
+  await page.waitForFunction(() => [...document.querySelectorAll('#assign-release option')].some((o) => o.text === '1.1.0'));
   const release = await page.$$eval('#assign-release option', (options) => options.find((o) => o.text === '1.1.0').value);
   await page.select('#assign-release', release);
   await page.click('#assign-form button[type=submit]');
