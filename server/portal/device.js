@@ -1,7 +1,7 @@
 // One device and its OTA tab: what it reports, Assign (a release of its model), the active assignment with its
 // download progress, and the history of its assignments with every transition. The page follows the live feed
-// (app.js calls refreshDevice on each transition of this device) and, while a download runs, asks again every
-// few seconds for the progress, which the server writes in bulk and sends no event for.
+// (app.js shows the page again on each transition of this device) and, while a download runs, asks again for the
+// device every few seconds for the progress, which the server writes in bulk and sends no event for.
 
 import { api } from './api.js';
 import { $, bar, button, el, facts, link, list, percent, row, when } from './dom.js';
@@ -49,7 +49,8 @@ function showDetails(d) {
     ['Recording', yesNo(d.recording)], ['Bluetooth with the app', yesNo(d.ble_connected)],
     ['Last seen', when(d.last_seen_at)], ['Tags', (d.tags ?? []).join(', ') || 'none'], ['Id', d.id],
   ]));
-  $('device-tags').value = (d.tags ?? []).join(', ');
+  // Redrawn on every live update: what the operator is typing stays.
+  if (document.activeElement !== $('device-tags')) $('device-tags').value = (d.tags ?? []).join(', ');
 }
 
 // The releases this device may be given: its model's, released ones only.
@@ -77,6 +78,24 @@ async function showHistory(id) {
   $('device-history-empty').hidden = page.items.length > 0;
 }
 
+// While a download runs: the device alone again (its facts and the active assignment with the progress), not
+// its history and releases; once the assignment is no longer delivered, the whole page.
+function pollProgress(id, refresh) {
+  clearTimeout(poll);
+  poll = setTimeout(async () => {
+    if (shown !== id) return;
+    const d = await api(`/v1/devices/${id}`).catch(() => null);
+    if (shown !== id) return;
+    if (d?.active_assignment?.status !== 'delivered') {
+      refresh(async () => {}); // and an error, if it was one, is shown there
+      return;
+    }
+    showDetails(d);
+    showActive(d, refresh);
+    pollProgress(id, refresh);
+  }, PROGRESS_POLL_MS);
+}
+
 export async function showDevice(id, refresh) {
   if (shown !== id) {
     $('assign-result').textContent = '';
@@ -89,7 +108,7 @@ export async function showDevice(id, refresh) {
   $('device-section').dataset.status = d.active_assignment?.status ?? d.ota_status;
   await Promise.all([fillAssignPicker(d), showHistory(id)]);
   clearTimeout(poll);
-  if (d.active_assignment?.status === 'delivered') poll = setTimeout(() => refresh(async () => {}), PROGRESS_POLL_MS);
+  if (d.active_assignment?.status === 'delivered') pollProgress(id, refresh);
 }
 
 export const shownDevice = () => shown;

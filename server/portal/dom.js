@@ -53,6 +53,12 @@ export function bar(value, max, label) {
 
 export const percent = (part, whole) => (whole > 0 ? Math.floor((100 * part) / whole) : 0);
 
+// A rollout's or a wave's progress: applied of its targets that are not skipped.
+export function appliedBar(counts, targets) {
+  const due = targets - counts.skipped;
+  return bar(counts.applied, due, `${counts.applied} of ${due} applied (${percent(counts.applied, due)}%)`);
+}
+
 // A definition list of [term, value] pairs.
 export function facts(pairs) {
   const dl = el('dl', 'facts');

@@ -1,13 +1,7 @@
 // Fleet: the fleet's numbers (GET /v1/fleet, at most 10 s old) and the running rollouts with their progress.
 
 import { api } from './api.js';
-import { $, bar, link, percent, row, when } from './dom.js';
-
-// A rollout's progress: applied of its targets that are not skipped.
-export function rolloutBar(r) {
-  const due = r.counts.targets - r.counts.skipped;
-  return bar(r.counts.applied, due, `${r.counts.applied} of ${due} applied (${percent(r.counts.applied, due)}%)`);
-}
+import { $, appliedBar, link, row, when } from './dom.js';
 
 export async function showFleet() {
   const [fleet, rollouts] = await Promise.all([api('/v1/fleet'), api('/v1/rollouts?status=running&limit=20')]);
@@ -19,7 +13,7 @@ export async function showFleet() {
     ...Object.entries(fleet.by_ota_status).map(([status, n]) => row([status, n], [1])));
   $('fleet-rollouts').replaceChildren(...rollouts.items.map((r) => row([
     link(`#rollout/${r.id}`, r.name ?? r.id), `${r.model} ${r.version}`, `wave ${r.current_wave} of ${r.waves.length}`,
-    rolloutBar(r)])));
+    appliedBar(r.counts, r.counts.targets)])));
   $('fleet-rollouts').closest('.scroll').hidden = rollouts.items.length === 0;
   $('fleet-rollouts-empty').hidden = rollouts.items.length > 0;
 }

@@ -3,7 +3,7 @@
 // app.js calls refreshRollout on the live feed's events.
 
 import { api } from './api.js';
-import { $, bar, button, facts, link, percent, row, when } from './dom.js';
+import { $, appliedBar, button, facts, link, row, when } from './dom.js';
 
 const ACTIONS = {
   pause: ['running'],
@@ -14,11 +14,6 @@ const ACTIONS = {
 
 let shown = null;
 let targetNext = null;
-
-function waveBar(w) {
-  const due = w.targets - w.counts.skipped;
-  return bar(w.counts.applied, due, `${w.counts.applied} of ${due} applied (${percent(w.counts.applied, due)}%)`);
-}
 
 function showSummary(r, refresh) {
   $('rollout-title').textContent = r.name ?? r.id;
@@ -41,7 +36,7 @@ function showSummary(r, refresh) {
       () => refresh(() => api(`/v1/rollouts/${r.id}/${action}`, { method: 'POST' })), 'write')));
   $('wave-rows').replaceChildren(...r.waves.map((w) => row([
     w.wave, `${w.percent}%`, w.targets, w.opened_at ? when(w.opened_at) : 'not open',
-    w.gate_passed_at ? when(w.gate_passed_at) : '—', waveBar(w),
+    w.gate_passed_at ? when(w.gate_passed_at) : '—', appliedBar(w.counts, w.targets),
     `${w.counts.failed} failed, ${w.counts.rolled_back} rolled back`], [0, 2])));
 }
 

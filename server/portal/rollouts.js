@@ -3,8 +3,7 @@
 // names the dry run's id, so the rollout gets the very waves the preview showed.
 
 import { api } from './api.js';
-import { $, link, list, row, when } from './dom.js';
-import { rolloutBar } from './fleet.js';
+import { $, appliedBar, link, list, row, when } from './dom.js';
 
 let rolloutNext = null;
 let previewed = null; // the JSON text of the settings the preview on screen is for
@@ -17,7 +16,7 @@ export async function showRollouts(after) {
   const page = await api(`/v1/rollouts?${query}`);
   $('rollout-rows').replaceChildren(...page.items.map((r) => row([
     link(`#rollout/${r.id}`, r.name ?? r.id), `${r.model} ${r.version}`, r.status, `${r.current_wave} of ${r.waves.length}`,
-    rolloutBar(r), when(r.created_at)])));
+    appliedBar(r.counts, r.counts.targets), when(r.created_at)])));
   $('rollout-empty').hidden = page.items.length > 0;
   rolloutNext = page.next;
   $('rollout-next').hidden = rolloutNext === null;

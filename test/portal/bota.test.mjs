@@ -175,5 +175,9 @@ runBrowserTest('bota', async (page) => {
   const facts = await text(page, '#device-facts');
   check(facts.includes('1.1.0'), `the device's version is not shown as 1.1.0: ${facts}`);
   check(await page.evaluate(() => window.sameDocument === true), 'the page was loaded again');
+  // The device's own tags, edited on its page.
+  await page.type('#device-tags', 'field, bota');
+  await page.click('#tags-form button[type=submit]');
+  await page.waitForFunction(() => /Tags(bota, field|field, bota)/.test(document.querySelector('#device-facts').textContent));
   await screenshots(page, 'device-ota');
 });

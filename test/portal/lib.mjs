@@ -61,7 +61,6 @@ export async function open(page, hash, section) {
 }
 
 export const text = (page, selector) => page.$eval(selector, (e) => e.textContent);
-export const visible = (page, selector) => page.$eval(selector, (e) => e.offsetParent !== null);
 
 // Runs `body(page, problems)` in a fresh browser and exits 0 when it and the page's checks hold.
 export function runBrowserTest(name, body) {
