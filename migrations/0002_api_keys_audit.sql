@@ -2,7 +2,7 @@
 --
 -- A key is never deleted, only revoked: the audit log names the key that made each write, so its row stays,
 -- and a revoked key's hash must stay known so that it is refused (401) rather than taken for someone else's.
--- last_used_at is written at most once a minute per key (statements.c, api_key_auth), not on every request.
+-- last_used_at is written at most once a minute per key (statements.c, api_key_used), not on every request.
 ALTER TABLE api_keys
     ADD COLUMN last_used_at timestamptz,
     ADD COLUMN revoked_at   timestamptz;

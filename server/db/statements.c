@@ -104,16 +104,17 @@
 
 static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_PING] = {"ping", "SELECT 1", 0},
-    /* Every API-key request asks here (no cache), so a revoked key is refused at once on every instance. The last
-       use is written when a minute old, not per request; a burst of requests at that moment updates once (the
-       second's recheck sees the first's time). */
+    /* Every API-key request asks here (no cache), so a revoked key is refused at once on every instance. A read
+       only: the last use is written by api_key_used, and only when this says it is a minute old. */
     [OTA_STMT_API_KEY_AUTH] = {"api_key_auth",
-                               "WITH k AS (SELECT id, name, role, last_used_at FROM api_keys "
-                               "WHERE key_hash = $1::bytea AND revoked_at IS NULL), "
-                               "u AS (UPDATE api_keys a SET last_used_at = now() FROM k WHERE a.id = k.id "
-                               "AND a.revoked_at IS NULL AND a.last_used_at IS NOT DISTINCT FROM k.last_used_at "
-                               "AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')) "
-                               "SELECT id, name, role FROM k",
+                               "SELECT id, name, role, last_used_at IS NULL OR last_used_at < now() - interval "
+                               "'1 minute' FROM api_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL",
+                               1},
+    /* Requests that all saw a stale time each send this; the first writes, the others find it fresh (a
+       concurrent one rechecks the condition on the row the first wrote) and write nothing. */
+    [OTA_STMT_API_KEY_USED] = {"api_key_used",
+                               "UPDATE api_keys SET last_used_at = now() WHERE id = $1::uuid AND "
+                               "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
                                1},
     [OTA_STMT_API_KEY_CREATE] = {"api_key_create",
                                  AUDITED(

@@ -18,7 +18,8 @@
 
 typedef enum ota_stmt {
     OTA_STMT_PING,
-    OTA_STMT_API_KEY_AUTH,        /* $1 key hash → id, name, role of the unrevoked key */
+    OTA_STMT_API_KEY_AUTH,        /* $1 key hash → id, name, role, last use stale (bool) of the unrevoked key */
+    OTA_STMT_API_KEY_USED,        /* $1 key id → (notes the key's use when the last is a minute old) */
     OTA_STMT_DEVICE_TOKEN_HASH,   /* $1 device id → token_hash */
     OTA_STMT_DEVICE_BY_TOKEN,     /* $1 secret hash → 'device' or 'api_key' when it is someone's */
     OTA_STMT_MODEL_CREATE,        /* $1 id, $2 name → model */
@@ -106,7 +107,7 @@ enum {
 };
 
 /** Columns of OTA_STMT_API_KEY_AUTH. */
-enum { OTA_API_KEY_AUTH_COL_ID, OTA_API_KEY_AUTH_COL_NAME, OTA_API_KEY_AUTH_COL_ROLE };
+enum { OTA_API_KEY_AUTH_COL_ID, OTA_API_KEY_AUTH_COL_NAME, OTA_API_KEY_AUTH_COL_ROLE, OTA_API_KEY_AUTH_COL_STALE };
 
 /** Columns of OTA_STMT_API_KEY_REVOKE. */
 enum { OTA_API_KEY_REVOKE_COL_FOUND, OTA_API_KEY_REVOKE_COL_REVOKED };

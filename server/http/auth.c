@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "http/respond.h"
+#include "core/log.h"
 #include "core/secret.h"
 
 typedef void (*next_fn)(ota_call_t *call);
@@ -74,6 +75,26 @@ static void continue_with(ota_call_t *call, ota_principal_t principal)
 
 /* --- API keys --- */
 
+static void on_use_noted(void *arg, const PGresult *res)
+{
+    (void)arg;
+    if (res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+        ota_log_warn("cannot note an API key's last use: %s", PQresultErrorMessage(res));
+}
+
+/*
+ * last_used_at is written at most about once a minute per key, never on the request's way: the check says
+ * whether the last use is a minute old, and only then is an UPDATE sent, answered to nobody. Its failure
+ * costs a late last_used_at, never the request.
+ */
+static void note_use(ota_call_t *call, const PGresult *res)
+{
+    if (PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_STALE)[0] != 't')
+        return;
+    const char *params[] = {call->api_key_id};
+    (void)ota__db_query(call->worker->db, OTA_STMT_API_KEY_USED, params, on_use_noted, NULL);
+}
+
 static void on_api_key(ota_call_t *call, const PGresult *res)
 {
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -86,6 +107,7 @@ static void on_api_key(ota_call_t *call, const PGresult *res)
     }
     snprintf(call->api_key_id, sizeof call->api_key_id, "%s", PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_ID));
     snprintf(call->api_key_name, sizeof call->api_key_name, "%s", PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_NAME));
+    note_use(call, res);
     bool admin = strcmp(PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_ROLE), "admin") == 0;
     ota_access_t access = call->match.route->access;
     if (access == OTA_ACCESS_DEVICE) {
