@@ -320,6 +320,16 @@ static void test_filters_and_pages(void **state)
     CHECK(next_of_ours == -1, "only %d of our %d models were listed", N - 1 - next_of_ours, N);
     CHECK(pages >= 3, "%d entries in only %d pages of 2", seen, pages);
 
+    /* Unfiltered: the newest entry first (the device made below comes first once made). */
+    h_device_t newest;
+    h_make_device(models[1], NULL, &newest);
+    h_resp_t first = {0};
+    get_audit("limit=1", &first);
+    CHECK(json_array_size(json_object_get(first.json, "items")) == 1 && h_jstr(first.json, "next") != NULL,
+          "GET /v1/audit?limit=1: %s", BODY(&first));
+    expect_entry(json_array_get(json_object_get(first.json, "items"), 0), "device.create", "device", newest.id);
+    h_resp_free(&first);
+
     /* A target's entries, its UUID in any case. */
     h_device_t d;
     h_make_device(models[0], NULL, &d);
