@@ -75,9 +75,10 @@
  *     nothing.
  * `w` is read twice (by the entry and by the answer), and is MATERIALIZED, so the write runs exactly once.
  * `ctes` are CTEs the write needs at the top level (data-modifying ones cannot nest): "" or "a AS (...), ".
- * The alternative, a trigger per table, would see rows rather than actions (a pause and a resume are both an
+ * The alternatives: a trigger per table would see rows rather than actions (a pause and a resume are both an
  * UPDATE of rollouts; bulk tagging would log a row per device) and could not tell an operator's write from the
- * engine's or a heartbeat's.
+ * engine's or a heartbeat's; a transaction wrapped around the write in the pipeline (BEGIN, write, audit INSERT,
+ * COMMIT) could not see a refusal that is an outcome row rather than an error, so each caller would decide again.
  */
 #define AUDITED(ctes, write, actor_id, actor_name, entry)                                                              \
     "WITH " ctes "w AS MATERIALIZED (" write "), "                                                                     \
