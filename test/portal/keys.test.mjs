@@ -13,6 +13,8 @@ const whoamiStatus = (page, key) => page.evaluate(async (k) =>
 async function searchAudit(page, action, targetId) {
   await page.$eval('#audit-filter input[name=action]', (e, v) => { e.value = v; }, action);
   await page.$eval('#audit-filter input[name=target_id]', (e, v) => { e.value = v; }, targetId);
+  // The rows of the last search go first, so that the wait below sees this search's answer, not the last one's.
+  await page.$eval('#audit-rows', (tbody) => tbody.replaceChildren());
   await page.click('#audit-filter button[type=submit]');
   await page.waitForFunction((a) => {
     const rows = [...document.querySelector('#audit-rows').rows];
