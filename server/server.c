@@ -23,6 +23,7 @@
 #include "api/dispatch.h"
 #include "api/portal.h"
 #include "http/error_filter.h"
+#include "http/idle.h"
 #include "core/log.h"
 #include "api/events.h"
 #include "heartbeat/deferred_writes.h"
@@ -38,6 +39,7 @@ typedef struct thread {
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     h2o_socket_t *listener;
+    ota_idle_t *idle; /* closes connections that stop moving bytes mid-exchange */
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
     ota_sweeper_t *sweeper; /* thread 0 only */
     ota_rollout_engine_t *rollout_engine; /* thread 0 only */
@@ -52,8 +54,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-    if (sock != NULL)
-        h2o_accept(&t->accept_ctx, sock);
+    if (sock == NULL)
+        return;
+    ota__idle_track(t->idle, sock);
+    h2o_accept(&t->accept_ctx, sock);
 }
 
 static void on_wake(h2o_socket_t *waker, const char *err)
@@ -170,6 +174,7 @@ static void *thread_main(void *arg)
         t->sweeper = ota__sweeper_start(&t->worker);
         t->rollout_engine = ota__rollout_engine_start(&t->worker);
     }
+    t->idle = ota__idle_start(t->worker.loop, (uint64_t)t->worker.cfg->idle_timeout_ms);
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
@@ -180,6 +185,8 @@ static void *thread_main(void *arg)
 
     h2o_socket_read_stop(t->waker);
     h2o_socket_close(t->waker);
+    ota__idle_stop(t->idle);
+    t->idle = NULL;
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
     if (t->rollout_engine != NULL)
@@ -231,6 +238,9 @@ static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
     size_t upload = ota__max_upload_request(cfg);
     globalconf->max_request_entity_size = upload > OTA_MAX_BULK_JSON_BODY ? upload : OTA_MAX_BULK_JSON_BODY;
     globalconf->http1.upgrade_to_http2 = 0;
+    /* h2o's request timer bounds a whole request, body included, and is never re-armed as bytes arrive: it is
+     * only the outer bound; idle.h closes connections that stop moving bytes. */
+    globalconf->http1.req_timeout = (uint64_t)cfg->request_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);

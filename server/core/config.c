@@ -25,6 +25,10 @@ static const var_doc_t VARS[] = {
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
     {"OTA_DB_BULK_TIMEOUT_MS", "120000", "the same for statements over many rows (creating a rollout, /metrics)"},
+    {"OTA_IDLE_TIMEOUT_MS", "30000",
+     "a connection that sends no request byte while one is awaited, or reads no response byte while one is "
+     "being sent, for this many milliseconds is closed"},
+    {"OTA_REQUEST_TIMEOUT", "3600", "seconds a request's headers and body may take to arrive in all"},
     {"OTA_ACCESS_LOG", "1", "1: one JSON line per request (request id, route, status, ms) on stderr; 0: none"},
     {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
     {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
@@ -249,6 +253,12 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DB_BULK_TIMEOUT_MS", 120000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->db_bulk_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_IDLE_TIMEOUT_MS", 30000, 100, 3600 * 1000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->idle_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_REQUEST_TIMEOUT", 3600, 1, 86400, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->request_timeout = (int)v;
     if ((rc = int_var("OTA_ACCESS_LOG", 1, 0, 1, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->access_log = (int)v;
