@@ -295,7 +295,7 @@ int ota__server_run(const ota_config_t *cfg)
         return 1;
     }
     ota__portal_csp_init(storage);
-    ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
+    ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads, (size_t)cfg->jobs_queue_max);
     char instance_id[9];
     unsigned char random[4];
     if (RAND_bytes(random, sizeof random) != 1)

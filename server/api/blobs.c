@@ -245,7 +245,13 @@ static void handle_put(h2o_req_t *req, ota_worker_t *worker, const char *key)
     p->call = ota__call_new(req, worker);
     p->job.run = put_run;
     p->job.done = put_done;
-    ota__jobs_submit(worker->jobs, &p->job, &worker->jobs_done);
+    if (!ota__jobs_try_submit(worker->jobs, &p->job, &worker->jobs_done)) {
+        ota__call_free(p->call);
+        free(p->data);
+        free(p);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        send_xml_error(req, 503, "Service Unavailable", "SlowDown", "Too many uploads are waiting; retry later.");
+    }
 }
 
 void ota__blobs_handle(h2o_req_t *req)

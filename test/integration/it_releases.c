@@ -1688,6 +1688,49 @@ static void test_failed_create_leaves_nothing(void **state)
     free(bin);
 }
 
+/*
+ * A server with one job thread and room for one waiting upload: while one create fetches its bin slowly on the
+ * thread, of two more creates one waits and the other is refused with 503 unavailable and Retry-After (which one
+ * depends on which reaches the queue first); the waiting one and the slow one both succeed afterwards.
+ */
+static void test_job_queue_full(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_JOB_THREADS=1", "OTA_JOBS_QUEUE_MAX=1", NULL};
+    h_server_t *srv = start_other(false, extra);
+    char model[32], url[300];
+    h_make_model(model, sizeof model, "Queue");
+    size_t len = 20000;
+    unsigned char *bin = random_bytes(len);
+    source_server_t src;
+    source_start(&src, bin, len, 2000);
+    source_url(&src, "/stall", url, sizeof url);
+
+    bg_create_t slow, second;
+    bg_create_start(&slow, srv, model, "1.0.0", url, NULL);
+    for (int i = 0; i < 200 && atomic_load(&src.stalling) == 0; i++)
+        sleep_ms(20);
+    CHECK_AT(srv, atomic_load(&src.stalling) == 1, "the first create never began fetching its bin");
+    bg_create_start(&second, srv, model, "2.0.0", url, NULL);
+    h_resp_t third = {0};
+    post_json(srv, model, "3.0.0", NULL, blob_source(bin, 1000), NULL, &third);
+    bg_create_join(&slow);
+    bg_create_join(&second);
+    source_stop(&src);
+
+    CHECK_AT(srv, slow.resp.status == 201, "the slow create: %ld %.1000s", slow.resp.status, BODY(&slow.resp));
+    h_resp_t *refused = third.status == 503 ? &third : &second.resp,
+             *waited = refused == &third ? &second.resp : &third;
+    CHECK_AT(srv, refused->status == 503 && h_error_shape_ok(refused, "unavailable") && refused->retry_after[0] != '\0',
+             "with the queue full want one 503 unavailable with Retry-After: second %ld %.1000s, third %ld %.1000s",
+             second.resp.status, BODY(&second.resp), third.status, BODY(&third));
+    CHECK_AT(srv, waited->status == 201, "the create that waited: %ld %.1000s", waited->status, BODY(waited));
+    h_resp_free(&slow.resp);
+    h_resp_free(&second.resp);
+    h_resp_free(&third);
+    free(bin);
+}
+
 /* Two creates of one (model, version) at once, both past the precheck while their bins download slowly. */
 static void test_concurrent_duplicate_create(void **state)
 {
@@ -2017,6 +2060,7 @@ int main(void)
         cmocka_unit_test_teardown(test_presigned_url_expiry, stop_other),
         cmocka_unit_test(test_failed_create_leaves_nothing),
         cmocka_unit_test(test_concurrent_duplicate_create),
+        cmocka_unit_test_teardown(test_job_queue_full, stop_other),
         cmocka_unit_test(test_withdraw_and_delete),
         cmocka_unit_test_teardown(test_slow_source_does_not_block_loop, stop_other),
         cmocka_unit_test(test_viewer_key),
