@@ -118,6 +118,9 @@ static void drain(thread_t *t)
                      t->worker.calls_in_progress);
 }
 
+/* Threads that read blob files for downloads with the fs storage (api/blobs.c). */
+#define BLOB_READ_THREADS 2
+
 /* Seconds a starting thread waits for its database connections before it accepts connections anyway. */
 #define START_DB_WAIT_SECONDS 10
 
@@ -209,7 +212,7 @@ static void *thread_main(void *arg)
 }
 
 static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
-                        ota_jobs_t *jobs, ota_storage_t *storage, const ota_signing_key_t *key,
+                        ota_jobs_t *jobs, ota_jobs_t *reads, ota_storage_t *storage, const ota_signing_key_t *key,
                         const char *instance_id)
 {
     memset(t, 0, sizeof *t);
@@ -224,6 +227,7 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.cfg = cfg;
     t->worker.index = index;
     t->worker.jobs = jobs;
+    t->worker.reads = reads;
     t->worker.storage = storage;
     t->worker.signing_key = key;
     snprintf(t->worker.instance_id, sizeof t->worker.instance_id, "%s", instance_id);
@@ -296,6 +300,8 @@ int ota__server_run(const ota_config_t *cfg)
     }
     ota__portal_csp_init(storage);
     ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads, (size_t)cfg->jobs_queue_max);
+    /* Blob downloads read through ota__jobs_submit only: one read in flight per download bounds that queue. */
+    ota_jobs_t *reads = ota__storage_is_fs(storage) ? ota__jobs_create(BLOB_READ_THREADS, 0) : NULL;
     char instance_id[9];
     unsigned char random[4];
     if (RAND_bytes(random, sizeof random) != 1)
@@ -303,7 +309,7 @@ int ota__server_run(const ota_config_t *cfg)
     snprintf(instance_id, sizeof instance_id, "%02x%02x%02x%02x", random[0], random[1], random[2], random[3]);
     configure(&shared_conf, cfg);
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage, &signing_key, instance_id))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, reads, storage, &signing_key, instance_id))
             goto Exit;
     }
     for (; started < n; started++) {
@@ -336,6 +342,8 @@ Exit:
             close(threads[i].wake_fds[0]);
     }
     ota__jobs_destroy(jobs);
+    if (reads != NULL)
+        ota__jobs_destroy(reads);
     ota__storage_close(storage);
     /* `threads` and `shared_conf` are not freed: the h2o contexts in them live until exit (see thread_main). */
     running = threads;
