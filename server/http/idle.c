@@ -59,8 +59,11 @@ static void check(ota_idle_t *idle, watched_t *w, uint64_t now)
     int fd = h2o_socket_get_fd(w->sock);
     if (quiet_ms(fd, phase) < idle->timeout_ms)
         return;
-    ota_log_info("closing a connection idle for %llu ms while %s", (unsigned long long)idle->timeout_ms,
-                 phase == PHASE_READING ? "awaiting its request" : "sending its response");
+    /* A connection quiet between requests is routine (keep-alive); one stuck halfway through is worth a line. h2o
+     * keeps a request's bytes in the socket's input until it has answered it, so any there are a partial one. */
+    if (phase == PHASE_WRITING || w->sock->input->size > 0)
+        ota_log_info("closing a connection idle for %llu ms while %s", (unsigned long long)idle->timeout_ms,
+                     phase == PHASE_READING ? "receiving a request" : "sending a response");
     /* h2o owns the socket: shutting it down makes its next read or write fail, and h2o closes it then. */
     shutdown(fd, SHUT_RDWR);
     w->phase = PHASE_SHUT;
