@@ -39,7 +39,7 @@ typedef struct thread {
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     h2o_socket_t *listener;
-    ota_idle_t *idle; /* closes connections that stop moving bytes mid-exchange */
+    ota_idle_t *idle;    /* closes connections that stop moving bytes mid-exchange */
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
     ota_sweeper_t *sweeper; /* thread 0 only */
     ota_rollout_engine_t *rollout_engine; /* thread 0 only */
@@ -211,8 +211,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
-                        ota_jobs_t *jobs, ota_jobs_t *reads, ota_storage_t *storage, const ota_signing_key_t *key,
+static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg, ota_jobs_t *jobs,
+                        ota_jobs_t *reads, ota_storage_t *storage, const ota_signing_key_t *key,
                         const char *instance_id)
 {
     memset(t, 0, sizeof *t);

@@ -27,8 +27,8 @@ typedef struct ota_config {
     int db_statement_timeout_ms; /**< OTA_DB_STATEMENT_TIMEOUT_MS: a statement running longer is canceled */
     int db_bulk_timeout_ms;      /**< OTA_DB_BULK_TIMEOUT_MS: the same on the side connection (many rows) */
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
-    int idle_timeout_ms;         /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
-    int request_timeout;         /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
+    int idle_timeout_ms; /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
+    int request_timeout; /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
 
     /* Object storage (storage/storage.h). */
     char *storage;            /**< OTA_STORAGE: "fs" or "s3" */
