@@ -142,8 +142,8 @@ static int check_register(const options_t *o)
 /* Options may come before or after the command; "--name value" or "--name=value". */
 static int parse_args(int argc, char **argv, options_t *o)
 {
-    static const char *const valued[] = {"--state",    "--server",         "--api-key", "--device-id", "--token",
-                                         "--serial",   "--model",          "--version", "--battery",   "--cut-after",
+    static const char *const valued[] = {"--state",    "--server",         "--api-key",    "--device-id", "--token",
+                                         "--serial",   "--model",          "--version",    "--battery",   "--cut-after",
                                          "--throttle", "--max-heartbeats", "--clock-skew", NULL};
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {

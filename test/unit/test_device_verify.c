@@ -217,8 +217,8 @@ static void test_replay_checks(void **state)
     d.now = NOT_AFTER_T;
     expect_accepted(&m, &d);
     d.now = NOT_AFTER_T + 1;
-    expect_refused(&m, &d,
-                   "expired: the manifest was valid until " NOT_AFTER ", this device's clock says 2026-11-22T10:00:01Z");
+    expect_refused(
+        &m, &d, "expired: the manifest was valid until " NOT_AFTER ", this device's clock says 2026-11-22T10:00:01Z");
     d.now = NOT_AFTER_T + 86400 * 400;
     expect_refused(&m, &d, "expired: ");
 

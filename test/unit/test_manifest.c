@@ -77,9 +77,9 @@ enum {
     F_COUNT
 };
 
-static const char *const KEYS[F_COUNT] = {
-    "assignment_id", "device_id", "release_id", "model", "version", "downgrade", "artifact",
-    "url",           "url_expires_at", "not_after", "size", "crc32", "sha256", "signature"};
+static const char *const KEYS[F_COUNT] = {"assignment_id", "device_id", "release_id", "model",          "version",
+                                          "downgrade",     "artifact",  "url",        "url_expires_at", "not_after",
+                                          "size",          "crc32",     "sha256",     "signature"};
 
 static const char *const VALUES[F_COUNT] = {
     "\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\"",
