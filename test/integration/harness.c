@@ -197,6 +197,11 @@ static void rm_rf(const char *dir)
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void h_remove_tmp_dir(const char *dir)
+{
+    rm_rf(dir);
+}
+
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -46,8 +46,11 @@ typedef struct h_proxy_exchange {
 /** Called for each request after upstream answered (or instead, when `forward` says no). */
 typedef void (*h_proxy_hook)(void *arg, h_proxy_exchange_t *x);
 
-/** Decides, before upstream is asked, whether to ask it (false: the hook makes the whole answer). May be NULL. */
-typedef bool (*h_proxy_forward_fn)(void *arg, const h_proxy_exchange_t *x);
+/**
+ * Decides, before upstream is asked, whether to ask it (false: the hook makes the whole answer), and may change
+ * the request (e.g. set `range` to NULL to ask for the whole image). May be NULL.
+ */
+typedef bool (*h_proxy_forward_fn)(void *arg, h_proxy_exchange_t *x);
 
 typedef struct h_proxy h_proxy_t;
 
