@@ -81,7 +81,7 @@ static bool wrong_target(const ota_manifest_t *m, const char *model, char *reaso
  */
 static bool wrong_moment(const ota_manifest_t *m, const ota__verify_device_t *dev, char *reason, size_t cap)
 {
-    char now[OTA_MANIFEST_TIME_LEN + 1];
+    char now[OTA_MANIFEST_TIME_LEN + 1] = "an unknown time"; /* a clock past 9999 does not fit: past any not_after */
     struct tm tm;
     ota_semver_t offered, running;
 
