@@ -142,12 +142,10 @@ static void route_through_proxy(world_t *w, json_t *ota)
 {
     const char *url = h_jstr(ota, "url");
     size_t n = strlen(w->server_origin);
-    if (url != NULL && strncmp(url, w->server_origin, n) == 0) {
-        char *via = NULL;
-        if (asprintf(&via, "%s%s", w->proxy_origin, url + n) > 0)
-            json_object_set_new(ota, "url", json_string(via));
-        free(via);
-    }
+    char via[OTA_MANIFEST_URL_MAX + 64];
+    if (url != NULL && strncmp(url, w->server_origin, n) == 0 &&
+        snprintf(via, sizeof via, "%s%s", w->proxy_origin, url + n) < (int)sizeof via)
+        json_object_set_new(ota, "url", json_string(via));
 }
 
 /* Changes one signed field of the manifest `ota`, keeping its signature. */
@@ -517,7 +515,9 @@ static void test_hostile_network(void **state)
 
     /* The device, registered with its token, talks to the proxy from now on. */
     h_proxy_t *proxy = h_proxy_start(h_g_srv.base_url, hook, before_upstream, w);
+    pthread_mutex_lock(&w->lock);
     snprintf(w->proxy_origin, sizeof w->proxy_origin, "%s", h_proxy_url(proxy));
+    pthread_mutex_unlock(&w->lock);
     snprintf(dir, sizeof dir, "%s/device", g_tmp);
     char err[300];
     ota_device_registration_t reg = {.state_dir = dir,
