@@ -1253,7 +1253,10 @@ static void test_command_line_errors(void **state)
     const char *usage2[] = {"run", "--once", NULL};
     const char *usage3[] = {"--state", d.dir, "run", "--cut-after", "lots", NULL};
     const char *usage4[] = {"--state", d.dir, "fly", NULL};
-    const char *const *usages[] = {usage1, usage2, usage3, usage4};
+    const char *usage5[] = {"--state", d.dir, "run", "--clock-skew", "1h", NULL};
+    const char *usage6[] = {"--state", d.dir, "run", "--clock-skew", "-99999999999", NULL};
+    const char *usage7[] = {"--state", d.dir, "status", "--clock-skew", "60", NULL};
+    const char *const *usages[] = {usage1, usage2, usage3, usage4, usage5, usage6, usage7};
     for (size_t i = 0; i < ELEMS(usages); i++) {
         run_device(&r, usages[i]);
         CHECK_RUN(&r, r.status == 2, "usage error %zu: want exit 2", i);
