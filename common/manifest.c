@@ -171,11 +171,13 @@ static int decode_signature(const char *arr, unsigned char sig[OTA_MANIFEST_SIGN
 static ota_err_t validate_signed(const ota_manifest_t *m)
 {
     CHECK_FIELD(m, assignment_id, valid_uuid);
+    CHECK_FIELD(m, device_id, valid_uuid);
     CHECK_FIELD(m, release_id, valid_uuid);
     CHECK_FIELD(m, model, valid_model);
     CHECK_FIELD(m, version, valid_version);
     CHECK_FIELD(m, artifact, valid_artifact);
     CHECK_FIELD(m, sha256, valid_sha256);
+    CHECK_FIELD(m, not_after, valid_time);
     if (m->size < 1 || m->size > OTA_MANIFEST_SIZE_MAX)
         return OTA_ERR_INVALID;
     return OTA_OK;
@@ -255,6 +257,12 @@ static void put_member_u64(ota_text_t *w, const char *key, uint64_t value)
     ota_text_put_u64(w, value);
 }
 
+static void put_member_bool(ota_text_t *w, const char *key, bool value)
+{
+    put_json_string(w, key);
+    ota_text_puts(w, value ? ":true" : ":false");
+}
+
 static ota_err_t finish(const ota_text_t *w, size_t *len)
 {
     *len = w->len;
@@ -269,7 +277,8 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
     if (m == NULL || len == NULL || (out == NULL && cap > 0))
         return OTA_ERR_INVALID;
     if (!field_len(m->artifact, sizeof m->artifact, &n) || !field_len(m->assignment_id, sizeof m->assignment_id, &n) ||
-        !field_len(m->model, sizeof m->model, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
+        !field_len(m->device_id, sizeof m->device_id, &n) || !field_len(m->model, sizeof m->model, &n) ||
+        !field_len(m->not_after, sizeof m->not_after, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
         !field_len(m->sha256, sizeof m->sha256, &n) || !field_len(m->version, sizeof m->version, &n))
         return OTA_ERR_INVALID;
     ota_text_fixed(&w, out, cap);
@@ -280,7 +289,13 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
     ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
     ota_text_put(&w, ",", 1);
+    put_member_str(&w, "device_id", m->device_id);
+    ota_text_put(&w, ",", 1);
+    put_member_bool(&w, "downgrade", m->downgrade);
+    ota_text_put(&w, ",", 1);
     put_member_str(&w, "model", m->model);
+    ota_text_put(&w, ",", 1);
+    put_member_str(&w, "not_after", m->not_after);
     ota_text_put(&w, ",", 1);
     put_member_str(&w, "release_id", m->release_id);
     ota_text_put(&w, ",", 1);
@@ -307,17 +322,23 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
     ota_text_put(&w, "{", 1);
     put_member_plain(&w, "assignment_id", m->assignment_id);
     ota_text_put(&w, ",", 1);
+    put_member_plain(&w, "device_id", m->device_id);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "release_id", m->release_id);
     ota_text_put(&w, ",", 1);
     put_member_plain(&w, "model", m->model);
     ota_text_put(&w, ",", 1);
     put_member_plain(&w, "version", m->version);
     ota_text_put(&w, ",", 1);
+    put_member_bool(&w, "downgrade", m->downgrade);
+    ota_text_put(&w, ",", 1);
     put_member_plain(&w, "artifact", m->artifact);
     ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url", m->url);
     ota_text_put(&w, ",", 1);
     put_member_plain(&w, "url_expires_at", m->url_expires_at);
+    ota_text_put(&w, ",", 1);
+    put_member_plain(&w, "not_after", m->not_after);
     ota_text_put(&w, ",", 1);
     put_member_u64(&w, "size", m->size);
     ota_text_put(&w, ",", 1);
@@ -331,6 +352,17 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
 }
 
 /* ---- JSON reading ------------------------------------------------------- */
+
+/* Reads the boolean member `key` (true or false, nothing else). */
+static int get_bool(const json_t *obj, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(obj, key);
+
+    if (!json_is_boolean(v))
+        return 0;
+    *out = json_is_true(v);
+    return 1;
+}
 
 /* Copies the string member `key` into `arr` (`size` bytes): it must exist, be a string, fit, and hold no NUL. */
 static int get_string(const json_t *obj, const char *key, char *arr, size_t size)
@@ -374,11 +406,13 @@ ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
     if (out == NULL || !json_is_object(obj))
         return OTA_ERR_INVALID;
     if (!get_string(obj, "assignment_id", m.assignment_id, sizeof m.assignment_id) ||
+        !get_string(obj, "device_id", m.device_id, sizeof m.device_id) ||
         !get_string(obj, "release_id", m.release_id, sizeof m.release_id) ||
         !get_string(obj, "model", m.model, sizeof m.model) ||
-        !get_string(obj, "version", m.version, sizeof m.version) ||
+        !get_string(obj, "version", m.version, sizeof m.version) || !get_bool(obj, "downgrade", &m.downgrade) ||
         !get_string(obj, "artifact", m.artifact, sizeof m.artifact) || !get_string(obj, "url", m.url, sizeof m.url) ||
         !get_string(obj, "url_expires_at", m.url_expires_at, sizeof m.url_expires_at) ||
+        !get_string(obj, "not_after", m.not_after, sizeof m.not_after) ||
         !get_integer(obj, "size", 1, OTA_MANIFEST_SIZE_MAX, &size) || !get_integer(obj, "crc32", 0, UINT32_MAX, &crc) ||
         !get_string(obj, "sha256", m.sha256, sizeof m.sha256) ||
         !get_string(obj, "signature", m.signature, sizeof m.signature))

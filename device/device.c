@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -415,10 +416,21 @@ static ota_err_t beat_while_downloading(apply_ctx_t *ctx)
 /* The same update: every signed field equal. */
 static bool same_update(const ota_manifest_t *a, const ota_manifest_t *b)
 {
-    return strcmp(a->assignment_id, b->assignment_id) == 0 && strcmp(a->release_id, b->release_id) == 0 &&
-           strcmp(a->model, b->model) == 0 && strcmp(a->version, b->version) == 0 &&
-           strcmp(a->artifact, b->artifact) == 0 && a->size == b->size && a->crc32 == b->crc32 &&
-           strcmp(a->sha256, b->sha256) == 0;
+    return strcmp(a->assignment_id, b->assignment_id) == 0 && strcmp(a->device_id, b->device_id) == 0 &&
+           strcmp(a->release_id, b->release_id) == 0 && strcmp(a->model, b->model) == 0 &&
+           strcmp(a->version, b->version) == 0 && a->downgrade == b->downgrade &&
+           strcmp(a->artifact, b->artifact) == 0 && strcmp(a->not_after, b->not_after) == 0 && a->size == b->size &&
+           a->crc32 == b->crc32 && strcmp(a->sha256, b->sha256) == 0;
+}
+
+/* What a manifest is checked against: this device, its running version and its clock, now. */
+static ota__verify_device_t verify_device(const ota_device_t *dev)
+{
+    return (ota__verify_device_t){.public_key = dev->state.public_key,
+                                  .model = dev->state.model,
+                                  .device_id = dev->state.device_id,
+                                  .version = dev->state.version,
+                                  .now = time(NULL) + (time_t)dev->faults.clock_skew_s};
 }
 
 static ota_err_t refresh_hook(void *arg, char *url, size_t cap, char *why, size_t why_cap)
@@ -444,8 +456,8 @@ static ota_err_t refresh_hook(void *arg, char *url, size_t cap, char *why, size_
         snprintf(why, why_cap, "the fresh manifest differs from the one being downloaded");
         return OTA_ERR_INVALID;
     }
-    if ((rc = ota__verify_manifest(&a->manifest, dev->state.public_key, dev->state.model, reason, sizeof reason)) !=
-        OTA_OK) {
+    ota__verify_device_t self = verify_device(dev);
+    if ((rc = ota__verify_manifest(&a->manifest, &self, reason, sizeof reason)) != OTA_OK) {
         snprintf(why, why_cap, "the fresh manifest: %s", rc == OTA_ERR_NOMEM ? "out of memory" : reason);
         return rc;
     }
@@ -576,8 +588,9 @@ ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_devic
     dev_log(dev, "update: %s -> %s (assignment %s, %" PRIu64 " bytes)", dev->state.version, m->version,
             m->assignment_id, m->size);
 
-    /* 1. The manifest itself. */
-    if ((rc = ota__verify_manifest(m, dev->state.public_key, dev->state.model, reason, sizeof reason)) != OTA_OK) {
+    /* 1. The manifest itself, and whether it is for this device now. */
+    ota__verify_device_t self = verify_device(dev);
+    if ((rc = ota__verify_manifest(m, &self, reason, sizeof reason)) != OTA_OK) {
         if (rc == OTA_ERR_NOMEM) {
             result_incomplete(dev, res, m, "out of memory");
             fail(dev, rc, "out of memory");

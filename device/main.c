@@ -52,6 +52,7 @@ typedef struct options {
     bool once, recording, corrupt, fail_boot;                                    /* run */
     const char *battery;
     uint64_t cut_after, throttle, max_heartbeats;
+    int64_t clock_skew;
     bool run_only_given; /* an option only `run` takes */
 } options_t;
 
@@ -68,6 +69,7 @@ static void usage(FILE *f)
           "  ota-device --state DIR run [--once] [--max-heartbeats N]\n"
           "                             [--recording] [--battery usb|high|normal|low|dead]\n"
           "                             [--cut-after BYTES] [--corrupt] [--throttle BYTES_PER_S] [--fail-boot]\n"
+          "                             [--clock-skew SECONDS]\n"
           "  ota-device --state DIR status\n"
           "\n"
           "register   pin the server's signing key, provision the device and create DIR\n"
@@ -84,6 +86,8 @@ static void usage(FILE *f)
           "  --throttle BPS     download at most BPS bytes per second (a slow link)\n"
           "  --fail-boot        a new firmware fails its health check after its first heartbeat, before it\n"
           "                     confirms itself: the device restarts and the bootloader falls back to the old slot\n"
+          "  --clock-skew S     the device's clock runs S seconds ahead (negative: behind), as its manifest\n"
+          "                     deadline (not_after) check sees it\n"
           "status     print the state as JSON\n"
           "\n"
           "exit status: 0 ok; 1 error; 2 usage; with --once also 3 update failed (a check or its first boot),\n"
@@ -101,6 +105,17 @@ static bool parse_u64(const char *s, uint64_t *out)
     if (errno != 0 || *end != '\0')
         return false;
     *out = (uint64_t)v;
+    return true;
+}
+
+/* A number of seconds, with an optional '-', within +-100 years (a clock, not an overflow). */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    uint64_t magnitude;
+    bool negative = s != NULL && *s == '-';
+    if (!parse_u64(negative ? s + 1 : s, &magnitude) || magnitude > UINT64_C(3155760000))
+        return false;
+    *out = negative ? -(int64_t)magnitude : (int64_t)magnitude;
     return true;
 }
 
@@ -127,9 +142,9 @@ static int check_register(const options_t *o)
 /* Options may come before or after the command; "--name value" or "--name=value". */
 static int parse_args(int argc, char **argv, options_t *o)
 {
-    static const char *const valued[] = {"--state",    "--server",         "--api-key", "--device-id", "--token",
-                                         "--serial",   "--model",          "--version", "--battery",   "--cut-after",
-                                         "--throttle", "--max-heartbeats", NULL};
+    static const char *const valued[] = {"--state",    "--server",         "--api-key",    "--device-id", "--token",
+                                         "--serial",   "--model",          "--version",    "--battery",   "--cut-after",
+                                         "--throttle", "--max-heartbeats", "--clock-skew", NULL};
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
@@ -201,6 +216,12 @@ static int parse_args(int argc, char **argv, options_t *o)
             uint64_t *dst = name[2] == 'c' ? &o->cut_after : name[2] == 't' ? &o->throttle : &o->max_heartbeats;
             if (!parse_u64(value, dst)) {
                 fprintf(stderr, "ota-device: %s needs a non-negative integer, not \"%s\"\n", name, value);
+                return -1;
+            }
+            o->run_only_given = true;
+        } else if (strcmp(name, "--clock-skew") == 0) {
+            if (!parse_i64(value, &o->clock_skew)) {
+                fprintf(stderr, "ota-device: %s needs an integer number of seconds, not \"%s\"\n", name, value);
                 return -1;
             }
             o->run_only_given = true;
@@ -454,6 +475,7 @@ static int cmd_run(const options_t *o)
     cfg.faults.cut_after = o->cut_after;
     cfg.faults.corrupt = o->corrupt;
     cfg.faults.throttle_bps = o->throttle;
+    cfg.faults.clock_skew_s = o->clock_skew;
     cfg.on_progress = on_progress;
     cfg.progress_arg = &prog;
     cfg.on_log = on_log;

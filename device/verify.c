@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "ota/crc32.h"
+#include "ota/semver.h"
 #include "util.h"
 #include "ota/hex.h"
 
@@ -27,16 +28,18 @@ static const unsigned char KNOWN_PUBLIC[OTA_ED25519_PUBLIC_LEN] = {
 };
 static const ota_manifest_t KNOWN = {
     .assignment_id = "1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e",
+    .device_id = "0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f",
     .release_id = "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4",
     .model = "bota-pin",
     .version = "1.2.0-rc.1+build.7",
     .artifact = "bin",
     .url = "https://s3.example.com/x",
     .url_expires_at = "2026-11-21T10:15:00Z",
+    .not_after = "2026-11-22T10:00:00Z",
     .size = 42892,
     .crc32 = 3735928559u,
     .sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    .signature = "a8l/a60PMZDqjgBB+7KJxwEl45eBk26tN96tCf7Z3KVJ80w4b7yE954AFSVmd+GhC7+y+9HxxdjKTLwhHkT2Cw==",
+    .signature = "sXYAHfaoaXKqkce2NZJjZgtoq8tK79PpuInzAN2btomLneQZIGFmHvdP2QUGnLmbqHF+9IsFbMDwyMmiiHYhBw==",
 };
 
 /*
@@ -56,10 +59,62 @@ static ota_err_t verify_signature(const ota_manifest_t *m, const unsigned char p
     return ota_manifest_verify(&KNOWN, KNOWN_PUBLIC) == OTA_OK ? OTA_ERR_CRYPTO : OTA_ERR_NOMEM;
 }
 
-ota_err_t ota__verify_manifest(const ota_manifest_t *m, const unsigned char public_key[OTA_ED25519_PUBLIC_LEN],
-                               const char *model, char *reason, size_t cap)
+/* Signed, but for another model or not an HTTP image. */
+static bool wrong_target(const ota_manifest_t *m, const char *model, char *reason, size_t cap)
 {
-    ota_err_t rc = verify_signature(m, public_key);
+    if (strcmp(m->model, model) != 0) {
+        snprintf(reason, cap, "model mismatch: the manifest is for %s, this device is %s", m->model, model);
+        return true;
+    }
+    if (strcmp(m->artifact, "bin") != 0) {
+        snprintf(reason, cap, "artifact mismatch: \"%s\" is not an HTTP OTA image", m->artifact);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Signed, but not for this device now: made for another device (a manifest kept and sent again elsewhere), past
+ * its deadline (kept and sent again later), or an older version than the running one that the operator did not ask
+ * for (kept from an old release, to push the device back to it). Both times are "YYYY-MM-DDTHH:MM:SSZ", in which
+ * text order is time order.
+ */
+static bool wrong_moment(const ota_manifest_t *m, const ota__verify_device_t *dev, char *reason, size_t cap)
+{
+    char now[OTA_MANIFEST_TIME_LEN + 1] = "an unknown time"; /* a clock past 9999 does not fit: past any not_after */
+    struct tm tm;
+    ota_semver_t offered, running;
+
+    if (strcmp(m->device_id, dev->device_id) != 0) {
+        snprintf(reason, cap, "device mismatch: the manifest is for device %s, this device is %s", m->device_id,
+                 dev->device_id);
+        return true;
+    }
+    if (gmtime_r(&dev->now, &tm) == NULL || strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 ||
+        strcmp(now, m->not_after) > 0) {
+        snprintf(reason, cap, "expired: the manifest was valid until %s, this device's clock says %s", m->not_after,
+                 now);
+        return true;
+    }
+    if (strcmp(m->version, dev->version) == 0) {
+        snprintf(reason, cap, "already running: this device runs %s already", dev->version);
+        return true;
+    }
+    /* The running version is valid (state.json is checked on load); were it not, only a signed downgrade goes. */
+    bool older = ota_semver_parse(dev->version, strlen(dev->version), &running) != OTA_OK ||
+                 (ota_semver_parse(m->version, strlen(m->version), &offered) == OTA_OK &&
+                  ota_semver_compare(&offered, &running) < 0);
+    if (older && !m->downgrade) {
+        snprintf(reason, cap, "downgrade refused: the manifest names %s, older than the running %s, without downgrade",
+                 m->version, dev->version);
+        return true;
+    }
+    return false;
+}
+
+ota_err_t ota__verify_manifest(const ota_manifest_t *m, const ota__verify_device_t *dev, char *reason, size_t cap)
+{
+    ota_err_t rc = verify_signature(m, dev->public_key);
     if (rc == OTA_ERR_NOMEM) {
         snprintf(reason, cap, "out of memory");
         return rc;
@@ -69,14 +124,8 @@ ota_err_t ota__verify_manifest(const ota_manifest_t *m, const unsigned char publ
                  rc == OTA_ERR_CRYPTO ? "the manifest is not signed by the pinned server key" : "malformed manifest");
         return OTA_ERR_CRYPTO;
     }
-    if (strcmp(m->model, model) != 0) {
-        snprintf(reason, cap, "model mismatch: the manifest is for %s, this device is %s", m->model, model);
+    if (wrong_target(m, dev->model, reason, cap) || wrong_moment(m, dev, reason, cap))
         return OTA_ERR_CRYPTO;
-    }
-    if (strcmp(m->artifact, "bin") != 0) {
-        snprintf(reason, cap, "artifact mismatch: \"%s\" is not an HTTP OTA image", m->artifact);
-        return OTA_ERR_CRYPTO;
-    }
     return OTA_OK;
 }
 

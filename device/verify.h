@@ -4,24 +4,38 @@
 /*
  * The checks before a device switches to a new image (internal). Each
  * failure has a reason that starts with the check's name ("signature
- * invalid", "model mismatch", "size mismatch", "crc32 mismatch", "sha256
- * mismatch"): it is what the device reports as ota.error, and what an
- * operator reads as the assignment's reason.
+ * invalid", "model mismatch", "artifact mismatch", "device mismatch",
+ * "expired", "downgrade refused", "already running", "size mismatch",
+ * "crc32 mismatch", "sha256 mismatch"): it is what the device reports as
+ * ota.error, and what an operator reads as the assignment's reason.
  */
 
 #include <stddef.h>
+#include <time.h>
 
 #include "ota/err.h"
 #include "ota/manifest.h"
 
+/** What a manifest is checked against: the device as it is now. Borrowed strings. */
+typedef struct ota__verify_device {
+    const unsigned char *public_key; /**< the pinned server key, OTA_ED25519_PUBLIC_LEN bytes */
+    const char *model;               /**< the device's model */
+    const char *device_id;           /**< its id */
+    const char *version;             /**< the version it runs */
+    time_t now;                      /**< its clock */
+} ota__verify_device_t;
+
 /**
- * Checks `m` before anything is downloaded: its Ed25519 signature with the
- * pinned `public_key`, that it is for `model` and that its artifact is
- * "bin". OTA_OK; OTA_ERR_CRYPTO with the reason in `reason` (`cap` bytes)
- * when a check fails; OTA_ERR_NOMEM.
+ * Checks `m` before anything is downloaded, in this order: its Ed25519
+ * signature with the pinned key, that it is for the device's model, that
+ * its artifact is "bin", that it is for this device id, that `now` is not
+ * past its not_after, and that its version is newer than the running one
+ * by semver precedence (or older with downgrade true; the very version the
+ * device runs is refused as "already running"). OTA_OK; OTA_ERR_CRYPTO
+ * with the reason in `reason` (`cap` bytes) when a check fails;
+ * OTA_ERR_NOMEM.
  */
-ota_err_t ota__verify_manifest(const ota_manifest_t *m, const unsigned char public_key[OTA_ED25519_PUBLIC_LEN],
-                               const char *model, char *reason, size_t cap);
+ota_err_t ota__verify_manifest(const ota_manifest_t *m, const ota__verify_device_t *dev, char *reason, size_t cap);
 
 /**
  * Checks the image at `path` against `m`: size, then CRC-32, then SHA-256

@@ -67,7 +67,13 @@
  *                  image it is (assignment id, version, size, SHA-256): a
  *                  download resumes only into the same image.
  *
- * Trust: ota_device_register fetches the server's Ed25519 manifest key
+ * Trust: every signed manifest names the device it was made for, a
+ * deadline (not_after) and whether it may go back to an older version
+ * (downgrade): ota_device_apply refuses one for another device, one past
+ * its deadline by the device's clock, and an older version without
+ * downgrade, so a manifest kept by anyone on the path cannot be replayed to
+ * another device, later, or to push this one back to a vulnerable version.
+ * ota_device_register fetches the server's Ed25519 manifest key
  * (GET /v1/signing-key) and pins it in state.json (trust on first use, at
  * provisioning, as a factory would flash it). The key is never fetched
  * again: a server (or anyone answering in its name) that later sends
@@ -108,6 +114,7 @@ typedef struct ota_device_faults {
     uint64_t cut_after;    /**< drop the download's connection once, after this many bytes (0: never) */
     bool corrupt;          /**< flip one bit of the downloaded image (its middle byte) before it is checked */
     uint64_t throttle_bps; /**< limit the download to this many bytes per second (0: no limit) */
+    int64_t clock_skew_s;  /**< the device's clock runs this many seconds ahead (negative: behind) */
 } ota_device_faults_t;
 
 /**
@@ -241,7 +248,11 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer);
 
 /**
  * Installs the update `m` (from a heartbeat answer): verifies its signature
- * with the pinned key, its model and artifact; downloads its URL into
+ * with the pinned key, its model and artifact, that it was made for this
+ * device id, that the device's clock is not past its not_after, and that
+ * its version is newer than the running one (or older with downgrade
+ * true); a manifest that fails any of these is refused (FAILED) before a
+ * byte is downloaded. Then it downloads its URL into
  * download.part (resuming what an earlier call left of the same image; up to
  * max_retries retries without progress, with doubling backoff; on HTTP 403,
  * an expired URL, a heartbeat asks for a fresh one); checks size, CRC-32 and

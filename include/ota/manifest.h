@@ -1,6 +1,7 @@
 #ifndef OTA_MANIFEST_H
 #define OTA_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -19,16 +20,23 @@
  * members, each required:
  *
  *   assignment_id   string: UUID, lower-case hyphenated 8-4-4-4-12 hex
+ *   device_id       string: UUID, same form: the device the manifest was made for
  *   release_id      string: UUID, same form
  *   model           string: [a-z0-9][a-z0-9-]{0,62}
  *   version         string: a semantic version as ota_semver_parse takes it,
  *                   in normalized form (no leading 'v'), at most OTA_SEMVER_MAX bytes
+ *   downgrade       true or false: true when the assignment was made with
+ *                   "allow_downgrade" (the only way a device may go back to
+ *                   an older version)
  *   artifact        string: "bin" or "ufw" (a heartbeat only carries "bin")
  *   url             string: http:// or https:// URL, 1..OTA_MANIFEST_URL_MAX bytes,
  *                   only the characters RFC 3986 allows (letters, digits,
  *                   -._~:/?#[]@!$&'()*+,;=%)
  *   url_expires_at  string: RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" (a real
  *                   calendar date, seconds 00..59, nothing else)
+ *   not_after       string: the same time format: the manifest is not to be
+ *                   acted on after this instant (when the assignment's apply
+ *                   timeout ends)
  *   size            number: integer, 1..OTA_MANIFEST_SIZE_MAX (bytes of the artifact)
  *   crc32           number: integer, 0..4294967295 (CRC-32, IEEE 802.3, include/ota/crc32.h)
  *   sha256          string: 64 lower-case hex digits
@@ -42,15 +50,17 @@
  * THE SIGNED BYTES (a wire contract: the server, the device client and any
  * other verifier must produce them byte for byte). The signature is Ed25519
  * (RFC 8032, pure, no context, no prehash) over the canonical form of the
- * eight fields other than url, url_expires_at and signature:
+ * eleven fields other than url, url_expires_at and signature:
  *
- *   {"artifact":A,"assignment_id":I,"crc32":C,"model":M,"release_id":R,"sha256":H,"size":S,"version":V}
+ *   {"artifact":A,"assignment_id":I,"crc32":C,"device_id":D,"downgrade":G,"model":M,"not_after":N,
+ *    "release_id":R,"sha256":H,"size":S,"version":V}
  *
- * - exactly these eight members, names in ascending byte order as shown, and
+ * - exactly these eleven members, names in ascending byte order as shown, and
  *   nothing else: no whitespace anywhere, no trailing newline;
  * - C and S are the integers in decimal, without sign, leading zeros,
  *   fraction or exponent ("0" for zero);
- * - A, I, M, R, H and V are JSON strings: '"', the bytes of the value, '"',
+ * - G is the literal true or false;
+ * - A, I, D, M, N, R, H and V are JSON strings: '"', the bytes of the value, '"',
  *   where '"' is written \" and '\' is written \\, the control characters
  *   U+0008, U+0009, U+000A, U+000C, U+000D are written \b \t \n \f \r, the
  *   other control characters below U+0020 as \u00XX with lower-case hex,
@@ -58,13 +68,21 @@
  *
  * For a valid manifest the escapes never occur (the formats above exclude
  * those characters), and the result equals the RFC 8785 (JCS)
- * canonicalization of that eight-member object. Example:
+ * canonicalization of that eleven-member object. Example:
  *
  *   {"artifact":"bin","assignment_id":"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e","crc32":3735928559,
- *    "model":"bota-pin","release_id":"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4",
+ *    "device_id":"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f","downgrade":false,"model":"bota-pin",
+ *    "not_after":"2026-11-22T10:00:00Z","release_id":"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4",
  *    "sha256":"<64 hex digits>","size":42892,"version":"1.2.0"}
  *
  * (shown on several lines here; the real form is one line).
+ *
+ * Why device_id, not_after and downgrade are signed: the manifest travels
+ * over plain HTTP, so anyone on the path can keep one and send it again.
+ * Signed, they tie it to one device, to the time its assignment may be
+ * applied, and to the version order the operator chose; a device that
+ * checks them (device/verify.c) cannot be sent another device's update, a
+ * stale one, or an old vulnerable version it was never told to go back to.
  */
 
 #define OTA_MANIFEST_UUID_LEN 36          /**< characters of a UUID in text form */
@@ -85,10 +103,10 @@
 #define OTA_MANIFEST_SIZE_MAX UINT64_C(9007199254740991)
 
 /** Room, with the NUL, for the canonical form of any manifest that ota_manifest_validate accepts. */
-#define OTA_MANIFEST_CANONICAL_MAX 512
+#define OTA_MANIFEST_CANONICAL_MAX 640
 
 /** Room, with the NUL, for ota_manifest_encode of any manifest that ota_manifest_validate accepts. */
-#define OTA_MANIFEST_JSON_MAX 4864
+#define OTA_MANIFEST_JSON_MAX 4992
 
 /** Longest JSON text ota_manifest_decode takes (unknown members included), in bytes. */
 #define OTA_MANIFEST_DECODE_MAX 65536
@@ -99,12 +117,15 @@
  */
 typedef struct ota_manifest {
     char assignment_id[OTA_MANIFEST_UUID_LEN + 1];      /**< signed */
+    char device_id[OTA_MANIFEST_UUID_LEN + 1];          /**< signed: the device it was made for */
     char release_id[OTA_MANIFEST_UUID_LEN + 1];         /**< signed */
     char model[OTA_MANIFEST_MODEL_MAX + 1];             /**< signed */
     char version[OTA_SEMVER_MAX + 1];                   /**< signed */
+    bool downgrade;                                     /**< signed: the assignment allows an older version */
     char artifact[OTA_MANIFEST_ARTIFACT_MAX + 1];       /**< signed */
     char url[OTA_MANIFEST_URL_MAX + 1];                 /**< not signed (changes on every delivery) */
     char url_expires_at[OTA_MANIFEST_TIME_LEN + 1];     /**< not signed */
+    char not_after[OTA_MANIFEST_TIME_LEN + 1];          /**< signed: not to be acted on after this instant */
     uint64_t size;                                      /**< signed */
     uint32_t crc32;                                     /**< signed */
     char sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1];       /**< signed */
@@ -164,9 +185,9 @@ ota_err_t ota_manifest_sign_with(ota_manifest_t *m, const ota_manifest_signer_t 
 ota_err_t ota_manifest_verify(const ota_manifest_t *m, const unsigned char public_key[OTA_ED25519_PUBLIC_LEN]);
 
 /**
- * Writes `m` as compact JSON with its 11 members in the documented order
- * (assignment_id, release_id, model, version, artifact, url, url_expires_at,
- * size, crc32, sha256, signature) into `out` (room for `cap` bytes),
+ * Writes `m` as compact JSON with its 14 members in the documented order
+ * (assignment_id, device_id, release_id, model, version, downgrade,
+ * artifact, url, url_expires_at, not_after, size, crc32, sha256, signature) into `out` (room for `cap` bytes),
  * NUL-terminated, and stores the length without the NUL in `*len`. `m`
  * must pass ota_manifest_validate (OTA_ERR_INVALID otherwise); then
  * OTA_MANIFEST_JSON_MAX bytes always suffice. Returns OTA_ERR_TOO_LARGE

@@ -4,7 +4,8 @@
 -- by semver precedence, and p_allow_downgrade is false; version names the
 -- device's firmware), active_exists (existing_id names the active one).
 -- On 'created', version and created_at describe the new assignment, which copies its release's model and .bin
--- artifact (what a delivery sends: see assignments in 0001_schema.sql).
+-- artifact (what a delivery sends: see assignments in 0001_schema.sql) and keeps p_allow_downgrade as `downgrade`
+-- (its manifest says, signed, whether the device may go back to an older version: 0005_manifest_trust.sql).
 CREATE OR REPLACE FUNCTION ota_assign(p_id uuid, p_device uuid, p_release uuid, p_allow_downgrade boolean,
                                       OUT outcome text,
                                       OUT existing_id uuid, OUT existing_status text, OUT version text,
@@ -28,8 +29,9 @@ BEGIN
         RETURN;
     END IF;
     SELECT * INTO x FROM artifacts WHERE release_id = p_release AND kind = 'bin';
-    INSERT INTO assignments (id, device_id, release_id, version, model, object_key, size, crc32, sha256)
-        VALUES (p_id, p_device, p_release, r.version, r.model_id, x.object_key, x.size, x.crc32, x.sha256)
+    INSERT INTO assignments (id, device_id, release_id, version, model, object_key, size, crc32, sha256, downgrade)
+        VALUES (p_id, p_device, p_release, r.version, r.model_id, x.object_key, x.size, x.crc32, x.sha256,
+                p_allow_downgrade)
         ON CONFLICT (device_id) WHERE status IN ('pending', 'delivered') DO NOTHING;
     IF FOUND THEN
         outcome := 'created';

@@ -30,6 +30,7 @@ CREATE TYPE ota_heartbeat_result AS (
     outcome text, deferred text, deliver boolean,
     assignment_id uuid, assignment_status text, release_id uuid, model text, version text,
     object_key text, size bigint, crc32 bigint, sha256 text,
+    device_id uuid, not_after text, downgrade boolean,
     signature text, signature_key text, counted boolean, presence_due boolean);
 
 CREATE OR REPLACE FUNCTION ota_heartbeat(
@@ -76,7 +77,7 @@ BEGIN
         END IF;
         IF NOT FOUND THEN
             RETURN ROW('bad_token', NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       false, false)::ota_heartbeat_result;
+                       NULL, NULL, NULL, false, false)::ota_heartbeat_result;
         END IF;
         SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
         IF FOUND THEN
@@ -108,7 +109,7 @@ BEGIN
 
     IF decision = 'none' THEN
         RETURN ROW('ok', NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   false, presence_due)::ota_heartbeat_result;
+                   NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
     END IF;
     IF decision IN ('timeout', 'applied', 'failed') THEN
         PERFORM set_config('synchronous_commit', 'on', true);
@@ -118,24 +119,33 @@ BEGIN
             finished_at = now()
             WHERE id = a.id;
         RETURN ROW('ok', NULL, false, a.id, CASE decision WHEN 'applied' THEN 'applied' ELSE 'failed' END, NULL,
-                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
+                   presence_due)::ota_heartbeat_result;
     END IF;
     IF decision <> 'deliver' THEN
         -- 'relay', or a deferral ('recording', 'battery', 'ble_connected', 'rollout_pacing'), which `deferred`
         -- names.
         RETURN ROW('ok', CASE WHEN decision <> 'relay' THEN decision END, false, a.id, a.status, a.release_id,
-                   NULL, a.version, NULL, NULL, NULL, NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
+                   NULL, a.version, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
+                   presence_due)::ota_heartbeat_result;
     END IF;
 
     -- The first delivery is a transition (durable; pass 2 holds the device row) and is counted here. A
     -- re-delivery writes nothing: the server counts it in memory and adds the counts of many in one
     -- statement (ota_write_deferred, server/heartbeat/deferred_writes.h).
+    -- The manifest's signed deadline (not_after) is fixed here too: the end of the apply timeout that starts now, to
+    -- the second, rounded down. Every re-delivery sends the same, so the signature stored at the first delivery holds
+    -- (an assignment delivered before not_after was stored gets it from delivered_at, the same way).
     IF a.status = 'pending' THEN
         PERFORM set_config('synchronous_commit', 'on', true);
-        UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1
-            WHERE id = a.id;
+        UPDATE assignments SET status = 'delivered', delivered_at = now(), deliveries = deliveries + 1,
+                not_after = date_trunc('second', now() + make_interval(secs => p_apply_timeout))
+            WHERE id = a.id
+            RETURNING * INTO a;
         counted := true;
     END IF;
     RETURN ROW('ok', NULL, true, a.id, 'delivered', a.release_id, a.model, a.version, a.object_key, a.size,
-               a.crc32, a.sha256, a.signature, a.signature_key, counted, presence_due)::ota_heartbeat_result;
+               a.crc32, a.sha256, a.device_id,
+               ota_ts(coalesce(a.not_after, a.delivered_at + make_interval(secs => p_apply_timeout))), a.downgrade,
+               a.signature, a.signature_key, counted, presence_due)::ota_heartbeat_result;
 END $$;

@@ -135,6 +135,9 @@ enum {
     OTA_HB_COL_SIZE,
     OTA_HB_COL_CRC32,
     OTA_HB_COL_SHA256,
+    OTA_HB_COL_DEVICE_ID,     /**< the device the manifest is made for */
+    OTA_HB_COL_NOT_AFTER,     /**< the manifest's deadline, RFC 3339 UTC (fixed at the first delivery) */
+    OTA_HB_COL_DOWNGRADE,     /**< 't' when the assignment was made with allow_downgrade */
     OTA_HB_COL_SIGNATURE,     /**< the manifest's stored signature, or NULL */
     OTA_HB_COL_SIGNATURE_KEY, /**< base64 public key that made it, or NULL */
     OTA_HB_COL_COUNTED,       /**< 't' when this delivery is counted already (the first); else the caller counts it */

@@ -135,7 +135,8 @@ static bool read_report(ota_call_t *call, report_t *r)
 
 /*
  * The manifest's signature. Ed25519 is deterministic and the signed fields
- * never change for an assignment, so the first delivery signs (~50 µs of
+ * never change for an assignment (not_after included: it is fixed at the
+ * first delivery), so the first delivery signs (~50 µs of
  * CPU with the thread's signer, the costliest step of a heartbeat) and the
  * signature is stored with this server's public key, in the next batch of
  * deferred_writes.h; re-deliveries reuse it. Another key's (a rotated key)
@@ -185,6 +186,8 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     memset(&m, 0, sizeof m);
     memcpy(m.artifact, "bin", sizeof "bin");
     if (!copy_column(res, OTA_HB_COL_ASSIGNMENT_ID, m.assignment_id, sizeof m.assignment_id) ||
+        !copy_column(res, OTA_HB_COL_DEVICE_ID, m.device_id, sizeof m.device_id) ||
+        !copy_column(res, OTA_HB_COL_NOT_AFTER, m.not_after, sizeof m.not_after) ||
         !copy_column(res, OTA_HB_COL_RELEASE_ID, m.release_id, sizeof m.release_id) ||
         !copy_column(res, OTA_HB_COL_MODEL, m.model, sizeof m.model) ||
         !copy_column(res, OTA_HB_COL_VERSION, m.version, sizeof m.version) ||
@@ -194,6 +197,7 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     }
     m.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_SIZE), NULL, 10);
     m.crc32 = (uint32_t)strtoul(PQgetvalue(res, 0, OTA_HB_COL_CRC32), NULL, 10);
+    m.downgrade = PQgetvalue(res, 0, OTA_HB_COL_DOWNGRADE)[0] == 't';
     ota__utc_text(now + cfg->url_ttl, m.url_expires_at);
     ota_err_t rc =
         ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,

@@ -2,8 +2,8 @@
  * libFuzzer driver for the manifest codec. The input is JSON text for
  * ota_manifest_decode. A manifest that decodes must validate, encode within
  * OTA_MANIFEST_JSON_MAX, decode back to the same struct, and have a canonical
- * form within OTA_MANIFEST_CANONICAL_MAX that jansson reads back as the eight
- * signed members.
+ * form within OTA_MANIFEST_CANONICAL_MAX that jansson reads back as the eleven
+ * signed members (device_id, not_after and downgrade among them).
  *
  * With memory to spare no input may come out OTA_ERR_NOMEM: the decoder
  * tells memory from a bad text by how jansson reports its failure, and no
@@ -66,11 +66,15 @@ static void check_canonical(const ota_manifest_t *m)
     check(ota_manifest_canonical(m, buf, len, &need) == OTA_ERR_TOO_LARGE && need == len);
     check(ota_manifest_canonical(m, buf, sizeof buf, &len) == OTA_OK);
     obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-    check(obj != NULL && json_object_size(obj) == 8);
+    check(obj != NULL && json_object_size(obj) == 11);
     check_string_member(obj, "artifact", m->artifact);
     check_string_member(obj, "assignment_id", m->assignment_id);
     check_integer_member(obj, "crc32", m->crc32);
+    check_string_member(obj, "device_id", m->device_id);
+    check(json_is_boolean(json_object_get(obj, "downgrade")) &&
+          json_is_true(json_object_get(obj, "downgrade")) == m->downgrade);
     check_string_member(obj, "model", m->model);
+    check_string_member(obj, "not_after", m->not_after);
     check_string_member(obj, "release_id", m->release_id);
     check_string_member(obj, "sha256", m->sha256);
     check_integer_member(obj, "size", m->size);

@@ -192,9 +192,14 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
 
 static void rm_rf(const char *dir)
 {
-    if (dir[0] == '\0' || strncmp(dir, "/tmp/ota-", 9) != 0)
-        return; /* only ever what this file created */
+    if (dir[0] == '\0' || (strncmp(dir, "/tmp/ota-", 9) != 0 && strncmp(dir, "/dev/shm/ota-", 13) != 0))
+        return; /* only ever what the tests created */
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void h_remove_tmp_dir(const char *dir)
+{
+    rm_rf(dir);
 }
 
 static int free_port(void)

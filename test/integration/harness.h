@@ -98,6 +98,12 @@ const char *h_error_code(const h_resp_t *r);
 long h_http_same_connection(h_server_t *srv, int count, const char *const *methods, const char *const *paths,
                             const char *const *bodies, const size_t *body_lens, const char *token, long *statuses);
 
+/**
+ * Removes the directory tree `dir`, which must be one a test made under /tmp/ota-* or /dev/shm/ota-* (anything
+ * else is left alone).
+ */
+void h_remove_tmp_dir(const char *dir);
+
 /** Writes a fresh random lower-case hex string of `n` characters (+NUL) into `out`, for unique test data. */
 void h_random_hex(char *out, size_t n);
 

@@ -50,10 +50,12 @@ static void signing_key(unsigned char pub[OTA_ED25519_PUBLIC_LEN])
 }
 
 /*
- * The heartbeat answer carries a manifest for assignment `aid` of `rel`: decodes, matches the release, its
- * signature verifies with the server's key, and its URL serves the release's bytes. Decoded into *out.
+ * The heartbeat answer carries a manifest for assignment `aid` of `rel`: decodes, matches the release, names the
+ * assignment's device, carries `downgrade`, ends (not_after) no sooner than the shortest OTA_APPLY_TIMEOUT after the
+ * delivery, its signature verifies with the server's key, and its URL serves the release's bytes. Decoded into *out.
  */
-static void expect_manifest(const h_resp_t *r, const char *aid, const h_release_t *rel, ota_manifest_t *out)
+static void expect_manifest_of(const h_resp_t *r, const char *aid, const h_release_t *rel, bool downgrade,
+                               ota_manifest_t *out)
 {
     json_t *m = json_object_get(r->json, "ota");
     CHECK(json_is_object(m), "expected a manifest in ota: %s", BODY(r));
@@ -67,6 +69,14 @@ static void expect_manifest(const h_resp_t *r, const char *aid, const h_release_
     CHECK(out->size == rel->len, "size, want %zu: %s", rel->len, BODY(r));
     CHECK(out->crc32 == rel->crc32, "crc32, want %u: %s", (unsigned)rel->crc32, BODY(r));
     CHECK(h_streq(out->sha256, rel->sha256), "sha256, want %s: %s", rel->sha256, BODY(r));
+    CHECK(out->downgrade == downgrade, "downgrade, want %s: %s", downgrade ? "true" : "false", BODY(r));
+    json_t *a = h_get_assignment(aid);
+    time_t delivered, not_after;
+    CHECK(h_streq(out->device_id, h_jstr(a, "device_id")), "device_id, want the assignment's: %s", BODY(r));
+    CHECK(h_rfc3339_utc(h_jstr(a, "delivered_at"), &delivered) && h_rfc3339_utc(out->not_after, &not_after) &&
+              not_after >= delivered + 60,
+          "not_after %s, delivered at %s", out->not_after, h_jstr(a, "delivered_at"));
+    json_decref(a);
     time_t expires;
     CHECK(h_rfc3339_utc(out->url_expires_at, &expires) && expires > time(NULL) && expires <= time(NULL) + 1000,
           "url_expires_at (default OTA_URL_TTL 900): %s", BODY(r));
@@ -81,6 +91,11 @@ static void expect_manifest(const h_resp_t *r, const char *aid, const h_release_
     CHECK(b.len == rel->len && memcmp(b.p, rel->bin, rel->len) == 0, "GET %s: %zu bytes that differ from the %zu "
           "of the release", out->url, b.len, rel->len);
     free(b.p);
+}
+
+static void expect_manifest(const h_resp_t *r, const char *aid, const h_release_t *rel, ota_manifest_t *out)
+{
+    expect_manifest_of(r, aid, rel, false, out);
 }
 
 /* A fresh model with release 2.0.0 (and `old` 1.0.0 too when not NULL) and a device running 1.0.0. */
@@ -225,8 +240,24 @@ static void test_lifecycle_applied(void **state)
     h_random_uuid(t.assignment_id, sizeof t.assignment_id);
     CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed assignment_id still verifies");
     t = m1;
+    h_random_uuid(t.device_id, sizeof t.device_id);
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed device_id still verifies");
+    t = m1;
+    t.not_after[3] = t.not_after[3] == '9' ? '8' : (char)(t.not_after[3] + 1);
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed not_after still verifies");
+    t = m1;
+    t.downgrade = true;
+    CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "a changed downgrade still verifies");
+    t = m1;
     pub[0] ^= 0x40;
     CHECK(ota_manifest_verify(&t, pub) != OTA_OK, "verifies with another key");
+
+    /* not_after: the end of the apply timeout (default one day) that the first delivery started. */
+    time_t delivered_t, not_after_t;
+    CHECK(h_rfc3339_utc(delivered_at, &delivered_t) && h_rfc3339_utc(m1.not_after, &not_after_t) &&
+              not_after_t == delivered_t + 86400,
+          "not_after %s is not delivered_at %s + 86400 s", m1.not_after, delivered_at);
+    CHECK(h_streq(m1.device_id, s.dev.id), "device_id %s, want %s", m1.device_id, s.dev.id);
 
     /* Later heartbeats while delivered re-deliver with a fresh URL; every manifest sent is counted. */
     h_sleep_ms(1100); /* presigned URLs carry the second they were made */
@@ -237,6 +268,8 @@ static void test_lifecycle_applied(void **state)
     h_heartbeat_fw(&s.dev, "1.0.0", &r);
     expect_manifest(&r, s.aid, &s.rel, &m2);
     h_resp_free(&r);
+    CHECK(h_streq(m2.not_after, m1.not_after) && h_streq(m2.signature, m1.signature),
+          "a re-delivery moved not_after (%s -> %s) or the signature", m1.not_after, m2.not_after);
     a = h_expect_assignment(s.aid, "delivered", 3, NULL);
     CHECK(h_streq(h_jstr(a, "delivered_at"), delivered_at), "delivered_at moved on re-delivery: %s -> %s",
           delivered_at, h_jstr(a, "delivered_at"));
@@ -1398,8 +1431,12 @@ static void test_downgrade_needs_consent(void **state)
            "yes");
     EXPECT_STRICT_ERROR(&r, 400, "bad_request");
     h_resp_free(&r);
-    /* Explicit: assigned as any other. */
+    /* Explicit: assigned as any other, and its manifest says so, signed. */
     h_assign_downgrade_ok(&d, &older, aid);
+    ota_manifest_t m;
+    h_heartbeat_fw(&d, "2.0.0", &r);
+    expect_manifest_of(&r, aid, &older, true, &m);
+    h_resp_free(&r);
 
     /* From a pre-release to its release is an upgrade; a device that never reported a version has nothing older. */
     h_make_device(model, "2.0.0-rc.1", &pre);

@@ -6,7 +6,10 @@
  * assignment's status, reason and deliveries) and what the device's state
  * directory holds (version, active slot, whether it is on trial, slot
  * bytes). With --fail-boot the new firmware never confirms itself, the
- * bootloader falls back, and the server records the rollback. Devices are
+ * bootloader falls back, and the server records the rollback. Signed
+ * manifests replayed through a proxy (proxy.h) to another device, after the
+ * device moved on, or past their deadline by the device's clock are refused
+ * before a byte is downloaded, and reported. Devices are
  * registered both ways: created by the client with the admin key, or
  * created first through the API by an operator and taken over by the
  * client with their id and token.
@@ -32,9 +35,11 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "checks.h"
 #include "ota/crc32.h"
+#include "proxy.h"
 
 #ifndef OTA_DEVICE_BIN
 #error "OTA_DEVICE_BIN must be defined to the path of the ota-device binary"
@@ -442,6 +447,135 @@ static int stop_other(void **state)
     return 0;
 }
 
+/* A fresh model named after `name`, a device registered on 1.0.0, a release `version` of `len` bytes assigned to it. */
+static void assigned_device(const char *name, const char *version, size_t len, device_t *d, image_t *img, char id[40])
+{
+    char model[32];
+    h_make_model(model, sizeof model, name);
+    register_device(&h_g_srv, model, "1.0.0", d);
+    make_release(&h_g_srv, model, version, len, img);
+    assign(&h_g_srv, d, img, id, 40);
+}
+
+/* POST /v1/devices/{id}/assignments with "allow_downgrade": true: 201; its id goes to `id`. */
+static void assign_downgrade(const device_t *d, const image_t *img, char *id, size_t cap)
+{
+    char path[200];
+    h_resp_t r = {0};
+    snprintf(path, sizeof path, "/v1/devices/%s/assignments", d->id);
+    h_json(&h_g_srv, "POST", path, h_g_srv.admin_key, &r, "{s:s, s:b}", "release_id", img->release_id,
+           "allow_downgrade", 1);
+    EXPECT_STATUS(&r, 201);
+    snprintf(id, cap, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+}
+
+/* Sets members of the device's state.json: "server" (NULL: unchanged) and, with `version`, the running version. */
+static void edit_state(const device_t *d, const char *server, const char *version)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/state.json", d->dir);
+    char *text = read_file(path, NULL);
+    CHECK(text != NULL, "cannot read %s", path);
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    CHECK(json_is_object(j), "state.json is not an object");
+    if (server != NULL)
+        json_object_set_new(j, "server", json_string(server));
+    if (version != NULL) {
+        json_object_set_new(j, "version", json_string(version));
+        json_t *slot = json_object_get(json_object_get(j, "slots"), h_jstr(j, "active_slot"));
+        json_object_set_new(slot, "version", json_string(version));
+    }
+    CHECK(json_dump_file(j, path, 0) == 0, "cannot write %s", path);
+    json_decref(j);
+}
+
+/*
+ * What the proxy in front of the server does to heartbeat answers: replaces "ota" with `replay` (when set),
+ * keeps the last manifest the server sent in `seen`, and counts the heartbeats (`beats`, the last one's body in
+ * `last_beat`) and the other requests (`others`: downloads).
+ */
+typedef struct replayer {
+    pthread_mutex_t lock;
+    json_t *replay;
+    json_t *seen;
+    int beats, others;
+    json_t *last_beat;
+} replayer_t;
+
+static void replay_hook(void *arg, h_proxy_exchange_t *x)
+{
+    replayer_t *rp = arg;
+    pthread_mutex_lock(&rp->lock);
+    if (strcmp(x->method, "POST") != 0 || strstr(x->path, "/heartbeat") == NULL) {
+        rp->others++;
+        goto Exit;
+    }
+    rp->beats++;
+    json_decref(rp->last_beat);
+    rp->last_beat = json_loads(x->req_body, 0, NULL);
+    json_t *answer = x->status == 200 ? json_loads(x->body, 0, NULL) : NULL;
+    if (answer == NULL)
+        goto Exit;
+    json_t *ota = json_object_get(answer, "ota");
+    if (json_is_object(ota)) {
+        json_decref(rp->seen);
+        rp->seen = json_incref(ota);
+    }
+    if (rp->replay != NULL) {
+        json_object_set(answer, "ota", rp->replay);
+        free(x->body);
+        x->body = json_dumps(answer, JSON_COMPACT);
+        x->len = strlen(x->body);
+    }
+    json_decref(answer);
+Exit:
+    pthread_mutex_unlock(&rp->lock);
+}
+
+static void replayer_free(replayer_t *rp)
+{
+    json_decref(rp->replay);
+    json_decref(rp->seen);
+    json_decref(rp->last_beat);
+    pthread_mutex_destroy(&rp->lock);
+}
+
+/*
+ * `ota-device run --once` for `d` through the proxy, which answers its heartbeats with `manifest` (another
+ * device's, or an old one): refused before a byte is downloaded with a reason that contains `reason`, and
+ * the refusal reported in the next heartbeat (forwarded to the server).
+ */
+static void expect_replay_refused(const device_t *d, replayer_t *rp, json_t *manifest, const char *reason)
+{
+    run_t r;
+    const char *args[] = {"--state", d->dir, "run", "--once", NULL};
+    pthread_mutex_lock(&rp->lock);
+    json_decref(rp->replay);
+    rp->replay = json_incref(manifest);
+    rp->beats = rp->others = 0;
+    pthread_mutex_unlock(&rp->lock);
+    run_device(&r, args);
+    CHECK_RUN(&r,
+              r.status == 3 && h_streq(rj_str(&r, "outcome"), "failed") && rj_int(&r, "bytes") == 0 &&
+                  rj_str(&r, "error") != NULL && strstr(rj_str(&r, "error"), reason) != NULL,
+              "a replayed manifest: want failed (%s), nothing downloaded", reason);
+    run_free(&r);
+    pthread_mutex_lock(&rp->lock);
+    json_t *ota = json_object_get(rp->last_beat, "ota");
+    CHECK(rp->others == 0, "%d downloads of a replayed manifest", rp->others);
+    CHECK(rp->beats == 2 && h_streq(h_jstr(ota, "state"), "failed") &&
+              h_streq(h_jstr(ota, "assignment_id"), h_jstr(manifest, "assignment_id")) &&
+              h_jstr(ota, "error") != NULL && strstr(h_jstr(ota, "error"), reason) != NULL,
+          "the refusal was not reported: %d heartbeats, the last %s", rp->beats,
+          rp->last_beat != NULL ? json_dumps(rp->last_beat, JSON_COMPACT) : "none");
+    json_decref(rp->replay);
+    rp->replay = NULL;
+    pthread_mutex_unlock(&rp->lock);
+    expect_no_download(d);
+}
+
 /* ---- the tests ----------------------------------------------------------------------- */
 
 /* Upload, assign, apply: the assignment is applied, the device runs the new version from the other slot. Twice. */
@@ -572,6 +706,152 @@ static void test_foreign_signature_fails(void **state)
     run_free(&r);
     expect_assignment(id, "failed", "signature invalid", 1, 1);
     expect_state(&d, "1.0.0", "a");
+    image_free(&img);
+}
+
+/*
+ * Device A's manifest, signed and valid, replayed to device B of the same model (through a proxy that answers B's
+ * heartbeats with it): B refuses it before downloading ("device mismatch") and reports it; the report, about an
+ * assignment that is not B's, changes nothing on the server: A's assignment is still delivered.
+ */
+static void test_replay_to_other_device_refused(void **state)
+{
+    (void)state;
+    char model[32], aid[40];
+    h_device_t made_a;
+    device_t a, b;
+    image_t img;
+    h_resp_t resp = {0};
+    replayer_t rp = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    h_make_model(model, sizeof model, "Replay");
+    make_device(model, &made_a, &a);
+    make_release(&h_g_srv, model, "1.1.0", 5000, &img);
+    assign(&h_g_srv, &a, &img, aid, sizeof aid);
+    h_heartbeat_fw(&made_a, "1.0.0", &resp);
+    json_t *manifest = json_incref(json_object_get(resp.json, "ota"));
+    CHECK(json_is_object(manifest) && h_streq(h_jstr(manifest, "device_id"), a.id), "no manifest for A: %s",
+          BODY(&resp));
+    h_resp_free(&resp);
+
+    register_device(&h_g_srv, model, "1.0.0", &b);
+    h_proxy_t *proxy = h_proxy_start(h_g_srv.base_url, replay_hook, NULL, &rp);
+    edit_state(&b, h_proxy_url(proxy), NULL);
+    expect_replay_refused(&b, &rp, manifest, "device mismatch: the manifest is for device ");
+    h_proxy_stop(proxy);
+    expect_state(&b, "1.0.0", "a");
+    expect_assignment(aid, "delivered", NULL, 1, 1);
+    json_decref(manifest);
+    replayer_free(&rp);
+    image_free(&img);
+}
+
+/*
+ * A device's own manifests replayed after it moved on: the one it applied ("already running"), then, once it runs
+ * a newer release, the older one ("downgrade refused"). An older release assigned with allow_downgrade carries
+ * "downgrade": true, signed, and is installed.
+ */
+static void test_replay_of_old_manifest_refused(void **state)
+{
+    (void)state;
+    char model[32], a1[40], a2[40], a3[40];
+    device_t d;
+    image_t v11, v12;
+    run_t r;
+    replayer_t rp = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    h_make_model(model, sizeof model, "OldManifest");
+    register_device(&h_g_srv, model, "1.0.0", &d);
+    make_release(&h_g_srv, model, "1.1.0", 6000, &v11);
+    make_release(&h_g_srv, model, "1.2.0", 7000, &v12);
+    h_proxy_t *proxy = h_proxy_start(h_g_srv.base_url, replay_hook, NULL, &rp);
+    edit_state(&d, h_proxy_url(proxy), NULL);
+
+    assign(&h_g_srv, &d, &v11, a1, sizeof a1);
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "1.1.0: want applied");
+    run_free(&r);
+    pthread_mutex_lock(&rp.lock);
+    json_t *old = json_incref(rp.seen);
+    pthread_mutex_unlock(&rp.lock);
+    CHECK(h_streq(h_jstr(old, "version"), "1.1.0") && json_is_false(json_object_get(old, "downgrade")),
+          "the proxy kept no manifest of 1.1.0");
+    expect_replay_refused(&d, &rp, old, "already running: this device runs 1.1.0 already");
+    expect_state(&d, "1.1.0", "b");
+
+    assign(&h_g_srv, &d, &v12, a2, sizeof a2);
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied"), "1.2.0: want applied");
+    run_free(&r);
+    expect_replay_refused(&d, &rp, old, "downgrade refused: the manifest names 1.1.0, older than the running 1.2.0");
+    expect_state(&d, "1.2.0", "a");
+    expect_assignment(a2, "applied", NULL, 1, 1);
+
+    /* Asked for: the same release back, signed as a downgrade. */
+    assign_downgrade(&d, &v11, a3, sizeof a3);
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "version"), "1.1.0"),
+              "a signed downgrade to 1.1.0: want applied");
+    run_free(&r);
+    pthread_mutex_lock(&rp.lock);
+    CHECK(json_is_true(json_object_get(rp.seen, "downgrade")) && h_streq(h_jstr(rp.seen, "assignment_id"), a3),
+          "the downgrade's manifest does not say \"downgrade\": true");
+    pthread_mutex_unlock(&rp.lock);
+    expect_assignment(a3, "applied", NULL, 1, 1);
+    expect_state(&d, "1.1.0", "b");
+    h_proxy_stop(proxy);
+    json_decref(old);
+    replayer_free(&rp);
+    image_free(&v11);
+    image_free(&v12);
+}
+
+/* A device whose clock is past the manifest's not_after (two days ahead; the apply timeout is one) refuses it. */
+static void test_expired_manifest_refused(void **state)
+{
+    (void)state;
+    char id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    assigned_device("Expired", "1.0.1", 3000, &d, &img, id);
+
+    const char *args[] = {"--state", d.dir, "run", "--once", "--clock-skew", "172800", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r,
+              r.status == 3 && h_streq(rj_str(&r, "outcome"), "failed") && rj_int(&r, "bytes") == 0 &&
+                  strstr(rj_str(&r, "error"), "expired: the manifest was valid until ") != NULL,
+              "want failed: expired, nothing downloaded");
+    run_free(&r);
+    expect_assignment(id, "failed", "expired", 1, 1);
+    expect_state(&d, "1.0.0", "a");
+    expect_no_download(&d);
+    image_free(&img);
+}
+
+/*
+ * The server delivers a release that is older than what the device runs (the device runs 3.0.0, which the server
+ * learns only from the heartbeat that gets the manifest): without "downgrade": true, refused and reported.
+ */
+static void test_unsigned_downgrade_refused(void **state)
+{
+    (void)state;
+    char id[40];
+    device_t d;
+    image_t img;
+    run_t r;
+    assigned_device("Downgrade", "1.1.0", 3000, &d, &img, id);
+    edit_state(&d, NULL, "3.0.0");
+
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r,
+              r.status == 3 && h_streq(rj_str(&r, "outcome"), "failed") && rj_int(&r, "bytes") == 0 &&
+                  strstr(rj_str(&r, "error"), "downgrade refused: the manifest names 1.1.0, older than the running "
+                                              "3.0.0") != NULL,
+              "want failed: downgrade refused");
+    run_free(&r);
+    expect_assignment(id, "failed", "downgrade refused", 1, 1);
+    expect_state(&d, "3.0.0", "a");
     image_free(&img);
 }
 
@@ -761,8 +1041,7 @@ static void test_rollout_across_devices(void **state)
         sleep_ms(300); /* the engine's tick: the gate opens wave 2 */
     }
     json_t *counts = json_object_get(r, "counts");
-    CHECK(h_streq(h_jstr(r, "status"), "completed") && h_jint(counts, "applied") == N &&
-              h_jint(r, "current_wave") == 2,
+    CHECK(h_streq(h_jstr(r, "status"), "completed") && h_jint(counts, "applied") == N && h_jint(r, "current_wave") == 2,
           "the rollout did not complete: %s", json_dumps(r, 0));
     json_decref(r);
     for (int i = 0; i < N; i++) {
@@ -804,8 +1083,8 @@ static void test_rollout_rollback_counts(void **state)
     run_free(&run);
     json_t *r = h_get_rollout(id);
     json_t *counts = json_object_get(r, "counts");
-    CHECK(h_jint(counts, "rolled_back") == 1 && h_jint(counts, "applied") == 0 && h_streq(h_jstr(r, "status"), "paused") &&
-              h_streq(h_jstr(r, "paused_reason"), "failure_threshold"),
+    CHECK(h_jint(counts, "rolled_back") == 1 && h_jint(counts, "applied") == 0 &&
+              h_streq(h_jstr(r, "status"), "paused") && h_streq(h_jstr(r, "paused_reason"), "failure_threshold"),
           "a rollback must count as a failure: %s", json_dumps(r, 0));
     json_decref(r);
     expect_state(&d, "1.0.0", "a");
@@ -974,7 +1253,10 @@ static void test_command_line_errors(void **state)
     const char *usage2[] = {"run", "--once", NULL};
     const char *usage3[] = {"--state", d.dir, "run", "--cut-after", "lots", NULL};
     const char *usage4[] = {"--state", d.dir, "fly", NULL};
-    const char *const *usages[] = {usage1, usage2, usage3, usage4};
+    const char *usage5[] = {"--state", d.dir, "run", "--clock-skew", "1h", NULL};
+    const char *usage6[] = {"--state", d.dir, "run", "--clock-skew", "-99999999999", NULL};
+    const char *usage7[] = {"--state", d.dir, "status", "--clock-skew", "60", NULL};
+    const char *const *usages[] = {usage1, usage2, usage3, usage4, usage5, usage6, usage7};
     for (size_t i = 0; i < ELEMS(usages); i++) {
         run_device(&r, usages[i]);
         CHECK_RUN(&r, r.status == 2, "usage error %zu: want exit 2", i);
@@ -1043,6 +1325,10 @@ int main(void)
         cmocka_unit_test(test_apply_and_switch_back),
         cmocka_unit_test(test_corrupt_image_fails),
         cmocka_unit_test(test_foreign_signature_fails),
+        cmocka_unit_test(test_replay_to_other_device_refused),
+        cmocka_unit_test(test_replay_of_old_manifest_refused),
+        cmocka_unit_test(test_expired_manifest_refused),
+        cmocka_unit_test(test_unsigned_downgrade_refused),
         cmocka_unit_test(test_cut_download_resumes),
         cmocka_unit_test_teardown(test_expired_url_is_replaced, stop_other),
         cmocka_unit_test(test_recording_and_battery_defer),

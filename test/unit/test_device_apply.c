@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -147,6 +148,8 @@ static void manifest(fixture_t *f, ota_manifest_t *m, const char *assignment, co
     unsigned int n = 0;
     memset(m, 0, sizeof *m);
     strcpy(m->assignment_id, assignment);
+    strcpy(m->device_id, DEVICE_ID);
+    strcpy(m->not_after, "2099-12-31T23:59:59Z"); /* the deadline is test_device_verify's */
     strcpy(m->release_id, "11111111-2222-4333-8444-555555555555");
     strcpy(m->model, "bota-pin");
     snprintf(m->version, sizeof m->version, "%s", version);
@@ -342,6 +345,80 @@ static void test_foreign_manifest_refused(void **state)
     assert_int_equal(r.outcome, OTA_DEVICE_FAILED);
     assert_non_null(strstr(r.error, "model mismatch"));
     assert_int_equal(stub_image_requests(f->stub), 0);
+}
+
+/* Refused before a byte is downloaded and reported as a failure with the reason. */
+static void expect_refused_and_reported(fixture_t *f, const ota_manifest_t *m, const char *reason)
+{
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    assert_int_equal(ota_device_apply(f->dev, m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_FAILED);
+    if (strstr(r.error, reason) == NULL)
+        fail_msg("want \"%s\" in \"%s\"", reason, r.error);
+    assert_int_equal(r.bytes, 0);
+    assert_int_equal(stub_image_requests(f->stub), 0);
+    assert_false(exists(f, "download.part"));
+    assert_false(exists(f, "download.json"));
+    assert_string_equal(ota_device_version(f->dev), "1.0.0");
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, stub_heartbeats(f->stub) - 1);
+    assert_string_equal(str(b, "ota", "assignment_id"), m->assignment_id);
+    assert_string_equal(str(b, "ota", "state"), "failed");
+    assert_non_null(strstr(str(b, "ota", "error"), reason));
+    json_decref(b);
+}
+
+/*
+ * Manifests signed right but replayed: another device's, one past its deadline by this device's clock, an older
+ * version without downgrade, the version it runs. None downloads a byte; each is reported failed with its reason.
+ * An older version signed with downgrade goes through.
+ */
+static void test_replayed_manifest_refused(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    open_device(f);
+
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000013", "1.2.0", "/img");
+    strcpy(m.device_id, "00000000-0000-4000-8000-0000000000bb");
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    expect_refused_and_reported(f, &m, "device mismatch");
+
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000014", "1.2.0", "/img");
+    strcpy(m.not_after, "2020-01-01T00:00:00Z");
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    expect_refused_and_reported(f, &m, "expired: the manifest was valid until 2020-01-01T00:00:00Z");
+
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000015", "0.9.0", "/img");
+    expect_refused_and_reported(f, &m, "downgrade refused: the manifest names 0.9.0, older than the running 1.0.0");
+
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000016", "1.0.0", "/img");
+    expect_refused_and_reported(f, &m, "already running: this device runs 1.0.0 already");
+
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000017", "0.9.0", "/img");
+    m.downgrade = true;
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_string_equal(ota_device_version(f->dev), "0.9.0");
+}
+
+/* The device's clock decides the deadline: one running a day ahead refuses what the server still delivers. */
+static void test_clock_ahead_refuses(void **state)
+{
+    fixture_t *f = *state;
+    ota_manifest_t m;
+    time_t in_an_hour = time(NULL) + 3600;
+    struct tm tm;
+    f->cfg.faults.clock_skew_s = 86400;
+    open_device(f);
+    manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000018", "1.2.0", "/img");
+    assert_non_null(gmtime_r(&in_an_hour, &tm));
+    assert_true(strftime(m.not_after, sizeof m.not_after, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    expect_refused_and_reported(f, &m, "expired");
 }
 
 /* Retries spent: the bytes stay, heartbeats report the progress, and a later delivery of the same image continues. */
@@ -707,6 +784,8 @@ int main(void)
         T(test_apply_switches_slot),
         T(test_failure_reported_once),
         T(test_foreign_manifest_refused),
+        T(test_replayed_manifest_refused),
+        T(test_clock_ahead_refuses),
         T(test_download_continues_across_calls),
         T(test_part_of_other_image_discarded),
         T(test_expired_url_refreshed),

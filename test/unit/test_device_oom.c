@@ -176,6 +176,8 @@ static int group_setup(void **state)
     stub_set_image(g_stub, g_image, IMAGE_LEN);
     ota_manifest_t *m = &g_manifest;
     strcpy(m->assignment_id, "aaaaaaaa-0000-4000-8000-000000000001");
+    strcpy(m->device_id, "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4"); /* provision()'s */
+    strcpy(m->not_after, "2099-12-31T23:59:59Z");
     strcpy(m->release_id, "11111111-2222-4333-8444-555555555555");
     strcpy(m->model, "bota-pin");
     strcpy(m->version, "1.2.0");

@@ -422,9 +422,10 @@ static void test_report_encode(void **state)
 #define SIG "a8l/a60PMZDqjgBB+7KJxwEl45eBk26tN96tCf7Z3KVJ80w4b7yE954AFSVmd+GhC7+y+9HxxdjKTLwhHkT2Cw=="
 #define MANIFEST_JSON                                                                                                  \
     "{\"assignment_id\":\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\",\"release_id\":\"6f1d2c3b-4a59-4687-b7c8-"            \
-    "d9e0f1a2b3c4\","                                                                                                  \
+    "d9e0f1a2b3c4\",\"device_id\":\"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f\",\"downgrade\":false,"                       \
     "\"model\":\"bota-pin\",\"version\":\"1.2.0\",\"artifact\":\"bin\",\"url\":\"http://127.0.0.1:9/img?x=1\","        \
-    "\"url_expires_at\":\"2026-11-21T10:15:00Z\",\"size\":42892,\"crc32\":3735928559,"                                 \
+    "\"url_expires_at\":\"2026-11-21T10:15:00Z\",\"not_after\":\"2026-11-22T10:00:00Z\",\"size\":42892,\"crc32\":"     \
+    "3735928559,"                                                                                                      \
     "\"sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\"signature\":\"" SIG "\"}"
 
 static void test_answer_decode(void **state)

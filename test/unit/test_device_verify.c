@@ -1,7 +1,9 @@
 /*
  * libota-device: the checks before a switch (device/verify.c). The manifest:
  * Ed25519 signature with the pinned key (another key, any signed field
- * changed), model, artifact. The image: size, CRC-32, SHA-256, each named in
+ * changed), model, artifact; then whether it is for this device now: its
+ * device id, its deadline (not_after) by the device's clock, and the version
+ * order (older only with downgrade, never the version it runs). The image: size, CRC-32, SHA-256, each named in
  * the reason; and the --corrupt fault flips exactly one bit.
  */
 #define _GNU_SOURCE
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -63,19 +66,26 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A manifest of g_image, signed with SEED. */
+#define DEVICE_ID "0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f"
+#define OTHER_DEVICE_ID "0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e60"
+#define NOT_AFTER "2026-11-22T10:00:00Z"
+#define NOT_AFTER_T ((time_t)1795341600) /* NOT_AFTER as seconds since the epoch */
+
+/* A manifest of g_image for DEVICE_ID, version 1.2.0, valid until NOT_AFTER, signed with SEED. */
 static void signed_manifest(ota_manifest_t *m)
 {
     unsigned char md[32];
     unsigned int n = 0;
     memset(m, 0, sizeof *m);
     strcpy(m->assignment_id, "1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e");
+    strcpy(m->device_id, DEVICE_ID);
     strcpy(m->release_id, "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4");
     strcpy(m->model, "bota-pin");
     strcpy(m->version, "1.2.0");
     strcpy(m->artifact, "bin");
     strcpy(m->url, "http://127.0.0.1:9/blobs/x?X-Amz-Expires=900");
     strcpy(m->url_expires_at, "2026-11-21T10:15:00Z");
+    strcpy(m->not_after, NOT_AFTER);
     m->size = IMAGE_LEN;
     m->crc32 = ota_crc32_update(0, g_image, IMAGE_LEN);
     assert_int_equal(EVP_Digest(g_image, IMAGE_LEN, md, &n, EVP_sha256(), NULL), 1);
@@ -88,11 +98,27 @@ static void public_key(const unsigned char seed[32], unsigned char pub[32])
     assert_int_equal(ota_ed25519_public_from_seed(seed, pub), OTA_OK);
 }
 
-static void expect_manifest_refused(const ota_manifest_t *m, const unsigned char pub[32], const char *model,
-                                    const char *reason_start)
+static unsigned char g_pub[32];
+
+/* The device signed_manifest is for: bota-pin DEVICE_ID running 1.1.0, its clock a minute before NOT_AFTER. */
+static ota__verify_device_t the_device(void)
+{
+    public_key(SEED, g_pub);
+    return (ota__verify_device_t){
+        .public_key = g_pub, .model = "bota-pin", .device_id = DEVICE_ID, .version = "1.1.0", .now = NOT_AFTER_T - 60};
+}
+
+static void expect_accepted(const ota_manifest_t *m, const ota__verify_device_t *dev)
 {
     char reason[300] = "";
-    assert_int_equal(ota__verify_manifest(m, pub, model, reason, sizeof reason), OTA_ERR_CRYPTO);
+    if (ota__verify_manifest(m, dev, reason, sizeof reason) != OTA_OK)
+        fail_msg("refused: %s", reason);
+}
+
+static void expect_refused(const ota_manifest_t *m, const ota__verify_device_t *dev, const char *reason_start)
+{
+    char reason[300] = "";
+    assert_int_equal(ota__verify_manifest(m, dev, reason, sizeof reason), OTA_ERR_CRYPTO);
     if (strncmp(reason, reason_start, strlen(reason_start)) != 0)
         fail_msg("want a reason starting with \"%s\", got \"%s\"", reason_start, reason);
 }
@@ -101,55 +127,131 @@ static void test_manifest_checks(void **state)
 {
     (void)state;
     ota_manifest_t m, t;
-    unsigned char pub[32], other[32];
-    char reason[300] = "";
-    public_key(SEED, pub);
+    unsigned char other[32];
+    ota__verify_device_t dev = the_device(), d;
     public_key(OTHER_SEED, other);
     signed_manifest(&m);
-    assert_int_equal(ota__verify_manifest(&m, pub, "bota-pin", reason, sizeof reason), OTA_OK);
+    expect_accepted(&m, &dev);
 
     /* The URL is not signed: a fresh one changes nothing. */
     t = m;
     strcpy(t.url, "https://cdn.example.com/other?sig=1");
     strcpy(t.url_expires_at, "2027-01-01T00:00:00Z");
-    assert_int_equal(ota__verify_manifest(&t, pub, "bota-pin", reason, sizeof reason), OTA_OK);
+    expect_accepted(&t, &dev);
 
     /* Another key. */
-    expect_manifest_refused(&m, other, "bota-pin", "signature invalid: the manifest is not signed by the pinned");
+    d = dev;
+    d.public_key = other;
+    expect_refused(&m, &d, "signature invalid: the manifest is not signed by the pinned");
 
     /* Every signed field is covered. */
     t = m;
     t.size++;
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     t.crc32 ^= 1;
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     t.sha256[0] = t.sha256[0] == 'a' ? 'b' : 'a';
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     strcpy(t.version, "1.2.1");
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     strcpy(t.assignment_id, "1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9f");
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     strcpy(t.model, "bota-max");
-    expect_manifest_refused(&t, pub, "bota-max", "signature invalid");
+    d = dev;
+    d.model = "bota-max";
+    expect_refused(&t, &d, "signature invalid");
     t = m;
     t.signature[5] = t.signature[5] == 'A' ? 'B' : 'A';
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid");
+    expect_refused(&t, &dev, "signature invalid");
     t = m;
     strcpy(t.signature, "not base64");
-    expect_manifest_refused(&t, pub, "bota-pin", "signature invalid: malformed manifest");
+    expect_refused(&t, &dev, "signature invalid: malformed manifest");
+
+    /* The fields that bind it to one device, a deadline and the version order are signed too: rewriting them to
+       suit the device gives the forgery away. */
+    t = m;
+    strcpy(t.device_id, OTHER_DEVICE_ID);
+    d = dev;
+    d.device_id = OTHER_DEVICE_ID;
+    expect_refused(&t, &d, "signature invalid");
+    t = m;
+    strcpy(t.not_after, "2030-01-01T00:00:00Z");
+    d = dev;
+    d.now = NOT_AFTER_T + 3600;
+    expect_refused(&t, &d, "signature invalid");
+    t = m;
+    t.downgrade = true;
+    expect_refused(&t, &dev, "signature invalid");
 
     /* Signed, but not for this device, or not an HTTP image. */
-    expect_manifest_refused(&m, pub, "bota-max",
-                            "model mismatch: the manifest is for bota-pin, this device is bota-max");
+    d = dev;
+    d.model = "bota-max";
+    expect_refused(&m, &d, "model mismatch: the manifest is for bota-pin, this device is bota-max");
     t = m;
     strcpy(t.artifact, "ufw");
     assert_int_equal(ota_manifest_sign(&t, SEED), OTA_OK);
-    expect_manifest_refused(&t, pub, "bota-pin", "artifact mismatch");
+    expect_refused(&t, &dev, "artifact mismatch");
+}
+
+/* Signed right, but replayed: to another device, after its deadline, or to take the device back. */
+static void test_replay_checks(void **state)
+{
+    (void)state;
+    ota_manifest_t m, t;
+    ota__verify_device_t dev = the_device(), d;
+    signed_manifest(&m);
+
+    /* Another device's manifest. */
+    d = dev;
+    d.device_id = OTHER_DEVICE_ID;
+    expect_refused(&m, &d,
+                   "device mismatch: the manifest is for device " DEVICE_ID ", this device is " OTHER_DEVICE_ID);
+
+    /* The deadline: still good at the very second, refused one second after (by the device's clock). */
+    d = dev;
+    d.now = NOT_AFTER_T;
+    expect_accepted(&m, &d);
+    d.now = NOT_AFTER_T + 1;
+    expect_refused(
+        &m, &d, "expired: the manifest was valid until " NOT_AFTER ", this device's clock says 2026-11-22T10:00:01Z");
+    d.now = NOT_AFTER_T + 86400 * 400;
+    expect_refused(&m, &d, "expired: ");
+
+    /* The version order, by semver precedence. */
+    d = dev;
+    d.version = "1.10.0"; /* newer than 1.2.0, though "1.10.0" < "1.2.0" as text */
+    expect_refused(&m, &d, "downgrade refused: the manifest names 1.2.0, older than the running 1.10.0");
+    d.version = "1.2.0-rc.1"; /* a pre-release comes before its release */
+    expect_accepted(&m, &d);
+    d.version = "1.2.0+build.5"; /* the same precedence, another build: not older */
+    expect_accepted(&m, &d);
+
+    /* The version it runs already: nothing to download. */
+    d.version = "1.2.0";
+    expect_refused(&m, &d, "already running: this device runs 1.2.0 already");
+
+    /* An older version signed with downgrade: true goes; the same version still does not. */
+    t = m;
+    t.downgrade = true;
+    assert_int_equal(ota_manifest_sign(&t, SEED), OTA_OK);
+    d.version = "1.10.0";
+    expect_accepted(&t, &d);
+    d.version = "1.2.0";
+    expect_refused(&t, &d, "already running");
+
+    /* The checks come in order: a manifest wrong in every way is named for the device first. */
+    d = dev;
+    d.device_id = OTHER_DEVICE_ID;
+    d.now = NOT_AFTER_T + 1;
+    d.version = "9.0.0";
+    expect_refused(&m, &d, "device mismatch");
+    d.device_id = DEVICE_ID;
+    expect_refused(&m, &d, "expired");
 }
 
 static void expect_image_refused(const ota_manifest_t *m, const char *reason_start)
@@ -223,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manifest_checks),
+        cmocka_unit_test(test_replay_checks),
         cmocka_unit_test_setup_teardown(test_image_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
     };

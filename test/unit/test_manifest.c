@@ -28,7 +28,8 @@ static const unsigned char RFC8032_PUBLIC[32] = {
 /* The canonical form of sample(), written by hand from the header's rules. */
 static const char SAMPLE_CANONICAL[] =
     "{\"artifact\":\"bin\",\"assignment_id\":\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\",\"crc32\":3735928559,"
-    "\"model\":\"bota-pin\",\"release_id\":\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4\","
+    "\"device_id\":\"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f\",\"downgrade\":false,\"model\":\"bota-pin\","
+    "\"not_after\":\"2026-11-22T10:00:00Z\",\"release_id\":\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4\","
     "\"sha256\":\"" SHA256_EMPTY "\",\"size\":42892,\"version\":\"1.2.0-rc.1+build.7\"}";
 
 /*
@@ -36,18 +37,20 @@ static const char SAMPLE_CANONICAL[] =
  * `cryptography` (Ed25519PrivateKey.from_private_bytes(seed).sign(canonical)) and cross-checked
  * with a pure-Python implementation of RFC 8032 section 6.
  */
-#define SAMPLE_SIGNATURE "a8l/a60PMZDqjgBB+7KJxwEl45eBk26tN96tCf7Z3KVJ80w4b7yE954AFSVmd+GhC7+y+9HxxdjKTLwhHkT2Cw=="
+#define SAMPLE_SIGNATURE "sXYAHfaoaXKqkce2NZJjZgtoq8tK79PpuInzAN2btomLneQZIGFmHvdP2QUGnLmbqHF+9IsFbMDwyMmiiHYhBw=="
 
 static void sample(ota_manifest_t *m)
 {
     memset(m, 0, sizeof *m);
     strcpy(m->assignment_id, "1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e");
+    strcpy(m->device_id, "0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f");
     strcpy(m->release_id, "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4");
     strcpy(m->model, "bota-pin");
     strcpy(m->version, "1.2.0-rc.1+build.7");
     strcpy(m->artifact, "bin");
     strcpy(m->url, SAMPLE_URL);
     strcpy(m->url_expires_at, "2026-11-21T10:15:00Z");
+    strcpy(m->not_after, "2026-11-22T10:00:00Z");
     m->size = 42892;
     m->crc32 = 3735928559u;
     strcpy(m->sha256, SHA256_EMPTY);
@@ -58,12 +61,15 @@ static void sample(ota_manifest_t *m)
 
 enum {
     F_ASSIGNMENT,
+    F_DEVICE,
     F_RELEASE,
     F_MODEL,
     F_VERSION,
+    F_DOWNGRADE,
     F_ARTIFACT,
     F_URL,
     F_EXPIRES,
+    F_NOT_AFTER,
     F_SIZE,
     F_CRC,
     F_SHA,
@@ -71,17 +77,21 @@ enum {
     F_COUNT
 };
 
-static const char *const KEYS[F_COUNT] = {"assignment_id",  "release_id", "model", "version", "artifact", "url",
-                                          "url_expires_at", "size",       "crc32", "sha256",  "signature"};
+static const char *const KEYS[F_COUNT] = {"assignment_id", "device_id", "release_id", "model",          "version",
+                                          "downgrade",     "artifact",  "url",        "url_expires_at", "not_after",
+                                          "size",          "crc32",     "sha256",     "signature"};
 
 static const char *const VALUES[F_COUNT] = {
     "\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\"",
+    "\"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f\"",
     "\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4\"",
     "\"bota-pin\"",
     "\"1.2.0-rc.1+build.7\"",
+    "false",
     "\"bin\"",
     "\"" SAMPLE_URL "\"",
     "\"2026-11-21T10:15:00Z\"",
+    "\"2026-11-22T10:00:00Z\"",
     "42892",
     "3735928559",
     "\"" SHA256_EMPTY "\"",
@@ -185,7 +195,12 @@ static void test_canonical_exact(void **state)
     m.crc32 = 0;
     m.size = UINT64_MAX;
     assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
-    assert_non_null(strstr(buf, ",\"crc32\":0,\"model\""));
+    assert_non_null(strstr(buf, ",\"crc32\":0,\"device_id\""));
+
+    /* downgrade is the literal true or false. */
+    m.downgrade = true;
+    assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_non_null(strstr(buf, ",\"downgrade\":true,\"model\""));
     assert_non_null(strstr(buf, ",\"size\":18446744073709551615,\"version\""));
 
     /* Too small a buffer: the length needed is reported; exactly length + 1 fits. */
@@ -212,7 +227,7 @@ static void test_canonical_escapes(void **state)
     /* Not a valid model, but the serializer escapes whatever it is given. */
     strcpy(m.model, "a\"b\\c/\b\t\n\f\r\x01\x1f\x7f\xc3\xa9");
     assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
-    assert_non_null(strstr(buf, ",\"model\":\"a\\\"b\\\\c/\\b\\t\\n\\f\\r\\u0001\\u001f\x7f\xc3\xa9\",\"release_id\""));
+    assert_non_null(strstr(buf, ",\"model\":\"a\\\"b\\\\c/\\b\\t\\n\\f\\r\\u0001\\u001f\x7f\xc3\xa9\",\"not_after\""));
     assert_int_equal(len, strlen(buf));
 
     /* A string without its NUL inside the array is refused, not over-read. */
@@ -342,7 +357,7 @@ static void test_tamper_signed_fields(void **state)
 {
     (void)state;
 
-    for (int f = 0; f < 9; f++) {
+    for (int f = 0; f < 13; f++) {
         ota_manifest_t m;
         sample(&m);
         assert_int_equal(ota_manifest_verify(&m, RFC8032_PUBLIC), OTA_OK);
@@ -373,6 +388,18 @@ static void test_tamper_signed_fields(void **state)
             break;
         case 8:
             strcpy(m.artifact, "ufw");
+            break;
+        case 9:
+            bump(m.device_id, 35); /* the manifest of another device */
+            break;
+        case 10:
+            bump(m.not_after, 3); /* "2027-...": a later deadline */
+            break;
+        case 11:
+            bump(m.not_after, 18); /* one second later */
+            break;
+        case 12:
+            m.downgrade = true;
             break;
         }
         /* Still a well-formed manifest: the signature alone gives it away. */
@@ -464,7 +491,7 @@ static void test_round_trip(void **state)
 
     sample(&m);
     assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_OK);
-    /* The 11 members in the documented order, compact. */
+    /* The 14 members in the documented order, compact. */
     assert_string_equal(buf, json_with(-1, NULL));
     assert_int_equal(len, strlen(buf));
 
@@ -491,9 +518,10 @@ static void test_round_trip(void **state)
     sample(&m);
 
     /* Whitespace and member order do not matter to the decoder. */
-    const char *spaced = "{ \"signature\" : \"a8l/a60PMZDqjgBB+7KJxwEl45eBk26tN96tCf7Z3KVJ80w4b7yE954AFSVmd+GhC7+y+"
-                         "9HxxdjKTLwhHkT2Cw==\",\n \"sha256\": \"" SHA256_EMPTY "\", \"crc32\": 3735928559,"
+    const char *spaced = "{ \"signature\" : \"" SAMPLE_SIGNATURE "\",\n \"sha256\": \"" SHA256_EMPTY "\","
+                         " \"crc32\": 3735928559, \"not_after\": \"2026-11-22T10:00:00Z\", \"downgrade\": false,"
                          " \"size\": 42892, \"url_expires_at\": \"2026-11-21T10:15:00Z\", \"url\": \"" SAMPLE_URL "\","
+                         " \"device_id\": \"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f\","
                          " \"artifact\": \"bin\", \"version\": \"1.2.0-rc.1+build.7\", \"model\": \"bota-pin\","
                          " \"release_id\": \"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4\","
                          " \"assignment_id\": \"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\" }\n";
@@ -582,10 +610,18 @@ static void test_decode_wrong_types(void **state)
     (void)state;
     for (int f = 0; f < F_COUNT; f++) {
         reject(f, "null");
-        reject(f, "true");
+        if (f != F_DOWNGRADE)
+            reject(f, "true");
         reject(f, "[]");
         reject(f, "{}");
     }
+    accept(F_DOWNGRADE, "true");
+    reject(F_DOWNGRADE, "\"true\"");
+    reject(F_DOWNGRADE, "\"false\"");
+    reject(F_DOWNGRADE, "0");
+    reject(F_DOWNGRADE, "1");
+    reject(F_DEVICE, "1");
+    reject(F_NOT_AFTER, "1795342500");
     reject(F_SIZE, "\"42892\"");
     reject(F_CRC, "\"3735928559\"");
     reject(F_ASSIGNMENT, "1");
@@ -614,6 +650,10 @@ static void test_decode_ids_and_strings(void **state)
     reject(F_RELEASE, "\"6f1d2c3b-4a5-94687-b7c8-d9e0f1a2b3c4\"");  /* hyphen misplaced */
     reject(F_RELEASE, "\"{6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c}\"");
     reject(F_RELEASE, "\"\"");
+    accept(F_DEVICE, "\"ffffffff-ffff-4fff-bfff-ffffffffffff\"");
+    reject(F_DEVICE, "\"0B7F3E1C-2D4A-4E6B-8C9D-0A1B2C3D4E5F\""); /* upper case */
+    reject(F_DEVICE, "\"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5\"");  /* 35 */
+    reject(F_DEVICE, "\"\"");
 
     accept(F_SHA, "\"" SHA256_EMPTY "\"");
     reject(F_SHA, "\"E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\"");
@@ -733,6 +773,13 @@ static void test_decode_url_and_time(void **state)
     reject(F_EXPIRES, "\"2026-11-21T10:15:0xZ\"");
     reject(F_EXPIRES, "\"+2026-11-21T10:15:00Z\"");
     reject(F_EXPIRES, "\"\"");
+
+    /* not_after has the same format. */
+    accept(F_NOT_AFTER, "\"2028-02-29T23:59:59Z\"");
+    reject(F_NOT_AFTER, "\"2026-02-29T00:00:00Z\"");
+    reject(F_NOT_AFTER, "\"2026-11-22T10:00:00+00:00\"");
+    reject(F_NOT_AFTER, "\"2026-11-22T10:00:00.5Z\"");
+    reject(F_NOT_AFTER, "\"\"");
 }
 
 static void test_decode_signature_form(void **state)

@@ -104,6 +104,8 @@ static void check_consistent(const ota_signing_key_t *key)
     /* It signs manifests that its public key verifies. */
     memset(&m, 0, sizeof m);
     strcpy(m.assignment_id, "1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e");
+    strcpy(m.device_id, "0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f");
+    strcpy(m.not_after, "2026-11-22T10:00:00Z");
     strcpy(m.release_id, "6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4");
     strcpy(m.model, "bota-pin");
     strcpy(m.version, "1.0.0");
