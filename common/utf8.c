@@ -33,3 +33,16 @@ bool ota_utf8_valid(const char *s, size_t len)
             return false;
     return true;
 }
+
+size_t ota_utf8_scrub(char *s, size_t len)
+{
+    size_t replaced = 0;
+    for (size_t i = 0, n; i < len; i += n) {
+        if ((n = ota_utf8_sequence(s + i, len - i)) == 0) {
+            s[i] = '?';
+            n = 1;
+            replaced++;
+        }
+    }
+    return replaced;
+}

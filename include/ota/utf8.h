@@ -17,4 +17,8 @@ size_t ota_utf8_sequence(const char *s, size_t len);
 /** True when all `len` bytes of `s` are well-formed UTF-8 (NUL counts as U+0000). */
 bool ota_utf8_valid(const char *s, size_t len);
 
+/** Replaces with '?' every byte of the `len` bytes at `s` that starts no well-formed sequence, so that all of them
+ * are UTF-8 afterwards; returns how many it replaced. */
+size_t ota_utf8_scrub(char *s, size_t len);
+
 #endif

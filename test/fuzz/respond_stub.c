@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "http/respond.h"
+#include "ota/utf8.h"
 
 ota_fuzz_answer_t ota_fuzz_answer;
 
@@ -19,10 +20,16 @@ void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *
     char message[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    int n = vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     (void)call;
 
+    /* What a caller says must be UTF-8; respond.c scrubs only what its cap may cut inside a character. */
+    if (n < 0 || ((size_t)n < sizeof message && !ota_utf8_valid(message, (size_t)n))) {
+        fprintf(stderr, "an error message that is not UTF-8: status %d, message \"%s\"\n", status, message);
+        abort();
+    }
+    ota_utf8_scrub(message, strlen(message));
     /* As respond.c's error_body: jansson refuses a message that is not UTF-8, and the server then stops. */
     json_t *error = json_pack("{s:s, s:s}", "code", code, "message", message);
     if (error == NULL) {

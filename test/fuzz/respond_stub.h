@@ -4,8 +4,9 @@
 /*
  * The response functions of http/respond.h for the fuzz drivers, which run
  * the request-reading code without a server. ota__respond_error builds the
- * error document as respond.c does, and aborts when it cannot: the server
- * would stop there (an error body it cannot build is a fatal error).
+ * error document as respond.c does, and aborts when it cannot (the server
+ * would stop there: an error body it cannot build is a fatal error), or
+ * when the caller's message is not UTF-8.
  */
 
 /** The last answer given, for the driver to check; `status` 0 when none was. */
