@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ota/utf8.h"
+
 #define MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
 typedef struct cursor {
@@ -53,28 +55,9 @@ static bool hex4(cursor_t *c, unsigned *v)
 /* One UTF-8 sequence (not ASCII) at c->p, well-formed (no overlongs, surrogates or values past U+10FFFF). */
 static bool utf8(cursor_t *c)
 {
-    const unsigned char *s = c->p;
-    size_t left = (size_t)(c->end - s), n;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4, cp = s[0] & 0x07;
-    else
-        return false;
-    if (left < n)
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return false;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return false;
+    size_t n = ota_utf8_sequence((const char *)c->p, (size_t)(c->end - c->p));
     c->p += n;
-    return true;
+    return n > 0;
 }
 
 static bool string(cursor_t *c)

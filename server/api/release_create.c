@@ -30,6 +30,7 @@
 #include "core/json_util.h"
 #include "core/log.h"
 #include "ota/semver.h"
+#include "ota/utf8.h"
 #include "releases/release_source.h"
 
 #define NOTES_MAX 10000
@@ -138,6 +139,9 @@ static void set_text_fields(create_t *c, const char *version, size_t version_len
         memcpy(c->model, model, model_len), c->model[model_len] = '\0';
     if (notes != NULL && notes_len > NOTES_MAX)
         fail_field(c, "notes", "must be at most 10000 characters");
+    /* A multipart field is bytes, and a text column takes UTF-8 without NUL (JSON strings always are). */
+    else if (notes != NULL && (memchr(notes, '\0', notes_len) != NULL || !ota_utf8_valid(notes, notes_len)))
+        fail_field(c, "notes", "must be UTF-8 text");
     else if (notes != NULL && (c->notes = strndup(notes, notes_len)) == NULL)
         h2o_fatal("out of memory");
 }

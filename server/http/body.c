@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "http/respond.h"
+#include "ota/utf8.h"
 
 /* True for "application/json", with or without parameters ("; charset=utf-8"), in any case. */
 static bool is_json_type(const char *type, size_t len)
@@ -67,6 +68,8 @@ bool ota__body_read(ota_call_t *call)
     json_error_t error;
     json_t *body = json_loadb(req->entity.base, len, JSON_REJECT_DUPLICATES, &error);
     if (body == NULL) {
+        /* jansson quotes the text near the error, which may be part of a character, or bytes that are not UTF-8. */
+        ota_utf8_scrub(error.text, strlen(error.text));
         ota__respond_error(call, 400, "bad_request", NULL, "malformed JSON at line %d column %d: %s", error.line,
                            error.column, error.text);
         return false;

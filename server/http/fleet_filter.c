@@ -8,6 +8,7 @@
 #include "core/version_range.h"
 #include "http/query.h"
 #include "http/respond.h"
+#include "ota/utf8.h"
 
 const char *const ota__ota_statuses[OTA_STATUS_COUNT] = {"none",   "pending",  "delivered", "applied",
                                                          "failed", "canceled", "rolled_back"};
@@ -47,10 +48,22 @@ typedef struct body_reader {
     bool ok;
 } body_reader_t;
 
+/* How many bytes of `key` to name it by: at most KEY_NAME_MAX, cut between characters. A problem's name is a key
+ * of the 422's details, and jansson refuses a key that is not UTF-8: the problem would be lost, and the filter
+ * taken as absent, which is every device. */
+#define KEY_NAME_MAX 60
+static int key_name_len(const char *key)
+{
+    size_t len = strlen(key), n = 0, step;
+    while (n < len && (step = ota_utf8_sequence(key + n, len - n)) > 0 && n + step <= KEY_NAME_MAX)
+        n += step;
+    return (int)n;
+}
+
 /* Member `key` of the given filter, NULL when absent or null; names it for the problems that follow. */
 static json_t *member(body_reader_t *r, const char *key)
 {
-    snprintf(r->name, sizeof r->name, "%s.%.60s", r->field, key);
+    snprintf(r->name, sizeof r->name, "%s.%.*s", r->field, key_name_len(key), key);
     json_t *value = json_object_get(r->in, key);
     return json_is_null(value) ? NULL : value;
 }

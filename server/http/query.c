@@ -6,8 +6,9 @@
 
 #include "http/respond.h"
 #include "ota/hex.h"
+#include "ota/utf8.h"
 
-/* Percent-decodes `len` bytes into `out`; false on a bad escape, a NUL, or overflow. */
+/* Percent-decodes `len` bytes into `out`; false on a bad escape, a NUL, overflow, or a value that is not UTF-8. */
 static bool decode(const char *s, size_t len, char out[OTA_QUERY_VALUE_MAX])
 {
     size_t n = 0;
@@ -29,7 +30,8 @@ static bool decode(const char *s, size_t len, char out[OTA_QUERY_VALUE_MAX])
         out[n++] = (char)c;
     }
     out[n] = '\0';
-    return true;
+    /* A value goes into JSON answers and into text columns, both of which take UTF-8 only. */
+    return ota_utf8_valid(out, n);
 }
 
 ota_query_result_t ota__query_next(const char *query, size_t len, const char *name, size_t *pos,

@@ -18,12 +18,13 @@
 typedef enum ota_query_result {
     OTA_QUERY_ABSENT,
     OTA_QUERY_FOUND,
-    OTA_QUERY_INVALID, /**< bad percent-encoding, too long, or given twice */
+    OTA_QUERY_INVALID, /**< bad percent-encoding, not UTF-8, too long, or given twice */
 } ota_query_result_t;
 
 /**
  * Finds parameter `name` in `query` (`len` bytes after the '?', may be
- * empty) and writes its percent-decoded value ('+' is a space) into `out`.
+ * empty) and writes its percent-decoded value ('+' is a space) into `out`;
+ * a value that does not decode to UTF-8 is OTA_QUERY_INVALID.
  * Given more than once, it is OTA_QUERY_INVALID (for parameters that take
  * one value; ota__query_next reads repeatable ones).
  */

@@ -8,6 +8,7 @@
 #include "http/cursor.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "ota/utf8.h"
 
 /* Seconds a client should wait before retrying after a 503. */
 #define RETRY_AFTER_SECONDS "1"
@@ -158,6 +159,9 @@ void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    /* jansson cannot put a message that is not UTF-8 into the answer, and that would stop the server: callers give
+     * UTF-8, but a message cut at its cap may end inside a character. */
+    ota_utf8_scrub(message, strlen(message));
 
     h2o_req_t *req = finish(call, status);
     if (req == NULL) {

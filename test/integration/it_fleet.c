@@ -456,6 +456,11 @@ static void test_list_bad_params_400(void **state)
         "model=a&model=b",
         "ota_status=bogus",
         "ota_status=none&ota_status=none",
+        /* Not UTF-8: these once stopped the server, building the filter's JSON. */
+        "tag=t%EAag",
+        "tag_any=%FF",
+        "model=%FF",
+        "serial_prefix=SN%C3",
         "after=not-a-cursor",
         "tag=t00&tag=t01&tag=t02&tag=t03&tag=t04&tag=t05&tag=t06&tag=t07&tag=t08&tag=t09&tag=t10&tag=t11&tag=t12&"
         "tag=t13&tag=t14&tag=t15&tag=t16&tag=t17&tag=t18&tag=t19&tag=t20&tag=t21&tag=t22&tag=t23&tag=t24&tag=t25&"
@@ -552,6 +557,10 @@ static void test_bulk_tag_whole_fleet(void **state)
     h_resp_free(&r);
 }
 
+/* Five and six times U+00E9 in UTF-8. */
+#define E5 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+#define E6 E5 "\xc3\xa9"
+
 static void test_bulk_tag_refused(void **state)
 {
     (void)state;
@@ -591,6 +600,9 @@ static void test_bulk_tag_refused(void **state)
         {"{\"filter\": {\"ids\": []}, \"add\": [\"x\"]}", 422, "filter.ids"},
         {"{\"filter\": {\"serial_prefix\": \"\"}, \"add\": [\"x\"]}", 422, "filter.serial_prefix"},
         {"{\"filter\": {\"model\": \"Not A Model\"}, \"add\": [\"x\"]}", 422, "filter.model"},
+        /* An unknown member named by 60 bytes at most, cut between characters: a name cut inside one once lost the
+         * problem, and the filter read as absent stopped the server. */
+        {"{\"filter\": {\"a" E6 E6 E6 E6 E6 "\xc3\xa9\": 1}, \"add\": [\"x\"]}", 422, "filter.a" E6 E6 E6 E6 E5},
         {"{\"filter\": {}}", 422, "add"},
         {"{\"filter\": {}, \"add\": [], \"remove\": []}", 422, "add"},
         {"{\"filter\": {}, \"add\": [\"x\", \"y\"], \"remove\": [\"y\"]}", 422, "remove"},

@@ -1458,6 +1458,15 @@ static void test_validation(void **state)
     mp_post(&h_g_srv, &m, &r);
     EXPECT_FIELD_ERROR(&r, "version");
     h_resp_free(&r);
+    /* A multipart field is bytes; notes that are not UTF-8 text cannot be stored (they once gave a 500). */
+    mp_init(&m);
+    mp_field(&m, "version", "1.0.1");
+    mp_field(&m, "model", model);
+    mp_field(&m, "notes", "caf\xe9");
+    mp_file(&m, "bin", "fw.bin", b, 2048);
+    mp_post(&h_g_srv, &m, &r);
+    EXPECT_FIELD_ERROR(&r, "notes");
+    h_resp_free(&r);
 
     /* "v1.2.3" is 1.2.3; a duplicate is a conflict, written either way. */
     post_json(&h_g_srv, model, "v1.2.3", NULL, blob_source(b, 2048), NULL, &r);

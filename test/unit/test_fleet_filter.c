@@ -289,6 +289,26 @@ static void test_body_refused(void **state)
     expect_type_error("{\"filter\": {\"ids\": \"00000000-0000-4000-8000-000000000001\"}}", "filter.ids");
 }
 
+/* A long unknown member is named by its first 60 bytes at most, cut between characters: a name cut inside one is
+ * not UTF-8, jansson refuses it as a key of the details, and the problem was lost (the filter taken as absent). */
+static void test_body_long_member(void **state)
+{
+    static const char e_acute[] = "\xc3\xa9";
+    char json[128], field[128];
+    size_t j = 0, f = 0;
+    (void)state;
+    /* "a" and 31 times U+00E9: 63 bytes, named by "a" and 29 of them, 59 bytes. */
+    j += (size_t)snprintf(json, sizeof json, "{\"filter\": {\"a");
+    f += (size_t)snprintf(field, sizeof field, "filter.a");
+    for (int i = 0; i < 31; i++) {
+        j += (size_t)snprintf(json + j, sizeof json - j, "%s", e_acute);
+        if (i < 29)
+            f += (size_t)snprintf(field + f, sizeof field - f, "%s", e_acute);
+    }
+    snprintf(json + j, sizeof json - j, "\": 1}}");
+    expect_field(json, field);
+}
+
 static void test_body_every_problem(void **state)
 {
     (void)state;
@@ -377,6 +397,11 @@ static void test_query_refused(void **state)
     expect_query_refused("serial_prefix=", "serial_prefix");
     expect_query_refused("model=a&model=b", "model");
     expect_query_refused("ota_status=bogus", "ota_status");
+    /* Not UTF-8: refused, not a fatal error when the filter is built. */
+    expect_query_refused("tag=t%EAag", "tag");
+    expect_query_refused("tag_any=%FF", "tag_any");
+    expect_query_refused("model=%FF", "model");
+    expect_query_refused("serial_prefix=SN%C3", "serial_prefix");
 
     char query[40 * 34] = "";
     size_t used = 0;
@@ -395,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_body_normalized),
         cmocka_unit_test(test_body_absent),
         cmocka_unit_test(test_body_refused),
+        cmocka_unit_test(test_body_long_member),
         cmocka_unit_test(test_body_every_problem),
         cmocka_unit_test(test_body_ids_bound),
         cmocka_unit_test(test_query_normalized),

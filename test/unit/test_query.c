@@ -97,7 +97,6 @@ static void test_percent_decoding(void **state)
     expect_found("q=%26%3d%25", "q", "&=%");
     expect_found("q=%2B", "q", "+");
     expect_found("q=%20x", "q", " x");
-    expect_found("q=%ff", "q", "\xff");
     expect_found("q=%e2%82%AC", "q", "\xe2\x82\xac");
     expect_found("q=x%41", "q", "xA");
 }
@@ -136,6 +135,29 @@ static void test_nul_rejected(void **state)
     expect_invalid("q=a%00b", "q");
     /* A raw NUL byte inside the given length, too. */
     assert_int_equal(ota__query_get("q=a\0b", 5, "q", out), OTA_QUERY_INVALID);
+}
+
+/* A value must be UTF-8: it goes into JSON answers (which jansson refuses to build otherwise) and text columns. */
+static void test_utf8_only(void **state)
+{
+    char out[OTA_QUERY_VALUE_MAX];
+    (void)state;
+    expect_found("q=%C3%A9t%C3%A9", "q", "\xc3\xa9t\xc3\xa9");
+    expect_found("q=%F0%9F%93%A6", "q", "\xf0\x9f\x93\xa6");
+    expect_invalid("q=%ff", "q");
+    expect_invalid("q=a%C3", "q");         /* cut short */
+    expect_invalid("q=%C3%28", "q");       /* not a continuation byte */
+    expect_invalid("q=%80", "q");          /* a stray continuation byte */
+    expect_invalid("q=%C0%AF", "q");       /* overlong */
+    expect_invalid("q=%E0%80%AF", "q");    /* overlong */
+    expect_invalid("q=%ED%A0%80", "q");    /* a surrogate */
+    expect_invalid("q=%F4%90%80%80", "q"); /* past U+10FFFF */
+    /* Raw bytes as well as escapes. */
+    static const char raw[] = "tag=t\xea"
+                              "ag";
+    assert_int_equal(ota__query_get(raw, sizeof raw - 1, "tag", out), OTA_QUERY_INVALID);
+    /* Another parameter's bytes are not this one's problem. */
+    expect_found("r=%ff&q=ok", "q", "ok");
 }
 
 static void test_duplicate(void **state)
@@ -256,8 +278,9 @@ int main(void)
         cmocka_unit_test(test_empty_and_bare),   cmocka_unit_test(test_uses_len),
         cmocka_unit_test(test_percent_decoding), cmocka_unit_test(test_plus_is_space),
         cmocka_unit_test(test_bad_escapes),      cmocka_unit_test(test_nul_rejected),
-        cmocka_unit_test(test_duplicate),        cmocka_unit_test(test_prefix_names),
-        cmocka_unit_test(test_overlong),         cmocka_unit_test(test_repeated),
+        cmocka_unit_test(test_utf8_only),        cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_prefix_names),     cmocka_unit_test(test_overlong),
+        cmocka_unit_test(test_repeated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
