@@ -13,9 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <libpq-fe.h>
 
 #include "checks.h"
 #include "harness.h"
@@ -157,7 +165,7 @@ static void test_transitions_cross_instances(void **state)
     stream_open(&s, &second, NULL, 6000);
     CHECK(stream_wait_for(&s, ": connected"), "the stream on instance B did not open");
 
-    h_assign_ok(&dev, &rel, aid);      /* through instance A */
+    h_assign_ok(&dev, &rel, aid); /* through instance A */
     h_resp_t r = {0};
     char path[120];
     snprintf(path, sizeof path, "/v1/assignments/%s/cancel", aid);
@@ -201,7 +209,12 @@ static void test_last_event_id_resumes(void **state)
     stream_open(&s, &h_g_srv, "0", 3000);
     CHECK(stream_wait_for(&s, aid), "the resumed stream did not replay %s", aid);
     CHECK(has_transition(&s, aid, "pending"), "no pending event for %s", aid);
-    CHECK(stream_wait_for(&s, "id: 1\n"), "the replay does not start at the first event");
+    /* The first event sent is event 1, with its transaction's id before it: "id: <xid>-1". */
+    pthread_mutex_lock(&s.lock);
+    const char *first = strstr(s.text.data, "id: "), *dash = first != NULL ? strchr(first, '-') : NULL;
+    bool starts_at_1 = dash != NULL && strncmp(dash, "-1\n", 3) == 0;
+    pthread_mutex_unlock(&s.lock);
+    CHECK(starts_at_1, "the replay does not start at the first event: %.200s", s.text.data);
     stream_close(&s);
     free(s.text.data);
     h_release_free(&rel);
@@ -272,6 +285,179 @@ static void test_rollout_events(void **state)
     h_release_free(&rel);
 }
 
+/* ---- raw streams: a socket we read (or do not read) ourselves ---------------------------------------- */
+
+/* Opens GET /v1/events on `srv` with `key` (NULL: the admin key), resuming after `last_event_id` (NULL: none);
+ * `rcvbuf` > 0 shrinks the socket's receive buffer first, so the server meets a slow reader at once. */
+static int raw_open(h_server_t *srv, const char *key, const char *last_event_id, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[512], resume[96] = "";
+    if (last_event_id != NULL)
+        snprintf(resume, sizeof resume, "Last-Event-ID: %s\r\n", last_event_id);
+    int n =
+        snprintf(req, sizeof req, "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s\r\n",
+                 key != NULL ? key : srv->admin_key, resume);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads into `buf` (NUL-terminated, at most cap - 1 bytes) until it holds `needle`, the peer closes or `ms` pass;
+ * returns the bytes held, -1 once the peer closed or reset the connection. */
+static long raw_read(int fd, char *buf, size_t cap, size_t *len, const char *needle, long ms)
+{
+    for (long waited = 0; waited <= ms; waited += 20) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) == 1) {
+            ssize_t n = recv(fd, buf + *len, cap - 1 - *len, 0);
+            if (n <= 0)
+                return -1;
+            *len += (size_t)n;
+            buf[*len] = '\0';
+        }
+        if (needle != NULL && strstr(buf, needle) != NULL)
+            return (long)*len;
+        if (*len + 1 >= cap)
+            break;
+    }
+    return (long)*len;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* ---- committed out of id order ---------------------------------------------------------------------- */
+
+static PGconn *pg_session(void)
+{
+    PGconn *c = PQconnectdb(h_g_pg.conninfo);
+    CHECK(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void pg_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+          PQerrorMessage(c));
+    PQclear(r);
+}
+
+/*
+ * Session 1 takes an event id and keeps its transaction open; session 2 takes a later id and commits; the reader
+ * reads meanwhile; then session 1 commits. The stream gets both events: the one with the smaller id is not left
+ * behind a cursor that already passed the larger.
+ */
+static void test_commit_order_differs_from_ids(void **state)
+{
+    (void)state;
+    char model[64], first[40], second_aid[40], sql[256];
+    h_release_t rel;
+    h_device_t d1, d2;
+    h_make_model(model, sizeof model, "commit-order");
+    h_make_release(model, "2.0.0", 1000, &rel);
+    h_make_device(model, "1.0.0", &d1);
+    h_make_device(model, "1.0.0", &d2);
+    h_assign_ok(&d1, &rel, first);
+    h_assign_ok(&d2, &rel, second_aid);
+
+    stream_t s;
+    stream_open(&s, &second, NULL, 12000);
+    CHECK(stream_wait_for(&s, ": connected"), "the stream did not open");
+
+    PGconn *c1 = pg_session(), *c2 = pg_session();
+    pg_ok(c1, "BEGIN");
+    snprintf(sql, sizeof sql, "UPDATE assignments SET status = 'canceled', reason = 'first' WHERE id = '%s'", first);
+    pg_ok(c1, sql); /* takes the smaller event id; not committed */
+    snprintf(sql, sizeof sql, "UPDATE assignments SET status = 'canceled', reason = 'second' WHERE id = '%s'",
+             second_aid);
+    pg_ok(c2, sql);   /* the larger id, committed at once */
+    h_sleep_ms(1000); /* the reader is woken and reads while session 1 is still open */
+    CHECK(!has_transition(&s, second_aid, "canceled"),
+          "an event was handed out while an older transaction could still add one before it");
+    pg_ok(c1, "COMMIT");
+    double t0 = now_ms();
+    CHECK(stream_wait_for(&s, "\"reason\" : \"second\""), "the committed later event never came");
+    print_message("both events %.0f ms after the older transaction committed\n", now_ms() - t0);
+    CHECK(has_transition(&s, first, "canceled"), "the event committed last, with the smaller id, was skipped");
+    pthread_mutex_lock(&s.lock);
+    const char *p1 = strstr(s.text.data, "\"reason\" : \"first\""),
+               *p2 = strstr(s.text.data, "\"reason\" : \"second\"");
+    pthread_mutex_unlock(&s.lock);
+    CHECK(p1 != NULL && p2 != NULL && p1 < p2, "not in transaction order:\n%s", s.text.data);
+    PQfinish(c1);
+    PQfinish(c2);
+    stream_close(&s);
+    free(s.text.data);
+    h_release_free(&rel);
+}
+
+/* ---- streams per API key ---------------------------------------------------------------------------- */
+
+#define STREAMS_PER_KEY 8
+
+/* A key holds at most STREAMS_PER_KEY streams on one instance; the next gets 429, and closing one frees its slot. */
+static void test_streams_per_key(void **state)
+{
+    (void)state;
+    char key[128], buf[4096];
+    int fds[STREAMS_PER_KEY];
+    h_cli_api_key("viewer", key);
+    for (int i = 0; i < STREAMS_PER_KEY; i++) {
+        size_t len = 0;
+        fds[i] = raw_open(&h_g_srv, key, NULL, 0);
+        CHECK(fds[i] >= 0, "connect");
+        raw_read(fds[i], buf, sizeof buf, &len, ": connected", 5000);
+        CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, ": connected") != NULL, "stream %d: %s", i, buf);
+    }
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/v1/events", key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 429, "rate_limited");
+    CHECK(atoi(r.retry_after) > 0, "no Retry-After: '%s'", r.retry_after);
+    h_resp_free(&r);
+    /* Another key is not affected. */
+    int other = raw_open(&h_g_srv, NULL, NULL, 0);
+    size_t len = 0;
+    raw_read(other, buf, sizeof buf, &len, ": connected", 5000);
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0, "another key's stream: %s", buf);
+    close(other);
+
+    close(fds[0]);
+    bool reopened = false;
+    for (int i = 0; i < 50 && !reopened; i++) {
+        h_sleep_ms(100);
+        len = 0;
+        buf[0] = '\0';
+        int fd = raw_open(&h_g_srv, key, NULL, 0);
+        raw_read(fd, buf, sizeof buf, &len, "\r\n\r\n", 5000);
+        reopened = strncmp(buf, "HTTP/1.1 200", 12) == 0;
+        if (reopened)
+            fds[0] = fd;
+        else
+            close(fd);
+    }
+    CHECK(reopened, "closing a stream did not free its slot: %s", buf);
+    for (int i = 0; i < STREAMS_PER_KEY; i++)
+        close(fds[i]);
+}
+
 static void test_requires_api_key(void **state)
 {
     (void)state;
@@ -289,6 +475,8 @@ int main(void)
         cmocka_unit_test(test_requires_api_key),
         cmocka_unit_test(test_transitions_cross_instances),
         cmocka_unit_test(test_last_event_id_resumes),
+        cmocka_unit_test(test_commit_order_differs_from_ids),
+        cmocka_unit_test(test_streams_per_key),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
