@@ -214,8 +214,8 @@ static void test_last_event_id_resumes(void **state)
     const char *first = strstr(s.text.data, "id: "), *dash = first != NULL ? strchr(first, '-') : NULL;
     bool starts_at_1 = dash != NULL && strncmp(dash, "-1\n", 3) == 0;
     pthread_mutex_unlock(&s.lock);
-    CHECK(starts_at_1, "the replay does not start at the first event: %.200s", s.text.data);
     stream_close(&s);
+    CHECK(starts_at_1, "the replay does not start at the first event: %.200s", s.text.data);
     free(s.text.data);
     h_release_free(&rel);
 }
@@ -285,6 +285,13 @@ static void test_rollout_events(void **state)
     h_release_free(&rel);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
 /* ---- raw streams: a socket we read (or do not read) ourselves ---------------------------------------- */
 
 /* Opens GET /v1/events on `srv` with `key` (NULL: the admin key), resuming after `last_event_id` (NULL: none);
@@ -319,28 +326,25 @@ static int raw_open(h_server_t *srv, const char *key, const char *last_event_id,
  * returns the bytes held, -1 once the peer closed or reset the connection. */
 static long raw_read(int fd, char *buf, size_t cap, size_t *len, const char *needle, long ms)
 {
-    for (long waited = 0; waited <= ms; waited += 20) {
+    double until = now_ms() + ms;
+    while (now_ms() <= until) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 20) == 1) {
+            size_t before = *len;
             ssize_t n = recv(fd, buf + *len, cap - 1 - *len, 0);
             if (n <= 0)
                 return -1;
             *len += (size_t)n;
             buf[*len] = '\0';
+            /* Only the new bytes (and a needle's length before them) can hold a new match. */
+            size_t from = needle != NULL && before > strlen(needle) ? before - strlen(needle) : 0;
+            if (needle != NULL && strstr(buf + from, needle) != NULL)
+                return (long)*len;
         }
-        if (needle != NULL && strstr(buf, needle) != NULL)
-            return (long)*len;
         if (*len + 1 >= cap)
             break;
     }
     return (long)*len;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
 /* ---- committed out of id order ---------------------------------------------------------------------- */
@@ -390,21 +394,24 @@ static void test_commit_order_differs_from_ids(void **state)
              second_aid);
     pg_ok(c2, sql);   /* the larger id, committed at once */
     h_sleep_ms(1000); /* the reader is woken and reads while session 1 is still open */
-    CHECK(!has_transition(&s, second_aid, "canceled"),
-          "an event was handed out while an older transaction could still add one before it");
+    bool early = has_transition(&s, second_aid, "canceled");
     pg_ok(c1, "COMMIT");
     double t0 = now_ms();
-    CHECK(stream_wait_for(&s, "\"reason\" : \"second\""), "the committed later event never came");
+    bool later_came = stream_wait_for(&s, "\"reason\" : \"second\"");
     print_message("both events %.0f ms after the older transaction committed\n", now_ms() - t0);
-    CHECK(has_transition(&s, first, "canceled"), "the event committed last, with the smaller id, was skipped");
+    bool first_came = has_transition(&s, first, "canceled");
     pthread_mutex_lock(&s.lock);
     const char *p1 = strstr(s.text.data, "\"reason\" : \"first\""),
                *p2 = strstr(s.text.data, "\"reason\" : \"second\"");
+    bool in_order = p1 != NULL && p2 != NULL && p1 < p2;
     pthread_mutex_unlock(&s.lock);
-    CHECK(p1 != NULL && p2 != NULL && p1 < p2, "not in transaction order:\n%s", s.text.data);
     PQfinish(c1);
     PQfinish(c2);
-    stream_close(&s);
+    stream_close(&s); /* before any check can end the test: the thread writes into `s` */
+    CHECK(later_came, "the committed later event never came");
+    CHECK(first_came, "the event committed last, with the smaller id, was skipped:\n%s", s.text.data);
+    CHECK(!early, "an event was handed out while an older transaction could still add one before it");
+    CHECK(in_order, "not in transaction order:\n%s", s.text.data);
     free(s.text.data);
     h_release_free(&rel);
 }
@@ -458,6 +465,118 @@ static void test_streams_per_key(void **state)
         close(fds[i]);
 }
 
+/* ---- a slow reader ---------------------------------------------------------------------------------- */
+
+#define HISTORY_EVENTS 30000 /* ~550 bytes each: ~16 MB, 64 times the 256 KiB a stream may hold */
+
+/* The server's resident memory in KiB, from /proc. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = atol(line + 6);
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+/* Appends to `ids` (space-separated) the id of every complete event in `text`; the last goes to `last` too. */
+static void complete_ids(const char *text, char **ids, size_t *len, size_t *cap, char last[64])
+{
+    for (const char *p = text; (p = strstr(p, "\nid: ")) != NULL; p++) {
+        const char *id = p + 5, *eol = strchr(id, '\n');
+        if (eol == NULL || strstr(eol, "\n\n") == NULL || eol - id >= 63)
+            break; /* cut off where the connection ended */
+        size_t n = (size_t)(eol - id);
+        if (*len + n + 2 > *cap) {
+            *cap = (*cap + n + 2) * 2;
+            *ids = realloc(*ids, *cap);
+            CHECK(*ids != NULL, "out of memory");
+        }
+        memcpy(*ids + *len, id, n);
+        *len += n;
+        (*ids)[(*len)++] = ' ';
+        (*ids)[*len] = '\0';
+        memcpy(last, id, n);
+        last[n] = '\0';
+    }
+}
+
+/*
+ * A reader that takes nothing, on a history much larger than a stream may hold: the server's memory stays flat,
+ * the stream is dropped, and resuming with the last id received continues with no gap and no duplicate.
+ */
+static void test_slow_reader(void **state)
+{
+    (void)state;
+    char model[64], aid[40], sql[512], last[64] = "";
+    h_release_t rel;
+    h_device_t dev;
+    h_make_model(model, sizeof model, "slow-reader");
+    h_make_release(model, "2.0.0", 1000, &rel);
+    h_make_device(model, "1.0.0", &dev);
+    h_assign_ok(&dev, &rel, aid);
+    PGconn *c = pg_session();
+    snprintf(sql, sizeof sql,
+             "INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status, reason) "
+             "SELECT '%s', '%s', 'pending', 'pending', repeat('x', 400) FROM generate_series(1, %d)",
+             aid, dev.id, HISTORY_EVENTS);
+    pg_ok(c, sql);
+
+    long before = rss_kib(h_g_srv.pid);
+    double opened = now_ms();
+    int fd = raw_open(&h_g_srv, NULL, "0", 4096);
+    CHECK(fd >= 0, "connect");
+    h_sleep_ms(3000);
+    long during = rss_kib(h_g_srv.pid);
+    print_message("server RSS %ld KiB before, %ld KiB with the slow reader\n", before, during);
+    CHECK(during - before < 6 * 1024, "the server buffers for a reader that reads nothing: %ld -> %ld KiB", before,
+          during);
+
+    /* Not reading for two keep-alive intervals: the server drops the stream. */
+    h_sleep_ms((long)(31000 - (now_ms() - opened)));
+    size_t cap1 = 8u << 20, len1 = 0;
+    char *text1 = malloc(cap1);
+    text1[0] = '\0';
+    long got = raw_read(fd, text1, cap1, &len1, NULL, 10000);
+    close(fd);
+    CHECK(got < 0, "the stalled stream was not closed (%zu bytes read)", len1);
+
+    size_t ids_len = 0, ids_cap = 0;
+    char *ids = NULL;
+    complete_ids(text1, &ids, &ids_len, &ids_cap, last);
+    CHECK(last[0] != '\0', "no complete event before the stream was dropped: %.300s", text1);
+
+    /* The whole history as the server orders it, and its last id. */
+    PGresult *r = PQexec(c, "SELECT string_agg(xid::text || '-' || id, ' ' ORDER BY xid, id) || ' ', "
+                            "(array_agg(xid::text || '-' || id ORDER BY xid DESC, id DESC))[1] FROM "
+                            "(SELECT xid, id FROM assignment_events UNION ALL SELECT xid, id FROM rollout_events) e");
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    char final_line[96];
+    snprintf(final_line, sizeof final_line, "id: %s\n", PQgetvalue(r, 0, 1));
+
+    size_t cap2 = 64u << 20, len2 = 0;
+    char *text2 = malloc(cap2);
+    text2[0] = '\0';
+    fd = raw_open(&h_g_srv, NULL, last, 0);
+    raw_read(fd, text2, cap2, &len2, final_line, 30000);
+    close(fd);
+    CHECK(strstr(text2, final_line) != NULL, "the resumed stream did not reach %s", final_line);
+    complete_ids(text2, &ids, &ids_len, &ids_cap, last);
+    print_message("%zu bytes before the drop, %zu after resuming\n", len1, len2);
+    CHECK(strcmp(ids, PQgetvalue(r, 0, 0)) == 0, "the two streams together are not the history, once each, in order");
+    PQclear(r);
+    PQfinish(c);
+    free(ids);
+    free(text1);
+    free(text2);
+    h_release_free(&rel);
+}
+
 static void test_requires_api_key(void **state)
 {
     (void)state;
@@ -477,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_last_event_id_resumes),
         cmocka_unit_test(test_commit_order_differs_from_ids),
         cmocka_unit_test(test_streams_per_key),
+        cmocka_unit_test(test_slow_reader), /* last: it leaves a large history behind */
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
