@@ -37,9 +37,10 @@
  * is larger still), so every event that commits later sorts after all the
  * events handed out so far: the cursor (xid, id) never passes an event that
  * can still appear. The hot path pays nothing new but the column's default,
- * which reads the xid the transition's own write already took, and one index
- * entry per event ((xid, id), appended at the right edge like the primary
- * key's); no lock, no extra round trip (migrations/0003_event_xid.sql).
+ * which reads the xid the transition's own write already took, and 8 more
+ * bytes in the primary key, now (xid, id) instead of id (still appended near
+ * the right edge, and still two indexes per event): no lock, no extra round
+ * trip, no extra index (migrations/0003_event_xid.sql).
  *
  * The price is latency while an older transaction runs: an event waits until
  * every transaction that started writing before it has ended. The reader

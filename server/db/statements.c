@@ -349,8 +349,10 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_EVENTS_SINCE] = {"events_since",
                                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) "
                                "SELECT e.xid::text, e.id, e.kind, e.data, "
-                               "(SELECT EXISTS (SELECT 1 FROM assignment_events WHERE xid >= h.horizon) "
-                               "OR EXISTS (SELECT 1 FROM rollout_events WHERE xid >= h.horizon) FROM h) "
+                               /* the newest xid of each table, read from the end of its primary key */
+                               "(SELECT coalesce((SELECT xid FROM assignment_events ORDER BY xid DESC LIMIT 1) >= "
+                               "h.horizon, false) OR coalesce((SELECT xid FROM rollout_events ORDER BY xid DESC "
+                               "LIMIT 1) >= h.horizon, false) FROM h) "
                                "FROM (SELECT 1) one LEFT JOIN ("
                                "(SELECT e.xid, e.id, 'transition' AS kind, json_build_object('id', e.id, "
                                "'assignment_id', e.assignment_id, 'device_id', e.device_id, 'from', e.from_status, "

@@ -383,7 +383,7 @@ static void test_commit_order_differs_from_ids(void **state)
     h_assign_ok(&d2, &rel, second_aid);
 
     stream_t s;
-    stream_open(&s, &second, NULL, 12000);
+    stream_open(&s, &second, NULL, 6000);
     CHECK(stream_wait_for(&s, ": connected"), "the stream did not open");
 
     PGconn *c1 = pg_session(), *c2 = pg_session();
@@ -467,7 +467,7 @@ static void test_streams_per_key(void **state)
 
 /* ---- a slow reader ---------------------------------------------------------------------------------- */
 
-#define HISTORY_EVENTS 30000 /* ~550 bytes each: ~16 MB, 64 times the 256 KiB a stream may hold */
+#define HISTORY_EVENTS 12000 /* ~1150 bytes each: ~14 MB, 50 times the 256 KiB a stream may hold */
 
 /* The server's resident memory in KiB, from /proc. */
 static long rss_kib(pid_t pid)
@@ -523,7 +523,7 @@ static void test_slow_reader(void **state)
     PGconn *c = pg_session();
     snprintf(sql, sizeof sql,
              "INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status, reason) "
-             "SELECT '%s', '%s', 'pending', 'pending', repeat('x', 400) FROM generate_series(1, %d)",
+             "SELECT '%s', '%s', 'pending', 'pending', repeat('x', 1000) FROM generate_series(1, %d)",
              aid, dev.id, HISTORY_EVENTS);
     pg_ok(c, sql);
 
@@ -534,7 +534,8 @@ static void test_slow_reader(void **state)
     h_sleep_ms(3000);
     long during = rss_kib(h_g_srv.pid);
     print_message("server RSS %ld KiB before, %ld KiB with the slow reader\n", before, during);
-    CHECK(during - before < 6 * 1024, "the server buffers for a reader that reads nothing: %ld -> %ld KiB", before,
+    /* The old stream buffered the whole history (+22 MB); 8 MB leaves room for AddressSanitizer's bookkeeping. */
+    CHECK(during - before < 8 * 1024, "the server buffers for a reader that reads nothing: %ld -> %ld KiB", before,
           during);
 
     /* Not reading for two keep-alive intervals: the server drops the stream. */
