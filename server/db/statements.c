@@ -343,21 +343,31 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_BLE_TRANSFER] = {"ble_transfer",
                                "SELECT outcome, created_at FROM ota_ble_transfer($1::uuid, $2::uuid, $3::uuid, $4, $5)",
                                5},
-    /* Both kinds of event share one sequence (rollout_events in 0001_schema.sql), so one cursor orders them. */
+    /* Events in the order they became safe to hand out (events.h): only from transactions older than the oldest
+     * still running, by (xid, id), after the cursor ($1 xid, $2 id); at most $3. One row even when there is none
+     * (xid NULL), whose `held` says whether newer committed events wait behind a running transaction. */
     [OTA_STMT_EVENTS_SINCE] = {"events_since",
-                               "(SELECT e.id, 'transition', json_build_object('id', e.id, 'assignment_id', "
-                               "e.assignment_id, 'device_id', e.device_id, 'from', e.from_status, 'to', e.to_status, "
-                               "'reason', e.reason, 'at', ota_ts(e.at)) FROM assignment_events e "
-                               "WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2::integer) "
-                               "UNION ALL (SELECT e.id, 'rollout', json_build_object('id', e.id, 'rollout_id', "
+                               "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) "
+                               "SELECT e.xid::text, e.id, e.kind, e.data, "
+                               /* the newest xid of each table, read from the end of its primary key */
+                               "(SELECT coalesce((SELECT xid FROM assignment_events ORDER BY xid DESC LIMIT 1) >= "
+                               "h.horizon, false) OR coalesce((SELECT xid FROM rollout_events ORDER BY xid DESC "
+                               "LIMIT 1) >= h.horizon, false) FROM h) "
+                               "FROM (SELECT 1) one LEFT JOIN ("
+                               "(SELECT e.xid, e.id, 'transition' AS kind, json_build_object('id', e.id, "
+                               "'assignment_id', e.assignment_id, 'device_id', e.device_id, 'from', e.from_status, "
+                               "'to', e.to_status, 'reason', e.reason, 'at', ota_ts(e.at)) AS data "
+                               "FROM assignment_events e WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) "
+                               "AND e.xid < (SELECT horizon FROM h) ORDER BY e.xid, e.id LIMIT $3::integer) "
+                               "UNION ALL (SELECT e.xid, e.id, 'rollout', json_build_object('id', e.id, 'rollout_id', "
                                "e.rollout_id, 'event', e.event, 'status', e.status, 'wave', e.wave, 'reason', "
                                "e.reason, 'at', ota_ts(e.at)) FROM rollout_events e "
-                               "WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2::integer) ORDER BY 1 LIMIT $2::integer",
-                               2},
-    [OTA_STMT_EVENTS_LAST] = {"events_last",
-                              "SELECT greatest((SELECT coalesce(max(id), 0) FROM assignment_events), "
-                              "(SELECT coalesce(max(id), 0) FROM rollout_events))",
-                              0},
+                               "WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) AND e.xid < (SELECT horizon FROM h) "
+                               "ORDER BY e.xid, e.id LIMIT $3::integer) ORDER BY 1, 2 LIMIT $3::integer) e ON true "
+                               "ORDER BY e.xid, e.id",
+                               3},
+    /* Where a stream with no Last-Event-ID starts: at the events of the transactions not yet safe to hand out. */
+    [OTA_STMT_EVENTS_LAST] = {"events_last", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0},
     /* Fleet-wide numbers, the same whichever instance is scraped. */
     [OTA_STMT_METRICS_ASSIGNMENTS] = {"metrics_assignments",
                                       "SELECT 'status', status, count(*) FROM assignments GROUP BY status "

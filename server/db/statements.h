@@ -61,8 +61,8 @@ typedef enum ota_stmt {
     OTA_STMT_RELEASE_GET_UFW,        /* $1 release id → release cols + ufw object key */
     OTA_STMT_ASSIGNMENT_GET_UFW,     /* $1 assignment id → assignment JSON, ufw object key, ufw artifact JSON */
     OTA_STMT_BLE_TRANSFER,           /* $1 id, $2 device, $3 release, $4 state, $5 error → outcome, created_at */
-    OTA_STMT_EVENTS_SINCE,           /* $1 after event id, $2 limit → rows (id, event JSON) */
-    OTA_STMT_EVENTS_LAST,            /* → the newest event id (0 when none) */
+    OTA_STMT_EVENTS_SINCE,           /* $1 after xid, $2 after event id, $3 limit → rows (xid, id, kind, JSON, held) */
+    OTA_STMT_EVENTS_LAST,            /* → the oldest running transaction: where a new stream starts */
     OTA_STMT_METRICS_ASSIGNMENTS,    /* → rows (kind 'status'|'transition'|'rollouts'|'rollout_targets', state, count)
                                         for /metrics */
     OTA_STMT_ROLLOUT_CREATE,         /* see migrations/functions/ota_rollout_create.sql → outcome, body */
@@ -203,8 +203,14 @@ enum { OTA_ASSIGNMENT_UFW_COL_JSON, OTA_ASSIGNMENT_UFW_COL_OBJECT_KEY, OTA_ASSIG
 /** Columns of OTA_STMT_BLE_TRANSFER. */
 enum { OTA_BLE_TRANSFER_COL_OUTCOME, OTA_BLE_TRANSFER_COL_CREATED_AT };
 
-/** Columns of an OTA_STMT_EVENTS_SINCE row. */
-enum { OTA_EVENT_COL_ID, OTA_EVENT_COL_KIND /**< 'transition' or 'rollout' */, OTA_EVENT_COL_JSON };
+/** Columns of an OTA_STMT_EVENTS_SINCE row; a lone row with a NULL xid means no event. */
+enum {
+    OTA_EVENT_COL_XID,
+    OTA_EVENT_COL_ID,
+    OTA_EVENT_COL_KIND /**< 'transition' or 'rollout' */,
+    OTA_EVENT_COL_JSON,
+    OTA_EVENT_COL_HELD /**< 't' when committed events wait for an older transaction to end */
+};
 
 /** Columns of OTA_STMT_ROLLOUT_CREATE and OTA_STMT_ROLLOUT_ACT. */
 enum { OTA_ROLLOUT_OUTCOME_COL, OTA_ROLLOUT_BODY_COL };
@@ -224,7 +230,7 @@ enum {
 };
 
 /** Columns of the OTA_STMT_EVENTS_LAST row. */
-enum { OTA_EVENTS_LAST_COL_ID };
+enum { OTA_EVENTS_LAST_COL_XID };
 
 /** Columns of an OTA_STMT_METRICS_ASSIGNMENTS row. */
 enum {

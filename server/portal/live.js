@@ -7,7 +7,7 @@ import { signedInKey } from './api.js';
 let controller = null;
 let lastId = null;
 
-// The text/event-stream fields of one event block ("id: 7\nevent: transition\ndata: {...}").
+// The text/event-stream fields of one event block ("id: 7305-7\nevent: transition\ndata: {...}").
 function parseBlock(block) {
   const event = { id: null, kind: 'message', data: '' };
   for (const line of block.split('\n')) {
