@@ -137,7 +137,7 @@ runBrowserTest('rollout', async (page, problems) => {
   link.cut();
   await page.waitForFunction(() => document.querySelector('#live').textContent !== 'live');
   await page.waitForFunction(() => document.querySelector('#live').textContent === 'live', { timeout: 20000 });
-  check(streams.length > before && /^[0-9]+$/.test(streams[streams.length - 1] ?? ''),
+  check(streams.length > before && /^[0-9]+-[0-9]+$/.test(streams[streams.length - 1] ?? ''),
     `the stream was not opened again with Last-Event-ID: ${JSON.stringify(streams)}`);
   const cutNote = (p) => p.includes('ERR_INCOMPLETE_CHUNKED_ENCODING'); // the browser's note about the cut itself
   problems.splice(0, problems.length, ...problems.filter((p) => !cutNote(p)));
