@@ -8,6 +8,7 @@
 #include "http/cursor.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "db/sqlstate.h"
 #include "ota/utf8.h"
 
 /* Seconds a client should wait before retrying after a 503. */
@@ -194,19 +195,23 @@ void ota__respond_db_error(ota_call_t *call, const PGresult *res)
     if (primary == NULL)
         primary = PQresultErrorMessage(res);
 
-    if (strcmp(state, "23505") == 0) { /* unique_violation */
+    switch (ota__sqlstate_kind(state)) {
+    case OTA_SQLSTATE_DUPLICATE:
         ota__respond_error(call, 409, "conflict", json_pack("{s:s}", "constraint", constraint_of(res)),
                            "already exists (%s)", constraint_of(res));
-    } else if (strcmp(state, "23503") == 0 || strcmp(state, "23514") == 0 || strcmp(state, "22001") == 0) {
-        /* foreign key, check constraint, value too long: the request named something invalid */
+        break;
+    case OTA_SQLSTATE_INVALID: /* the request named something invalid */
         ota__respond_error(call, 422, "validation_failed", json_pack("{s:s}", "constraint", constraint_of(res)),
                            "%s", primary);
-    } else if (strcmp(state, "57014") == 0 || strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0) {
-        /* query canceled (statement timeout), connection exception, admin shutdown */
-        ota__respond_unavailable(call, "database did not answer in time");
-    } else {
+        break;
+    case OTA_SQLSTATE_TRANSIENT:
+        ota_log_warn("request %s: transient database error %s: %s", call->request_id, state, primary);
+        ota__respond_unavailable(call, "the database could not complete the request now");
+        break;
+    case OTA_SQLSTATE_INTERNAL:
         ota_log_error("request %s: database error %s: %s", call->request_id, state, primary);
         ota__respond_error(call, 500, "internal", NULL, "internal error");
+        break;
     }
 }
 

@@ -36,9 +36,11 @@ void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *
 void ota__respond_unavailable(ota_call_t *call, const char *what);
 
 /**
- * Answers a failed database result: constraint violations become the
- * contract's 409/422 codes, a statement timeout or lost connection 503, and
- * anything else 500 (and is logged).
+ * Answers a failed database result by its SQLSTATE (db/sqlstate.h):
+ * constraint violations become the contract's 409/422 codes, transient
+ * errors (deadlock, serialization failure, a database starting, shutting
+ * down, read-only or unreachable, a statement timeout) 503 with Retry-After,
+ * and anything else 500 (and is logged).
  */
 void ota__respond_db_error(ota_call_t *call, const PGresult *res);
 
