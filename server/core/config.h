@@ -29,6 +29,7 @@ typedef struct ota_config {
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
     int idle_timeout_ms; /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
     int request_timeout; /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
+    char *metrics_token; /**< OTA_METRICS_TOKEN: the bearer token GET /metrics needs, or NULL (open) */
 
     /* Object storage (storage/storage.h). */
     char *storage;            /**< OTA_STORAGE: "fs" or "s3" */

@@ -46,6 +46,7 @@ static const char *const VARS[] = {
     "OTA_PRESENCE_INTERVAL",
     "OTA_VERIFY_WINDOW",
     "OTA_FLEET_CACHE_MS",
+    "OTA_METRICS_TOKEN",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -422,6 +423,28 @@ static void test_bootstrap_key(void **state)
     ota__config_free(&cfg);
 }
 
+static void test_metrics_token(void **state)
+{
+    ota_config_t cfg;
+    char err[256] = "";
+    (void)state;
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_null(cfg.metrics_token); /* unset: /metrics is open */
+    ota__config_free(&cfg);
+    setenv("OTA_METRICS_TOKEN", "scrape-0123456789", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_string_equal(cfg.metrics_token, "scrape-0123456789");
+    ota__config_free(&cfg);
+    /* Tokens no Authorization header could carry, or too short to guess hard, are refused at start. */
+    static const char *const BAD[] = {"short", "has a space 0123456789",
+                                      "0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        setenv("OTA_METRICS_TOKEN", BAD[i], 1);
+        assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+        assert_non_null(strstr(err, "OTA_METRICS_TOKEN"));
+    }
+}
+
 static void test_print_help(void **state)
 {
     char *text = NULL;
@@ -546,6 +569,7 @@ int main(void)
         T(test_error_truncated_to_cap),
         T(test_public_url),
         T(test_bootstrap_key),
+        T(test_metrics_token),
         T(test_print_help),
         T(test_storage_defaults),
         T(test_storage_s3),
