@@ -58,6 +58,7 @@ typedef struct ota_config {
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12], verify_window_text[12];
     int rollout_tick_ms;      /**< OTA_ROLLOUT_TICK_MS: the rollout engine's pause when it has nothing to do */
     int fleet_cache_ms;       /**< OTA_FLEET_CACHE_MS: how old GET /v1/fleet's numbers may be */
+    int device_rate_limit;    /**< OTA_DEVICE_RATE_LIMIT: requests a device token may send in 10 s (0: no limit) */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
 

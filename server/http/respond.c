@@ -179,6 +179,21 @@ void ota__respond_unavailable(ota_call_t *call, const char *what)
     ota__respond_error(call, 503, "unavailable", NULL, "%s; retry later", what);
 }
 
+void ota__respond_rate_limited(ota_call_t *call, uint32_t retry_after_s)
+{
+    h2o_req_t *req = finish(call, 429);
+    if (req == NULL)
+        return;
+    char seconds[12];
+    int len = snprintf(seconds, sizeof seconds, "%u", (unsigned)retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                   h2o_strdup(&req->pool, seconds, len).base, (size_t)len);
+    char message[96];
+    snprintf(message, sizeof message, "too many requests with this device token; retry in %u s",
+             (unsigned)retry_after_s);
+    send_error(req, 429, "rate_limited", message, json_pack("{s:I}", "retry_after_s", (json_int_t)retry_after_s));
+}
+
 /* The name of the violated constraint, as the schema names them ("devices_serial_key"). */
 static const char *constraint_of(const PGresult *res)
 {

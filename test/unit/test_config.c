@@ -47,6 +47,7 @@ static const char *const VARS[] = {
     "OTA_VERIFY_WINDOW",
     "OTA_FLEET_CACHE_MS",
     "OTA_METRICS_TOKEN",
+    "OTA_DEVICE_RATE_LIMIT",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -99,6 +100,7 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->idle_timeout_ms, 30000);
     assert_int_equal(cfg->request_timeout, 3600);
     assert_int_equal(cfg->jobs_queue_max, 16);
+    assert_int_equal(cfg->device_rate_limit, 10);
 }
 
 static void test_defaults(void **state)
@@ -275,6 +277,7 @@ static const int_case_t INTS[] = {
     {"OTA_IDLE_TIMEOUT_MS", 100, 3600 * 1000, offsetof(ota_config_t, idle_timeout_ms), 0},
     {"OTA_REQUEST_TIMEOUT", 1, 86400, offsetof(ota_config_t, request_timeout), 0},
     {"OTA_JOBS_QUEUE_MAX", 1, 10000, offsetof(ota_config_t, jobs_queue_max), 0},
+    {"OTA_DEVICE_RATE_LIMIT", 0, 1000000, offsetof(ota_config_t, device_rate_limit), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)
