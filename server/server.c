@@ -22,9 +22,11 @@
 #include "db/conn.h"
 #include "api/dispatch.h"
 #include "api/portal.h"
+#include "http/device_limit.h"
 #include "http/error_filter.h"
 #include "http/idle.h"
 #include "core/log.h"
+#include "core/rate_limit.h"
 #include "api/events.h"
 #include "heartbeat/deferred_writes.h"
 #include "heartbeat/presign_cache.h"
@@ -123,6 +125,13 @@ static void drain(thread_t *t)
 
 /* Seconds a starting thread waits for its database connections before it accepts connections anyway. */
 #define START_DB_WAIT_SECONDS 10
+
+/*
+ * Device tokens the rate limit tracks at once (24 bytes each: 3 MiB, touched as used). A device heartbeating
+ * once a minute holds a slot for 10 s of it, so this covers an instance taking ~13,000 heartbeats a second from
+ * distinct devices; past that, counts are evicted early (the limit lets a device through, never refuses one).
+ */
+#define DEVICE_LIMIT_SLOTS (1u << 17)
 
 /*
  * The listening socket is already open, so clients that come early wait in its backlog instead of getting 503
@@ -308,9 +317,15 @@ int ota__server_run(const ota_config_t *cfg)
         memset(random, 0, sizeof random);
     snprintf(instance_id, sizeof instance_id, "%02x%02x%02x%02x", random[0], random[1], random[2], random[3]);
     configure(&shared_conf, cfg);
+    /* One for the process: SO_REUSEPORT spreads one device's connections over the threads (core/rate_limit.h). */
+    ota_rate_limit_t *device_limit =
+        cfg->device_rate_limit > 0
+            ? ota__rate_limit_new((uint32_t)cfg->device_rate_limit, OTA_DEVICE_RATE_WINDOW_MS, DEVICE_LIMIT_SLOTS)
+            : NULL;
     for (int i = 0; i < n; i++) {
         if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, reads, storage, &signing_key, instance_id))
             goto Exit;
+        threads[i].worker.device_limit = device_limit;
     }
     for (; started < n; started++) {
         if (pthread_create(&threads[started].tid, NULL, thread_main, &threads[started]) != 0)
@@ -344,6 +359,7 @@ Exit:
     ota__jobs_destroy(jobs);
     if (reads != NULL)
         ota__jobs_destroy(reads);
+    ota__rate_limit_free(device_limit);
     ota__storage_close(storage);
     /* `threads` and `shared_conf` are not freed: the h2o contexts in them live until exit (see thread_main). */
     running = threads;

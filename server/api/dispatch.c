@@ -7,6 +7,7 @@
 #include "http/auth.h"
 #include "http/body.h"
 #include "http/call.h"
+#include "http/device_limit.h"
 #include "http/respond.h"
 
 /* Copies the path parameters into the call, NUL-terminated; false when a {uuid} one is not a UUID. */
@@ -58,6 +59,8 @@ int ota__dispatch(h2o_handler_t *self, h2o_req_t *req)
         ota__respond_error(call, 400, "bad_request", NULL, "the id in the path is not a UUID");
         return 0;
     }
+    if (!ota__device_limit_check(call))
+        return 0;
     if (!ota__body_read(call))
         return 0;
     ota__auth_check(call, run_handler);

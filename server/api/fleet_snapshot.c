@@ -1,6 +1,5 @@
 #include "api/fleet_snapshot.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +18,6 @@ typedef struct model_answer {
 } model_answer_t;
 
 struct ota_fleet_snapshot {
-    atomic_int refs;
     char as_of[OTA_UTC_TEXT_LEN + 1];
     char *fleet;            /* the whole fleet's answer */
     model_answer_t *models; /* in byte order of their ids, as the rows come */
@@ -144,7 +142,6 @@ ota_fleet_snapshot_t *ota__fleet_snapshot_new(const PGresult *res, time_t as_of)
     ota_fleet_snapshot_t *s = calloc(1, sizeof *s);
     if (s == NULL || (s->models = calloc(rows > 0 ? (size_t)rows : 1, sizeof *s->models)) == NULL)
         h2o_fatal("out of memory");
-    atomic_init(&s->refs, 1);
     ota__utc_text(as_of, s->as_of);
     tally_t fleet;
     tally_init(&fleet);
@@ -167,14 +164,9 @@ ota_fleet_snapshot_t *ota__fleet_snapshot_new(const PGresult *res, time_t as_of)
     return s;
 }
 
-void ota__fleet_snapshot_hold(ota_fleet_snapshot_t *s)
+void ota__fleet_snapshot_free(ota_fleet_snapshot_t *s)
 {
-    atomic_fetch_add(&s->refs, 1);
-}
-
-void ota__fleet_snapshot_release(ota_fleet_snapshot_t *s)
-{
-    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+    if (s == NULL)
         return;
     for (size_t i = 0; i < s->nmodels; i++) {
         free(s->models[i].model);

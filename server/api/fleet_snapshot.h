@@ -9,19 +9,17 @@
  * grouped count of the devices (OTA_STMT_FLEET_COUNTS) and then only read:
  * every model's answer and the whole fleet's are written out when the
  * snapshot is made, so a request copies text and counts nothing. A snapshot
- * never changes once made, so any thread may read it while it holds a
- * reference; it is freed when the last one is released.
+ * never changes once made, so any thread may read it (http/shared_count.h
+ * shares it between threads).
  */
 typedef struct ota_fleet_snapshot ota_fleet_snapshot_t;
 
-/** Makes a snapshot (one reference) of the rows of `res`, counted at `as_of`. Aborts on out-of-memory. */
+/** Makes a snapshot of the rows of `res`, counted at `as_of` (free it with ota__fleet_snapshot_free). Aborts on
+ *  out-of-memory. */
 ota_fleet_snapshot_t *ota__fleet_snapshot_new(const PGresult *res, time_t as_of);
 
-/** Takes one more reference to `s`. */
-void ota__fleet_snapshot_hold(ota_fleet_snapshot_t *s);
-
-/** Gives one reference back; the last one frees `s`. */
-void ota__fleet_snapshot_release(ota_fleet_snapshot_t *s);
+/** Frees `s` (NULL: nothing). */
+void ota__fleet_snapshot_free(ota_fleet_snapshot_t *s);
 
 /**
  * The answer of GET /v1/fleet for devices of `model` (NULL: every device),

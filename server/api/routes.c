@@ -8,7 +8,8 @@ const ota_route_t ota__routes[] = {
     {"GET", "/portal/{name}", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_portal_file, "portal.file"},
     {"GET", "/healthz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_healthz, "healthz"},
     {"GET", "/readyz", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_readyz, "readyz"},
-    /* Unauthenticated, as Prometheus scrapes expect: it shows counts, never data. Keep it off the public front. */
+    /* Open, as Prometheus scrapes expect, unless OTA_METRICS_TOKEN is set (checked by the handler): it shows counts,
+       never data. The shipped nginx does not serve it; Prometheus scrapes each instance directly. */
     {"GET", "/metrics", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_metrics, "metrics"},
 
     {"POST", "/v1/models", OTA_ACCESS_API, OTA_BODY_JSON, ota__api_models_create, "models.create"},

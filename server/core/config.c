@@ -52,6 +52,8 @@ static const var_doc_t VARS[] = {
     {"OTA_BLOCKED_BATTERY", "low,dead", "battery states that defer delivery (comma-separated; \"\" for none)"},
     {"OTA_ROLLOUT_TICK_MS", "1000", "milliseconds between the rollout engine's ticks when it has nothing to do"},
     {"OTA_FLEET_CACHE_MS", "10000", "how old, in milliseconds, GET /v1/fleet's numbers may be (100..10000)"},
+    {"OTA_DEVICE_RATE_LIMIT", "10", "requests a device token may send in 10 s, per instance (0 = no limit)"},
+    {"OTA_METRICS_TOKEN", "(none: /metrics is open)", "GET /metrics needs Authorization: Bearer <this token>"},
 };
 
 void ota__config_print_help(FILE *out)
@@ -241,6 +243,15 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
         rc = OTA_ERR_INVALID;
         goto Exit;
     }
+    const char *metrics_token = getenv("OTA_METRICS_TOKEN");
+    cfg->metrics_token = (metrics_token != NULL && metrics_token[0] != '\0') ? strdup(metrics_token) : NULL;
+    /* A token no Authorization header can carry (too long for the bearer cap, or with blanks) would lock /metrics. */
+    if (cfg->metrics_token != NULL &&
+        (strlen(metrics_token) < 16 || strlen(metrics_token) > 63 || strpbrk(metrics_token, " \t\r\n") != NULL)) {
+        snprintf(err, cap, "OTA_METRICS_TOKEN: must be 16 to 63 characters, no spaces");
+        rc = OTA_ERR_INVALID;
+        goto Exit;
+    }
 
     if ((rc = int_var("OTA_THREADS", cores > 0 ? cores : 1, 1, 256, &v, err, cap)) != OTA_OK)
         goto Exit;
@@ -290,6 +301,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_FLEET_CACHE_MS", 10000, 100, 10000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->fleet_cache_ms = (int)v;
+    if ((rc = int_var("OTA_DEVICE_RATE_LIMIT", 10, 0, 1000000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->device_rate_limit = (int)v;
     snprintf(cfg->heartbeat_interval_text, sizeof cfg->heartbeat_interval_text, "%d", cfg->heartbeat_interval);
     snprintf(cfg->apply_timeout_text, sizeof cfg->apply_timeout_text, "%d", cfg->apply_timeout);
     snprintf(cfg->presence_interval_text, sizeof cfg->presence_interval_text, "%d", cfg->presence_interval);
@@ -309,6 +323,7 @@ void ota__config_free(ota_config_t *cfg)
     free(cfg->listen_host);
     free(cfg->public_url);
     free(cfg->bootstrap_api_key);
+    free(cfg->metrics_token);
     free(cfg->storage);
     free(cfg->storage_dir);
     free(cfg->import_dir);

@@ -29,6 +29,7 @@ typedef struct ota_config {
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
     int idle_timeout_ms; /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
     int request_timeout; /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
+    char *metrics_token; /**< OTA_METRICS_TOKEN: the bearer token GET /metrics needs, or NULL (open) */
 
     /* Object storage (storage/storage.h). */
     char *storage;            /**< OTA_STORAGE: "fs" or "s3" */
@@ -57,6 +58,7 @@ typedef struct ota_config {
     char heartbeat_interval_text[12], apply_timeout_text[12], presence_interval_text[12], verify_window_text[12];
     int rollout_tick_ms;      /**< OTA_ROLLOUT_TICK_MS: the rollout engine's pause when it has nothing to do */
     int fleet_cache_ms;       /**< OTA_FLEET_CACHE_MS: how old GET /v1/fleet's numbers may be */
+    int device_rate_limit;    /**< OTA_DEVICE_RATE_LIMIT: requests a device token may send in 10 s (0: no limit) */
     char *blocked_battery;    /**< OTA_BLOCKED_BATTERY as a PostgreSQL array literal, e.g. "{low,dead}" */
 } ota_config_t;
 

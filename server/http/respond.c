@@ -8,6 +8,7 @@
 #include "http/cursor.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "db/sqlstate.h"
 #include "ota/utf8.h"
 
 /* Seconds a client should wait before retrying after a 503. */
@@ -178,6 +179,21 @@ void ota__respond_unavailable(ota_call_t *call, const char *what)
     ota__respond_error(call, 503, "unavailable", NULL, "%s; retry later", what);
 }
 
+void ota__respond_rate_limited(ota_call_t *call, uint32_t retry_after_s)
+{
+    h2o_req_t *req = finish(call, 429);
+    if (req == NULL)
+        return;
+    char seconds[12];
+    int len = snprintf(seconds, sizeof seconds, "%u", (unsigned)retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                   h2o_strdup(&req->pool, seconds, len).base, (size_t)len);
+    char message[96];
+    snprintf(message, sizeof message, "too many requests with this device token; retry in %u s",
+             (unsigned)retry_after_s);
+    send_error(req, 429, "rate_limited", message, json_pack("{s:I}", "retry_after_s", (json_int_t)retry_after_s));
+}
+
 /* The name of the violated constraint, as the schema names them ("devices_serial_key"). */
 static const char *constraint_of(const PGresult *res)
 {
@@ -194,19 +210,23 @@ void ota__respond_db_error(ota_call_t *call, const PGresult *res)
     if (primary == NULL)
         primary = PQresultErrorMessage(res);
 
-    if (strcmp(state, "23505") == 0) { /* unique_violation */
+    switch (ota__sqlstate_kind(state)) {
+    case OTA_SQLSTATE_DUPLICATE:
         ota__respond_error(call, 409, "conflict", json_pack("{s:s}", "constraint", constraint_of(res)),
                            "already exists (%s)", constraint_of(res));
-    } else if (strcmp(state, "23503") == 0 || strcmp(state, "23514") == 0 || strcmp(state, "22001") == 0) {
-        /* foreign key, check constraint, value too long: the request named something invalid */
+        break;
+    case OTA_SQLSTATE_INVALID: /* the request named something invalid */
         ota__respond_error(call, 422, "validation_failed", json_pack("{s:s}", "constraint", constraint_of(res)),
                            "%s", primary);
-    } else if (strcmp(state, "57014") == 0 || strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0) {
-        /* query canceled (statement timeout), connection exception, admin shutdown */
-        ota__respond_unavailable(call, "database did not answer in time");
-    } else {
+        break;
+    case OTA_SQLSTATE_TRANSIENT:
+        ota_log_warn("request %s: transient database error %s: %s", call->request_id, state, primary);
+        ota__respond_unavailable(call, "the database could not complete the request now");
+        break;
+    case OTA_SQLSTATE_INTERNAL:
         ota_log_error("request %s: database error %s: %s", call->request_id, state, primary);
         ota__respond_error(call, 500, "internal", NULL, "internal error");
+        break;
     }
 }
 

@@ -1,6 +1,8 @@
 #ifndef OTA_SERVER_HTTP_RESPOND_H
 #define OTA_SERVER_HTTP_RESPOND_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -35,10 +37,15 @@ void ota__respond_error(ota_call_t *call, int status, const char *code, json_t *
 /** 503 `unavailable` with Retry-After: the database or storage cannot be reached. */
 void ota__respond_unavailable(ota_call_t *call, const char *what);
 
+/** 429 `rate_limited` with Retry-After: `retry_after_s` seconds until the client may send again. */
+void ota__respond_rate_limited(ota_call_t *call, uint32_t retry_after_s);
+
 /**
- * Answers a failed database result: constraint violations become the
- * contract's 409/422 codes, a statement timeout or lost connection 503, and
- * anything else 500 (and is logged).
+ * Answers a failed database result by its SQLSTATE (db/sqlstate.h):
+ * constraint violations become the contract's 409/422 codes, transient
+ * errors (deadlock, serialization failure, a database starting, shutting
+ * down, read-only or unreachable, a statement timeout) 503 with Retry-After,
+ * and anything else 500 (and is logged).
  */
 void ota__respond_db_error(ota_call_t *call, const PGresult *res);
 

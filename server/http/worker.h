@@ -35,6 +35,8 @@ typedef struct ota_worker {
     ota_manifest_signer_t *signer;        /**< this thread's OpenSSL key made from it, for signing manifests */
     struct ota_events *events; /**< this thread's Server-Sent Events hub (events.h) */
     struct ota_presign_cache *presign_cache; /**< download URLs reused within their second (presign_cache.h) */
+    struct ota_rate_limit *device_limit; /**< the device tokens' rate limit (device_limit.h; shared, thread-safe), or
+                                              NULL when OTA_DEVICE_RATE_LIMIT is 0 */
     struct ota_deferred_writes *deferred_writes; /**< presence and re-delivery counts written in bulk (deferred_writes.h) */
     char instance_id[9];       /**< random per process, so request ids differ across instances */
     uint64_t request_seq;      /**< request ids made on this thread */

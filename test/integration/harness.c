@@ -1190,6 +1190,8 @@ static void wait_healthy(h_server_t *srv)
     curl_easy_cleanup(c);
 }
 
+const char *h_server_env_all;
+
 void h_server_start(h_server_t *srv, h_pg_t *pg, const char *const *extra_env)
 {
     init_once();
@@ -1206,9 +1208,18 @@ void h_server_start(h_server_t *srv, h_pg_t *pg, const char *const *extra_env)
     /* Presence, signatures and re-delivery counts written every 200 ms instead of 5 s and 30 s, so tests that read
      * them wait less (H_DEFERRED_WRITE_WAIT_MS); it_heartbeat_writes runs the defaults too. The rollout engine
      * idles 100 ms instead of 1 s between ticks, for the same reason. */
-    const char *const defaults[] = {db,         listen,       "OTA_THREADS=2", key, storage, signing, public_url,
-                                    "OTA_DEFERRED_WRITE_MS=200", "OTA_DELIVERY_COUNT_MS=200",
-                                    "OTA_ROLLOUT_TICK_MS=100", NULL};
+    const char *const defaults[] = {db,
+                                    listen,
+                                    "OTA_THREADS=2",
+                                    key,
+                                    storage,
+                                    signing,
+                                    public_url,
+                                    "OTA_DEFERRED_WRITE_MS=200",
+                                    "OTA_DELIVERY_COUNT_MS=200",
+                                    "OTA_ROLLOUT_TICK_MS=100",
+                                    h_server_env_all /* last: when NULL, it ends the list */,
+                                    NULL};
     strv_t env = {0};
     env_build(&env, defaults, extra_env);
     server_identity(srv, &env, pg);

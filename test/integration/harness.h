@@ -46,6 +46,13 @@ typedef struct h_server {
 } h_server_t;
 
 /**
+ * One more "NAME=value" that every server this program starts gets (NULL: none), before each start's
+ * `extra_env` (which wins). Set it in main(), before the group setup; e.g. a program whose tests drive
+ * one device far harder than a real device would raises OTA_DEVICE_RATE_LIMIT.
+ */
+extern const char *h_server_env_all;
+
+/**
  * Starts build/ota-server ("serve") with OTA_DATABASE_URL = pg->conninfo, a free
  * port on 127.0.0.1, a random OTA_BOOTSTRAP_API_KEY, and the extra environment
  * in `extra_env` (NULL-terminated "NAME=value" strings, or NULL). Waits until

@@ -3,7 +3,9 @@
  * /readyz and every database-backed route answer 503 `unavailable` with
  * Retry-After (promptly: no hang, no 500, no dropped connection) while
  * /healthz stays 200; once PostgreSQL is back, the server reconnects by
- * itself and serves again.
+ * itself and serves again. Transient errors of a running database
+ * (deadlock, serialization failure, "cannot connect now", a read-only
+ * database) are 503 `unavailable` with Retry-After too, never 500.
  *
  * This program stops and restarts its own cluster, so it has its own
  * cluster and server; each test leaves the database running.
@@ -84,6 +86,41 @@ static double wait_readyz(long want, double limit_s, h_resp_t *last)
             return -1;
         nap_ms(100);
     }
+}
+
+/* POST /v1/models named `name`; the answer in `r`. */
+static void post_model(const char *name, h_resp_t *r)
+{
+    char id[32];
+    h_unique(id, sizeof id, "m-");
+    h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, r, "{s:s, s:s}", "id", id, "name", name);
+}
+
+static void post_new_model(h_resp_t *r)
+{
+    post_model("Again", r);
+}
+
+static void get_models(h_resp_t *r)
+{
+    h_http(&h_g_srv, "GET", "/v1/models", h_g_srv.admin_key, NULL, 0, NULL, r);
+}
+
+/* Sends a request (`send`) every 200 ms until it answers `want`; until then only 503 unavailable, for 15 s at most. */
+static void until_answered(long want, const char *what, void (*send)(h_resp_t *r))
+{
+    h_resp_t r = {0};
+    double start = now_s();
+    for (;;) {
+        send(&r);
+        if (r.status == want)
+            break;
+        CHECK(is_unavailable(&r) && now_s() - start < 15.0 * slowdown(), "%s: got %ld: %.2000s", what, r.status,
+              BODY(&r));
+        h_resp_free(&r);
+        nap_ms(200);
+    }
+    h_resp_free(&r);
 }
 
 static void test_survives_database_restart(void **state)
@@ -216,27 +253,115 @@ static void test_survives_second_restart(void **state)
     CHECK(took >= 0, "GET /readyz not 200 within 15 s of the second restart; last %ld: %.2000s", r.status, BODY(&r));
     h_resp_free(&r);
 
-    char hex[17], model[32];
-    h_random_hex(hex, 16);
-    snprintf(model, sizeof model, "m-%s", hex);
+    until_answered(201, "POST /v1/models", post_new_model);
+}
+
+/* ---- transient errors of a running database ------------------------------------------------------ */
+
+static bool log_mentions(const char *what)
+{
+    FILE *f = fopen(h_g_srv.log_path, "r");
+    char line[4096];
+    bool found = false;
+    while (f != NULL && !found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, what) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/*
+ * Each SQLSTATE raised for real by PostgreSQL inside the route's own statement: a trigger on models raises the
+ * code that the model's name carries, as a deadlock or a serialization failure would abort that statement.
+ */
+static void test_transient_sqlstates_are_unavailable(void **state)
+{
+    (void)state;
+    static const char *const CODES[] = {"40P01", "40001", "57P03", "25006", NULL};
+    CHECK(h_pg_sql(&h_g_pg, "CREATE OR REPLACE FUNCTION it_raise_sqlstate() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                            "BEGIN IF NEW.name LIKE 'raise %' THEN "
+                            "RAISE EXCEPTION 'raised by the test' USING ERRCODE = substr(NEW.name, 7, 5); END IF; "
+                            "RETURN NEW; END $$; "
+                            "CREATE OR REPLACE TRIGGER it_raise_sqlstate BEFORE INSERT ON models "
+                            "FOR EACH ROW EXECUTE FUNCTION it_raise_sqlstate()") == 0,
+          "the trigger");
+    for (const char *const *code = CODES; *code != NULL; code++) {
+        char name[32];
+        h_resp_t r = {0};
+        snprintf(name, sizeof name, "raise %s", *code);
+        post_model(name, &r);
+        CHECK(is_unavailable(&r), "SQLSTATE %s: expected 503 unavailable with Retry-After, got %ld: %.2000s", *code,
+              r.status, BODY(&r));
+        h_resp_free(&r);
+    }
+    /* The same route without the trigger's condition still works: the 503s came from the codes alone. */
+    h_resp_t ok = {0};
+    post_model("a plain model", &ok);
+    EXPECT_STATUS(&ok, 201);
+    h_resp_free(&ok);
+    CHECK(h_pg_sql(&h_g_pg, "DROP TRIGGER it_raise_sqlstate ON models; DROP FUNCTION it_raise_sqlstate()") == 0,
+          "dropping the trigger");
+}
+
+/* Makes the database read-write again, from a session that starts read-only under the database's default. */
+static int reset_read_only(void)
+{
+    /* Allowed before the transaction's first query: the default applies to new transactions only. */
+    return h_pg_sql(&h_g_pg, "SET transaction_read_only = off; ALTER DATABASE ota RESET default_transaction_read_only");
+}
+
+/* Ends the server's database sessions; it reconnects, and the new sessions take the database's defaults. */
+static void reconnect_server(void)
+{
+    CHECK(h_pg_sql(&h_g_pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ota' AND "
+                            "backend_type = 'client backend' AND pid <> pg_backend_pid()") == 0,
+          "terminating the server's sessions");
+}
+
+static int read_only_teardown(void **state)
+{
+    (void)state;
+    reset_read_only();
+    reconnect_server();
+    return 0;
+}
+
+/* A database that turned read-only (a primary demoted in a failover) makes every write 25006: 503, not 500. */
+static void test_read_only_database_is_unavailable(void **state)
+{
+    (void)state;
+    h_resp_t r = {0};
+    CHECK(h_pg_sql(&h_g_pg, "ALTER DATABASE ota SET default_transaction_read_only = on") == 0, "read-only");
+    reconnect_server();
     double start = now_s();
-    for (;;) {
-        h_json(&h_g_srv, "POST", "/v1/models", h_g_srv.admin_key, &r, "{s:s, s:s}", "id", model, "name", "Again");
-        if (r.status == 201)
+    for (;;) { /* the request that meets a terminated session is 503 too; wait for the read-only one */
+        post_model("read-only", &r);
+        CHECK(is_unavailable(&r), "a write to a read-only database: expected 503 unavailable, got %ld: %.2000s",
+              r.status, BODY(&r));
+        if (log_mentions("25006: cannot execute")) /* PostgreSQL's own error, not the trigger test's */
             break;
-        CHECK(is_unavailable(&r) && now_s() - start < 15.0 * slowdown(), "POST /v1/models: got %ld: %.2000s", r.status,
-              BODY(&r));
+        CHECK(now_s() - start < 15.0 * slowdown(), "no write met the read-only database (SQLSTATE 25006)");
         h_resp_free(&r);
         nap_ms(200);
     }
     h_resp_free(&r);
+    until_answered(200, "GET /v1/models", get_models); /* reads still work, once every thread has reconnected */
+
+    CHECK(reset_read_only() == 0, "read-write again");
+    reconnect_server();
+    until_answered(201, "POST /v1/models", post_new_model);
 }
 
 int main(void)
 {
+    /* Recovery is checked by reading one device with its token twenty times through every thread, more than the
+       10 requests in 10 s a device may send; it_rate_limit tests the limit itself. */
+    h_server_env_all = "OTA_DEVICE_RATE_LIMIT=1000000";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_survives_database_restart, test_teardown),
         cmocka_unit_test_teardown(test_survives_second_restart, test_teardown),
+        cmocka_unit_test(test_transient_sqlstates_are_unavailable),
+        cmocka_unit_test_teardown(test_read_only_database_is_unavailable, read_only_teardown),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

@@ -258,6 +258,120 @@ static void test_scrape_does_not_hold_up_heartbeats(void **state)
     h_server_stop(&srv);
 }
 
+/* ---- the fleet-wide counts: at most one query per 10 s per instance --------------------------------- */
+
+/* Scans of assignment_events so far (sequential and index), as PostgreSQL's statistics count them. */
+#define EVENT_SCANS                                                                                                    \
+    "(SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'assignment_events')"
+
+/*
+ * Keeps the scans so far under `name`, once PostgreSQL's statistics show more than under `after` (NULL: now). A
+ * session reports its statistics when it ends (while it lives, only every 10 s), so the server is stopped first.
+ */
+static void mark_scans(const char *name, const char *after)
+{
+    char sql[512];
+    if (after != NULL) {
+        snprintf(sql, sizeof sql, EVENT_SCANS " > (SELECT n FROM metrics_scan_marks WHERE name = '%s')", after);
+        CHECK(h_sql_eventually(sql), "the statistics never showed a scan of assignment_events after mark %s", after);
+    }
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS metrics_scan_marks (name text PRIMARY KEY, n bigint); "
+             "INSERT INTO metrics_scan_marks SELECT '%s', " EVENT_SCANS
+             " ON CONFLICT (name) DO UPDATE SET n = excluded.n",
+             name);
+    CHECK(h_pg_sql(&h_g_pg, sql) == 0, "marking the scans");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A scraper in a loop must not keep database backends scanning. Measured by PostgreSQL itself: the scans of
+ * assignment_events (pg_stat_user_tables) that one scrape of a fresh server makes are one count; twenty scrapes of
+ * another fresh server within 10 s, eight of them at once while its first count runs, make no more than that.
+ */
+static void test_counts_made_once_per_10s(void **state)
+{
+    (void)state;
+    static const char *const two_threads[] = {"OTA_THREADS=2", NULL};
+    enum { AT_ONCE = 8, IN_TURN = 12 };
+    h_server_t one, many;
+
+    /* One count, on a server whose first scrape it is. */
+    mark_scans("before_one", NULL);
+    h_server_start(&one, &h_g_pg, two_threads);
+    h_resp_t r = {0};
+    h_http(&one, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+    CHECK(r.status == 200 && strstr(r.body, "ota_assignments{status=") != NULL, "GET /metrics: %ld", r.status);
+    h_resp_free(&r);
+    h_server_stop(&one); /* its sessions end, and so report their statistics at once */
+    mark_scans("after_one", "before_one");
+
+    h_server_start(&many, &h_g_pg, two_threads);
+    double start = now_s();
+    pthread_t threads[AT_ONCE];
+    bg_scrape_t bg[AT_ONCE];
+    for (int i = 0; i < AT_ONCE; i++) {
+        bg[i] = (bg_scrape_t){.srv = &many};
+        atomic_init(&bg[i].done, 0);
+        pthread_create(&threads[i], NULL, scrape_in_background, &bg[i]);
+    }
+    for (int i = 0; i < AT_ONCE; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(bg[i].resp.status == 200 && strstr(bg[i].resp.body, "ota_assignments{status=") != NULL,
+              "scrape %d at once: %ld %s", i, bg[i].resp.status, BODY(&bg[i].resp));
+        h_resp_free(&bg[i].resp);
+    }
+    for (int i = 0; i < IN_TURN; i++) {
+        h_http(&many, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+        CHECK(r.status == 200 && strstr(r.body, "ota_assignments{status=") != NULL, "scrape %d in turn: %ld", i,
+              r.status);
+        h_resp_free(&r);
+    }
+    int windows = 1 + (int)((now_s() - start) / 10.0); /* a very slow run may span two 10 s windows */
+    h_server_stop(&many);
+    mark_scans("after_many", "after_one");
+    h_sleep_ms(1000); /* every session of the server has reported by now, not just the first */
+    mark_scans("after_many", NULL);
+
+    char expr[512];
+    snprintf(expr, sizeof expr,
+             "(SELECT a.n - b.n FROM metrics_scan_marks a, metrics_scan_marks b WHERE a.name = 'after_many' AND "
+             "b.name = 'after_one') <= %d * (SELECT a.n - b.n FROM metrics_scan_marks a, metrics_scan_marks b "
+             "WHERE a.name = 'after_one' AND b.name = 'before_one')",
+             windows);
+    CHECK(h_sql_holds(expr), "%d scrapes scanned assignment_events more often than %d count(s) do", AT_ONCE + IN_TURN,
+          windows);
+}
+
+/* With OTA_METRICS_TOKEN set, /metrics needs exactly that bearer token. */
+static void test_metrics_token(void **state)
+{
+    (void)state;
+    static const char *const with_token[] = {"OTA_METRICS_TOKEN=metrics-token-for-the-test", NULL};
+    h_server_t srv;
+    h_server_start(&srv, &h_g_pg, with_token);
+    const char *refused[] = {NULL, "metrics-token-for-the-tesT", "metrics-token-for-the-test-", "metrics-token",
+                             srv.admin_key};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        h_resp_t r = {0};
+        h_http(&srv, "GET", "/metrics", refused[i], NULL, 0, NULL, &r);
+        EXPECT_ERROR(&r, 401, "unauthorized");
+        h_resp_free(&r);
+    }
+    h_resp_t r = {0};
+    h_http(&srv, "GET", "/metrics", "metrics-token-for-the-test", NULL, 0, NULL, &r);
+    CHECK(r.status == 200 && strstr(r.body, "ota_http_requests_total{route=\"metrics\",status=\"401\"} 5") != NULL,
+          "GET /metrics with the token: %ld %s", r.status, BODY(&r));
+    h_resp_free(&r);
+    h_server_stop(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +380,8 @@ int main(void)
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_deferred_rows),
         cmocka_unit_test(test_scrape_does_not_hold_up_heartbeats),
+        cmocka_unit_test(test_counts_made_once_per_10s),
+        cmocka_unit_test(test_metrics_token),
     };
     return cmocka_run_group_tests(tests, h_group_setup, h_group_teardown);
 }

@@ -46,6 +46,8 @@ static const char *const VARS[] = {
     "OTA_PRESENCE_INTERVAL",
     "OTA_VERIFY_WINDOW",
     "OTA_FLEET_CACHE_MS",
+    "OTA_METRICS_TOKEN",
+    "OTA_DEVICE_RATE_LIMIT",
 };
 #define NVARS (sizeof(VARS) / sizeof(VARS[0]))
 
@@ -98,6 +100,7 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->idle_timeout_ms, 30000);
     assert_int_equal(cfg->request_timeout, 3600);
     assert_int_equal(cfg->jobs_queue_max, 16);
+    assert_int_equal(cfg->device_rate_limit, 10);
 }
 
 static void test_defaults(void **state)
@@ -274,6 +277,7 @@ static const int_case_t INTS[] = {
     {"OTA_IDLE_TIMEOUT_MS", 100, 3600 * 1000, offsetof(ota_config_t, idle_timeout_ms), 0},
     {"OTA_REQUEST_TIMEOUT", 1, 86400, offsetof(ota_config_t, request_timeout), 0},
     {"OTA_JOBS_QUEUE_MAX", 1, 10000, offsetof(ota_config_t, jobs_queue_max), 0},
+    {"OTA_DEVICE_RATE_LIMIT", 0, 1000000, offsetof(ota_config_t, device_rate_limit), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)
@@ -422,6 +426,28 @@ static void test_bootstrap_key(void **state)
     ota__config_free(&cfg);
 }
 
+static void test_metrics_token(void **state)
+{
+    ota_config_t cfg;
+    char err[256] = "";
+    (void)state;
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_null(cfg.metrics_token); /* unset: /metrics is open */
+    ota__config_free(&cfg);
+    setenv("OTA_METRICS_TOKEN", "scrape-0123456789", 1);
+    assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_OK);
+    assert_string_equal(cfg.metrics_token, "scrape-0123456789");
+    ota__config_free(&cfg);
+    /* Tokens no Authorization header could carry, or too short to guess hard, are refused at start. */
+    static const char *const BAD[] = {"short", "has a space 0123456789",
+                                      "0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        setenv("OTA_METRICS_TOKEN", BAD[i], 1);
+        assert_int_equal(ota__config_load(&cfg, err, sizeof err), OTA_ERR_INVALID);
+        assert_non_null(strstr(err, "OTA_METRICS_TOKEN"));
+    }
+}
+
 static void test_print_help(void **state)
 {
     char *text = NULL;
@@ -546,6 +572,7 @@ int main(void)
         T(test_error_truncated_to_cap),
         T(test_public_url),
         T(test_bootstrap_key),
+        T(test_metrics_token),
         T(test_print_help),
         T(test_storage_defaults),
         T(test_storage_s3),
