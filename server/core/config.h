@@ -41,6 +41,8 @@ typedef struct ota_config {
     int s3_path_style;        /**< OTA_S3_PATH_STYLE: 1 path-style, 0 virtual-hosted */
     int url_ttl;              /**< OTA_URL_TTL: presigned URL lifetime, seconds */
     int job_threads;          /**< OTA_JOB_THREADS: threads for blocking work (uploads, S3) */
+    int gc_grace;             /**< OTA_GC_GRACE_S: age, seconds, before an unused object is swept */
+    int gc_interval;          /**< OTA_GC_INTERVAL_S: seconds between object sweeps, 0 for none */
 
     /* Assignments and the heartbeat. */
     char *signing_key;        /**< OTA_SIGNING_KEY: Ed25519 PEM that signs manifests (made at first start) */

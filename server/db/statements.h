@@ -64,6 +64,8 @@ typedef enum ota_stmt {
     OTA_STMT_ROLLOUT_EXISTS,         /* $1 id → one row when it exists */
     OTA_STMT_ROLLOUT_TICK,           /* $1 batch → work done (0: nothing to do) */
     OTA_STMT_FLEET_COUNTS,           /* → rows (model, firmware version, ota_status, devices, seen in 24 h) */
+    OTA_STMT_OBJECT_SWEEP_TAKE,      /* $1 interval seconds, $2 grace seconds → taken (0|1), upload rows removed */
+    OTA_STMT_OBJECTS_UNUSED,         /* $1 object keys (JSON array), $2 grace seconds → rows (key) no row needs */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
