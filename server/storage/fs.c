@@ -55,8 +55,8 @@ ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_
 
 /*
  * A hard link: objects are never written in place (a put renames a new file over the name), so the link keeps
- * the bytes it was made with whatever later happens to `src`. Its time is set to now, so that the sweeper judges
- * the new object by when it was made, not by when `src` was written.
+ * the bytes it was made with whatever later happens to `src`. Its time (shared with `src`) is set to now, so that
+ * the sweeper judges the new object by when it was made, not by when `src` was written.
  */
 ota_err_t ota__fs_copy(const char *root, const char *src, const char *dst, char *err, size_t cap)
 {
@@ -72,12 +72,13 @@ ota_err_t ota__fs_copy(const char *root, const char *src, const char *dst, char 
         snprintf(err, cap, "cannot create folders for %s: %s", to, strerror(errno));
         return OTA_ERR_IO;
     }
-    if (link(from, tmp) != 0) {
+    /* The time is set before the link, so that not even the temporary name looks old to the sweeper. */
+    if (utimensat(AT_FDCWD, from, NULL, 0) != 0 || link(from, tmp) != 0) {
         rc = errno == ENOENT ? OTA_ERR_NOT_FOUND : OTA_ERR_IO;
         snprintf(err, cap, "cannot link %s: %s", from, strerror(errno));
         return rc;
     }
-    if (utimensat(AT_FDCWD, tmp, NULL, 0) != 0 || rename(tmp, to) != 0 || ota__fsync_parent(to) != OTA_OK) {
+    if (rename(tmp, to) != 0 || ota__fsync_parent(to) != OTA_OK) {
         snprintf(err, cap, "cannot copy %s to %s: %s", from, to, strerror(errno));
         unlink(tmp);
         return OTA_ERR_IO;
