@@ -1545,6 +1545,43 @@ static void test_object_sweeper(void **state)
     free(b);
 }
 
+/*
+ * A creation whose objects were stored longer than half the sweeper's grace period ago is refused (503) rather
+ * than committed: an object that old may already have been judged unused by a sweep. Its objects are deleted.
+ */
+static void test_create_slower_than_grace(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_GC_GRACE_S=2", NULL};
+    char model[32], url[300];
+    h_make_model(model, sizeof model, "Slow");
+    size_t len = 20000;
+    unsigned char *bin = random_bytes(len);
+    h_server_t *srv = start_other(true, extra);
+    source_server_t src;
+    source_start(&src, bin, len, 2500);
+    files_t before;
+    list_objects(&before);
+    h_resp_t r = {0};
+
+    /* The bin is stored at once, then the ufw's source takes 2.5 s: more than half of 2 s. */
+    source_url(&src, "/stall", url, sizeof url);
+    post_json(srv, model, "1.0.0", NULL, blob_source(bin, len), file_source(url), &r);
+    CHECK_AT(srv, r.status == 503 && h_error_shape_ok(&r, "unavailable"), "expected 503 unavailable, got %ld: %.2000s",
+             r.status, BODY(&r));
+    h_resp_free(&r);
+    expect_no_added_objects(&before, "a creation refused for taking longer than the grace period allows");
+    CHECK(release_count(model) == 0, "the refused release is listed");
+
+    source_url(&src, "/ok", url, sizeof url);
+    post_json(srv, model, "1.0.0", NULL, blob_source(bin, len), file_source(url), &r);
+    EXPECT_STATUS(&r, 201);
+    h_resp_free(&r);
+    source_stop(&src);
+    files_free(&before);
+    free(bin);
+}
+
 static void test_upload_bad_requests(void **state)
 {
     (void)state;
@@ -2188,6 +2225,7 @@ int main(void)
         cmocka_unit_test(test_upload_put_again_after_release),
         cmocka_unit_test(test_import_links_and_fifo),
         cmocka_unit_test_teardown(test_object_sweeper, stop_other),
+        cmocka_unit_test_teardown(test_create_slower_than_grace, stop_other),
         cmocka_unit_test(test_upload_bad_requests),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_presigned_url_security),
