@@ -5,6 +5,9 @@
  *   ota-server migrate        apply pending migrations and exit
  *   ota-server apikey create --name N --role admin|viewer
  *                             print a new API key alone on standard output
+ *   ota-server apikey list    print every API key as a JSON line (never the key itself)
+ *   ota-server apikey revoke ID
+ *                             revoke an API key (refused on every instance at once)
  *   ota-server presign --method GET|PUT --key K [--time YYYYMMDDTHHMMSSZ] [--expires S]
  *                             print the presigned URL the configured storage would hand out
  *   ota-server --help         usage and the OTA_* variables
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/ids.h"
 #include "db/apikeys.h"
 #include "db/migrate.h"
 #include "db/sync.h"
@@ -33,6 +37,8 @@ static void usage(FILE *out)
     fputs("usage: ota-server [serve]\n"
           "       ota-server migrate\n"
           "       ota-server apikey create --name NAME --role admin|viewer\n"
+          "       ota-server apikey list\n"
+          "       ota-server apikey revoke ID\n"
           "       ota-server presign --method GET|PUT --key KEY [--time YYYYMMDDTHHMMSSZ] [--expires SECONDS]\n"
           "       ota-server --help\n\n",
           out);
@@ -73,29 +79,83 @@ static const char *option_value(int argc, char **argv, const char *name)
     return NULL;
 }
 
-static int cmd_apikey(const ota_config_t *cfg, int argc, char **argv)
+static const char APIKEY_USAGE[] = "usage: ota-server apikey create --name NAME --role admin|viewer\n"
+                                   "       ota-server apikey list\n"
+                                   "       ota-server apikey revoke ID\n";
+
+/* Connects and migrates, as every apikey subcommand needs; NULL (logged) on failure. */
+static PGconn *apikey_connect(const ota_config_t *cfg)
 {
-    const char *name = option_value(argc, argv, "--name");
-    const char *role = option_value(argc, argv, "--role");
-    char err[512], key[128];
-    if (argc < 1 || strcmp(argv[0], "create") != 0 || name == NULL || role == NULL ||
-        (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0)) {
-        fputs("usage: ota-server apikey create --name NAME --role admin|viewer\n", stderr);
-        return 2;
-    }
+    char err[512];
     PGconn *conn = ota__db_connect_sync(cfg->database_url, err, sizeof err);
     if (conn == NULL) {
         ota_log_error("cannot connect to the database: %s", err);
+        return NULL;
+    }
+    if (migrate(conn) != 0) {
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static int apikey_create(PGconn *conn, const char *name, const char *role)
+{
+    char err[512], key[128];
+    if (ota__apikey_create(conn, name, role, key, sizeof key, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot create the key: %s", err);
         return 1;
     }
-    int rc = migrate(conn);
-    if (rc == 0 && ota__apikey_create(conn, name, role, key, sizeof key, err, sizeof err) != OTA_OK) {
-        ota_log_error("cannot create the key: %s", err);
-        rc = 1;
+    printf("%s\n", key);
+    return 0;
+}
+
+static int apikey_list(PGconn *conn)
+{
+    char err[512];
+    if (ota__apikey_list(conn, stdout, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot list the keys: %s", err);
+        return 1;
     }
+    return 0;
+}
+
+/* Exit 0 when the key is revoked (now or before), 1 when there is no such key. */
+static int apikey_revoke(PGconn *conn, const char *id)
+{
+    char err[512];
+    bool found = false, revoked = false;
+    if (ota__apikey_revoke(conn, id, &found, &revoked, err, sizeof err) != OTA_OK) {
+        ota_log_error("cannot revoke the key: %s", err);
+        return 1;
+    }
+    if (!found) {
+        ota_log_error("no API key %s", id);
+        return 1;
+    }
+    if (!revoked)
+        ota_log_info("API key %s was revoked already", id);
+    return 0;
+}
+
+static int cmd_apikey(const ota_config_t *cfg, int argc, char **argv)
+{
+    const char *sub = argc >= 1 ? argv[0] : "";
+    const char *name = option_value(argc, argv, "--name");
+    const char *role = option_value(argc, argv, "--role");
+    char id[OTA_UUID_LEN + 1];
+    bool create = strcmp(sub, "create") == 0 && name != NULL && role != NULL && ota__apikey_role_valid(role);
+    bool list = strcmp(sub, "list") == 0 && argc == 1;
+    bool revoke = strcmp(sub, "revoke") == 0 && argc == 2 && ota__uuid_parse(argv[1], strlen(argv[1]), id);
+    if (!create && !list && !revoke) {
+        fputs(APIKEY_USAGE, stderr);
+        return 2;
+    }
+    PGconn *conn = apikey_connect(cfg);
+    if (conn == NULL)
+        return 1;
+    int rc = create ? apikey_create(conn, name, role) : list ? apikey_list(conn) : apikey_revoke(conn, id);
     PQfinish(conn);
-    if (rc == 0)
-        printf("%s\n", key);
     return rc;
 }
 
@@ -156,11 +216,14 @@ static int cmd_serve(const ota_config_t *cfg)
     if (conn == NULL)
         return 1;
     int rc = migrate(conn);
+    bool revoked = false;
     if (rc == 0 && cfg->bootstrap_api_key != NULL &&
-        ota__apikey_ensure_bootstrap(conn, cfg->bootstrap_api_key, err, sizeof err) != OTA_OK) {
+        ota__apikey_ensure_bootstrap(conn, cfg->bootstrap_api_key, &revoked, err, sizeof err) != OTA_OK) {
         ota_log_error("cannot store OTA_BOOTSTRAP_API_KEY: %s", err);
         rc = 1;
     }
+    if (revoked)
+        ota_log_warn("OTA_BOOTSTRAP_API_KEY names a revoked key: it stays revoked (set a new value to have one)");
     PQfinish(conn);
     return rc == 0 ? ota__server_run(cfg) : rc;
 }

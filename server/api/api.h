@@ -90,6 +90,14 @@ json_t *ota__ufw_link(ota_call_t *call, const char *object_key, json_t *artifact
 /* signing_key.c */
 void ota__api_signing_key(ota_call_t *call);
 
+/* api_keys.c */
+void ota__api_api_keys_create(ota_call_t *call);
+void ota__api_api_keys_list(ota_call_t *call);
+void ota__api_api_keys_revoke(ota_call_t *call);
+
+/* audit.c */
+void ota__api_audit_list(ota_call_t *call);
+
 /* whoami.c */
 void ota__api_whoami(ota_call_t *call);
 

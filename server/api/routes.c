@@ -43,6 +43,11 @@ const ota_route_t ota__routes[] = {
     {"GET", "/v1/whoami", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_whoami, "whoami"},
     {"GET", "/v1/signing-key", OTA_ACCESS_PUBLIC, OTA_BODY_NONE, ota__api_signing_key, "signing_key"},
 
+    {"GET", "/v1/api-keys", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_api_keys_list, "api_keys.list"},
+    {"POST", "/v1/api-keys", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_api_keys_create, "api_keys.create"},
+    {"DELETE", "/v1/api-keys/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_api_keys_revoke, "api_keys.revoke"},
+    {"GET", "/v1/audit", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_audit_list, "audit.list"},
+
     {"POST", "/v1/releases", OTA_ACCESS_ADMIN, OTA_BODY_UPLOAD, ota__api_releases_create, "releases.create"},
     {"GET", "/v1/releases", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_list, "releases.list"},
     {"GET", "/v1/releases/{uuid}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_get, "releases.get"},

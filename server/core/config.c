@@ -20,7 +20,7 @@ static const var_doc_t VARS[] = {
     {"OTA_LISTEN", "127.0.0.1:8080", "host:port to listen on"},
     {"OTA_THREADS", "core count", "event-loop threads"},
     {"OTA_PUBLIC_URL", "http://<OTA_LISTEN>", "the base URL devices reach this server at"},
-    {"OTA_BOOTSTRAP_API_KEY", "(none)", "an admin API key ensured at start"},
+    {"OTA_BOOTSTRAP_API_KEY", "(none)", "an admin API key ensured at start (once revoked, it stays revoked)"},
     {"OTA_MAX_BODY", "67108864 (64 MiB)", "largest upload body in bytes; other bodies stop at 64 KiB"},
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},

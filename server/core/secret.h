@@ -21,6 +21,8 @@
 
 #define OTA_API_KEY_PREFIX "ota_"
 #define OTA_DEVICE_TOKEN_PREFIX "otd_"
+/** Longest name of an API key, in bytes (the CHECK on api_keys.name). */
+#define OTA_API_KEY_NAME_MAX 200
 
 /** Makes a new secret `prefix` + base64url(random) into `out` (OTA_SECRET_MAX bytes). */
 ota_err_t ota__secret_new(const char *prefix, char out[OTA_SECRET_MAX]);

@@ -1,15 +1,25 @@
 #ifndef OTA_SERVER_DB_STATEMENTS_H
 #define OTA_SERVER_DB_STATEMENTS_H
 
+#include <stdbool.h>
+
 /*
  * Every SQL statement the server runs at request time, as named prepared
  * statements. Each connection prepares them all when it connects; callers
  * name a statement by its id and pass text parameters.
+ *
+ * The writes an API key can make are audited (ota_stmt_def_t.audited): the
+ * statement also records the write in audit_log, in the same transaction
+ * (the why is at AUDITED in statements.c). Such a statement takes two more
+ * parameters than its comment below lists, last: the actor's API key id and
+ * name. Callers on the event loop pass only the listed ones and
+ * ota__call_query adds the actor from the call (http/call.h).
  */
 
 typedef enum ota_stmt {
     OTA_STMT_PING,
-    OTA_STMT_API_KEY_ROLE,        /* $1 key hash → role */
+    OTA_STMT_API_KEY_AUTH,        /* $1 key hash → id, name, role, last use stale (bool) of the unrevoked key */
+    OTA_STMT_API_KEY_USED,        /* $1 key id → (notes the key's use when the last is a minute old) */
     OTA_STMT_DEVICE_TOKEN_HASH,   /* $1 device id → token_hash */
     OTA_STMT_DEVICE_BY_TOKEN,     /* $1 secret hash → 'device' or 'api_key' when it is someone's */
     OTA_STMT_MODEL_CREATE,        /* $1 id, $2 name → model */
@@ -64,6 +74,12 @@ typedef enum ota_stmt {
     OTA_STMT_ROLLOUT_EXISTS,         /* $1 id → one row when it exists */
     OTA_STMT_ROLLOUT_TICK,           /* $1 batch → work done (0: nothing to do) */
     OTA_STMT_FLEET_COUNTS,           /* → rows (model, firmware version, ota_status, devices, seen in 24 h) */
+    OTA_STMT_API_KEY_CREATE,         /* audited: $1 id, $2 name, $3 role, $4 key hash → the key's JSON */
+    OTA_STMT_API_KEY_LIST,           /* → every key's JSON, newest first */
+    OTA_STMT_API_KEY_REVOKE,         /* audited: $1 id → found (0|1), revoked now (0|1) */
+    OTA_STMT_AUDIT_LIST,             /* $1 cursor ts, $2 cursor id, $3 limit → audit rows */
+    OTA_STMT_AUDIT_LIST_ACTION,      /* ... $4 action */
+    OTA_STMT_AUDIT_LIST_TARGET,      /* ... $4 target id, $5 action or NULL */
     OTA_STMT_OBJECT_SWEEP_TAKE,      /* $1 interval seconds, $2 grace seconds → taken (0|1), upload rows removed */
     OTA_STMT_OBJECTS_UNUSED,         /* $1 object keys (JSON array), $2 grace seconds → rows (key) no row needs */
     OTA_STMT_COUNT
@@ -91,6 +107,18 @@ enum {
     OTA_DEVICE_COL_ACTIVE_ASSIGNMENT, /**< JSON of the active assignment, or NULL */
     OTA_DEVICE_COL_TAGS,              /**< JSON array of the tags */
 };
+
+/** Columns of OTA_STMT_API_KEY_AUTH. */
+enum { OTA_API_KEY_AUTH_COL_ID, OTA_API_KEY_AUTH_COL_NAME, OTA_API_KEY_AUTH_COL_ROLE, OTA_API_KEY_AUTH_COL_STALE };
+
+/** Columns of OTA_STMT_API_KEY_REVOKE. */
+enum { OTA_API_KEY_REVOKE_COL_FOUND, OTA_API_KEY_REVOKE_COL_REVOKED };
+
+/** Columns of an audit row (OTA_STMT_AUDIT_LIST*). */
+enum { OTA_AUDIT_COL_JSON, OTA_AUDIT_COL_CURSOR_TS, OTA_AUDIT_COL_ID };
+
+/** The most parameters a statement takes (the heartbeat's; a rollout's creation with its actor). */
+#define OTA_STMT_PARAMS_MAX 16
 
 /** Columns of an assignment row. */
 enum { OTA_ASSIGNMENT_COL_ID, OTA_ASSIGNMENT_COL_JSON, OTA_ASSIGNMENT_COL_CURSOR_TS, OTA_ASSIGNMENT_COL_EVENTS };
@@ -217,7 +245,8 @@ enum {
 typedef struct ota_stmt_def {
     const char *name;
     const char *sql;
-    int nparams;
+    int nparams;  /**< with the actor's two when audited */
+    bool audited; /**< its last two parameters are the actor: API key id (or NULL) and name (NULL: not recorded) */
 } ota_stmt_def_t;
 
 /** The definition of statement `id`. */

@@ -1,10 +1,12 @@
 #include "http/auth.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http/respond.h"
+#include "core/log.h"
 #include "core/secret.h"
 
 typedef void (*next_fn)(ota_call_t *call);
@@ -73,17 +75,40 @@ static void continue_with(ota_call_t *call, ota_principal_t principal)
 
 /* --- API keys --- */
 
-static void on_api_key_role(ota_call_t *call, const PGresult *res)
+static void on_use_noted(void *arg, const PGresult *res)
+{
+    (void)arg;
+    if (res != NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+        ota_log_warn("cannot note an API key's last use: %s", PQresultErrorMessage(res));
+}
+
+/*
+ * last_used_at is written at most about once a minute per key, never on the request's way: the check says
+ * whether the last use is a minute old, and only then is an UPDATE sent, answered to nobody. Its failure
+ * costs a late last_used_at, never the request.
+ */
+static void note_use(ota_call_t *call, const PGresult *res)
+{
+    if (PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_STALE)[0] != 't')
+        return;
+    const char *params[] = {call->api_key_id};
+    (void)ota__db_query(call->worker->db, OTA_STMT_API_KEY_USED, params, on_use_noted, NULL);
+}
+
+static void on_api_key(ota_call_t *call, const PGresult *res)
 {
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ota__respond_db_error(call, res);
         return;
     }
     if (PQntuples(res) == 0) {
-        ota__auth_unauthorized(call, "unknown API key");
+        ota__auth_unauthorized(call, "unknown or revoked API key");
         return;
     }
-    bool admin = strcmp(PQgetvalue(res, 0, OTA_COL_ONLY), "admin") == 0;
+    snprintf(call->api_key_id, sizeof call->api_key_id, "%s", PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_ID));
+    snprintf(call->api_key_name, sizeof call->api_key_name, "%s", PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_NAME));
+    note_use(call, res);
+    bool admin = strcmp(PQgetvalue(res, 0, OTA_API_KEY_AUTH_COL_ROLE), "admin") == 0;
     ota_access_t access = call->match.route->access;
     if (access == OTA_ACCESS_DEVICE) {
         forbidden(call, "this route takes the device's own token");
@@ -164,7 +189,7 @@ void ota__auth_check(ota_call_t *call, next_fn next)
 
     if (strncmp(secret, OTA_API_KEY_PREFIX, strlen(OTA_API_KEY_PREFIX)) == 0) {
         const char *params[] = {st->hash};
-        ota__call_query(call, OTA_STMT_API_KEY_ROLE, params, on_api_key_role);
+        ota__call_query(call, OTA_STMT_API_KEY_AUTH, params, on_api_key);
     } else if (strncmp(secret, OTA_DEVICE_TOKEN_PREFIX, strlen(OTA_DEVICE_TOKEN_PREFIX)) == 0) {
         check_device_token(call);
     } else {

@@ -81,8 +81,28 @@ static void on_query_done(void *arg, const PGresult *res)
     cb(call, res);
 }
 
+/* The statement's parameters with, when it is audited, the actor after them (see AUDITED in db/statements.c). */
+static const char *const *with_actor(const ota_call_t *call, ota_stmt_t stmt, const char *const *params,
+                                     const char *all[OTA_STMT_PARAMS_MAX])
+{
+    const ota_stmt_def_t *def = ota__stmt_def(stmt);
+    if (def == NULL || !def->audited)
+        return params;
+    int own = def->nparams - 2;
+    if (def->nparams > OTA_STMT_PARAMS_MAX || own < 0)
+        h2o_fatal("an audited statement with too many parameters");
+    for (int i = 0; i < own; i++)
+        all[i] = params[i];
+    bool api_key = call->principal == OTA_PRINCIPAL_ADMIN || call->principal == OTA_PRINCIPAL_VIEWER;
+    all[own] = api_key ? call->api_key_id : NULL;
+    all[own + 1] = api_key ? call->api_key_name : NULL;
+    return all;
+}
+
 static void query_on(ota_db_t *db, ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb)
 {
+    const char *all[OTA_STMT_PARAMS_MAX];
+    params = with_actor(call, stmt, params, all);
     call->db_cb = cb;
     if (ota__db_query(db, stmt, params, on_query_done, call) != OTA_OK) {
         call->db_cb = NULL;

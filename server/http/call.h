@@ -9,6 +9,7 @@
 #include "db/statements.h"
 #include "http/router.h"
 #include "core/ids.h"
+#include "core/secret.h"
 #include "http/worker.h"
 
 /*
@@ -45,6 +46,9 @@ struct ota_call {
     /** The path parameters, NUL-terminated; {uuid} ones in lower case. */
     char params[OTA_ROUTE_MAX_PARAMS][OTA_UUID_LEN + 1 + 64];
     ota_principal_t principal;
+    /** With an API key (admin or viewer): the key's id and name, the actor of the audited writes it makes. */
+    char api_key_id[OTA_UUID_LEN + 1];
+    char api_key_name[OTA_API_KEY_NAME_MAX + 1];
     json_t *body; /**< the parsed JSON body (JSON routes with a body), or NULL; owned */
     void *state;  /**< handler-specific, freed by the handler's `state_free`, if set */
     void (*state_free)(void *state);
@@ -70,7 +74,9 @@ void ota__call_free(ota_call_t *call);
  * `cb(call, res)`. When the database cannot take the query, or the
  * connection is lost before the answer, answers 503 (`unavailable`) instead.
  * When the client has gone by the time the answer comes, frees the call
- * without calling `cb`.
+ * without calling `cb`. For an audited statement (db/statements.h) `params`
+ * holds all but the last two, the actor, which this adds: the call's API key,
+ * or nobody (nothing recorded) for other credentials.
  */
 void ota__call_query(ota_call_t *call, ota_stmt_t stmt, const char *const *params, ota_call_db_cb cb);
 

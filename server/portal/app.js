@@ -1,6 +1,6 @@
 // The operators' portal: a client of the public API like any other. It signs in with an API key, kept in this
 // tab's session storage; a viewer key gets a read-only portal (no write control shown; the API refuses anyway).
-// Pages are named by the address's hash (#fleet, #firmware, #devices, #device/ID, #rollouts, #rollout/ID), and
+// Pages are named by the address's hash (#fleet, #firmware, #devices, #device/ID, #rollouts, #rollout/ID, #keys), and
 // the page on screen follows the live feed of /v1/events without a reload.
 
 import { forgetKey, keepKey, roleOfKey, signedInKey } from './api.js';
@@ -9,11 +9,12 @@ import { showDevice, leaveDevice, shownDevice, wireDevice } from './device.js';
 import { showDevices, wireDevices } from './devices.js';
 import { fillModelPickers, nextReleases, onUploadDone, showReleases, wireFirmware } from './firmware.js';
 import { showFleet } from './fleet.js';
+import { showAudit, showKeys, wireKeys } from './keys.js';
 import { startLive, stopLive } from './live.js';
 import { leaveRollout, showRollout, shownRollout, wireRollout } from './rollout.js';
 import { fillReleasePicker, showRollouts, wireRollouts } from './rollouts.js';
 
-const PAGES = ['fleet', 'firmware', 'devices', 'device', 'rollouts', 'rollout'];
+const PAGES = ['fleet', 'firmware', 'devices', 'device', 'rollouts', 'rollout', 'keys'];
 // Events arriving together refresh the page once: a device or a rollout at most every half second, the lists
 // (whose numbers the server recounts every few seconds anyway) at most every 5 s.
 const LIVE_REFRESH_MS = { device: 500, rollout: 500, fleet: 5000, rollouts: 5000 };
@@ -61,7 +62,8 @@ async function show() {
   else if (name === 'devices') await Promise.all([fillModelPickers(), showDevices(null)]);
   else if (name === 'device') await showDevice(arg, refresh);
   else if (name === 'rollouts') await Promise.all([fillReleasePicker(), showRollouts(null)]);
-  else await showRollout(arg, refresh);
+  else if (name === 'rollout') await showRollout(arg, refresh);
+  else await Promise.all([showKeys(refresh), showAudit(null)]);
 }
 
 // A live event refreshes the page it concerns.
@@ -124,6 +126,7 @@ wireDevices(run);
 wireDevice(refresh);
 wireRollouts(run);
 wireRollout(run);
+wireKeys(run, refresh);
 
 if (signedInKey()) run(signedIn);
 else signedOut();

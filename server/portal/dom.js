@@ -82,3 +82,18 @@ export const list = (text) => text.split(/[\s,]+/).filter((item) => item !== '')
 export function when(timestamp) {
   return timestamp ? new Date(timestamp).toLocaleString() : 'never';
 }
+
+// A second click confirms: the first shows `question` in the note `noteId`, the same question again says yes. No
+// dialog (a dialog would stop a keyboard user's flow and the tests' pages alike).
+export function confirmed(noteId, question) {
+  const note = $(noteId);
+  if (note.dataset.question === question) {
+    note.dataset.question = '';
+    note.hidden = true;
+    return true;
+  }
+  note.dataset.question = question;
+  note.textContent = `${question} Click again to confirm.`;
+  note.hidden = false;
+  return false;
+}

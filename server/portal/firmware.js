@@ -4,7 +4,7 @@
 // then names its upload_id, so a big image never has to fit in one request to this server.
 
 import { api, send } from './api.js';
-import { $, bar, button, el, row, when } from './dom.js';
+import { $, bar, button, confirmed, el, row, when } from './dom.js';
 
 const PRESIGNED_FROM = 8 * 1024 * 1024;
 
@@ -29,29 +29,15 @@ function releaseActions(r, refresh) {
   const actions = el('span', 'actions write');
   if (r.status === 'released') {
     actions.append(button('Withdraw', () => refresh(async () => {
-      if (confirmed(`Withdraw ${r.model} ${r.version}? Its pending assignments are canceled.`)) {
+      if (confirmed('firmware-confirm', `Withdraw ${r.model} ${r.version}? Its pending assignments are canceled.`)) {
         await api(`/v1/releases/${r.id}`, { method: 'PATCH', body: { status: 'withdrawn' } });
       }
     })));
   }
   actions.append(button('Delete', () => refresh(async () => {
-    if (confirmed(`Delete ${r.model} ${r.version} and its files?`)) await api(`/v1/releases/${r.id}`, { method: 'DELETE' });
+    if (confirmed('firmware-confirm', `Delete ${r.model} ${r.version} and its files?`)) await api(`/v1/releases/${r.id}`, { method: 'DELETE' });
   })));
   return actions;
-}
-
-// A second click confirms: no dialog (a dialog would stop a keyboard user's flow and the tests' pages alike).
-function confirmed(question) {
-  const note = $('firmware-confirm');
-  if (note.dataset.question === question) {
-    note.dataset.question = '';
-    note.hidden = true;
-    return true;
-  }
-  note.dataset.question = question;
-  note.textContent = `${question} Click again to confirm.`;
-  note.hidden = false;
-  return false;
 }
 
 function artifactText(a) {

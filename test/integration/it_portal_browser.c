@@ -75,6 +75,13 @@ static void test_rollout(void **state)
     run_script("rollout.test.mjs");
 }
 
+/* Keys and audit: a key made, found in the audit log, revoked. */
+static void test_keys(void **state)
+{
+    (void)state;
+    run_script("keys.test.mjs");
+}
+
 /* A viewer key: every page, no write control. */
 static void test_viewer(void **state)
 {
@@ -100,6 +107,7 @@ int main(void)
         cmocka_unit_test(test_sign_in_fleet_and_devices),
         cmocka_unit_test(test_bota_flow),
         cmocka_unit_test(test_rollout),
+        cmocka_unit_test(test_keys),
         cmocka_unit_test(test_viewer),
     };
     /* OTA_TEST_FILTER=<glob> runs some tests only (while debugging). */
