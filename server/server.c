@@ -23,6 +23,7 @@
 #include "api/dispatch.h"
 #include "api/portal.h"
 #include "http/error_filter.h"
+#include "http/idle.h"
 #include "core/log.h"
 #include "api/events.h"
 #include "heartbeat/deferred_writes.h"
@@ -39,6 +40,7 @@ typedef struct thread {
     h2o_accept_ctx_t accept_ctx;
     int listen_fd;
     h2o_socket_t *listener;
+    ota_idle_t *idle;    /* closes connections that stop moving bytes mid-exchange */
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
     ota_sweeper_t *sweeper; /* thread 0 only */
     ota_object_sweeper_t *object_sweeper; /* thread 0 only; NULL when OTA_GC_INTERVAL_S is 0 */
@@ -54,8 +56,10 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-    if (sock != NULL)
-        h2o_accept(&t->accept_ctx, sock);
+    if (sock == NULL)
+        return;
+    ota__idle_track(t->idle, sock);
+    h2o_accept(&t->accept_ctx, sock);
 }
 
 static void on_wake(h2o_socket_t *waker, const char *err)
@@ -116,6 +120,9 @@ static void drain(thread_t *t)
                      t->worker.calls_in_progress);
 }
 
+/* Threads that read blob files for downloads with the fs storage (api/blobs.c). */
+#define BLOB_READ_THREADS 2
+
 /* Seconds a starting thread waits for its database connections before it accepts connections anyway. */
 #define START_DB_WAIT_SECONDS 10
 
@@ -173,6 +180,7 @@ static void *thread_main(void *arg)
         t->object_sweeper = ota__object_sweeper_start(&t->worker);
         t->rollout_engine = ota__rollout_engine_start(&t->worker);
     }
+    t->idle = ota__idle_start(t->worker.loop, (uint64_t)t->worker.cfg->idle_timeout_ms);
     t->listener = h2o_evloop_socket_create(t->worker.loop, t->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     t->listener->data = t;
     h2o_socket_read_start(t->listener, on_accept);
@@ -183,6 +191,8 @@ static void *thread_main(void *arg)
 
     h2o_socket_read_stop(t->waker);
     h2o_socket_close(t->waker);
+    ota__idle_stop(t->idle);
+    t->idle = NULL;
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
     ota__object_sweeper_stop(t->object_sweeper);
@@ -205,8 +215,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg,
-                        ota_jobs_t *jobs, ota_storage_t *storage, const ota_signing_key_t *key,
+static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg, ota_jobs_t *jobs,
+                        ota_jobs_t *reads, ota_storage_t *storage, const ota_signing_key_t *key,
                         const char *instance_id)
 {
     memset(t, 0, sizeof *t);
@@ -221,6 +231,7 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.cfg = cfg;
     t->worker.index = index;
     t->worker.jobs = jobs;
+    t->worker.reads = reads;
     t->worker.storage = storage;
     t->worker.signing_key = key;
     snprintf(t->worker.instance_id, sizeof t->worker.instance_id, "%s", instance_id);
@@ -235,6 +246,9 @@ static void configure(h2o_globalconf_t *globalconf, const ota_config_t *cfg)
     size_t upload = ota__max_upload_request(cfg);
     globalconf->max_request_entity_size = upload > OTA_MAX_BULK_JSON_BODY ? upload : OTA_MAX_BULK_JSON_BODY;
     globalconf->http1.upgrade_to_http2 = 0;
+    /* h2o's request timer bounds a whole request, body included, and is never re-armed as bytes arrive: it is
+     * only the outer bound; idle.h closes connections that stop moving bytes. */
+    globalconf->http1.req_timeout = (uint64_t)cfg->request_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
@@ -289,7 +303,9 @@ int ota__server_run(const ota_config_t *cfg)
         return 1;
     }
     ota__portal_csp_init(storage);
-    ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads);
+    ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads, (size_t)cfg->jobs_queue_max);
+    /* Blob downloads read through ota__jobs_submit only: one read in flight per download bounds that queue. */
+    ota_jobs_t *reads = ota__storage_is_fs(storage) ? ota__jobs_create(BLOB_READ_THREADS, 0) : NULL;
     char instance_id[9];
     unsigned char random[4];
     if (RAND_bytes(random, sizeof random) != 1)
@@ -297,7 +313,7 @@ int ota__server_run(const ota_config_t *cfg)
     snprintf(instance_id, sizeof instance_id, "%02x%02x%02x%02x", random[0], random[1], random[2], random[3]);
     configure(&shared_conf, cfg);
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, storage, &signing_key, instance_id))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, reads, storage, &signing_key, instance_id))
             goto Exit;
     }
     for (; started < n; started++) {
@@ -330,6 +346,8 @@ Exit:
             close(threads[i].wake_fds[0]);
     }
     ota__jobs_destroy(jobs);
+    if (reads != NULL)
+        ota__jobs_destroy(reads);
     ota__storage_close(storage);
     /* `threads` and `shared_conf` are not freed: the h2o contexts in them live until exit (see thread_main). */
     running = threads;

@@ -66,7 +66,8 @@ static bool check_signature(h2o_req_t *req, const ota_storage_t *storage)
                        "The request signature we calculated does not match the signature you provided.");
         return false;
     default:
-        send_xml_error(req, 403, "Forbidden", "AccessDenied", "Query-string authentication is required and must be valid.");
+        send_xml_error(req, 403, "Forbidden", "AccessDenied",
+                       "Query-string authentication is required and must be valid.");
         return false;
     }
 }
@@ -82,40 +83,78 @@ static bool key_of(h2o_req_t *req, char *key, size_t cap)
     return ota__storage_key_valid(key, key_len);
 }
 
-/* --- GET, HEAD: stream the file, 64 KiB at a time, each chunk read when h2o asks for it --- */
+/*
+ * --- GET, HEAD: stream the file, one chunk at a time ---
+ *
+ * Each chunk is read on a thread of the worker's read pool, never on the loop (a cold disk or a network
+ * filesystem can take long), when h2o asks for the next one: a download holds one chunk in memory however slowly
+ * its client reads. A client that stops reading is disconnected by the idle watch (http/idle.h). The sender is
+ * malloc'ed, not in the request's pool, because a read in flight outlives a request whose client has gone.
+ */
 
 #define CHUNK (64 * 1024)
 
 typedef struct file_sender {
+    ota_job_t job; /* first: a read in flight */
     h2o_generator_t super;
+    h2o_req_t *req; /* NULL once the request is gone */
+    ota_worker_t *worker;
     int fd;
+    bool reading; /* a read is on a pool thread: the sender is freed when it comes back */
     uint64_t offset, remaining;
+    ssize_t got; /* the last read's result, written by the pool thread */
     char buf[CHUNK];
 } file_sender_t;
 
-static void sender_dispose(void *p)
+static void sender_free(file_sender_t *f)
 {
-    file_sender_t *f = p;
     if (f->fd >= 0)
         close(f->fd);
+    free(f);
+}
+
+/* The request's pool is going away: the sender goes now, or when its read comes back. */
+static void sender_gone(void *p)
+{
+    file_sender_t *f = *(file_sender_t **)p;
+    f->req = NULL;
+    if (!f->reading)
+        sender_free(f);
+}
+
+static void read_run(ota_job_t *job)
+{
+    file_sender_t *f = (file_sender_t *)job;
+    size_t want = f->remaining < CHUNK ? (size_t)f->remaining : CHUNK;
+    do
+        f->got = pread(f->fd, f->buf, want, (off_t)f->offset);
+    while (f->got < 0 && errno == EINTR);
+}
+
+static void read_done(ota_job_t *job)
+{
+    file_sender_t *f = (file_sender_t *)job;
+    f->reading = false;
+    if (f->req == NULL) {
+        sender_free(f);
+        return;
+    }
+    if (f->got <= 0) { /* the file shrank or failed under us: end the response abruptly rather than lie */
+        h2o_send(f->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    f->offset += (uint64_t)f->got;
+    f->remaining -= (uint64_t)f->got;
+    h2o_iovec_t chunk = h2o_iovec_init(f->buf, (size_t)f->got);
+    h2o_send(f->req, &chunk, 1, f->remaining == 0 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void sender_proceed(h2o_generator_t *self, h2o_req_t *req)
 {
-    file_sender_t *f = (file_sender_t *)self;
-    size_t want = f->remaining < CHUNK ? (size_t)f->remaining : CHUNK;
-    ssize_t n;
-    do
-        n = pread(f->fd, f->buf, want, (off_t)f->offset);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) { /* the file shrank or failed under us: end the response abruptly rather than lie */
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-        return;
-    }
-    f->offset += (uint64_t)n;
-    f->remaining -= (uint64_t)n;
-    h2o_iovec_t chunk = h2o_iovec_init(f->buf, (size_t)n);
-    h2o_send(req, &chunk, 1, f->remaining == 0 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    file_sender_t *f = H2O_STRUCT_FROM_MEMBER(file_sender_t, super, self);
+    (void)req;
+    f->reading = true;
+    ota__jobs_submit(f->worker->reads, &f->job, &f->worker->jobs_done);
 }
 
 static void sender_stop(h2o_generator_t *self, h2o_req_t *req)
@@ -175,12 +214,20 @@ static void send_file(h2o_req_t *req, const char *path, bool head_only)
         h2o_send_inline(req, NULL, 0);
         return;
     }
-    file_sender_t *f = h2o_mem_alloc_shared(&req->pool, sizeof *f, sender_dispose);
+    file_sender_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        h2o_fatal("out of memory");
+    file_sender_t **handle = h2o_mem_alloc_shared(&req->pool, sizeof *handle, sender_gone);
+    *handle = f;
     f->super.proceed = sender_proceed;
     f->super.stop = sender_stop;
+    f->req = req;
+    f->worker = ota__worker_of(req);
     f->fd = fd;
     f->offset = first;
     f->remaining = length;
+    f->job.run = read_run;
+    f->job.done = read_done;
     h2o_start_response(req, &f->super);
     sender_proceed(&f->super, req);
 }
@@ -245,7 +292,13 @@ static void handle_put(h2o_req_t *req, ota_worker_t *worker, const char *key)
     p->call = ota__call_new(req, worker);
     p->job.run = put_run;
     p->job.done = put_done;
-    ota__jobs_submit(worker->jobs, &p->job, &worker->jobs_done);
+    if (!ota__jobs_try_submit(worker->jobs, &p->job, &worker->jobs_done)) {
+        ota__call_free(p->call);
+        free(p->data);
+        free(p);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        send_xml_error(req, 503, "Service Unavailable", "SlowDown", "Too many uploads are waiting; retry later.");
+    }
 }
 
 void ota__blobs_handle(h2o_req_t *req)

@@ -124,6 +124,14 @@ static void respond_failure(create_t *c)
     ota__respond_error(c->call, c->err_status, c->err_code, details, "%s", c->err_message);
 }
 
+/* Hands `c` to a job thread; when as many uploads already wait, answers 503 instead, which frees the body. */
+static void submit(create_t *c)
+{
+    ota_worker_t *worker = c->call->worker;
+    if (!ota__jobs_try_submit(worker->jobs, &c->job, &worker->jobs_done))
+        ota__respond_unavailable(c->call, "the server has as many uploads waiting as it takes");
+}
+
 /* --- step 1: parse (job thread) --- */
 
 static void set_text_fields(create_t *c, const char *version, size_t version_len, const char *model, size_t model_len,
@@ -411,7 +419,7 @@ static void on_precheck(ota_call_t *call, const PGresult *res)
     }
     c->job.run = store_run;
     c->job.done = store_done;
-    ota__jobs_submit(call->worker->jobs, &c->job, &call->worker->jobs_done);
+    submit(c);
 }
 
 static void parse_done(ota_job_t *job)
@@ -464,5 +472,5 @@ void ota__api_releases_create(ota_call_t *call)
 
     c->job.run = parse_run;
     c->job.done = parse_done;
-    ota__jobs_submit(call->worker->jobs, &c->job, &call->worker->jobs_done);
+    submit(c);
 }

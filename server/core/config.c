@@ -25,6 +25,10 @@ static const var_doc_t VARS[] = {
     {"OTA_HEARTBEAT_INTERVAL", "60", "seconds between heartbeats, told to devices"},
     {"OTA_DB_STATEMENT_TIMEOUT_MS", "5000", "a database statement running longer is canceled"},
     {"OTA_DB_BULK_TIMEOUT_MS", "120000", "the same for statements over many rows (creating a rollout, /metrics)"},
+    {"OTA_IDLE_TIMEOUT_MS", "30000",
+     "a connection that sends no request byte while one is awaited, or reads no response byte while one is "
+     "being sent, for this many milliseconds is closed"},
+    {"OTA_REQUEST_TIMEOUT", "3600", "seconds a request's headers and body may take to arrive in all"},
     {"OTA_ACCESS_LOG", "1", "1: one JSON line per request (request id, route, status, ms) on stderr; 0: none"},
     {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
     {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
@@ -40,6 +44,7 @@ static const var_doc_t VARS[] = {
     {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
     {"OTA_GC_GRACE_S", "86400", "age before an unused object or temporary file is removed (1..2592000)"},
     {"OTA_GC_INTERVAL_S", "3600", "seconds between object sweeps, shared by all instances (0: never)"},
+    {"OTA_JOBS_QUEUE_MAX", "16", "uploads that may wait for a job thread, each holding its body; more get 503"},
     {"OTA_SIGNING_KEY", "data/signing-key.pem", "Ed25519 PEM key that signs manifests (made at first start)"},
     {"OTA_APPLY_TIMEOUT", "86400", "seconds a delivered assignment may take to be applied, then it fails"},
     {"OTA_VERIFY_WINDOW", "3600", "seconds after being applied in which reporting other firmware rolls it back"},
@@ -181,6 +186,9 @@ static ota_err_t storage_vars(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_GC_INTERVAL_S", 3600, 0, 30L * 86400, &v, err, cap)) != OTA_OK)
         return rc;
     cfg->gc_interval = (int)v;
+    if ((rc = int_var("OTA_JOBS_QUEUE_MAX", 16, 1, 10000, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->jobs_queue_max = (int)v;
     if (strcmp(cfg->storage, "s3") == 0 &&
         (cfg->s3_bucket == NULL || cfg->s3_access_key == NULL || cfg->s3_secret_key == NULL)) {
         snprintf(err, cap, "OTA_STORAGE=s3 needs OTA_S3_BUCKET, OTA_S3_ACCESS_KEY and OTA_S3_SECRET_KEY");
@@ -257,6 +265,12 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_DB_BULK_TIMEOUT_MS", 120000, 0, 3600 * 1000, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->db_bulk_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_IDLE_TIMEOUT_MS", 30000, 100, 3600 * 1000, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->idle_timeout_ms = (int)v;
+    if ((rc = int_var("OTA_REQUEST_TIMEOUT", 3600, 1, 86400, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->request_timeout = (int)v;
     if ((rc = int_var("OTA_ACCESS_LOG", 1, 0, 1, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->access_log = (int)v;

@@ -27,6 +27,8 @@ typedef struct ota_config {
     int db_statement_timeout_ms; /**< OTA_DB_STATEMENT_TIMEOUT_MS: a statement running longer is canceled */
     int db_bulk_timeout_ms;      /**< OTA_DB_BULK_TIMEOUT_MS: the same on the side connection (many rows) */
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
+    int idle_timeout_ms; /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
+    int request_timeout; /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
 
     /* Object storage (storage/storage.h). */
     char *storage;            /**< OTA_STORAGE: "fs" or "s3" */
@@ -43,6 +45,7 @@ typedef struct ota_config {
     int job_threads;          /**< OTA_JOB_THREADS: threads for blocking work (uploads, S3) */
     int gc_grace;             /**< OTA_GC_GRACE_S: age, seconds, before an unused object is swept */
     int gc_interval;          /**< OTA_GC_INTERVAL_S: seconds between object sweeps, 0 for none */
+    int jobs_queue_max;       /**< OTA_JOBS_QUEUE_MAX: uploads that may wait for a job thread; more get 503 */
 
     /* Assignments and the heartbeat. */
     char *signing_key;        /**< OTA_SIGNING_KEY: Ed25519 PEM that signs manifests (made at first start) */

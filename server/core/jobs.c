@@ -8,6 +8,7 @@ struct ota_jobs {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     ota_job_t *head, *tail;
+    size_t queued, queue_max; /* waiting jobs, and how many ota__jobs_try_submit lets wait */
     bool stopping;
     int nthreads;
     pthread_t *threads;
@@ -23,6 +24,7 @@ static ota_job_t *take(ota_jobs_t *jobs)
         jobs->head = job->next;
         if (jobs->head == NULL)
             jobs->tail = NULL;
+        jobs->queued--;
     }
     pthread_mutex_unlock(&jobs->lock);
     return job;
@@ -39,7 +41,7 @@ static void *pool_thread(void *arg)
     return NULL;
 }
 
-ota_jobs_t *ota__jobs_create(int threads)
+ota_jobs_t *ota__jobs_create(int threads, size_t queue_max)
 {
     ota_jobs_t *jobs = calloc(1, sizeof *jobs);
     if (jobs == NULL || (jobs->threads = calloc((size_t)threads, sizeof *jobs->threads)) == NULL)
@@ -47,6 +49,7 @@ ota_jobs_t *ota__jobs_create(int threads)
     pthread_mutex_init(&jobs->lock, NULL);
     pthread_cond_init(&jobs->wake, NULL);
     jobs->nthreads = threads;
+    jobs->queue_max = queue_max;
     for (int i = 0; i < threads; i++) {
         if (pthread_create(&jobs->threads[i], NULL, pool_thread, jobs) != 0)
             h2o_fatal("cannot start a job thread");
@@ -75,17 +78,34 @@ static void address(ota_job_t *job, h2o_multithread_receiver_t *reply_to)
     job->message = (h2o_multithread_message_t){{NULL, NULL}};
 }
 
+/* Queues `job` unless `bounded` and the queue is full; under the lock. */
+static bool enqueue(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to, bool bounded)
+{
+    bool queued = false;
+    pthread_mutex_lock(&jobs->lock);
+    if (!bounded || jobs->queued < jobs->queue_max) {
+        address(job, reply_to);
+        if (jobs->tail != NULL)
+            jobs->tail->next = job;
+        else
+            jobs->head = job;
+        jobs->tail = job;
+        jobs->queued++;
+        queued = true;
+        pthread_cond_signal(&jobs->wake);
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    return queued;
+}
+
 void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to)
 {
-    address(job, reply_to);
-    pthread_mutex_lock(&jobs->lock);
-    if (jobs->tail != NULL)
-        jobs->tail->next = job;
-    else
-        jobs->head = job;
-    jobs->tail = job;
-    pthread_cond_signal(&jobs->wake);
-    pthread_mutex_unlock(&jobs->lock);
+    enqueue(jobs, job, reply_to, false);
+}
+
+bool ota__jobs_try_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to)
+{
+    return enqueue(jobs, job, reply_to, true);
 }
 
 void ota__jobs_reply(ota_job_t *job, h2o_multithread_receiver_t *reply_to)

@@ -1,6 +1,9 @@
 #ifndef OTA_SERVER_JOBS_H
 #define OTA_SERVER_JOBS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <h2o.h>
 #include <h2o/multithread.h>
 
@@ -25,14 +28,28 @@ struct ota_job {
 
 typedef struct ota_jobs ota_jobs_t;
 
-/** Starts `threads` pool threads. Aborts on failure (server policy). Free with ota__jobs_destroy. */
-ota_jobs_t *ota__jobs_create(int threads);
+/**
+ * Starts `threads` pool threads whose queue takes at most `queue_max` waiting jobs from ota__jobs_try_submit.
+ * Aborts on failure (server policy). Free with ota__jobs_destroy.
+ */
+ota_jobs_t *ota__jobs_create(int threads, size_t queue_max);
 
 /** Lets the queued jobs finish, then stops the threads and frees the pool. Their `done` may not run. */
 void ota__jobs_destroy(ota_jobs_t *jobs);
 
-/** Queues `job`; its `done` will run on the loop of `reply_to` (registered with ota__jobs_register). */
+/**
+ * Queues `job` whatever the queue holds; its `done` will run on the loop of `reply_to` (registered with
+ * ota__jobs_register). For small work that must not be lost (deleting objects); work a request brings, which
+ * may hold a large body, goes through ota__jobs_try_submit.
+ */
 void ota__jobs_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to);
+
+/**
+ * Queues `job` as ota__jobs_submit does, unless `queue_max` jobs already wait (running ones do not count): then
+ * returns false, and neither `run` nor `done` will be called; the job is still the caller's. A request refused so
+ * is answered 503 `unavailable`, so that memory held by queued uploads stays bounded.
+ */
+bool ota__jobs_try_submit(ota_jobs_t *jobs, ota_job_t *job, h2o_multithread_receiver_t *reply_to);
 
 /**
  * Sends `job` straight to the loop of `reply_to`, where its `done` runs; nothing runs on the pool (`run` may be

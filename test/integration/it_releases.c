@@ -175,6 +175,7 @@ typedef struct raw {
     size_t len, cap;
     char location[4096];
     char content_range[128];
+    char retry_after[32];
 } raw_t;
 
 typedef struct put_cursor {
@@ -221,6 +222,7 @@ static size_t raw_on_header(char *line, size_t size, size_t nmemb, void *arg)
     size_t len = size * nmemb;
     raw_header_value(line, len, "location", r->location, sizeof r->location);
     raw_header_value(line, len, "content-range", r->content_range, sizeof r->content_range);
+    raw_header_value(line, len, "retry-after", r->retry_after, sizeof r->retry_after);
     return len;
 }
 
@@ -1899,6 +1901,97 @@ static void test_failed_create_leaves_nothing(void **state)
     free(bin);
 }
 
+/*
+ * A server with one job thread and room for one waiting upload: while one create fetches its bin slowly on the
+ * thread, of the uploads that come meanwhile (two creates and, with the fs storage, a presigned PUT) one waits and
+ * the others are refused with 503 and Retry-After (`unavailable`, or S3's `SlowDown` for the PUT); which one waits
+ * depends on which reaches the queue first. The one that waited and the slow one both succeed afterwards.
+ */
+#ifndef OTA_IT_S3
+/* A presigned PUT run on a thread of its own. */
+typedef struct bg_put {
+    pthread_t thread;
+    const char *url;
+    const unsigned char *data;
+    size_t len;
+    raw_t resp;
+} bg_put_t;
+
+static void *bg_put_main(void *arg)
+{
+    bg_put_t *b = arg;
+    raw_request("PUT", b->url, NULL, NULL, b->data, b->len, &b->resp);
+    return NULL;
+}
+#endif
+
+static void test_job_queue_full(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_JOB_THREADS=1", "OTA_JOBS_QUEUE_MAX=1", NULL};
+    h_server_t *srv = start_other(false, extra);
+    char model[32], url[300];
+    h_make_model(model, sizeof model, "Queue");
+    size_t len = 20000;
+    unsigned char *bin = random_bytes(len);
+    source_server_t src;
+    source_start(&src, bin, len, 4000);
+    source_url(&src, "/stall", url, sizeof url);
+
+    bg_create_t slow, second;
+    bg_create_start(&slow, srv, model, "1.0.0", url, NULL);
+    for (int i = 0; i < 200 && atomic_load(&src.stalling) == 0; i++)
+        sleep_ms(20);
+    CHECK_AT(srv, atomic_load(&src.stalling) == 1, "the first create never began fetching its bin");
+    int waited = 0, refused = 0, contenders = 2;
+#ifndef OTA_IT_S3
+    char upload_id[40], put_url[4096];
+    create_upload(srv, "bin", 1000, upload_id, sizeof upload_id, put_url, sizeof put_url);
+    bg_put_t bg_put = {.url = put_url, .data = bin, .len = 1000};
+    CHECK(pthread_create(&bg_put.thread, NULL, bg_put_main, &bg_put) == 0, "pthread_create failed");
+#endif
+    bg_create_start(&second, srv, model, "2.0.0", url, NULL);
+    h_resp_t third = {0};
+    post_json(srv, model, "3.0.0", NULL, blob_source(bin, 1000), NULL, &third);
+#ifndef OTA_IT_S3
+    pthread_join(bg_put.thread, NULL);
+    raw_t put = bg_put.resp;
+    contenders++;
+    if (put.status == 503) {
+        CHECK_AT(srv, strstr(RAW_BODY(&put), "<Code>SlowDown</Code>") != NULL && put.retry_after[0] != '\0',
+                 "a PUT refused with the queue full: %.1000s (Retry-After \"%s\")", RAW_BODY(&put), put.retry_after);
+        refused++;
+    } else {
+        CHECK_AT(srv, put.status == 200, "the PUT that waited: %ld %.1000s", put.status, RAW_BODY(&put));
+        waited++;
+    }
+    raw_free(&put);
+#endif
+    bg_create_join(&slow);
+    bg_create_join(&second);
+    source_stop(&src);
+
+    CHECK_AT(srv, slow.resp.status == 201, "the slow create: %ld %.1000s", slow.resp.status, BODY(&slow.resp));
+    h_resp_t *creates[] = {&second.resp, &third};
+    for (size_t i = 0; i < ELEMS(creates); i++) {
+        h_resp_t *r = creates[i];
+        if (r->status == 503) {
+            CHECK_AT(srv, h_error_shape_ok(r, "unavailable") && r->retry_after[0] != '\0',
+                     "a create refused with the queue full: %.1000s (Retry-After \"%s\")", BODY(r), r->retry_after);
+            refused++;
+        } else {
+            CHECK_AT(srv, r->status == 201, "the create that waited: %ld %.1000s", r->status, BODY(r));
+            waited++;
+        }
+    }
+    CHECK_AT(srv, waited == 1 && refused == contenders - 1,
+             "with room for one waiting upload, %d of %d waited and %d were refused", waited, contenders, refused);
+    h_resp_free(&slow.resp);
+    h_resp_free(&second.resp);
+    h_resp_free(&third);
+    free(bin);
+}
+
 /* Two creates of one (model, version) at once, both past the precheck while their bins download slowly. */
 static void test_concurrent_duplicate_create(void **state)
 {
@@ -2232,6 +2325,7 @@ int main(void)
         cmocka_unit_test_teardown(test_presigned_url_expiry, stop_other),
         cmocka_unit_test(test_failed_create_leaves_nothing),
         cmocka_unit_test(test_concurrent_duplicate_create),
+        cmocka_unit_test_teardown(test_job_queue_full, stop_other),
         cmocka_unit_test(test_withdraw_and_delete),
         cmocka_unit_test_teardown(test_slow_source_does_not_block_loop, stop_other),
         cmocka_unit_test(test_viewer_key),

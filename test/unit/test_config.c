@@ -37,6 +37,9 @@ static const char *const VARS[] = {
     "OTA_S3_PATH_STYLE",
     "OTA_URL_TTL",
     "OTA_JOB_THREADS",
+    "OTA_JOBS_QUEUE_MAX",
+    "OTA_IDLE_TIMEOUT_MS",
+    "OTA_REQUEST_TIMEOUT",
     "OTA_APPLY_TIMEOUT",
     "OTA_DEFERRED_WRITE_MS",
     "OTA_DELIVERY_COUNT_MS",
@@ -92,6 +95,9 @@ static void check_defaults(const ota_config_t *cfg)
     assert_int_equal(cfg->verify_window, 3600);
     assert_string_equal(cfg->verify_window_text, "3600");
     assert_int_equal(cfg->fleet_cache_ms, 10000);
+    assert_int_equal(cfg->idle_timeout_ms, 30000);
+    assert_int_equal(cfg->request_timeout, 3600);
+    assert_int_equal(cfg->jobs_queue_max, 16);
 }
 
 static void test_defaults(void **state)
@@ -265,6 +271,9 @@ static const int_case_t INTS[] = {
     {"OTA_ROLLOUT_TICK_MS", 10, 60000, offsetof(ota_config_t, rollout_tick_ms), 0},
     {"OTA_VERIFY_WINDOW", 1, 30L * 86400, offsetof(ota_config_t, verify_window), 0},
     {"OTA_FLEET_CACHE_MS", 100, 10000, offsetof(ota_config_t, fleet_cache_ms), 0},
+    {"OTA_IDLE_TIMEOUT_MS", 100, 3600 * 1000, offsetof(ota_config_t, idle_timeout_ms), 0},
+    {"OTA_REQUEST_TIMEOUT", 1, 86400, offsetof(ota_config_t, request_timeout), 0},
+    {"OTA_JOBS_QUEUE_MAX", 1, 10000, offsetof(ota_config_t, jobs_queue_max), 0},
 };
 
 static long field_of(const ota_config_t *cfg, const int_case_t *c)

@@ -18,6 +18,9 @@
 
 #include "core/jobs.h"
 
+/* A queue bound no test here reaches. */
+#define UNBOUNDED 1000
+
 /* Guards against a hang only (each turn waits at most 10 ms): the tests assert no timing. */
 #define MAX_LOOP_TURNS 100000
 
@@ -147,7 +150,7 @@ static void test_hundred_jobs_four_threads(void **state)
     fixture_t *f = *state;
     const int n = 100;
     test_job_t *jobs = make_jobs(n);
-    ota_jobs_t *pool = ota__jobs_create(4);
+    ota_jobs_t *pool = ota__jobs_create(4, UNBOUNDED);
 
     for (int i = 0; i < n; i++)
         ota__jobs_submit(pool, &jobs[i].job, &f->receiver);
@@ -171,7 +174,7 @@ static void test_rounds(void **state)
     fixture_t *f = *state;
     const int n = 30;
     test_job_t *jobs = make_jobs(n);
-    ota_jobs_t *pool = ota__jobs_create(2);
+    ota_jobs_t *pool = ota__jobs_create(2, UNBOUNDED);
 
     for (int round = 0; round < 3; round++) {
         for (int i = round * 10; i < round * 10 + 10; i++)
@@ -235,7 +238,7 @@ static void test_destroy_finishes_queued_jobs(void **state)
     test_job_t *jobs = make_jobs(n);
     opener_arg_t arg = {.destroying = false, .main_tid = gettid()};
     pthread_t opener;
-    ota_jobs_t *pool = ota__jobs_create(1);
+    ota_jobs_t *pool = ota__jobs_create(1, UNBOUNDED);
 
     jobs[0].job.run = run_gated;
     for (int i = 0; i < n; i++)
@@ -264,13 +267,62 @@ static void test_destroy_finishes_queued_jobs(void **state)
     free(jobs);
 }
 
+/* Waits until the pool thread is inside the gated job, so that it no longer counts as waiting. */
+static void wait_gate_entered(void)
+{
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_entered)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+/*
+ * A pool of one thread held by a job, with room for 2 waiting: a third try is refused and never runs; plain submit
+ * still queues; once the gate opens every accepted job runs and comes back, the refused one never.
+ */
+static void test_try_submit_bounded(void **state)
+{
+    fixture_t *f = *state;
+    const int n = 5;
+    test_job_t *jobs = make_jobs(n);
+    ota_jobs_t *pool = ota__jobs_create(1, 2);
+
+    jobs[0].job.run = run_gated;
+    assert_true(ota__jobs_try_submit(pool, &jobs[0].job, &f->receiver));
+    wait_gate_entered();
+    assert_true(ota__jobs_try_submit(pool, &jobs[1].job, &f->receiver));
+    assert_true(ota__jobs_try_submit(pool, &jobs[2].job, &f->receiver));
+    assert_false(ota__jobs_try_submit(pool, &jobs[3].job, &f->receiver));
+    ota__jobs_submit(pool, &jobs[4].job, &f->receiver); /* small work is never refused */
+    open_gate();
+    run_loop_until(f, 4);
+    assert_int_equal(atomic_load(&runs), 4);
+    assert_false(atomic_load(&jobs[3].ran));
+    assert_false(jobs[3].done);
+
+    /* The queue has drained: there is room again. */
+    assert_true(ota__jobs_try_submit(pool, &jobs[3].job, &f->receiver));
+    run_loop_until(f, 5);
+    check_all(jobs, n);
+    ota__jobs_destroy(pool);
+    free(jobs);
+}
+
 static void test_destroy_idle_pool(void **state)
 {
     fixture_t *f = *state;
     (void)f;
-    ota_jobs_t *pool = ota__jobs_create(4);
+    ota_jobs_t *pool = ota__jobs_create(4, UNBOUNDED);
     ota__jobs_destroy(pool);
-    pool = ota__jobs_create(1);
+    pool = ota__jobs_create(1, UNBOUNDED);
     ota__jobs_destroy(pool);
     assert_int_equal(atomic_load(&runs), 0);
     h2o_evloop_run(f->loop, 0);
@@ -326,7 +378,7 @@ static void test_two_loops(void **state)
     test_job_t *mine = make_jobs(n), *theirs = make_jobs(n);
     second_loop_t s;
     memset(&s, 0, sizeof s);
-    ota_jobs_t *pool = ota__jobs_create(3);
+    ota_jobs_t *pool = ota__jobs_create(3, UNBOUNDED);
     for (int i = 0; i < n; i++) {
         theirs[i].job.run = run_count;
         theirs[i].job.done = on_done_second;
@@ -359,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hundred_jobs_four_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_finishes_queued_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_try_submit_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_idle_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_loops, setup, teardown),
     };
