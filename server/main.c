@@ -182,7 +182,7 @@ static int cmd_presign(const ota_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "ota-server: cannot open the %s storage: %s\n", cfg->storage, err);
         return 1;
     }
-    ota_err_t rc = ota__storage_presign(storage, method, key, now, (int)ttl, url, sizeof url);
+    ota_err_t rc = ota__storage_presign_any(storage, method, key, now, (int)ttl, url, sizeof url);
     ota__storage_close(storage);
     if (rc != OTA_OK) {
         fprintf(stderr, "ota-server: cannot presign: %s\n", ota_strerror(rc));

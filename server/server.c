@@ -31,6 +31,7 @@
 #include "heartbeat/deferred_writes.h"
 #include "heartbeat/presign_cache.h"
 #include "heartbeat/sweeper.h"
+#include "releases/object_sweeper.h"
 #include "rollouts/engine.h"
 #include "http/worker.h"
 
@@ -44,6 +45,7 @@ typedef struct thread {
     ota_idle_t *idle;    /* closes connections that stop moving bytes mid-exchange */
     int wake_fds[2];     /* the main thread writes here to ask the thread to stop */
     ota_sweeper_t *sweeper; /* thread 0 only */
+    ota_object_sweeper_t *object_sweeper; /* thread 0 only; NULL when OTA_GC_INTERVAL_S is 0 */
     ota_rollout_engine_t *rollout_engine; /* thread 0 only */
     h2o_socket_t *waker;
     bool stopping;
@@ -184,6 +186,7 @@ static void *thread_main(void *arg)
         h2o_fatal("out of memory");
     if (t->worker.index == 0) {
         t->sweeper = ota__sweeper_start(&t->worker);
+        t->object_sweeper = ota__object_sweeper_start(&t->worker);
         t->rollout_engine = ota__rollout_engine_start(&t->worker);
     }
     t->idle = ota__idle_start(t->worker.loop, (uint64_t)t->worker.cfg->idle_timeout_ms);
@@ -201,6 +204,7 @@ static void *thread_main(void *arg)
     t->idle = NULL;
     if (t->sweeper != NULL)
         ota__sweeper_stop(t->sweeper);
+    ota__object_sweeper_stop(t->object_sweeper);
     if (t->rollout_engine != NULL)
         ota__rollout_engine_stop(t->rollout_engine);
     ota__deferred_writes_stop(t->worker.deferred_writes);

@@ -15,7 +15,16 @@
  * commits, after every object is stored. Whenever the pipeline stops after
  * step 3 (an error, a conflict lost to a concurrent upload, the client gone)
  * the objects it stored are deleted. Objects of presigned uploads are not
- * ours to delete: they stay for a retry.
+ * ours to delete: they stay for a retry (the object sweeper removes them once
+ * their URL has expired). A release never uses an upload's object itself,
+ * whose presigned PUT URL stays valid: step 3 copies it to the release's own
+ * key and hashes the copy, and `artifacts.upload_id` (unique) lets an upload
+ * serve one release only.
+ *
+ * The object sweeper (releases/object_sweeper.h) deletes objects under
+ * releases/ that no artifact names once they are older than OTA_GC_GRACE_S.
+ * So that it can never take the objects of a release being made, step 4
+ * refuses (503) when step 3 began more than half that long ago.
  */
 #include "api/api.h"
 
@@ -23,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/digest.h"
 #include "http/multipart.h"
@@ -60,6 +70,7 @@ typedef struct create {
     ota_digest_t digest[KINDS];
     char key[KINDS][OTA_SOURCE_KEY_MAX];
     bool stored[KINDS]; /* objects this pipeline wrote, deleted when it fails */
+    time_t store_started; /* when step 3 began: no object of ours is older */
 
     /* the first error, answered on the loop */
     int err_status;
@@ -256,12 +267,18 @@ static void store_run(ota_job_t *job)
     const ota_config_t *cfg = c->call->worker->cfg;
     ota_storage_t *storage = c->call->worker->storage;
 
+    c->store_started = time(NULL);
     for (int k = 0; k < KINDS && c->err_status == 0; k++) {
         unsigned char *data = NULL;
         size_t len = 0;
         char err[256];
         if (!c->has[k])
             continue;
+        snprintf(c->key[k], sizeof c->key[k], "releases/%s/%s", c->id, KIND_NAMES[k]);
+        if (c->src[k].kind == OTA_SOURCE_UPLOAD) {
+            snprintf(c->src[k].copy_key, sizeof c->src[k].copy_key, "%s", c->key[k]);
+            c->stored[k] = true; /* the copy, whenever it got made */
+        }
         ota_upload_error_t e = ota__source_fetch(&c->src[k], cfg->import_dir, storage, cfg->max_body, &data, &len);
         if (e != OTA_UPLOAD_OK) {
             fail_upload(c, KIND_NAMES[k], e);
@@ -272,10 +289,7 @@ static void store_run(ota_job_t *job)
             fail(c, 500, "internal", NULL, "cannot compute the artifact's digests");
             continue;
         }
-        if (c->src[k].kind == OTA_SOURCE_UPLOAD) {
-            snprintf(c->key[k], sizeof c->key[k], "%s", c->src[k].upload_key);
-        } else {
-            snprintf(c->key[k], sizeof c->key[k], "releases/%s/%s", c->id, KIND_NAMES[k]);
+        if (c->src[k].kind != OTA_SOURCE_UPLOAD) {
             if (ota__storage_put(storage, c->key[k], data, len, err, sizeof err) == OTA_OK) {
                 c->stored[k] = true;
             } else {
@@ -308,7 +322,7 @@ static void on_inserted(ota_call_t *call, const PGresult *res)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         delete_stored(c);
         const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-        if (constraint != NULL && strcmp(constraint, "artifacts_object_key_key") == 0) {
+        if (constraint != NULL && strcmp(constraint, "artifacts_upload_id_key") == 0) {
             /* an upload another release claimed first: name the artifact that came from an upload */
             int k = c->has[UFW] && c->src[UFW].kind == OTA_SOURCE_UPLOAD && c->src[BIN].kind != OTA_SOURCE_UPLOAD
                         ? UFW
@@ -328,10 +342,11 @@ static json_t *artifact_rows(create_t *c)
     for (int k = 0; k < KINDS; k++) {
         if (!c->has[k])
             continue;
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "kind", KIND_NAMES[k], "object_key",
-                                              c->key[k], "size", (json_int_t)c->digest[k].size, "crc32",
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s?}", "kind", KIND_NAMES[k],
+                                              "object_key", c->key[k], "size", (json_int_t)c->digest[k].size, "crc32",
                                               (json_int_t)c->digest[k].crc32, "sha256", c->digest[k].sha256, "md5",
-                                              c->digest[k].md5));
+                                              c->digest[k].md5, "upload_id",
+                                              c->src[k].kind == OTA_SOURCE_UPLOAD ? c->src[k].upload_id : NULL));
     }
     return rows;
 }
@@ -346,6 +361,12 @@ static void store_done(ota_job_t *job)
             ota__call_free(call);
         else
             respond_failure(c);
+        return;
+    }
+    if (time(NULL) - c->store_started > call->worker->cfg->gc_grace / 2) {
+        ota_log_warn("release %s: its objects were stored too long ago for the sweeper's grace period", c->id);
+        delete_stored(c);
+        ota__respond_error(call, 503, "unavailable", NULL, "storing the artifacts took too long; retry");
         return;
     }
     json_t *rows = artifact_rows(c);

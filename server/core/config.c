@@ -42,6 +42,8 @@ static const var_doc_t VARS[] = {
     {"OTA_S3_PATH_STYLE", "1 with OTA_S3_ENDPOINT, else 0", "1: path-style URLs (MinIO), 0: virtual-hosted"},
     {"OTA_URL_TTL", "900", "lifetime of a presigned URL in seconds (1..604800)"},
     {"OTA_JOB_THREADS", "4", "threads for blocking work: uploads, hashing, S3"},
+    {"OTA_GC_GRACE_S", "86400", "age before an unused object or temporary file is removed (1..2592000)"},
+    {"OTA_GC_INTERVAL_S", "3600", "seconds between object sweeps, shared by all instances (0: never)"},
     {"OTA_JOBS_QUEUE_MAX", "16", "uploads that may wait for a job thread, each holding its body; more get 503"},
     {"OTA_SIGNING_KEY", "data/signing-key.pem", "Ed25519 PEM key that signs manifests (made at first start)"},
     {"OTA_APPLY_TIMEOUT", "86400", "seconds a delivered assignment may take to be applied, then it fails"},
@@ -180,6 +182,12 @@ static ota_err_t storage_vars(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_JOB_THREADS", 4, 1, 64, &v, err, cap)) != OTA_OK)
         return rc;
     cfg->job_threads = (int)v;
+    if ((rc = int_var("OTA_GC_GRACE_S", 86400, 1, 30L * 86400, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->gc_grace = (int)v;
+    if ((rc = int_var("OTA_GC_INTERVAL_S", 3600, 0, 30L * 86400, &v, err, cap)) != OTA_OK)
+        return rc;
+    cfg->gc_interval = (int)v;
     if ((rc = int_var("OTA_JOBS_QUEUE_MAX", 16, 1, 10000, &v, err, cap)) != OTA_OK)
         return rc;
     cfg->jobs_queue_max = (int)v;

@@ -44,6 +44,8 @@ typedef struct ota_config {
     int s3_path_style;        /**< OTA_S3_PATH_STYLE: 1 path-style, 0 virtual-hosted */
     int url_ttl;              /**< OTA_URL_TTL: presigned URL lifetime, seconds */
     int job_threads;          /**< OTA_JOB_THREADS: threads for blocking work (uploads, S3) */
+    int gc_grace;             /**< OTA_GC_GRACE_S: age, seconds, before an unused object is swept */
+    int gc_interval;          /**< OTA_GC_INTERVAL_S: seconds between object sweeps, 0 for none */
     int jobs_queue_max;       /**< OTA_JOBS_QUEUE_MAX: uploads that may wait for a job thread; more get 503 */
 
     /* Assignments and the heartbeat. */

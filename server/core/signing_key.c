@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,7 +103,11 @@ static ota_err_t parse_key(const char *path, const char *pem, size_t len, ota_si
     ota_err_t rc = OTA_ERR_INVALID;
 
     if (len == 0) {
-        snprintf(err, cap, "signing key %s: the file is empty", path);
+        /* Never made by this version (it links whole files into place): a start of an older one was killed. */
+        snprintf(err, cap,
+                 "signing key %s: the file is empty (left by an older version killed while writing it); delete it "
+                 "to have a new key made",
+                 path);
         return OTA_ERR_INVALID;
     }
     if (strstr(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL) {
@@ -139,25 +142,11 @@ Exit:
     return rc;
 }
 
-/* Makes the folder entry of a new file durable. Best effort: the key itself is already on disk. */
-static void sync_parent(const char *path)
-{
-    char copy[4096];
-    int fd;
-
-    if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy)
-        return;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /*
  * Writes a new random key to `path` unless a file is already there (*exists
- * is then set and nothing written). A failed write removes the file, so no
- * instance keeps waiting on a half-written key.
+ * is then set and nothing written). The key is written whole to a temporary
+ * file and linked into place (core/file_io.h): a start killed at any moment
+ * leaves no key file or a whole one, never an empty or partial one.
  */
 static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap)
 {
@@ -167,7 +156,6 @@ static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap
     char *pem = NULL;
     long pem_len;
     ota_err_t rc = OTA_ERR_CRYPTO;
-    int fd = -1;
 
     *exists = 0;
     if (RAND_priv_bytes(seed, sizeof seed) != 1 ||
@@ -178,33 +166,16 @@ static ota_err_t create_key(const char *path, int *exists, char *err, size_t cap
         snprintf(err, cap, "signing key %s: cannot make a new Ed25519 key", path);
         goto Exit;
     }
-    rc = OTA_ERR_IO;
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST) {
-            *exists = 1;
-            rc = OTA_OK;
-        } else {
-            snprintf(err, cap, "signing key %s: cannot create: %s", path, strerror(errno));
-        }
-        goto Exit;
+    rc = ota__write_file_durable(path, pem, (size_t)pem_len, 0600, OTA_WRITE_CREATE, err, cap);
+    if (rc == OTA_ERR_INVALID) { /* another instance made it first */
+        *exists = 1;
+        rc = OTA_OK;
+    } else if (rc != OTA_OK) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "%s", err);
+        snprintf(err, cap, "signing key %s: %s", path, reason);
     }
-    if (ota__write_all(fd, pem, (size_t)pem_len) != OTA_OK || fsync(fd) != 0) {
-        snprintf(err, cap, "signing key %s: cannot write: %s", path, strerror(errno));
-        unlink(path);
-        goto Exit;
-    }
-    rc = close(fd) == 0 ? OTA_OK : OTA_ERR_IO;
-    fd = -1;
-    if (rc != OTA_OK) {
-        snprintf(err, cap, "signing key %s: cannot write: %s", path, strerror(errno));
-        unlink(path);
-        goto Exit;
-    }
-    sync_parent(path);
 Exit:
-    if (fd >= 0)
-        close(fd);
     BIO_free(bio);
     EVP_PKEY_free(pkey);
     OPENSSL_cleanse(seed, sizeof seed);

@@ -11,9 +11,14 @@
  * it, so operators can make, inspect and back it up with stock tools.
  *
  * Several instances may start at once against one shared file and must end
- * up with one key: the file is created with O_CREAT|O_EXCL, so exactly one
- * creator wins; the others read the winner's file, waiting briefly while it
- * is still being written.
+ * up with one key: each writes a whole key to a temporary file and links it
+ * into place (ota__write_file_durable), so exactly one creator wins and the
+ * others read the winner's file. A start killed at any moment leaves no file
+ * or a whole one. An empty or unfinished file can only come from an older
+ * version, which wrote the file in place: a reader waits briefly for it (that
+ * older instance may still be writing), then refuses to start with a message
+ * that says to delete it. It is never replaced automatically: a key file is
+ * not something to overwrite behind an operator's back.
  */
 
 /** Characters of the base64 of a 32-byte public key (with padding), without the NUL. */

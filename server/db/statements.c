@@ -222,9 +222,10 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                  AUDITED("r AS (INSERT INTO releases (id, model_id, version, notes) "
                                          "VALUES ($1::uuid, $2, $3, $4) RETURNING *), "
                                          "a AS (INSERT INTO artifacts (release_id, kind, object_key, size, crc32, "
-                                         "sha256, md5) SELECT r.id, x.kind, x.object_key, x.size, x.crc32, x.sha256, "
-                                         "x.md5 FROM r, json_to_recordset($5::json) AS x(kind text, object_key text, "
-                                         "size bigint, crc32 bigint, sha256 text, md5 text) RETURNING *), ",
+                                         "sha256, md5, upload_id) SELECT r.id, x.kind, x.object_key, x.size, x.crc32, "
+                                         "x.sha256, x.md5, x.upload_id FROM r, json_to_recordset($5::json) AS "
+                                         "x(kind text, object_key text, size bigint, crc32 bigint, sha256 text, "
+                                         "md5 text, upload_id uuid) RETURNING *), ",
                                          "SELECT " RELEASE_COLS_OF("r", ARTIFACTS_OF("a")) " FROM r", "$6", "$7",
                                          "SELECT 'release.create', 'release', w.id, jsonb_build_object('model', "
                                          "w.model_id, 'version', w.version) FROM w"),
@@ -315,6 +316,21 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                  "SELECT ota_write_deferred($1::uuid[], $2::integer[], $3::uuid[], $4::integer[], "
                                  "$5::text[], $6, $7::text[], $8::bigint[], $9::bigint[], $10::integer[])",
                                  10},
+    /* The sweep's turn, taken by one instance per interval; upload rows whose URL expired a grace period ago go. */
+    [OTA_STMT_OBJECT_SWEEP_TAKE] = {"object_sweep_take",
+                                    "WITH t AS (UPDATE object_sweeps SET next_at = now() + make_interval(secs => "
+                                    "$1::int) WHERE next_at <= now() RETURNING 1), "
+                                    "u AS (DELETE FROM uploads WHERE EXISTS (SELECT 1 FROM t) AND expires_at < now() - "
+                                    "make_interval(secs => $2::int) RETURNING 1) "
+                                    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)",
+                                    2},
+    /* Of these keys, those no artifact names and no upload still within its URL's life and a grace period. */
+    [OTA_STMT_OBJECTS_UNUSED] = {"objects_unused",
+                                 "SELECT k FROM json_array_elements_text($1::json) AS k WHERE "
+                                 "NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.object_key = k) AND "
+                                 "NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k AND "
+                                 "u.expires_at >= now() - make_interval(secs => $2::int))",
+                                 2},
     [OTA_STMT_EXPIRE_DELIVERIES] = {"expire_deliveries", "SELECT ota_expire_deliveries($1::integer)", 1},
     /* The phone app's question: the active assignment's release, else every released release of the model
        (the newest by semver precedence is chosen in C, which knows semver). */

@@ -80,6 +80,8 @@ typedef enum ota_stmt {
     OTA_STMT_AUDIT_LIST,             /* $1 cursor ts, $2 cursor id, $3 limit → audit rows */
     OTA_STMT_AUDIT_LIST_ACTION,      /* ... $4 action */
     OTA_STMT_AUDIT_LIST_TARGET,      /* ... $4 target id, $5 action or NULL */
+    OTA_STMT_OBJECT_SWEEP_TAKE,      /* $1 interval seconds, $2 grace seconds → taken (0|1), upload rows removed */
+    OTA_STMT_OBJECTS_UNUSED,         /* $1 object keys (JSON array), $2 grace seconds → rows (key) no row needs */
     OTA_STMT_COUNT
 } ota_stmt_t;
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* O_PATH */
 #include "releases/release_source.h"
 
 #include <errno.h>
@@ -86,90 +87,64 @@ static bool normalize(const char *path, char *out, size_t cap)
     return true;
 }
 
-/* True when `path` is `dir` itself or below it. */
-static bool is_inside(const char *path, const char *dir)
+/* True when `path` is below `dir`; then *rel is the part after it (no leading '/'). */
+static bool is_inside(const char *path, const char *dir, const char **rel)
 {
     size_t n = strlen(dir);
-    if (n > 0 && dir[n - 1] == '/')
+    while (n > 0 && dir[n - 1] == '/')
         n--;
-    return strncmp(path, dir, n) == 0 && path[n] == '/';
+    if (strncmp(path, dir, n) != 0 || path[n] != '/' || path[n + 1] == '\0')
+        return false;
+    *rel = path + n + 1;
+    return true;
 }
 
-/* Most symbolic links followed by hand while judging a missing path. */
-#define LINK_DEPTH_MAX 8
-
-static ota_upload_error_t judge_missing(const char *lexical, const char *dir_real, int depth);
-
-/* A dangling link: judged by where it points. */
-static ota_upload_error_t judge_link(const char *link, const char *dir_real, int depth)
+static ota_upload_error_t open_error(int err)
 {
-    char target[PATH_MAX], joined[PATH_MAX], normal[PATH_MAX];
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n <= 0 || (size_t)n > sizeof joined / 2 || depth >= LINK_DEPTH_MAX)
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+        return OTA_UPLOAD_FILE_NOT_FOUND;
+    case ELOOP: /* a symbolic link on the way: never followed below the import folder */
+    case EXDEV:
+    case EACCES:
+    case EPERM:
         return OTA_UPLOAD_ACCESS_DENIED;
-    target[n] = '\0';
-    int written;
-    if (target[0] == '/') {
-        written = snprintf(joined, sizeof joined, "%s", target);
-    } else {
-        const char *slash = strrchr(link, '/');
-        int dir_len = slash != NULL ? (int)(slash - link) : 0;
-        written = snprintf(joined, sizeof joined, "%.*s/%.*s", dir_len, link, (int)(sizeof joined / 2), target);
+    default:
+        return OTA_UPLOAD_READ_FAILED;
     }
-    if (written < 0 || (size_t)written >= sizeof joined)
-        return OTA_UPLOAD_ACCESS_DENIED;
-    if (!normalize(joined, normal, sizeof normal) || !is_inside(normal, dir_real))
-        return OTA_UPLOAD_ACCESS_DENIED;
-    return judge_missing(normal, dir_real, depth + 1);
 }
 
 /*
- * For a path that does not resolve: judged by its deepest existing part, so
- * that a missing file behind a link leading out of the import folder is
- * "Access denied" like any other path outside, not "File not found".
+ * The import folder itself is the operator's setting and may be reached through symbolic links; below it
+ * nothing is followed. The path is judged as text first ("..", and whether it is below the folder at all, so
+ * that a path outside is refused whether it exists or not), then opened beneath the folder's descriptor with no
+ * symbolic link followed at any level (ota__open_beneath). What is judged is what is opened: no link swapped in
+ * between a check and the open can lead out. O_NONBLOCK: a FIFO does not hold a job thread waiting for a writer.
  */
-static ota_upload_error_t judge_missing(const char *lexical, const char *dir_real, int depth)
+ota_upload_error_t ota__source_file_open(const char *path, const char *import_dir, bool walk, int *fd)
 {
-    char part[PATH_MAX], real[PATH_MAX];
-    struct stat st;
-    snprintf(part, sizeof part, "%s", lexical);
-    for (;;) {
-        if (lstat(part, &st) == 0 && S_ISLNK(st.st_mode) && realpath(part, real) == NULL)
-            return judge_link(part, dir_real, depth);
-        if (realpath(part, real) != NULL)
-            return (strcmp(real, dir_real) == 0 || is_inside(real, dir_real)) ? OTA_UPLOAD_FILE_NOT_FOUND
-                                                                              : OTA_UPLOAD_ACCESS_DENIED;
-        char *slash = strrchr(part, '/');
-        if (slash == NULL || slash == part)
-            return OTA_UPLOAD_ACCESS_DENIED;
-        *slash = '\0';
-    }
-}
-
-ota_upload_error_t ota__source_file_path(const char *path, const char *import_dir, char *resolved, size_t cap)
-{
-    char lexical[PATH_MAX], dir_real[PATH_MAX], real[PATH_MAX];
+    char lexical[PATH_MAX], dir_real[PATH_MAX];
+    const char *rel = NULL;
+    *fd = -1;
     if (import_dir == NULL || realpath(import_dir, dir_real) == NULL)
         return OTA_UPLOAD_ACCESS_DENIED;
     if (!normalize(path, lexical, sizeof lexical))
         return OTA_UPLOAD_ACCESS_DENIED;
-    if (!is_inside(lexical, dir_real) && !is_inside(lexical, import_dir))
+    if (!is_inside(lexical, dir_real, &rel) && !is_inside(lexical, import_dir, &rel))
         return OTA_UPLOAD_ACCESS_DENIED;
-    if (realpath(lexical, real) == NULL) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return judge_missing(lexical, dir_real, 0);
+    int dir = open(dir_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
         return OTA_UPLOAD_ACCESS_DENIED;
-    }
-    /* A symbolic link inside the folder must not lead out of it. */
-    if (!is_inside(real, dir_real) || strlen(real) + 1 > cap)
-        return OTA_UPLOAD_ACCESS_DENIED;
-    memcpy(resolved, real, strlen(real) + 1);
-    return OTA_UPLOAD_OK;
+    *fd = ota__open_beneath(dir, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, walk);
+    int err = errno;
+    close(dir);
+    return *fd >= 0 ? OTA_UPLOAD_OK : open_error(err);
 }
 
-static ota_upload_error_t read_file(const char *path, size_t max, unsigned char **data, size_t *len)
+static ota_upload_error_t read_fd(int fd, size_t max, unsigned char **data, size_t *len)
 {
-    ota_err_t rc = ota__read_file(path, max, data, len);
+    ota_err_t rc = ota__read_fd(fd, max, data, len);
     if (rc == OTA_OK && *len == 0) {
         free(*data);
         *data = NULL;
@@ -178,15 +153,15 @@ static ota_upload_error_t read_file(const char *path, size_t max, unsigned char 
     switch (rc) {
     case OTA_OK: return OTA_UPLOAD_OK;
     case OTA_ERR_TOO_LARGE: return OTA_UPLOAD_UNSUPPORTED_CONTENT;
-    case OTA_ERR_NOT_FOUND: return OTA_UPLOAD_FILE_NOT_FOUND;
-    default: return errno == EACCES || errno == EPERM ? OTA_UPLOAD_ACCESS_DENIED : OTA_UPLOAD_READ_FAILED;
+    default:
+        return OTA_UPLOAD_READ_FAILED; /* not a regular file (a folder, a FIFO, a device), or a read error */
     }
 }
 
 static ota_upload_error_t fetch_file(const char *url, size_t url_len, const char *import_dir, size_t max,
                                      unsigned char **data, size_t *len)
 {
-    char path[PATH_MAX], resolved[PATH_MAX];
+    char path[PATH_MAX];
     const char *p = url + strlen("file://");
     size_t n = url_len - strlen("file://");
     /* file:///abs/path, or file://localhost/abs/path */
@@ -199,10 +174,13 @@ static ota_upload_error_t fetch_file(const char *url, size_t url_len, const char
         return OTA_UPLOAD_ACCESS_DENIED;
     memcpy(path, p, n);
     path[n] = '\0';
-    ota_upload_error_t rc = ota__source_file_path(path, import_dir, resolved, sizeof resolved);
+    int fd;
+    ota_upload_error_t rc = ota__source_file_open(path, import_dir, false, &fd);
     if (rc != OTA_UPLOAD_OK)
         return rc;
-    return read_file(resolved, max, data, len);
+    rc = read_fd(fd, max, data, len);
+    close(fd);
+    return rc;
 }
 
 /* --- http:// and https:// --- */
@@ -311,11 +289,17 @@ static ota_upload_error_t decode_blob(const char *text, size_t text_len, size_t 
     return OTA_UPLOAD_OK;
 }
 
+/*
+ * The upload's presigned PUT URL stays valid after a release names it, so the release never uses the upload's
+ * object: it is copied to the release's own key first, and what is read, checked and hashed is the copy.
+ */
 static ota_upload_error_t read_upload(const ota_source_t *src, ota_storage_t *storage, size_t max,
                                       unsigned char **data, size_t *len)
 {
     char err[256];
-    ota_err_t rc = ota__storage_get(storage, src->upload_key, max, data, len, err, sizeof err);
+    ota_err_t rc = ota__storage_copy(storage, src->upload_key, src->copy_key, err, sizeof err);
+    if (rc == OTA_OK)
+        rc = ota__storage_get(storage, src->copy_key, max, data, len, err, sizeof err);
     if (rc == OTA_ERR_NOT_FOUND)
         return OTA_UPLOAD_FILE_NOT_FOUND;
     if (rc == OTA_ERR_TOO_LARGE)

@@ -1,6 +1,7 @@
 #ifndef OTA_SERVER_RELEASE_SOURCE_H
 #define OTA_SERVER_RELEASE_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,8 @@ typedef enum ota_source_kind {
     OTA_SOURCE_BYTES,  /**< a multipart file part: `text`/`len` are the bytes */
     OTA_SOURCE_BLOB,   /**< JSON "blob": `text`/`len` are base64 */
     OTA_SOURCE_FILE,   /**< JSON "file": `text` is a file://, http:// or https:// URL */
-    OTA_SOURCE_UPLOAD, /**< JSON "upload_id": the object at `upload_key`, which must hold `upload_size` bytes */
+    OTA_SOURCE_UPLOAD, /**< JSON "upload_id": the object at `upload_key`, copied to `copy_key`, whose copy must
+                            hold `upload_size` bytes */
 } ota_source_kind_t;
 
 /** Longest object key of an upload. */
@@ -32,6 +34,8 @@ typedef struct ota_source {
     char upload_id[37];
     char upload_key[OTA_SOURCE_KEY_MAX];
     uint64_t upload_size;
+    /** where an upload is copied to and then read from: the release's own key, which no presigned URL reaches */
+    char copy_key[OTA_SOURCE_KEY_MAX];
 } ota_source_t;
 
 typedef enum ota_upload_error {
@@ -59,10 +63,11 @@ ota_upload_error_t ota__source_fetch(const ota_source_t *src, const char *import
                                      size_t max, unsigned char **data, size_t *len);
 
 /**
- * The access decision for a file:// path alone (exposed for tests): writes
- * the resolved path into `resolved` when the file may be read, else returns
- * FILE_NOT_FOUND or ACCESS_DENIED as the API defines them.
+ * Opens a file:// path for reading (exposed for tests): `*fd` (the caller closes it) when `path` is below
+ * `import_dir` and reached without following any symbolic link below it, else -1 and FILE_NOT_FOUND or
+ * ACCESS_DENIED as the API defines them (READ_FAILED for other errors). `walk` forces the openat2-less fallback
+ * (core/file_io.h). The descriptor is O_NONBLOCK and may be of any type: check it is a regular file.
  */
-ota_upload_error_t ota__source_file_path(const char *path, const char *import_dir, char *resolved, size_t cap);
+ota_upload_error_t ota__source_file_open(const char *path, const char *import_dir, bool walk, int *fd);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "ota/err.h"
+#include "storage/list.h"
 
 /*
  * The filesystem storage backend's blob I/O: one file per object under a
@@ -19,6 +20,16 @@ ota_err_t ota__fs_put(const char *root, const char *key, const void *data, size_
 /** Reads object `key` (at most `max` bytes) into a malloc'ed `*data`. OTA_ERR_NOT_FOUND when missing. */
 ota_err_t ota__fs_get(const char *root, const char *key, size_t max, unsigned char **data, size_t *len, char *err,
                       size_t cap);
+
+/** Copies object `src` to `dst` (a hard link, its time set to now), replacing `dst`. OTA_ERR_NOT_FOUND without `src`.
+ */
+ota_err_t ota__fs_copy(const char *root, const char *src, const char *dst, char *err, size_t cap);
+
+/**
+ * Calls `cb` for each file below the folder that `prefix` names ("releases/"), temporary files included, the
+ * hidden ones (".presign-secret") not. A `cb` that returns non-zero ends the listing.
+ */
+ota_err_t ota__fs_list(const char *root, const char *prefix, ota_storage_list_cb cb, void *arg, char *err, size_t cap);
 
 /** Removes object `key`; a missing object is not an error. */
 ota_err_t ota__fs_delete(const char *root, const char *key, char *err, size_t cap);

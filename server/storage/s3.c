@@ -54,6 +54,10 @@ typedef struct call {
     ota_s3_t *s3;
     const char *method;
     const char *key;
+    bool bucket_root;            /* the request is on the bucket itself (a listing), not on `key` */
+    const char *query;           /* canonical query string, or NULL */
+    ota_sigv4_header_t extra[1]; /* a further signed header (x-amz-copy-source) */
+    size_t n_extra;
     CURL *curl;
     /* request body (PUT) */
     const unsigned char *body;
@@ -218,14 +222,25 @@ static ota_err_t prepare(call_t *c, char *err, size_t cap)
     ota_s3_t *s3 = c->s3;
     char sha[OTA_SIGV4_HEX_LEN + 1];
     ota_sigv4_key_t key;
-    ota_err_t rc = ota__sigv4_s3_target(s3->endpoint, s3->bucket, c->key, s3->path_style, &c->target);
+    ota_err_t rc =
+        ota__sigv4_s3_target(s3->endpoint, s3->bucket, c->bucket_root ? "x" : c->key, s3->path_style, &c->target);
     if (rc != OTA_OK) {
         set_err(err, cap, "S3 %s: unusable key (%s)", c->method, ota_strerror(rc));
         return rc;
     }
+    if (c->bucket_root) {
+        /* "/bucket/x" becomes "/bucket" (path-style), "/x" becomes "/" (virtual-hosted) */
+        size_t plen = strlen(c->target.path) - 1;
+        c->target.path[plen > 1 ? plen - 1 : plen] = '\0';
+    }
     int n = snprintf(c->url, sizeof c->url, "%s://%s", c->target.scheme, c->target.host);
+    size_t used = 0;
     rc = ota__sigv4_uri_encode(c->target.path, strlen(c->target.path), true, c->url + n, sizeof c->url - (size_t)n,
-                               NULL);
+                               &used);
+    if (rc == OTA_OK && c->query != NULL &&
+        snprintf(c->url + n + used, sizeof c->url - (size_t)n - used, "?%s", c->query) >=
+            (int)(sizeof c->url - (size_t)n - used))
+        rc = OTA_ERR_TOO_LARGE;
     if (rc == OTA_OK)
         rc = payload_sha256(c->body, c->body_len, sha);
     if (rc != OTA_OK) {
@@ -241,7 +256,10 @@ static ota_err_t prepare(call_t *c, char *err, size_t cap)
                                .path = c->target.path,
                                .now = now,
                                .key = &key,
-                               .payload_sha256 = sha};
+                               .payload_sha256 = sha,
+                               .query = c->query,
+                               .extra = c->n_extra > 0 ? c->extra : NULL,
+                               .n_extra = c->n_extra};
     rc = ota__sigv4_sign_headers(&req, &c->sig);
     OPENSSL_cleanse(&key, sizeof key);
     if (rc != OTA_OK)
@@ -278,6 +296,8 @@ static struct curl_slist *make_headers(const call_t *c)
     bool ok = add_header(&h, "Authorization", c->sig.authorization) && add_header(&h, "x-amz-date", c->sig.amz_date) &&
               add_header(&h, "x-amz-content-sha256", c->sig.content_sha256) &&
               (c->sig.security_token == NULL || add_header(&h, "x-amz-security-token", c->sig.security_token));
+    for (size_t i = 0; ok && i < c->n_extra; i++)
+        ok = add_header(&h, c->extra[i].name, c->extra[i].value);
     /* "Expect:" with no value: send the body at once instead of waiting for a 100-continue. */
     if (ok && c->body != NULL)
         ok = add_header(&h, "Content-Type", "application/octet-stream") && add_line(&h, "Expect:");
@@ -592,5 +612,140 @@ ota_err_t ota__s3_presign(ota_s3_t *s3, const char *method, const char *key, tim
                                .key = &signing_key};
     rc = ota__sigv4_presign(&req, ttl, url, cap, NULL);
     OPENSSL_cleanse(&signing_key, sizeof signing_key);
+    return rc;
+}
+
+/* ---- copy and list ----------------------------------------------------- */
+
+/* Room for a CopyObject answer or one ListObjectsV2 page (1000 keys of ours take about 300 KB). */
+#define COPY_BODY_MAX (64 * 1024)
+#define LIST_BODY_MAX (4 * 1024 * 1024)
+#define LIST_FIELD_MAX 1024
+
+ota_err_t ota__s3_copy(ota_s3_t *s3, const char *src, const char *dst, char *err, size_t cap)
+{
+    char source[3 * OTA_SIGV4_PATH_MAX + 2];
+    size_t n = 0;
+    source[0] = '/';
+    if (snprintf(source + 1, sizeof source - 1, "%s/", s3->bucket) >= (int)sizeof source - 1 ||
+        ota__sigv4_uri_encode(src, strlen(src), true, source + strlen(source), sizeof source - strlen(source), &n) !=
+            OTA_OK) {
+        set_err(err, cap, "S3 copy %s: key too long", src);
+        return OTA_ERR_TOO_LARGE;
+    }
+    call_t *c = new_call(s3, "PUT", dst, err, cap);
+    if (c == NULL)
+        return OTA_ERR_NOMEM;
+    c->body = (const unsigned char *)"";
+    c->extra[0] = (ota_sigv4_header_t){"x-amz-copy-source", source};
+    c->n_extra = 1;
+    c->keep_body = true;
+    c->max = COPY_BODY_MAX;
+    ota_err_t rc = run(c, err, cap);
+    if (rc == OTA_OK && c->data != NULL) {
+        /* S3 may answer a copy that failed late with 200 and an <Error> body. */
+        char body[ERROR_BODY_MAX + 1], code[ERROR_FIELD_MAX], message[ERROR_FIELD_MAX];
+        size_t len = c->len < ERROR_BODY_MAX ? c->len : ERROR_BODY_MAX;
+        memcpy(body, c->data, len);
+        body[len] = '\0';
+        if (strstr(body, "<Error>") != NULL) {
+            xml_field(body, "<Code>", "</Code>", code, sizeof code);
+            xml_field(body, "<Message>", "</Message>", message, sizeof message);
+            set_err(err, cap, "S3 copy %s to %s: %s: %s", src, dst, code, message);
+            rc = OTA_ERR_UNAVAILABLE;
+        }
+    }
+    free(c->data);
+    free(c);
+    if (rc == OTA_ERR_NOT_FOUND)
+        set_err(err, cap, "S3 copy %s to %s: no such object", src, dst);
+    return rc;
+}
+
+/* "2026-12-06T16:20:00.000Z" as UTC seconds; 0 when it is not that. */
+static time_t parse_modified(const char *s)
+{
+    struct tm tm = {0};
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+/* Calls `cb` for each <Contents> of a page; sets *stop when the callback asked to. */
+static void list_page(const char *xml, ota_storage_list_cb cb, void *arg, bool *stop)
+{
+    char key[LIST_FIELD_MAX], modified[64], size[32];
+    for (const char *p = strstr(xml, "<Contents>"); p != NULL && !*stop; p = strstr(p + 1, "<Contents>")) {
+        const char *end = strstr(p, "</Contents>");
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        char item[3 * LIST_FIELD_MAX];
+        if (n >= sizeof item)
+            continue;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        xml_field(item, "<Key>", "</Key>", key, sizeof key);
+        xml_field(item, "<LastModified>", "</LastModified>", modified, sizeof modified);
+        xml_field(item, "<Size>", "</Size>", size, sizeof size);
+        /* Our keys have no character XML escapes; any other key is not ours to judge. */
+        if (key[0] == '\0' || strchr(key, '&') != NULL)
+            continue;
+        if (cb(key, strtoull(size, NULL, 10), parse_modified(modified), arg) != 0)
+            *stop = true;
+    }
+}
+
+/* The canonical query of one page: parameters sorted, values encoded. */
+static ota_err_t list_query(const char *prefix, const char *token, char *out, size_t cap)
+{
+    char enc_prefix[3 * 512 + 1], enc_token[3 * LIST_FIELD_MAX + 1];
+    if (ota__sigv4_uri_encode(prefix, strlen(prefix), false, enc_prefix, sizeof enc_prefix, NULL) != OTA_OK ||
+        ota__sigv4_uri_encode(token, strlen(token), false, enc_token, sizeof enc_token, NULL) != OTA_OK)
+        return OTA_ERR_TOO_LARGE;
+    int n = token[0] != '\0' ? snprintf(out, cap, "continuation-token=%s&list-type=2&prefix=%s", enc_token, enc_prefix)
+                             : snprintf(out, cap, "list-type=2&prefix=%s", enc_prefix);
+    return n < 0 || (size_t)n >= cap ? OTA_ERR_TOO_LARGE : OTA_OK;
+}
+
+ota_err_t ota__s3_list(ota_s3_t *s3, const char *prefix, ota_storage_list_cb cb, void *arg, char *err, size_t cap)
+{
+    char token[LIST_FIELD_MAX] = "", query[4 * LIST_FIELD_MAX + 1600];
+    bool stop = false, more = true;
+    ota_err_t rc = OTA_OK;
+    while (rc == OTA_OK && more && !stop) {
+        if ((rc = list_query(prefix, token, query, sizeof query)) != OTA_OK) {
+            set_err(err, cap, "S3 list %s: prefix or continuation token too long", prefix);
+            break;
+        }
+        call_t *c = new_call(s3, "GET", prefix, err, cap);
+        if (c == NULL)
+            return OTA_ERR_NOMEM;
+        c->bucket_root = true;
+        c->query = query;
+        c->keep_body = true;
+        c->max = LIST_BODY_MAX;
+        rc = run(c, err, cap);
+        unsigned char *z = rc == OTA_OK && c->data != NULL ? realloc(c->data, c->len + 1) : NULL;
+        if (rc == OTA_OK && c->data != NULL && z == NULL) {
+            set_err(err, cap, "out of memory");
+            rc = OTA_ERR_NOMEM;
+        }
+        if (z != NULL) {
+            c->data = z;
+            c->data[c->len] = '\0';
+            char truncated[16];
+            list_page((const char *)c->data, cb, arg, &stop);
+            xml_field((const char *)c->data, "<IsTruncated>", "</IsTruncated>", truncated, sizeof truncated);
+            xml_field((const char *)c->data, "<NextContinuationToken>", "</NextContinuationToken>", token,
+                      sizeof token);
+            more = strcmp(truncated, "true") == 0 && token[0] != '\0' && strchr(token, '&') == NULL;
+        } else {
+            more = false;
+        }
+        free(c->data);
+        free(c);
+    }
     return rc;
 }

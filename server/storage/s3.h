@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "ota/err.h"
+#include "storage/list.h"
 
 /*
  * The S3 backend's blocking client: one libcurl easy handle per call, each
@@ -69,6 +70,18 @@ ota_err_t ota__s3_delete(ota_s3_t *s3, const char *key, char *err, size_t cap);
  * so `err` then only names the status). Blocking.
  */
 ota_err_t ota__s3_head(ota_s3_t *s3, const char *key, uint64_t *size, char *err, size_t cap);
+
+/**
+ * Copies object `src` to `dst` inside the bucket (CopyObject: the bytes never leave S3), replacing `dst`.
+ * OTA_ERR_NOT_FOUND when there is no `src`. Blocking.
+ */
+ota_err_t ota__s3_copy(ota_s3_t *s3, const char *src, const char *dst, char *err, size_t cap);
+
+/**
+ * Calls `cb` for each object whose key starts with `prefix` (ListObjectsV2, page after page), with its size and
+ * LastModified; a `cb` that returns non-zero ends the listing. Keys holding XML escapes are skipped. Blocking.
+ */
+ota_err_t ota__s3_list(ota_s3_t *s3, const char *prefix, ota_storage_list_cb cb, void *arg, char *err, size_t cap);
 
 /**
  * Writes into `url` (cap bytes) a presigned URL that lets its bearer `method`

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "core/file_io.h"
 #include "ota/base64.h"
 #include "storage/fs.h"
 #include "storage/s3.h"
@@ -57,7 +58,12 @@ int ota__storage_key_valid(const char *key, size_t len)
     return 1;
 }
 
-/* Reads the fs presigning secret, creating it on first use; O_EXCL makes the first of several instances win. */
+/*
+ * Reads the fs presigning secret, creating it on first use. It is written whole to a temporary file and linked
+ * into place (core/file_io.h), so of several instances starting at once the first wins, and a start killed at any
+ * moment leaves no file or the whole secret. A short file can only be left by an older version, which wrote the
+ * file in place: it is refused with a message that says what to do, never replaced behind the operator's back.
+ */
 static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
 {
     char path[1024];
@@ -65,31 +71,27 @@ static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
     char encoded[FS_SECRET_LEN + 1];
     snprintf(path, sizeof path, "%s/%s", st->root, FS_SECRET_FILE);
 
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
         if (RAND_bytes(random, sizeof random) != 1) {
-            close(fd);
-            unlink(path);
             snprintf(err, cap, "no randomness for the fs presigning secret");
             return OTA_ERR_CRYPTO;
         }
         ota_base64url_encode(random, sizeof random, encoded);
-        bool ok = write(fd, encoded, FS_SECRET_LEN) == FS_SECRET_LEN && fsync(fd) == 0;
-        close(fd);
-        if (!ok) {
-            unlink(path);
-            snprintf(err, cap, "cannot write %s: %s", path, strerror(errno));
-            return OTA_ERR_IO;
-        }
+        OPENSSL_cleanse(random, sizeof random);
+        ota_err_t rc = ota__write_file_durable(path, encoded, FS_SECRET_LEN, 0600, OTA_WRITE_CREATE, err, cap);
+        OPENSSL_cleanse(encoded, sizeof encoded);
+        if (rc != OTA_OK && rc != OTA_ERR_INVALID) /* INVALID: another instance made it first */
+            return rc;
     }
-    /* Another instance may be writing it right now: retry briefly until it is whole. */
+    /* An older version of the server may be writing it in place right now: retry briefly until it is whole. */
+    ssize_t n = 0;
     for (int attempt = 0; attempt < 50; attempt++) {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             snprintf(err, cap, "cannot read %s: %s", path, strerror(errno));
             return OTA_ERR_IO;
         }
-        ssize_t n = read(fd, st->secret, FS_SECRET_LEN);
+        n = read(fd, st->secret, FS_SECRET_LEN);
         close(fd);
         if (n == FS_SECRET_LEN) {
             st->secret[FS_SECRET_LEN] = '\0';
@@ -97,7 +99,11 @@ static ota_err_t load_fs_secret(ota_storage_t *st, char *err, size_t cap)
         }
         usleep(20 * 1000);
     }
-    snprintf(err, cap, "%s is not a %d-character secret", path, FS_SECRET_LEN);
+    snprintf(err, cap,
+             "%s holds %zd bytes, not a %d-character secret: a start of an older version was killed while writing "
+             "it. Delete the file and start again (a new secret is made; presigned URLs given out before stop "
+             "working)",
+             path, n < 0 ? (ssize_t)0 : n, FS_SECRET_LEN);
     return OTA_ERR_IO;
 }
 
@@ -164,6 +170,21 @@ ota_err_t ota__storage_get(ota_storage_t *st, const char *key, size_t max, unsig
     return ota__fs_get(st->root, key, max, data, len, err, cap);
 }
 
+ota_err_t ota__storage_copy(ota_storage_t *st, const char *src, const char *dst, char *err, size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_copy(st->s3, src, dst, err, cap);
+    return ota__fs_copy(st->root, src, dst, err, cap);
+}
+
+ota_err_t ota__storage_list(ota_storage_t *st, const char *prefix, ota_storage_list_cb cb, void *arg, char *err,
+                            size_t cap)
+{
+    if (st->s3 != NULL)
+        return ota__s3_list(st->s3, prefix, cb, arg, err, cap);
+    return ota__fs_list(st->root, prefix, cb, arg, err, cap);
+}
+
 ota_err_t ota__storage_delete(ota_storage_t *st, const char *key, char *err, size_t cap)
 {
     if (st->s3 != NULL)
@@ -173,6 +194,15 @@ ota_err_t ota__storage_delete(ota_storage_t *st, const char *key, char *err, siz
 
 ota_err_t ota__storage_presign(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl, char *url,
                                size_t cap)
+{
+    if (strcmp(method, "GET") != 0 &&
+        strncmp(key, OTA_STORAGE_UPLOADS_PREFIX, sizeof OTA_STORAGE_UPLOADS_PREFIX - 1) != 0)
+        return OTA_ERR_INVALID;
+    return ota__storage_presign_any(st, method, key, now, ttl, url, cap);
+}
+
+ota_err_t ota__storage_presign_any(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl,
+                                   char *url, size_t cap)
 {
     if (st->s3 != NULL)
         return ota__s3_presign(st->s3, method, key, now, ttl, url, cap);

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "ota/err.h"
+#include "storage/list.h"
 #include "storage/sigv4.h"
 
 /*
@@ -43,15 +44,40 @@ ota_err_t ota__storage_put(ota_storage_t *st, const char *key, const void *data,
 ota_err_t ota__storage_get(ota_storage_t *st, const char *key, size_t max, unsigned char **data, size_t *len,
                            char *err, size_t cap);
 
+/**
+ * Copies the object at `src` to `dst`, replacing any object there: S3 CopyObject, or a hard link in fs (objects
+ * are never written in place, so later writes to `src` do not reach `dst`). `dst`'s modification time is the
+ * copy's. OTA_ERR_NOT_FOUND when there is no `src`. Blocking.
+ */
+ota_err_t ota__storage_copy(ota_storage_t *st, const char *src, const char *dst, char *err, size_t cap);
+
+/**
+ * Calls `cb` for each object whose key starts with `prefix` (a folder: "releases/"); for fs, the temporary files
+ * of unfinished writes too (`<key>.tmp-<id>`). A `cb` that returns non-zero ends the listing. Blocking.
+ */
+ota_err_t ota__storage_list(ota_storage_t *st, const char *prefix, ota_storage_list_cb cb, void *arg, char *err,
+                            size_t cap);
+
 /** Deletes the object at `key`; deleting a missing object succeeds. Blocking. */
 ota_err_t ota__storage_delete(ota_storage_t *st, const char *key, char *err, size_t cap);
 
+/** The folder of presigned uploads: the only keys a presigned PUT may name. */
+#define OTA_STORAGE_UPLOADS_PREFIX "uploads/"
+
 /**
  * Writes into `url` (cap bytes) a URL that lets its bearer `method` ("GET" or "PUT") the object at `key`
- * from `now` for `ttl` seconds (1..604800). Non-blocking.
+ * from `now` for `ttl` seconds (1..604800). A PUT is presigned only for keys under OTA_STORAGE_UPLOADS_PREFIX
+ * (else OTA_ERR_INVALID), so no URL handed out can ever write a release's bytes. Non-blocking.
  */
 ota_err_t ota__storage_presign(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl, char *url,
                                size_t cap);
+
+/**
+ * ota__storage_presign without the uploads-only rule for PUT: for `ota-server presign`, which its user runs
+ * holding the storage credentials anyway. Never for a URL handed out over the network.
+ */
+ota_err_t ota__storage_presign_any(ota_storage_t *st, const char *method, const char *key, time_t now, int ttl,
+                                   char *url, size_t cap);
 
 /** True when the backend is `fs`, whose blobs this server serves itself. */
 int ota__storage_is_fs(const ota_storage_t *st);

@@ -1370,8 +1370,15 @@ static void s3_launch(h_s3_t *s3)
 {
     char data[300];
     fmt(data, sizeof data, "%s/data", s3->dir);
-    const char *const argv[] = {"node", "-e", S3RVER_LAUNCHER,      S3RVER_CLI, "-d", data, "-a", "127.0.0.1",
-                                "-p",   "0",  "--configure-bucket", s3->bucket, NULL};
+    /* s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider:
+     * without it, a listing longer than one page (1000 keys) fails with 500. */
+    const char *const argv[] = {"node",      "--openssl-legacy-provider",
+                                "-e",        S3RVER_LAUNCHER,
+                                S3RVER_CLI,  "-d",
+                                data,        "-a",
+                                "127.0.0.1", "-p",
+                                "0",         "--configure-bucket",
+                                s3->bucket,  NULL};
     strv_t env = {0};
     env_build(&env, NULL, NULL);
     int fd = open_log(s3->log_path);

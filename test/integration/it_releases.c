@@ -309,6 +309,7 @@ static void expect_download(const char *url, const unsigned char *data, size_t l
 static void server_env(const char **env, size_t cap, bool with_import, const char *const *extra)
 {
     size_t n = 0;
+    env[n++] = "OTA_GC_INTERVAL_S=0"; /* no sweeps, unless a test asks: the sweep's turn is shared by all */
 #ifdef OTA_IT_S3
     for (const char *const *p = h_s3_env(&g_s3); *p != NULL; p++)
         env[n++] = *p;
@@ -1373,6 +1374,216 @@ static void test_presigned_upload(void **state)
     CHECK(reuse_names_bin, "reusing upload %s for a second release: want details.artifact \"bin\": %s", id, reuse_body);
 }
 
+/*
+ * A release's bytes are immutable: the upload's presigned PUT URL stays valid after the release is made, and
+ * whoever holds it may PUT other bytes. The release was copied to its own key and hashed there, so its download
+ * still gives the original bytes, whose SHA-256 is the one stored.
+ */
+static void test_upload_put_again_after_release(void **state)
+{
+    (void)state;
+    char model[32], id[40], put_url[4096], rel[40], dl[4096], key[100];
+    h_make_model(model, sizeof model, "Immutable");
+    size_t len = 30000;
+    unsigned char *first = random_bytes(len), *second = random_bytes(len);
+    digest_t d = digest_of(first, len);
+    h_resp_t r = {0};
+
+    create_upload(&h_g_srv, "bin", len, id, sizeof id, put_url, sizeof put_url);
+    put_bytes(put_url, first, len);
+    post_json(&h_g_srv, model, "1.0.0", NULL, upload_source(id), NULL, &r);
+    EXPECT_STATUS(&r, 201);
+    expect_release(&r, model, "1.0.0", NULL, &d, NULL);
+    snprintf(rel, sizeof rel, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+    snprintf(key, sizeof key, "releases/%s/bin", rel);
+    CHECK(object_exists(key), "the release's own object %s is missing", key);
+
+    put_bytes(put_url, second, len); /* the URL still works: for the upload's object only */
+    artifact_url(&h_g_srv, rel, "bin", dl, sizeof dl);
+    expect_download(dl, first, len);
+    char path[100];
+    snprintf(path, sizeof path, "/v1/releases/%s", rel);
+    h_request(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    expect_release(&r, model, "1.0.0", NULL, &d, NULL);
+    h_resp_free(&r);
+    free(first);
+    free(second);
+}
+
+/* Below the import folder no link is followed, even one that stays inside; a FIFO is refused at once. */
+static void test_import_links_and_fifo(void **state)
+{
+    (void)state;
+    char model[32], hex[17], path[600], link[600], url[700];
+    h_make_model(model, sizeof model, "Links");
+    h_random_hex(hex, 16);
+    unsigned char *f = random_bytes(1000);
+    snprintf(path, sizeof path, "%s/real-%s.bin", g_import, hex);
+    write_file(path, f, 1000);
+    snprintf(link, sizeof link, "%s/alias-%s.bin", g_import, hex);
+    CHECK(symlink(path, link) == 0, "symlink: %s", strerror(errno));
+    snprintf(url, sizeof url, "file://%s", link);
+    expect_json_fails(&h_g_srv, model, "1.0.0", file_source(url), NULL, "Access denied", "bin");
+    snprintf(url, sizeof url, "file://%s/sub-%s/../real-%s.bin", g_import, hex, hex); /* ".." that stays inside */
+    h_resp_t r = {0};
+    post_json(&h_g_srv, model, "1.0.0", NULL, file_source(url), NULL, &r);
+    EXPECT_STATUS(&r, 201);
+    h_resp_free(&r);
+
+    snprintf(path, sizeof path, "%s/pipe-%s.bin", g_import, hex);
+    CHECK(mkfifo(path, 0644) == 0, "mkfifo: %s", strerror(errno));
+    snprintf(url, sizeof url, "file://%s", path);
+    long t0 = now_ms();
+    expect_json_fails(&h_g_srv, model, "1.0.1", file_source(url), NULL, "Read failed", "bin");
+    CHECK(now_ms() - t0 < 5000, "a FIFO took %ld ms to refuse", now_ms() - t0);
+    free(f);
+}
+
+/* Writes `len` bytes as object `key` behind the server's back, as a create that died with its process leaves it. */
+static void put_orphan(const char *key, const unsigned char *data, size_t len)
+{
+#ifdef OTA_IT_S3
+    char url[4096];
+    const char *args[] = {"presign", "--method", "PUT", "--key", key, NULL};
+    int rc = h_run_server_cmd(&h_g_pg, args, h_s3_env(&g_s3), url, sizeof url);
+    url[strcspn(url, "\n")] = '\0';
+    CHECK(rc == 0 && url[0] != '\0', "ota-server presign --key %s: %d", key, rc);
+    put_bytes(url, data, len);
+#else
+    char root[300], path[800], dir[800];
+    store_root(root, sizeof root);
+    snprintf(path, sizeof path, "%s/%s", root, key);
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(path, '/') - path), path);
+    CHECK(mkdir(dir, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
+    write_file(path, data, len);
+#endif
+}
+
+/* Polls (up to `ms`) until every key of `keys` is gone; returns the first still there, or NULL. */
+static const char *wait_all_gone(const char *const *keys, size_t n, long ms)
+{
+    long deadline = now_ms() + ms;
+    for (;;) {
+        const char *left = NULL;
+        for (size_t i = 0; i < n && left == NULL; i++)
+            if (object_exists(keys[i]))
+                left = keys[i];
+        if (left == NULL || now_ms() > deadline)
+            return left;
+        sleep_ms(100);
+    }
+}
+
+/*
+ * The object sweeper, on a server that sweeps every second with a grace period of 3 s and URLs valid for 6 s:
+ * an upload never used, an upload a release copied, an orphan under releases/ and (fs) a temporary file go once
+ * they are older than the grace period (uploads: once their URL expired that long ago); the objects of live
+ * releases stay, and so does an upload older than the grace period whose URL is still valid.
+ */
+static void test_object_sweeper(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_GC_INTERVAL_S=1", "OTA_GC_GRACE_S=3", "OTA_URL_TTL=6", NULL};
+    h_server_t *srv = start_other(false, extra);
+    char model[32], orphan[100], temp[120], unused_key[100], used_key[100], recent_key[100], r1_key[100],
+        r2_key[100], uid1[40], uid2[40], uid3[40], url[4096], r1[40], r2[40], dl[4096], rid[40];
+    h_make_model(model, sizeof model, "Sweep");
+    size_t len = 4000;
+    unsigned char *a = random_bytes(len), *b = random_bytes(len);
+    h_resp_t r = {0};
+    long t0 = now_ms();
+
+    create_upload(srv, "bin", len, uid1, sizeof uid1, url, sizeof url); /* never used */
+    put_bytes(url, a, len);
+    snprintf(unused_key, sizeof unused_key, "uploads/%s/bin", uid1);
+    create_upload(srv, "bin", len, uid2, sizeof uid2, url, sizeof url); /* copied by release 1.0.1 */
+    put_bytes(url, b, len);
+    snprintf(used_key, sizeof used_key, "uploads/%s/bin", uid2);
+    post_json(srv, model, "1.0.0", NULL, blob_source(a, len), NULL, &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(r1, sizeof r1, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+    post_json(srv, model, "1.0.1", NULL, upload_source(uid2), NULL, &r);
+    EXPECT_STATUS(&r, 201);
+    snprintf(r2, sizeof r2, "%s", h_jstr(r.json, "id"));
+    h_resp_free(&r);
+    snprintf(r1_key, sizeof r1_key, "releases/%s/bin", r1);
+    snprintf(r2_key, sizeof r2_key, "releases/%s/bin", r2);
+    h_random_uuid(rid, sizeof rid);
+    snprintf(orphan, sizeof orphan, "releases/%s/bin", rid);
+    put_orphan(orphan, a, len);
+    snprintf(temp, sizeof temp, "releases/%s/bin.tmp-0b7e1f0a", rid);
+#ifndef OTA_IT_S3
+    put_orphan(temp, a, 10); /* only the fs backend writes temporary files */
+#endif
+
+    sleep_ms(4000);
+    create_upload(srv, "bin", len, uid3, sizeof uid3, url, sizeof url); /* valid until t0 + 10 s */
+    put_bytes(url, a, len);
+    snprintf(recent_key, sizeof recent_key, "uploads/%s/bin", uid3);
+    long t3 = now_ms();
+
+    /* Uploads go at t0 + 6 + 3 s at the earliest; the orphans already at t0 + 3 s. */
+    const char *gone[] = {unused_key, used_key, orphan, temp};
+    const char *left = wait_all_gone(gone, ELEMS(gone), 20000);
+    long took = now_ms();
+    if (left != NULL)
+        h_server_dump_log(srv);
+    CHECK(left == NULL, "%s is still there %ld ms after it was made", left, now_ms() - t0);
+    /* The recent upload is older than the grace period by now, but its URL expired less than that ago. */
+    CHECK(took - t3 < 9000, "the sweep came too late (%ld ms) to judge the recent upload", took - t3);
+    CHECK(object_exists(recent_key), "the upload made %ld ms ago, URL still valid or just expired, was removed",
+          took - t3);
+    CHECK(object_exists(r1_key) && object_exists(r2_key), "a live release's object was removed");
+    artifact_url(srv, r1, "bin", dl, sizeof dl);
+    expect_download(dl, a, len);
+    artifact_url(srv, r2, "bin", dl, sizeof dl);
+    expect_download(dl, b, len);
+    /* The unused upload's row went with its object. */
+    expect_json_fails(srv, model, "1.1.0", upload_source(uid1), NULL, "File not found", "bin");
+    free(a);
+    free(b);
+}
+
+/*
+ * A creation whose objects were stored longer than half the sweeper's grace period ago is refused (503) rather
+ * than committed: an object that old may already have been judged unused by a sweep. Its objects are deleted.
+ */
+static void test_create_slower_than_grace(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"OTA_GC_GRACE_S=2", NULL};
+    char model[32], url[300];
+    h_make_model(model, sizeof model, "Slow");
+    size_t len = 20000;
+    unsigned char *bin = random_bytes(len);
+    h_server_t *srv = start_other(true, extra);
+    source_server_t src;
+    source_start(&src, bin, len, 2500);
+    files_t before;
+    list_objects(&before);
+    h_resp_t r = {0};
+
+    /* The bin is stored at once, then the ufw's source takes 2.5 s: more than half of 2 s. */
+    source_url(&src, "/stall", url, sizeof url);
+    post_json(srv, model, "1.0.0", NULL, blob_source(bin, len), file_source(url), &r);
+    CHECK_AT(srv, r.status == 503 && h_error_shape_ok(&r, "unavailable"), "expected 503 unavailable, got %ld: %.2000s",
+             r.status, BODY(&r));
+    h_resp_free(&r);
+    expect_no_added_objects(&before, "a creation refused for taking longer than the grace period allows");
+    CHECK(release_count(model) == 0, "the refused release is listed");
+
+    source_url(&src, "/ok", url, sizeof url);
+    post_json(srv, model, "1.0.0", NULL, blob_source(bin, len), file_source(url), &r);
+    EXPECT_STATUS(&r, 201);
+    h_resp_free(&r);
+    source_stop(&src);
+    files_free(&before);
+    free(bin);
+}
+
 static void test_upload_bad_requests(void **state)
 {
     (void)state;
@@ -2113,6 +2324,10 @@ int main(void)
         cmocka_unit_test_teardown(test_size_limit, stop_other),
         cmocka_unit_test(test_http_source),
         cmocka_unit_test(test_presigned_upload),
+        cmocka_unit_test(test_upload_put_again_after_release),
+        cmocka_unit_test(test_import_links_and_fifo),
+        cmocka_unit_test_teardown(test_object_sweeper, stop_other),
+        cmocka_unit_test_teardown(test_create_slower_than_grace, stop_other),
         cmocka_unit_test(test_upload_bad_requests),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_presigned_url_security),

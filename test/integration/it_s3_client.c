@@ -556,6 +556,74 @@ static void test_presigned_put(void **state)
     free(data);
 }
 
+/* ---- copy and list ------------------------------------------------------ */
+
+static void test_copy(void **state)
+{
+    (void)state;
+    char src[128], dst[128], err[512] = "";
+    /* The copy source header is encoded; s3rver decodes it with decodeURI, which leaves "%2B" alone, so no '+'. */
+    unique_key(src, sizeof src, "copy", "a b~c.bin");
+    unique_key(dst, sizeof dst, "copy", "dst.bin");
+    unsigned char *first = make_bytes(5000, 3), *second = make_bytes(5000, 4);
+    put_ok(client, src, first, 5000);
+    if (ota__s3_copy(client, src, dst, err, sizeof err) != OTA_OK)
+        fail_msg("copy %s: %s", src, err);
+    get_equals(client, dst, first, 5000);
+    put_ok(client, src, second, 5000); /* the copy is an object of its own */
+    get_equals(client, dst, first, 5000);
+    unique_key(src, sizeof src, "copy", "missing.bin");
+    assert_int_equal(ota__s3_copy(client, src, dst, err, sizeof err), OTA_ERR_NOT_FOUND);
+    get_equals(client, dst, first, 5000);
+    free(first);
+    free(second);
+}
+
+#define LISTED 1003 /* more than one page of ListObjectsV2 (1000 keys) */
+
+typedef struct listing {
+    const char *prefix;
+    int n, bad, stop_after;
+    time_t now;
+} listing_t;
+
+static int on_listed(const char *key, uint64_t size, time_t modified, void *arg)
+{
+    listing_t *l = arg;
+    l->n++;
+    if (strncmp(key, l->prefix, strlen(l->prefix)) != 0 || size != 1 || modified < l->now - 600 ||
+        modified > l->now + 600)
+        l->bad++;
+    return l->stop_after != 0 && l->n >= l->stop_after;
+}
+
+static void test_list_pages(void **state)
+{
+    (void)state;
+    char prefix[64], key[128], hex[17], err[512] = "";
+    h_random_hex(hex, 16);
+    snprintf(prefix, sizeof prefix, "list-%s/", hex);
+    for (int i = 0; i < LISTED; i++) {
+        snprintf(key, sizeof key, "%s%04d/bin", prefix, i);
+        put_ok(client, key, "x", 1);
+    }
+    listing_t l = {.prefix = prefix, .now = time(NULL)};
+    if (ota__s3_list(client, prefix, on_listed, &l, err, sizeof err) != OTA_OK) {
+        h_s3_dump_log(&s3srv);
+        fail_msg("list %s (after %d keys): %s", prefix, l.n, err);
+    }
+    assert_int_equal(l.n, LISTED);
+    assert_int_equal(l.bad, 0);
+    /* A callback may stop the listing; another prefix lists nothing. */
+    l = (listing_t){.prefix = prefix, .now = time(NULL), .stop_after = 5};
+    assert_int_equal(ota__s3_list(client, prefix, on_listed, &l, err, sizeof err), OTA_OK);
+    assert_int_equal(l.n, 5);
+    snprintf(prefix, sizeof prefix, "list-%s-none/", hex);
+    l = (listing_t){.prefix = prefix, .now = time(NULL)};
+    assert_int_equal(ota__s3_list(client, prefix, on_listed, &l, err, sizeof err), OTA_OK);
+    assert_int_equal(l.n, 0);
+}
+
 /* ---- threads ------------------------------------------------------------ */
 
 /*
@@ -641,6 +709,8 @@ int main(void)
         cmocka_unit_test(test_presigned_expired),
         cmocka_unit_test(test_presigned_range),
         cmocka_unit_test(test_presigned_put),
+        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_list_pages),
         cmocka_unit_test(test_concurrent_calls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

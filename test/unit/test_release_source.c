@@ -95,17 +95,29 @@ static void expect_fetch(const ota_source_t *src, const char *import_dir, ota_st
     }
 }
 
+/* Opens `path` both ways (openat2, and the walk used where the kernel has none): the same answer, and on success
+ * the file `want_resolved` itself. */
 static void expect_path(const char *path, const char *import_dir, ota_upload_error_t want, const char *want_resolved)
 {
-    char resolved[PATH_MAX];
-    memset(resolved, 0, sizeof resolved);
-    ota_upload_error_t rc = ota__source_file_path(path, import_dir, resolved, sizeof resolved);
-    if (rc != want)
-        fail_msg("path %s in import dir %s: got %d (%s), expected %d (%s)", path,
-                 import_dir != NULL ? import_dir : "(null)", (int)rc, ota__upload_error_message(rc), (int)want,
-                 ota__upload_error_message(want));
-    if (want_resolved != NULL)
-        assert_string_equal(resolved, want_resolved);
+    for (int walk = 0; walk <= 1; walk++) {
+        int fd = -1;
+        ota_upload_error_t rc = ota__source_file_open(path, import_dir, walk, &fd);
+        if (rc != want)
+            fail_msg("path %s in import dir %s (%s): got %d (%s), expected %d (%s)", path,
+                     import_dir != NULL ? import_dir : "(null)", walk ? "walk" : "openat2", (int)rc,
+                     ota__upload_error_message(rc), (int)want, ota__upload_error_message(want));
+        if (rc != OTA_UPLOAD_OK) {
+            assert_int_equal(fd, -1);
+            continue;
+        }
+        struct stat got, expected;
+        assert_int_equal(fstat(fd, &got), 0);
+        close(fd);
+        if (want_resolved != NULL) {
+            assert_int_equal(stat(want_resolved, &expected), 0);
+            assert_true(got.st_ino == expected.st_ino && got.st_dev == expected.st_dev);
+        }
+    }
 }
 
 /* --- the tree: base/{imp/{fw.bin, empty.bin, sub/{deep.bin}, dir/, alias -> fw.bin, evil -> ../secret.bin,
@@ -293,13 +305,34 @@ static void test_path_symlink_out_missing_target(void **state)
     expect_path(p, imp, OTA_UPLOAD_ACCESS_DENIED, NULL);
 }
 
+/*
+ * Below the import folder no symbolic link is followed, even one that stays inside: a link is refused like a
+ * path outside, whatever it points at, so that no link swapped in can ever lead out (docs/operations.md).
+ */
 static void test_path_symlink_inside(void **state)
 {
-    char p[PATH_MAX], want[PATH_MAX];
+    char p[PATH_MAX], q[PATH_MAX];
     (void)state;
-    join(p, imp, "alias");
-    join(want, imp, "fw.bin");
-    expect_path(p, imp, OTA_UPLOAD_OK, want);
+    join(p, imp, "alias"); /* -> fw.bin */
+    expect_path(p, imp, OTA_UPLOAD_ACCESS_DENIED, NULL);
+    join(q, imp, "sub_alias");
+    assert_int_equal(symlink("sub", q), 0);
+    join(p, imp, "sub_alias/deep.bin"); /* a folder link on the way */
+    expect_path(p, imp, OTA_UPLOAD_ACCESS_DENIED, NULL);
+    join(p, imp, "sub_alias/nope.bin");
+    expect_path(p, imp, OTA_UPLOAD_ACCESS_DENIED, NULL);
+}
+
+/* A FIFO (or any file that is not a regular one) is refused at once, not read: no writer holds a thread. */
+static void test_path_fifo(void **state)
+{
+    char p[PATH_MAX], url[PATH_MAX + 64];
+    (void)state;
+    join(p, imp, "pipe.bin");
+    assert_int_equal(mkfifo(p, 0644), 0);
+    snprintf(url, sizeof url, "file://%s", p);
+    ota_source_t src = source(OTA_SOURCE_FILE, url);
+    expect_fetch(&src, imp, NULL, 1024, OTA_UPLOAD_READ_FAILED, NULL, 0);
 }
 
 static void test_path_no_import_dir(void **state)
@@ -365,14 +398,6 @@ static void test_path_sibling_prefix(void **state)
     join(dir, base, "imp_link");
     join(p, base, "imp_link2/fw.bin");
     expect_path(p, dir, OTA_UPLOAD_ACCESS_DENIED, NULL);
-}
-
-static void test_path_result_does_not_fit(void **state)
-{
-    char p[PATH_MAX], resolved[8];
-    (void)state;
-    join(p, imp, "fw.bin");
-    assert_int_not_equal(ota__source_file_path(p, imp, resolved, sizeof resolved), OTA_UPLOAD_OK);
 }
 
 /* --- bytes and blob --- */
@@ -461,9 +486,9 @@ static void test_file_url(void **state)
     src = source(OTA_SOURCE_FILE, url);
     expect_fetch(&src, imp, NULL, 1024, OTA_UPLOAD_OK, "deep", 4);
 
-    file_url(url, sizeof url, "file://", imp, "alias");
+    file_url(url, sizeof url, "file://", imp, "alias"); /* a link, even to a file inside */
     src = source(OTA_SOURCE_FILE, url);
-    expect_fetch(&src, imp, NULL, 1024, OTA_UPLOAD_OK, FW, FW_LEN);
+    expect_fetch(&src, imp, NULL, 1024, OTA_UPLOAD_ACCESS_DENIED, NULL, 0);
 
     /* Only `len` bytes of the text count. */
     file_url(url, sizeof url, "file://", imp, "fw.binXYZ");
@@ -823,6 +848,7 @@ static ota_source_t upload(const char *key, uint64_t size)
     s.kind = OTA_SOURCE_UPLOAD;
     snprintf(s.upload_id, sizeof s.upload_id, "3f2c1b9e-0d4a-4f6b-8a7e-1c2d3e4f5a6b");
     snprintf(s.upload_key, sizeof s.upload_key, "%s", key);
+    snprintf(s.copy_key, sizeof s.copy_key, "releases/r/bin");
     s.upload_size = size;
     return s;
 }
@@ -851,6 +877,17 @@ static void test_upload(void **state)
     expect_fetch(&src, NULL, f->storage, 1024, OTA_UPLOAD_FILE_NOT_FOUND, NULL, 0);
     src = upload("nodir/missing.bin", FW_LEN);
     expect_fetch(&src, NULL, f->storage, 1024, OTA_UPLOAD_FILE_NOT_FOUND, NULL, 0);
+
+    /* What is read is the copy at the release's own key: writing the upload again does not reach it. */
+    src = upload("uploads/a.bin", FW_LEN);
+    expect_fetch(&src, NULL, f->storage, 1024, OTA_UPLOAD_OK, FW, FW_LEN);
+    assert_int_equal(ota__storage_put(f->storage, "uploads/a.bin", "other bytes", 11, err, sizeof err), OTA_OK);
+    unsigned char *copy = NULL;
+    size_t copy_len = 0;
+    assert_int_equal(ota__storage_get(f->storage, "releases/r/bin", 1024, &copy, &copy_len, err, sizeof err), OTA_OK);
+    assert_int_equal(copy_len, FW_LEN);
+    assert_memory_equal(copy, FW, FW_LEN);
+    free(copy);
 }
 
 /* An announced size of 0 never matches: an upload of nothing is not content. */
@@ -875,10 +912,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_symlink_out, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_path_symlink_out_missing_target, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_path_symlink_inside, setup_tree, teardown_tree),
+        cmocka_unit_test_setup_teardown(test_path_fifo, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_path_no_import_dir, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_path_import_dir_spellings, setup_tree, teardown_tree),
         cmocka_unit_test_setup_teardown(test_path_sibling_prefix, setup_tree, teardown_tree),
-        cmocka_unit_test_setup_teardown(test_path_result_does_not_fit, setup_tree, teardown_tree),
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_blob),
         cmocka_unit_test(test_blob_invalid),

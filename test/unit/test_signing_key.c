@@ -133,6 +133,37 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Counts the entries of the test folder whose name starts with `prefix`. */
+static int count_entries(const char *prefix)
+{
+    char cmd[256], out[32];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -c '^%s' || true", dir, prefix);
+    output_of(cmd, out, sizeof out);
+    return atoi(out);
+}
+
+/*
+ * A start killed while making the key leaves at most a temporary file (the key is written whole beside its
+ * place and linked into it), never an empty or partial key file: the next start makes the key as if nothing
+ * had happened, and a successful start leaves no temporary file of its own.
+ */
+static void test_killed_first_start(void **state)
+{
+    char path[256], tmp[300], err[256];
+    ota_signing_key_t key;
+    (void)state;
+    path_of("killed.pem", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp-0b7e1f0a-2c3d-4e5f-8a9b-0c1d2e3f4a5b", path);
+    write_file(tmp, "-----BEGIN PRIVATE KEY-----\nMC4CAQAw", 36);
+    assert_int_equal(ota__signing_key_load(path, &key, err, sizeof err), OTA_OK);
+    check_consistent(&key);
+    assert_int_equal(count_entries("killed.pem"), 2); /* the key, and the leftover (never read; may be deleted) */
+    unlink(tmp);
+    assert_int_equal(count_entries("killed.pem"), 1);
+    assert_int_equal(ota__signing_key_load(path, &key, err, sizeof err), OTA_OK);
+    assert_int_equal(count_entries("killed.pem"), 1);
+}
+
 static void test_create_then_load(void **state)
 {
     char path[256], pem[4096], b64[128], err[256];
@@ -275,10 +306,15 @@ static void test_garbage(void **state)
     expect_error(path, OTA_ERR_INVALID, "not a PEM private key");
     assert_true(seconds_since(&t0) >= OTA_SIGNING_KEY_WAIT_MS / 1000.0 * 0.9);
 
-    /* Empty: waits for a writer, then says so. */
+    /* Empty (only an older version, killed while writing in place, leaves one): waits for a writer, then says so
+     * and what to do; the file is left alone. */
     path_of("empty.pem", path, sizeof path);
     write_file(path, "", 0);
     expect_error(path, OTA_ERR_INVALID, "empty");
+    expect_error(path, OTA_ERR_INVALID, "delete it");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 0);
 
     /* Too large to be a key. */
     path_of("big.pem", path, sizeof path);
@@ -422,7 +458,7 @@ int main(void)
         cmocka_unit_test(test_create_then_load), cmocka_unit_test(test_openssl_genpkey),
         cmocka_unit_test(test_wrong_key_types),  cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_waits_for_writer), cmocka_unit_test(test_concurrent_creation),
-        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_killed_first_start),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
