@@ -232,6 +232,10 @@ static void on_events(void *arg, const PGresult *res)
         s->wanted = true; /* the database is away: the next notification or keep-alive tick reads again */
         return;
     }
+    if (PQgetvalue(res, 0, OTA_EVENT_COL_REVOKED)[0] == 't') {
+        end_stream(s); /* its reader comes back with the same key and is refused (401) */
+        return;
+    }
     int rows = PQgetisnull(res, 0, OTA_EVENT_COL_XID) ? 0 : PQntuples(res), sent = 0;
     while (sent < rows && append_event(s, res, sent))
         sent++;
@@ -253,7 +257,7 @@ static void read_events(stream_t *s)
     snprintf(xid, sizeof xid, "%" PRIu64, s->xid);
     snprintf(id, sizeof id, "%" PRId64, s->id);
     snprintf(limit, sizeof limit, "%d", OTA_EVENTS_BATCH);
-    const char *params[] = {xid, id, limit};
+    const char *params[] = {xid, id, limit, s->key};
     if (ota__db_query(s->hub->worker->db, OTA_STMT_EVENTS_SINCE, params, on_events, s) == OTA_OK)
         s->reading = true;
     else

@@ -135,7 +135,9 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                      "k AS (SELECT id FROM api_keys WHERE id = $1::uuid), "
                                      "r AS (UPDATE api_keys a SET revoked_at = now() WHERE a.id = $1::uuid "
                                      "AND a.revoked_at IS NULL RETURNING a.id, a.name, a.role), ",
-                                     "SELECT (SELECT count(*) FROM k) AS found, (SELECT count(*) FROM r) AS revoked",
+                                     /* wakes every event stream of every instance: the revoked key's end */
+                                     "SELECT (SELECT count(*) FROM k) AS found, (SELECT count(*) FROM r) AS revoked, "
+                                     "(SELECT pg_notify('ota_events', 'api_key') FROM r) AS notified",
                                      "$2", "$3",
                                      "SELECT 'api_key.revoke', 'api_key', r.id, "
                                      "jsonb_build_object('name', r.name, 'role', r.role) FROM r"),
@@ -361,14 +363,17 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                5},
     /* Events in the order they became safe to hand out (events.h): only from transactions older than the oldest
      * still running, by (xid, id), after the cursor ($1 xid, $2 id); at most $3. One row even when there is none
-     * (xid NULL), whose `held` says whether newer committed events wait behind a running transaction. */
+     * (xid NULL), whose `held` says whether newer committed events wait behind a running transaction, and
+     * `revoked` whether the stream's API key ($4, its hash) has been revoked since it opened. */
     [OTA_STMT_EVENTS_SINCE] = {"events_since",
                                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) "
                                "SELECT e.xid::text, e.id, e.kind, e.data, "
                                /* the newest xid of each table, read from the end of its primary key */
                                "(SELECT coalesce((SELECT xid FROM assignment_events ORDER BY xid DESC LIMIT 1) >= "
                                "h.horizon, false) OR coalesce((SELECT xid FROM rollout_events ORDER BY xid DESC "
-                               "LIMIT 1) >= h.horizon, false) FROM h) "
+                               "LIMIT 1) >= h.horizon, false) FROM h), "
+                               /* the stream's API key ($4, its hash) was revoked: the stream ends */
+                               "NOT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = $4::bytea AND revoked_at IS NULL) "
                                "FROM (SELECT 1) one LEFT JOIN ("
                                "(SELECT e.xid, e.id, 'transition' AS kind, json_build_object('id', e.id, "
                                "'assignment_id', e.assignment_id, 'device_id', e.device_id, 'from', e.from_status, "
@@ -381,7 +386,7 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                "WHERE (e.xid, e.id) > ($1::xid8, $2::bigint) AND e.xid < (SELECT horizon FROM h) "
                                "ORDER BY e.xid, e.id LIMIT $3::integer) ORDER BY 1, 2 LIMIT $3::integer) e ON true "
                                "ORDER BY e.xid, e.id",
-                               3},
+                               4},
     /* Where a stream with no Last-Event-ID starts: at the events of the transactions not yet safe to hand out. */
     [OTA_STMT_EVENTS_LAST] = {"events_last", "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0},
     /* Fleet-wide numbers, the same whichever instance is scraped. */

@@ -76,7 +76,7 @@ typedef enum ota_stmt {
     OTA_STMT_FLEET_COUNTS,           /* → rows (model, firmware version, ota_status, devices, seen in 24 h) */
     OTA_STMT_API_KEY_CREATE,         /* audited: $1 id, $2 name, $3 role, $4 key hash → the key's JSON */
     OTA_STMT_API_KEY_LIST,           /* → every key's JSON, newest first */
-    OTA_STMT_API_KEY_REVOKE,         /* audited: $1 id → found (0|1), revoked now (0|1) */
+    OTA_STMT_API_KEY_REVOKE,         /* audited: $1 id → found (0|1), revoked now (0|1); wakes the event streams */
     OTA_STMT_AUDIT_LIST,             /* $1 cursor ts, $2 cursor id, $3 limit → audit rows */
     OTA_STMT_AUDIT_LIST_ACTION,      /* ... $4 action */
     OTA_STMT_AUDIT_LIST_TARGET,      /* ... $4 target id, $5 action or NULL */
@@ -211,7 +211,8 @@ enum {
     OTA_EVENT_COL_ID,
     OTA_EVENT_COL_KIND /**< 'transition' or 'rollout' */,
     OTA_EVENT_COL_JSON,
-    OTA_EVENT_COL_HELD /**< 't' when committed events wait for an older transaction to end */
+    OTA_EVENT_COL_HELD,   /**< 't' when committed events wait for an older transaction to end */
+    OTA_EVENT_COL_REVOKED /**< 't' when the stream's API key has been revoked */
 };
 
 /** Columns of OTA_STMT_ROLLOUT_CREATE and OTA_STMT_ROLLOUT_ACT. */

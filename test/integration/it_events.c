@@ -465,6 +465,36 @@ static void test_streams_per_key(void **state)
         close(fds[i]);
 }
 
+/* A stream whose API key is revoked (through the other instance) ends within 5 s, and its key is refused after. */
+static void test_revoked_key_ends_stream(void **state)
+{
+    (void)state;
+    char key[128], buf[4096], path[96];
+    size_t len = 0;
+    h_cli_api_key("viewer", key);
+    int fd = raw_open(&h_g_srv, key, NULL, 0);
+    CHECK(fd >= 0, "connect");
+    raw_read(fd, buf, sizeof buf, &len, ": connected", 5000);
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, ": connected") != NULL, "stream: %s", buf);
+
+    h_resp_t r = {0};
+    h_http(&h_g_srv, "GET", "/v1/whoami", key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    snprintf(path, sizeof path, "/v1/api-keys/%s", h_jstr(r.json, "api_key_id"));
+    h_resp_free(&r);
+    double revoked = now_ms();
+    h_http(&second, "DELETE", path, second.admin_key, NULL, 0, NULL, &r);
+    EXPECT_STATUS(&r, 204);
+    h_resp_free(&r);
+    long rc = raw_read(fd, buf, sizeof buf, &len, NULL, 5000);
+    close(fd);
+    CHECK(rc == -1, "the stream of a revoked key is still open 5 s later");
+    fprintf(stderr, "the revoked key's stream ended %.0f ms after the revocation\n", now_ms() - revoked);
+    h_http(&h_g_srv, "GET", "/v1/events", key, NULL, 0, NULL, &r);
+    EXPECT_ERROR(&r, 401, "unauthorized");
+    h_resp_free(&r);
+}
+
 /* ---- a slow reader ---------------------------------------------------------------------------------- */
 
 #define HISTORY_EVENTS 12000 /* ~1150 bytes each: ~14 MB, 50 times the 256 KiB a stream may hold */
@@ -597,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_last_event_id_resumes),
         cmocka_unit_test(test_commit_order_differs_from_ids),
         cmocka_unit_test(test_streams_per_key),
+        cmocka_unit_test(test_revoked_key_ends_stream),
         cmocka_unit_test(test_slow_reader), /* last: it leaves a large history behind */
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
