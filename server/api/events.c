@@ -348,7 +348,7 @@ ota_events_t *ota__events_start(ota_worker_t *worker)
     hub->worker = worker;
     h2o_linklist_init_anchor(&hub->streams);
     hub->keepalive_entry.cb = on_keepalive;
-    h2o_timeout_init(worker->loop, &hub->keepalive, OTA_EVENTS_KEEPALIVE_SECONDS * 1000);
+    h2o_timeout_init(worker->loop, &hub->keepalive, (uint64_t)worker->cfg->events_keepalive_s * 1000);
     h2o_timeout_link(worker->loop, &hub->keepalive, &hub->keepalive_entry);
     hub->hold_entry.cb = on_hold;
     h2o_timeout_init(worker->loop, &hub->hold, OTA_EVENTS_HOLD_RETRY_MS);
@@ -472,8 +472,9 @@ void ota__events_subscribe(ota_call_t *call)
         ota__secret_hash_pg(secret, strlen(secret), slot->key);
     if (!ota__key_slots_take(slot->key, OTA_EVENTS_STREAMS_PER_KEY)) {
         free(slot);
-        h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
-                       H2O_STRLIT(H2O_TO_STR(OTA_EVENTS_KEEPALIVE_SECONDS)));
+        char *retry = h2o_mem_alloc_pool(&call->req->pool, 12);
+        int len = snprintf(retry, 12, "%d", call->worker->cfg->events_keepalive_s);
+        h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, retry, (size_t)len);
         ota__respond_error(call, 429, "rate_limited", NULL, "this API key has %d event streams open here already",
                            OTA_EVENTS_STREAMS_PER_KEY);
         return;

@@ -13,7 +13,7 @@
  * happened": each stream then reads the events tables after its own cursor,
  * so a stream never misses or repeats an event, whichever instance made it,
  * and `Last-Event-ID` resumes a stream from the tables. Comment lines
- * (": keep-alive") go out every OTA_EVENTS_KEEPALIVE_SECONDS so proxies
+ * (": keep-alive") go out every OTA_EVENTS_KEEPALIVE_S seconds so proxies
  * keep the connection.
  *
  * Order and ids: events.c explains why a stream follows the order in which
@@ -30,7 +30,6 @@
  * streams per instance; the next gets 429 `rate_limited`.
  */
 
-#define OTA_EVENTS_KEEPALIVE_SECONDS 15
 /** Most bytes of event text one stream holds (a batch being written); one event larger than this still goes alone. */
 #define OTA_EVENTS_BUFFER_MAX (256 * 1024)
 /** Most events read from the database for one stream at a time. */

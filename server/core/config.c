@@ -29,6 +29,9 @@ static const var_doc_t VARS[] = {
      "a connection that sends no request byte while one is awaited, or reads no response byte while one is "
      "being sent, for this many milliseconds is closed"},
     {"OTA_REQUEST_TIMEOUT", "3600", "seconds a request's headers and body may take to arrive in all"},
+    {"OTA_EVENTS_KEEPALIVE_S", "15",
+     "seconds between keep-alive comments of an event stream; a reader that takes nothing for that long while "
+     "events wait for it is disconnected (it resumes with Last-Event-ID)"},
     {"OTA_ACCESS_LOG", "1", "1: one JSON line per request (request id, route, status, ms) on stderr; 0: none"},
     {"OTA_STORAGE", "fs", "object storage backend: fs or s3"},
     {"OTA_STORAGE_DIR", "data/blobs", "where the fs backend keeps blobs"},
@@ -282,6 +285,9 @@ ota_err_t ota__config_load(ota_config_t *cfg, char *err, size_t cap)
     if ((rc = int_var("OTA_REQUEST_TIMEOUT", 3600, 1, 86400, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->request_timeout = (int)v;
+    if ((rc = int_var("OTA_EVENTS_KEEPALIVE_S", 15, 1, 300, &v, err, cap)) != OTA_OK)
+        goto Exit;
+    cfg->events_keepalive_s = (int)v;
     if ((rc = int_var("OTA_ACCESS_LOG", 1, 0, 1, &v, err, cap)) != OTA_OK)
         goto Exit;
     cfg->access_log = (int)v;

@@ -28,6 +28,8 @@ typedef struct ota_config {
     int db_bulk_timeout_ms;      /**< OTA_DB_BULK_TIMEOUT_MS: the same on the side connection (many rows) */
     int access_log;              /**< OTA_ACCESS_LOG: 1 logs one JSON line per request */
     int idle_timeout_ms; /**< OTA_IDLE_TIMEOUT_MS: a connection moving no bytes this long mid-exchange is closed */
+    int events_keepalive_s; /**< OTA_EVENTS_KEEPALIVE_S: keep-alive interval of event streams, and a stalled
+                                 reader's grace */
     int request_timeout; /**< OTA_REQUEST_TIMEOUT: seconds a request's headers and body may take in all */
     char *metrics_token; /**< OTA_METRICS_TOKEN: the bearer token GET /metrics needs, or NULL (open) */
 

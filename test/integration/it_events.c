@@ -497,6 +497,9 @@ static void test_revoked_key_ends_stream(void **state)
 
 /* ---- a slow reader ---------------------------------------------------------------------------------- */
 
+/* The servers' keep-alive interval (OTA_EVENTS_KEEPALIVE_S, set in main). */
+#define KEEPALIVE_MS 2000
+
 #define HISTORY_EVENTS 12000 /* ~1150 bytes each: ~14 MB, 50 times the 256 KiB a stream may hold */
 
 /* The server's resident memory in KiB, from /proc. */
@@ -569,7 +572,7 @@ static void test_slow_reader(void **state)
           during);
 
     /* Not reading for two keep-alive intervals: the server drops the stream. */
-    h_sleep_ms((long)(31000 - (now_ms() - opened)));
+    h_sleep_ms((long)(2 * KEEPALIVE_MS + 1000 - (now_ms() - opened)));
     size_t cap1 = 8u << 20, len1 = 0;
     char *text1 = malloc(cap1);
     text1[0] = '\0';
@@ -620,6 +623,8 @@ static void test_requires_api_key(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* A reader that takes nothing is dropped after one or two keep-alive intervals: KEEPALIVE_MS here, not 15 s. */
+    h_server_env_all = "OTA_EVENTS_KEEPALIVE_S=2";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rollout_events),
         cmocka_unit_test(test_requires_api_key),

@@ -39,6 +39,7 @@ static const char *const VARS[] = {
     "OTA_JOB_THREADS",
     "OTA_JOBS_QUEUE_MAX",
     "OTA_IDLE_TIMEOUT_MS",
+    "OTA_EVENTS_KEEPALIVE_S",
     "OTA_REQUEST_TIMEOUT",
     "OTA_APPLY_TIMEOUT",
     "OTA_DEFERRED_WRITE_MS",
@@ -276,6 +277,7 @@ static const int_case_t INTS[] = {
     {"OTA_FLEET_CACHE_MS", 100, 10000, offsetof(ota_config_t, fleet_cache_ms), 0},
     {"OTA_IDLE_TIMEOUT_MS", 100, 3600 * 1000, offsetof(ota_config_t, idle_timeout_ms), 0},
     {"OTA_REQUEST_TIMEOUT", 1, 86400, offsetof(ota_config_t, request_timeout), 0},
+    {"OTA_EVENTS_KEEPALIVE_S", 1, 300, offsetof(ota_config_t, events_keepalive_s), 0},
     {"OTA_JOBS_QUEUE_MAX", 1, 10000, offsetof(ota_config_t, jobs_queue_max), 0},
     {"OTA_DEVICE_RATE_LIMIT", 0, 1000000, offsetof(ota_config_t, device_rate_limit), 0},
 };
