@@ -1,4 +1,7 @@
 -- RFC 3339 UTC text of a timestamp with microseconds: the exact position of a row in a keyset cursor.
 CREATE OR REPLACE FUNCTION ota_ts_us(t timestamptz) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- STABLE, not IMMUTABLE: to_char is STABLE (it reads the locale), and PostgreSQL inlines a SQL function only when
+-- its body is no more volatile than it says. Inlined, it costs nothing; not inlined, it is parsed again in every
+-- transaction that calls it (the heartbeat's manifest deadline, every listing's timestamps).
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
