@@ -349,7 +349,7 @@ static long raw_read(int fd, char *buf, size_t cap, size_t *len, const char *nee
 
 /* ---- committed out of id order ---------------------------------------------------------------------- */
 
-static PGconn *pg_session(void)
+static PGconn *pg_connect(void)
 {
     PGconn *c = PQconnectdb(h_g_pg.conninfo);
     CHECK(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
@@ -365,8 +365,8 @@ static void pg_ok(PGconn *c, const char *sql)
 }
 
 /*
- * Session 1 takes an event id and keeps its transaction open; session 2 takes a later id and commits; the reader
- * reads meanwhile; then session 1 commits. The stream gets both events: the one with the smaller id is not left
+ * Connection 1 takes an event id and keeps its transaction open; connection 2 takes a later id and commits; the reader
+ * reads meanwhile; then connection 1 commits. The stream gets both events: the one with the smaller id is not left
  * behind a cursor that already passed the larger.
  */
 static void test_commit_order_differs_from_ids(void **state)
@@ -386,14 +386,14 @@ static void test_commit_order_differs_from_ids(void **state)
     stream_open(&s, &second, NULL, 6000);
     CHECK(stream_wait_for(&s, ": connected"), "the stream did not open");
 
-    PGconn *c1 = pg_session(), *c2 = pg_session();
+    PGconn *c1 = pg_connect(), *c2 = pg_connect();
     pg_ok(c1, "BEGIN");
     snprintf(sql, sizeof sql, "UPDATE assignments SET status = 'canceled', reason = 'first' WHERE id = '%s'", first);
     pg_ok(c1, sql); /* takes the smaller event id; not committed */
     snprintf(sql, sizeof sql, "UPDATE assignments SET status = 'canceled', reason = 'second' WHERE id = '%s'",
              second_aid);
     pg_ok(c2, sql);   /* the larger id, committed at once */
-    h_sleep_ms(1000); /* the reader is woken and reads while session 1 is still open */
+    h_sleep_ms(1000); /* the reader is woken and reads while connection 1 is still open */
     bool early = has_transition(&s, second_aid, "canceled");
     pg_ok(c1, "COMMIT");
     double t0 = now_ms();
@@ -553,7 +553,7 @@ static void test_slow_reader(void **state)
     h_make_release(model, "2.0.0", 1000, &rel);
     h_make_device(model, "1.0.0", &dev);
     h_assign_ok(&dev, &rel, aid);
-    PGconn *c = pg_session();
+    PGconn *c = pg_connect();
     snprintf(sql, sizeof sql,
              "INSERT INTO assignment_events (assignment_id, device_id, from_status, to_status, reason) "
              "SELECT '%s', '%s', 'pending', 'pending', repeat('x', 1000) FROM generate_series(1, %d)",
