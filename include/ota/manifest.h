@@ -43,6 +43,17 @@
  *   signature       string: standard base64 with '=' padding (RFC 4648 section 4)
  *                   of the 64-byte Ed25519 signature, so exactly 88 characters
  *
+ * and one optional member, present when the server offers a delta (the
+ * bytes that turn the image the device runs into this one, zstd
+ * patch-from; docs/deltas.md):
+ *
+ *   delta           object, each member required:
+ *     from_sha256     string: 64 lower-case hex digits: the image the delta applies to
+ *     url             string: as url above, where the delta is
+ *     url_expires_at  string: as url_expires_at above
+ *     size            number: integer, 1..OTA_MANIFEST_SIZE_MAX (bytes of the delta)
+ *     sha256          string: 64 lower-case hex digits: the delta's SHA-256
+ *
  * The decoders ignore members they do not know (a newer server may add
  * some), refuse duplicate member names, and refuse anything else that is
  * not exactly the above.
@@ -55,12 +66,18 @@
  *   {"artifact":A,"assignment_id":I,"crc32":C,"device_id":D,"downgrade":G,"model":M,"not_after":N,
  *    "release_id":R,"sha256":H,"size":S,"version":V}
  *
- * - exactly these eleven members, names in ascending byte order as shown, and
+ * and, when the manifest carries a delta, of those and the delta's three
+ * fields other than its url and url_expires_at, as a twelfth member:
+ *
+ *   {"artifact":A,"assignment_id":I,"crc32":C,"delta":{"from_sha256":F,"sha256":DH,"size":DS},
+ *    "device_id":D,...as above}
+ *
+ * - exactly these members, names in ascending byte order as shown, and
  *   nothing else: no whitespace anywhere, no trailing newline;
- * - C and S are the integers in decimal, without sign, leading zeros,
+ * - C, S and DS are the integers in decimal, without sign, leading zeros,
  *   fraction or exponent ("0" for zero);
  * - G is the literal true or false;
- * - A, I, D, M, N, R, H and V are JSON strings: '"', the bytes of the value, '"',
+ * - A, I, D, M, N, R, H, V, F and DH are JSON strings: '"', the bytes of the value, '"',
  *   where '"' is written \" and '\' is written \\, the control characters
  *   U+0008, U+0009, U+000A, U+000C, U+000D are written \b \t \n \f \r, the
  *   other control characters below U+0020 as \u00XX with lower-case hex,
@@ -68,7 +85,7 @@
  *
  * For a valid manifest the escapes never occur (the formats above exclude
  * those characters), and the result equals the RFC 8785 (JCS)
- * canonicalization of that eleven-member object. Example:
+ * canonicalization of that object. Example (without a delta):
  *
  *   {"artifact":"bin","assignment_id":"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e","crc32":3735928559,
  *    "device_id":"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f","downgrade":false,"model":"bota-pin",
@@ -83,6 +100,9 @@
  * applied, and to the version order the operator chose; a device that
  * checks them (device/verify.c) cannot be sent another device's update, a
  * stale one, or an old vulnerable version it was never told to go back to.
+ * The delta's fields are signed so that the bytes a device patches with are
+ * the server's; the device still checks the patched image against the
+ * full image's size, CRC-32 and SHA-256 before it installs it.
  */
 
 #define OTA_MANIFEST_UUID_LEN 36          /**< characters of a UUID in text form */
@@ -103,13 +123,22 @@
 #define OTA_MANIFEST_SIZE_MAX UINT64_C(9007199254740991)
 
 /** Room, with the NUL, for the canonical form of any manifest that ota_manifest_validate accepts. */
-#define OTA_MANIFEST_CANONICAL_MAX 640
+#define OTA_MANIFEST_CANONICAL_MAX 832
 
 /** Room, with the NUL, for ota_manifest_encode of any manifest that ota_manifest_validate accepts. */
-#define OTA_MANIFEST_JSON_MAX 4992
+#define OTA_MANIFEST_JSON_MAX 9344
 
 /** Longest JSON text ota_manifest_decode takes (unknown members included), in bytes. */
 #define OTA_MANIFEST_DECODE_MAX 65536
+
+/** A manifest's delta (see above). */
+typedef struct ota_manifest_delta {
+    char from_sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1]; /**< signed: the image it applies to */
+    char url[OTA_MANIFEST_URL_MAX + 1];                /**< not signed */
+    char url_expires_at[OTA_MANIFEST_TIME_LEN + 1];    /**< not signed */
+    uint64_t size;                                     /**< signed: bytes of the delta */
+    char sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1];      /**< signed: SHA-256 of the delta */
+} ota_manifest_delta_t;
 
 /**
  * A manifest. A plain value with fixed-size fields: nothing to free, may be
@@ -130,6 +159,8 @@ typedef struct ota_manifest {
     uint32_t crc32;                                     /**< signed */
     char sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1];       /**< signed */
     char signature[OTA_MANIFEST_SIGNATURE_B64_LEN + 1]; /**< base64 of the Ed25519 signature */
+    bool has_delta;                                     /**< `delta` holds a delta (signed: present or not) */
+    ota_manifest_delta_t delta;                         /**< valid when has_delta */
 } ota_manifest_t;
 
 /**
@@ -187,7 +218,8 @@ ota_err_t ota_manifest_verify(const ota_manifest_t *m, const unsigned char publi
 /**
  * Writes `m` as compact JSON with its 14 members in the documented order
  * (assignment_id, device_id, release_id, model, version, downgrade,
- * artifact, url, url_expires_at, not_after, size, crc32, sha256, signature) into `out` (room for `cap` bytes),
+ * artifact, url, url_expires_at, not_after, size, crc32, sha256, signature,
+ * then delta when it has one, its members in the documented order) into `out` (room for `cap` bytes),
  * NUL-terminated, and stores the length without the NUL in `*len`. `m`
  * must pass ota_manifest_validate (OTA_ERR_INVALID otherwise); then
  * OTA_MANIFEST_JSON_MAX bytes always suffice. Returns OTA_ERR_TOO_LARGE
