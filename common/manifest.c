@@ -168,6 +168,18 @@ static int decode_signature(const char *arr, unsigned char sig[OTA_MANIFEST_SIGN
             return OTA_ERR_INVALID;                                                                                    \
     } while (0)
 
+/* The delta's signed fields; nothing when the manifest has none. */
+static ota_err_t validate_delta_signed(const ota_manifest_t *m)
+{
+    if (!m->has_delta)
+        return OTA_OK;
+    CHECK_FIELD(m, delta.from_sha256, valid_sha256);
+    CHECK_FIELD(m, delta.sha256, valid_sha256);
+    if (m->delta.size < 1 || m->delta.size > OTA_MANIFEST_SIZE_MAX)
+        return OTA_ERR_INVALID;
+    return OTA_OK;
+}
+
 static ota_err_t validate_signed(const ota_manifest_t *m)
 {
     CHECK_FIELD(m, assignment_id, valid_uuid);
@@ -180,7 +192,7 @@ static ota_err_t validate_signed(const ota_manifest_t *m)
     CHECK_FIELD(m, not_after, valid_time);
     if (m->size < 1 || m->size > OTA_MANIFEST_SIZE_MAX)
         return OTA_ERR_INVALID;
-    return OTA_OK;
+    return validate_delta_signed(m);
 }
 
 ota_err_t ota_manifest_validate(const ota_manifest_t *m)
@@ -191,6 +203,10 @@ ota_err_t ota_manifest_validate(const ota_manifest_t *m)
         return OTA_ERR_INVALID;
     CHECK_FIELD(m, url, valid_url);
     CHECK_FIELD(m, url_expires_at, valid_time);
+    if (m->has_delta) {
+        CHECK_FIELD(m, delta.url, valid_url);
+        CHECK_FIELD(m, delta.url_expires_at, valid_time);
+    }
     return decode_signature(m->signature, sig) ? OTA_OK : OTA_ERR_INVALID;
 }
 
@@ -200,8 +216,8 @@ ota_err_t ota_manifest_validate(const ota_manifest_t *m)
 static size_t json_escape(unsigned char c, char esc[6])
 {
     static const char HEX[] = "0123456789abcdef";
-    static const char SHORT[] = {['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\t'] = 't',
-                                 ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
+    static const char SHORT[] = {
+        ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
     esc[0] = '\\';
     if (c < sizeof SHORT && SHORT[c] != 0) {
         esc[1] = SHORT[c];
@@ -281,6 +297,9 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
         !field_len(m->not_after, sizeof m->not_after, &n) || !field_len(m->release_id, sizeof m->release_id, &n) ||
         !field_len(m->sha256, sizeof m->sha256, &n) || !field_len(m->version, sizeof m->version, &n))
         return OTA_ERR_INVALID;
+    if (m->has_delta && (!field_len(m->delta.from_sha256, sizeof m->delta.from_sha256, &n) ||
+                         !field_len(m->delta.sha256, sizeof m->delta.sha256, &n)))
+        return OTA_ERR_INVALID;
     ota_text_fixed(&w, out, cap);
     ota_text_put(&w, "{", 1);
     put_member_str(&w, "artifact", m->artifact);
@@ -289,6 +308,16 @@ ota_err_t ota_manifest_canonical(const ota_manifest_t *m, char *out, size_t cap,
     ota_text_put(&w, ",", 1);
     put_member_u64(&w, "crc32", m->crc32);
     ota_text_put(&w, ",", 1);
+    if (m->has_delta) {
+        /* "delta" sorts between "crc32" and "device_id"; its own members are in ascending order too. */
+        ota_text_puts(&w, "\"delta\":{");
+        put_member_str(&w, "from_sha256", m->delta.from_sha256);
+        ota_text_put(&w, ",", 1);
+        put_member_str(&w, "sha256", m->delta.sha256);
+        ota_text_put(&w, ",", 1);
+        put_member_u64(&w, "size", m->delta.size);
+        ota_text_puts(&w, "},");
+    }
     put_member_str(&w, "device_id", m->device_id);
     ota_text_put(&w, ",", 1);
     put_member_bool(&w, "downgrade", m->downgrade);
@@ -347,6 +376,19 @@ ota_err_t ota_manifest_encode(const ota_manifest_t *m, char *out, size_t cap, si
     put_member_plain(&w, "sha256", m->sha256);
     ota_text_put(&w, ",", 1);
     put_member_plain(&w, "signature", m->signature);
+    if (m->has_delta) {
+        ota_text_puts(&w, ",\"delta\":{");
+        put_member_plain(&w, "from_sha256", m->delta.from_sha256);
+        ota_text_put(&w, ",", 1);
+        put_member_plain(&w, "url", m->delta.url);
+        ota_text_put(&w, ",", 1);
+        put_member_plain(&w, "url_expires_at", m->delta.url_expires_at);
+        ota_text_put(&w, ",", 1);
+        put_member_u64(&w, "size", m->delta.size);
+        ota_text_put(&w, ",", 1);
+        put_member_plain(&w, "sha256", m->delta.sha256);
+        ota_text_put(&w, "}", 1);
+    }
     ota_text_put(&w, "}", 1);
     return finish(&w, len);
 }
@@ -397,6 +439,20 @@ static int get_integer(const json_t *obj, const char *key, uint64_t min, uint64_
     return 1;
 }
 
+/* The optional "delta" member into m->delta: absent is fine; present, it must be an object with every member. */
+static int get_delta(const json_t *obj, ota_manifest_t *m)
+{
+    const json_t *d = json_object_get(obj, "delta");
+    if (d == NULL)
+        return 1;
+    m->has_delta = true;
+    return json_is_object(d) && get_string(d, "from_sha256", m->delta.from_sha256, sizeof m->delta.from_sha256) &&
+           get_string(d, "url", m->delta.url, sizeof m->delta.url) &&
+           get_string(d, "url_expires_at", m->delta.url_expires_at, sizeof m->delta.url_expires_at) &&
+           get_integer(d, "size", 1, OTA_MANIFEST_SIZE_MAX, &m->delta.size) &&
+           get_string(d, "sha256", m->delta.sha256, sizeof m->delta.sha256);
+}
+
 ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
 {
     ota_manifest_t m;
@@ -415,7 +471,7 @@ ota_err_t ota_manifest_decode_json(const json_t *obj, ota_manifest_t *out)
         !get_string(obj, "not_after", m.not_after, sizeof m.not_after) ||
         !get_integer(obj, "size", 1, OTA_MANIFEST_SIZE_MAX, &size) || !get_integer(obj, "crc32", 0, UINT32_MAX, &crc) ||
         !get_string(obj, "sha256", m.sha256, sizeof m.sha256) ||
-        !get_string(obj, "signature", m.signature, sizeof m.signature))
+        !get_string(obj, "signature", m.signature, sizeof m.signature) || !get_delta(obj, &m))
         return OTA_ERR_INVALID;
     m.size = size;
     m.crc32 = (uint32_t)crc;

@@ -278,6 +278,179 @@ static void test_max_sizes(void **state)
     assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_ERR_INVALID);
 }
 
+/* ---- the optional delta ---- */
+
+#define DELTA_FROM "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define DELTA_SHA "aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55aa55"
+#define DELTA_URL "https://s3.example.com/ota/releases/r/delta-f?X-Amz-Signature=99"
+
+static void sample_delta(ota_manifest_t *m)
+{
+    sample(m);
+    m->has_delta = true;
+    strcpy(m->delta.from_sha256, DELTA_FROM);
+    strcpy(m->delta.url, DELTA_URL);
+    strcpy(m->delta.url_expires_at, "2026-11-21T10:16:00Z");
+    m->delta.size = 4321;
+    strcpy(m->delta.sha256, DELTA_SHA);
+}
+
+/* The canonical form with a delta, by hand from the header's rules: a twelfth member between crc32 and device_id. */
+static void test_delta_canonical(void **state)
+{
+    static const char expected[] =
+        "{\"artifact\":\"bin\",\"assignment_id\":\"1c0e7f2a-0b4e-4c5e-9d8e-3f5a6b7c8d9e\",\"crc32\":3735928559,"
+        "\"delta\":{\"from_sha256\":\"" DELTA_FROM "\",\"sha256\":\"" DELTA_SHA "\",\"size\":4321},"
+        "\"device_id\":\"0b7f3e1c-2d4a-4e6b-8c9d-0a1b2c3d4e5f\",\"downgrade\":false,\"model\":\"bota-pin\","
+        "\"not_after\":\"2026-11-22T10:00:00Z\",\"release_id\":\"6f1d2c3b-4a59-4687-b7c8-d9e0f1a2b3c4\","
+        "\"sha256\":\"" SHA256_EMPTY "\",\"size\":42892,\"version\":\"1.2.0-rc.1+build.7\"}";
+    ota_manifest_t m;
+    char buf[OTA_MANIFEST_CANONICAL_MAX];
+    size_t len = 0;
+    (void)state;
+
+    sample_delta(&m);
+    assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_string_equal(buf, expected);
+    /* The delta's url and url_expires_at are not signed. */
+    strcpy(m.delta.url, "http://other.example/d");
+    strcpy(m.delta.url_expires_at, "2030-01-01T00:00:00Z");
+    assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_string_equal(buf, expected);
+    /* Without a delta the form is the one without it, whatever the delta fields hold. */
+    m.has_delta = false;
+    assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_string_equal(buf, SAMPLE_CANONICAL);
+}
+
+/* Every signed delta field, and the delta's presence, is covered by the signature. */
+static void test_delta_signed(void **state)
+{
+    ota_manifest_t m, t;
+    (void)state;
+
+    sample_delta(&m);
+    assert_int_equal(ota_manifest_sign(&m, RFC8032_SEED), OTA_OK);
+    assert_string_not_equal(m.signature, SAMPLE_SIGNATURE);
+    assert_int_equal(ota_manifest_verify(&m, RFC8032_PUBLIC), OTA_OK);
+
+    t = m;
+    t.delta.from_sha256[0] = '1';
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_ERR_CRYPTO);
+    t = m;
+    t.delta.sha256[63] = 'b';
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_ERR_CRYPTO);
+    t = m;
+    t.delta.size++;
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_ERR_CRYPTO);
+    /* A delta added to a manifest signed without one, or dropped from one signed with it. */
+    t = m;
+    t.has_delta = false;
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_ERR_CRYPTO);
+    sample(&t);
+    t.has_delta = true;
+    t.delta = m.delta;
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_ERR_CRYPTO);
+    /* Its url and expiry are not signed. */
+    t = m;
+    strcpy(t.delta.url, "http://mirror.example/d");
+    strcpy(t.delta.url_expires_at, "2031-02-03T04:05:06Z");
+    assert_int_equal(ota_manifest_verify(&t, RFC8032_PUBLIC), OTA_OK);
+}
+
+static void test_delta_round_trip(void **state)
+{
+    ota_manifest_t m, back;
+    static char buf[OTA_MANIFEST_JSON_MAX];
+    size_t len = 0;
+    (void)state;
+
+    sample_delta(&m);
+    assert_int_equal(ota_manifest_sign(&m, RFC8032_SEED), OTA_OK);
+    assert_int_equal(ota_manifest_encode(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_non_null(strstr(buf, "\",\"delta\":{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+                                "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":4321,\"sha256\":\"" DELTA_SHA
+                                "\"}}"));
+    memset(&back, 0x55, sizeof back);
+    assert_int_equal(ota_manifest_decode(buf, len, &back), OTA_OK);
+    assert_memory_equal(&back, &m, sizeof m);
+    assert_int_equal(ota_manifest_verify(&back, RFC8032_PUBLIC), OTA_OK);
+
+    /* Both URLs at their longest still fit the documented buffers. */
+    memcpy(m.url, "https://", 8);
+    memset(m.url + 8, 'u', OTA_MANIFEST_URL_MAX - 8);
+    m.url[OTA_MANIFEST_URL_MAX] = '\0';
+    memcpy(m.delta.url, m.url, sizeof m.url);
+    memset(m.model, 'm', OTA_MANIFEST_MODEL_MAX);
+    m.model[OTA_MANIFEST_MODEL_MAX] = '\0';
+    memset(m.version, '9', OTA_SEMVER_MAX);
+    memcpy(m.version, "1.2.3-", 6);
+    m.version[OTA_SEMVER_MAX] = '\0';
+    m.size = m.delta.size = OTA_MANIFEST_SIZE_MAX;
+    m.crc32 = UINT32_MAX;
+    assert_int_equal(ota_manifest_sign(&m, RFC8032_SEED), OTA_OK);
+    assert_int_equal(ota_manifest_canonical(&m, buf, sizeof buf, &len), OTA_OK);
+    assert_true(len < OTA_MANIFEST_CANONICAL_MAX);
+    assert_int_equal(ota_manifest_encode(&m, buf, OTA_MANIFEST_JSON_MAX, &len), OTA_OK);
+    assert_true(len < OTA_MANIFEST_JSON_MAX);
+    assert_int_equal(ota_manifest_decode(buf, len, &back), OTA_OK);
+    assert_memory_equal(&back, &m, sizeof m);
+}
+
+/* A delta member that is present must be whole and well formed. */
+static void test_delta_decode_refusals(void **state)
+{
+    static const char *const bad[] = {
+        "null",
+        "[]",
+        "\"x\"",
+        "{}",
+        "{\"url\":\"" DELTA_URL "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA
+        "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL "\",\"size\":1,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1}",
+        "{\"from_sha256\":\"ABC\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM
+        "\",\"url\":\"ftp://x\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-02-30T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":0,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1.5,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":9007199254740992,\"sha256\":\"" DELTA_SHA "\"}",
+        "{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+        "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "0\"}",
+    };
+    ota_manifest_t m, back;
+    char base[OTA_MANIFEST_JSON_MAX], buf[OTA_MANIFEST_JSON_MAX + 1024];
+    size_t len = 0;
+    (void)state;
+
+    sample(&m);
+    assert_int_equal(ota_manifest_encode(&m, base, sizeof base, &len), OTA_OK);
+    base[len - 1] = '\0'; /* without its closing brace */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(buf, sizeof buf, "%s,\"delta\":%s}", base, bad[i]);
+        assert_int_equal(decode_str(buf, &back), OTA_ERR_INVALID);
+    }
+    /* The same frame with a good delta decodes, and an unknown member inside the delta is ignored. */
+    snprintf(buf, sizeof buf,
+             "%s,\"delta\":{\"from_sha256\":\"" DELTA_FROM "\",\"url\":\"" DELTA_URL
+             "\",\"url_expires_at\":\"2026-11-21T10:16:00Z\",\"size\":1,\"sha256\":\"" DELTA_SHA "\",\"x\":[1]}}",
+             base);
+    assert_int_equal(decode_str(buf, &back), OTA_OK);
+    assert_true(back.has_delta);
+    assert_int_equal(back.delta.size, 1);
+}
+
 /* ---- sign and verify ---- */
 
 static void test_fixed_vector(void **state)
@@ -1131,6 +1304,10 @@ int main(void)
         cmocka_unit_test(test_signer),
         cmocka_unit_test(test_decode_invalid_is_never_nomem),
         cmocka_unit_test(test_decode_invalid_out_of_memory),
+        cmocka_unit_test(test_delta_canonical),
+        cmocka_unit_test(test_delta_signed),
+        cmocka_unit_test(test_delta_round_trip),
+        cmocka_unit_test(test_delta_decode_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
