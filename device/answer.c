@@ -22,6 +22,7 @@ ota_err_t ota__report_encode(const ota__report_t *r, char **out)
     json_t *j = json_object(), *battery = NULL, *ota = NULL;
     *out = NULL;
     if (j == NULL || !set(j, "firmware_version", json_string(r->version)) ||
+        (r->firmware_sha256 != NULL && !set(j, "firmware_sha256", json_string(r->firmware_sha256))) ||
         (r->connectivity != NULL && !set(j, "connectivity", json_string(r->connectivity))) ||
         !set(j, "recording", json_boolean(r->recording)))
         goto Exit;
@@ -40,7 +41,8 @@ ota_err_t ota__report_encode(const ota__report_t *r, char **out)
             !set(ota, "state", json_string(r->ota_state)) ||
             !set(ota, "bytes", json_integer((json_int_t)r->ota_bytes)) ||
             !set(ota, "total", json_integer((json_int_t)r->ota_total)) ||
-            (r->ota_error != NULL && !set(ota, "error", json_string(r->ota_error))))
+            (r->ota_error != NULL && !set(ota, "error", json_string(r->ota_error))) ||
+            (r->ota_delta != NULL && !set(ota, "delta", json_string(r->ota_delta))))
             goto Exit;
         json_t *o = ota;
         ota = NULL;

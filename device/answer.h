@@ -16,8 +16,9 @@
 
 /** What one heartbeat reports. Strings are borrowed; NULL leaves a member out. */
 typedef struct ota__report {
-    const char *version;      /* firmware_version (required) */
-    const char *connectivity; /* "wifi" | "cellular" */
+    const char *version;         /* firmware_version (required) */
+    const char *firmware_sha256; /* SHA-256 of the running image (64 hex digits); NULL: left out (not known) */
+    const char *connectivity;    /* "wifi" | "cellular" */
     bool recording;
     int battery_percent;        /* -1: left out */
     const char *battery_state;  /* NULL: left out (the whole "battery" goes when both are) */
@@ -25,6 +26,7 @@ typedef struct ota__report {
     const char *ota_state;      /* "downloading", "verifying", "installing", "failed" */
     uint64_t ota_bytes, ota_total;
     const char *ota_error; /* NULL: left out */
+    const char *ota_delta; /* "used" | "failed"; NULL: left out (a plain full download) */
 } ota__report_t;
 
 /** The request body of `r` as compact JSON, malloc'ed into `*out` (the caller frees it). OTA_ERR_NOMEM. */

@@ -38,6 +38,7 @@
 #include <curl/curl.h>
 
 #include "answer.h"
+#include "delta.h"
 #include "download.h"
 #include "http.h"
 #include "state.h"
@@ -52,6 +53,7 @@ typedef struct report {
     char assignment_id[OTA_MANIFEST_UUID_LEN + 1];
     const char *state; /* "downloading" or "failed" (static strings) */
     uint64_t bytes, total;
+    const char *delta; /* "used" or "failed" (static strings), or NULL: no delta */
     char error[OTA_DEVICE_ERROR_MAX + 1];
 } report_t;
 
@@ -89,6 +91,7 @@ typedef struct apply_ctx {
     ota_device_t *dev;
     ota_manifest_t manifest;    /* as delivered; url replaced by fresh ones */
     ota_device_answer_t answer; /* scratch for the heartbeats made meanwhile */
+    ota_device_result_t *res;   /* the call's result: what is downloading (delta or image), its total */
     uint64_t bytes;
     bool ended; /* the server stopped delivering it */
     char ended_why[160];
@@ -186,6 +189,19 @@ const char *ota_device_outcome_name(ota_device_outcome_t o)
         return "failed";
     case OTA_DEVICE_INCOMPLETE:
         return "incomplete";
+    }
+    return "unknown";
+}
+
+const char *ota_device_delta_name(ota_device_delta_t d)
+{
+    switch (d) {
+    case OTA_DEVICE_DELTA_NONE:
+        return "none";
+    case OTA_DEVICE_DELTA_USED:
+        return "used";
+    case OTA_DEVICE_DELTA_FAILED:
+        return "failed";
     }
     return "unknown";
 }
@@ -313,7 +329,9 @@ static void keep_reason(char out[OTA_DEVICE_ERROR_MAX + 1], const char *reason)
     snprintf(out, OTA_DEVICE_ERROR_MAX + 1, "%.*s", OTA_DEVICE_ERROR_MAX, reason);
 }
 
-static void set_report(ota_device_t *dev, const char *state, const ota_manifest_t *m, uint64_t bytes, const char *error)
+/* What the next heartbeats say of m's update: `bytes` of res->total (the delta's or the image's), and the delta. */
+static void set_report(ota_device_t *dev, const char *state, const ota_manifest_t *m, uint64_t bytes,
+                       const ota_device_result_t *res, const char *error)
 {
     report_t *r = &dev->report;
     memset(r, 0, sizeof *r);
@@ -321,7 +339,8 @@ static void set_report(ota_device_t *dev, const char *state, const ota_manifest_
     r->state = state;
     ota__copy(r->assignment_id, sizeof r->assignment_id, m->assignment_id);
     r->bytes = bytes;
-    r->total = m->size;
+    r->total = res->total;
+    r->delta = res->delta != OTA_DEVICE_DELTA_NONE ? ota_device_delta_name(res->delta) : NULL;
     if (error != NULL)
         keep_reason(r->error, error);
 }
@@ -332,8 +351,10 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer)
     ota__http_resp_t resp = {0};
     ota_err_t rc;
     const report_t *r = &dev->report;
+    const ota__slot_t *running = &dev->state.slots[dev->state.active_slot - 'a'];
     ota__report_t rep = {
         .version = dev->state.version,
+        .firmware_sha256 = running->sha256[0] != '\0' ? running->sha256 : NULL,
         .connectivity = dev->connectivity,
         .recording = dev->recording,
         .battery_percent = dev->battery_percent,
@@ -343,6 +364,7 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer)
         .ota_bytes = r->bytes,
         .ota_total = r->total,
         .ota_error = r->set && r->error[0] != '\0' ? r->error : NULL,
+        .ota_delta = r->set ? r->delta : NULL,
     };
     dev->errmsg[0] = '\0';
     if (answer == NULL)
@@ -396,7 +418,7 @@ Exit:
 static ota_err_t beat_while_downloading(apply_ctx_t *ctx)
 {
     ota_device_t *dev = ctx->dev;
-    set_report(dev, "downloading", &ctx->manifest, ctx->bytes, NULL);
+    set_report(dev, "downloading", &ctx->manifest, ctx->bytes, ctx->res, NULL);
     ota_err_t rc = ota_device_heartbeat(dev, &ctx->answer);
     if (rc != OTA_OK)
         return rc;
@@ -423,6 +445,13 @@ static bool same_update(const ota_manifest_t *a, const ota_manifest_t *b)
            a->crc32 == b->crc32 && strcmp(a->sha256, b->sha256) == 0;
 }
 
+/* The same delta: its signed fields equal (both manifests have one). */
+static bool same_delta(const ota_manifest_t *a, const ota_manifest_t *b)
+{
+    return a->has_delta && b->has_delta && strcmp(a->delta.from_sha256, b->delta.from_sha256) == 0 &&
+           a->delta.size == b->delta.size && strcmp(a->delta.sha256, b->delta.sha256) == 0;
+}
+
 /* What a manifest is checked against: this device, its running version and its clock, now. */
 static ota__verify_device_t verify_device(const ota_device_t *dev)
 {
@@ -433,11 +462,13 @@ static ota__verify_device_t verify_device(const ota_device_t *dev)
                                   .now = time(NULL) + (time_t)dev->faults.clock_skew_s};
 }
 
+/* A fresh URL from a fresh manifest: of the delta while the delta downloads (it must offer the same delta). */
 static ota_err_t refresh_hook(void *arg, char *url, size_t cap, char *why, size_t why_cap)
 {
     apply_ctx_t *ctx = arg;
     ota_device_t *dev = ctx->dev;
     char reason[OTA_DEVICE_ERROR_MAX + 1];
+    bool delta = ctx->res->delta == OTA_DEVICE_DELTA_USED;
     ota_err_t rc = beat_while_downloading(ctx);
     if (rc != OTA_OK) {
         snprintf(why, why_cap, "%s", dev->errmsg);
@@ -456,16 +487,22 @@ static ota_err_t refresh_hook(void *arg, char *url, size_t cap, char *why, size_
         snprintf(why, why_cap, "the fresh manifest differs from the one being downloaded");
         return OTA_ERR_INVALID;
     }
+    if (delta && !same_delta(&a->manifest, &ctx->manifest)) {
+        snprintf(why, why_cap, "the fresh manifest no longer offers this delta");
+        return OTA_ERR_INVALID;
+    }
     ota__verify_device_t self = verify_device(dev);
     if ((rc = ota__verify_manifest(&a->manifest, &self, reason, sizeof reason)) != OTA_OK) {
         snprintf(why, why_cap, "the fresh manifest: %s", rc == OTA_ERR_NOMEM ? "out of memory" : reason);
         return rc;
     }
-    if (ota__copy(url, cap, a->manifest.url) != OTA_OK)
+    const char *fresh = delta ? a->manifest.delta.url : a->manifest.url;
+    const char *until = delta ? a->manifest.delta.url_expires_at : a->manifest.url_expires_at;
+    if (ota__copy(url, cap, fresh) != OTA_OK)
         return OTA_ERR_TOO_LARGE; /* cannot happen: both are OTA_MANIFEST_URL_MAX + 1 */
-    memcpy(ctx->manifest.url_expires_at, a->manifest.url_expires_at, sizeof ctx->manifest.url_expires_at);
-    dev_log(dev, "download: fresh URL (valid until %s); continuing from byte %" PRIu64, a->manifest.url_expires_at,
-            ctx->bytes);
+    ota__copy(delta ? ctx->manifest.delta.url_expires_at : ctx->manifest.url_expires_at, OTA_MANIFEST_TIME_LEN + 1,
+              until);
+    dev_log(dev, "download: fresh URL (valid until %s); continuing from byte %" PRIu64, until, ctx->bytes);
     return OTA_OK;
 }
 
@@ -499,11 +536,18 @@ static void drop_part(ota_device_t *dev)
     ota__remove(dev->dir, OTA__PART_META);
 }
 
+/* Forgets the delta being downloaded. */
+static void drop_delta(ota_device_t *dev)
+{
+    ota__remove(dev->dir, OTA__DELTA_FILE);
+    ota__remove(dev->dir, OTA__DELTA_META);
+}
+
 static void result_failed(ota_device_t *dev, ota_device_result_t *res, const ota_manifest_t *m, const char *reason)
 {
     res->outcome = OTA_DEVICE_FAILED;
     keep_reason(res->error, reason);
-    set_report(dev, "failed", m, res->bytes, res->error);
+    set_report(dev, "failed", m, res->bytes, res, res->error);
     dev_log(dev, "update to %s failed: %s; staying on %s in slot %c", m->version, res->error, dev->state.version,
             dev->state.active_slot);
 }
@@ -512,8 +556,8 @@ static void result_incomplete(ota_device_t *dev, ota_device_result_t *res, const
 {
     res->outcome = OTA_DEVICE_INCOMPLETE;
     keep_reason(res->error, why);
-    set_report(dev, "downloading", m, res->bytes, NULL);
-    dev_log(dev, "download of %s paused at byte %" PRIu64 " of %" PRIu64 ": %s", m->version, res->bytes, m->size,
+    set_report(dev, "downloading", m, res->bytes, res, NULL);
+    dev_log(dev, "download of %s paused at byte %" PRIu64 " of %" PRIu64 ": %s", m->version, res->bytes, res->total,
             res->error);
 }
 
@@ -562,14 +606,237 @@ Exit:
     return rc;
 }
 
-ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_device_result_t *res)
+/* How one way to the image ended: download.part holds the checked image, or it does not (`res` says why). */
+typedef enum way {
+    WAY_GOT,    /* download.part holds the image, its size, CRC-32 and SHA-256 checked */
+    WAY_FAILED, /* a check failed: FAILED in `res` (the delta: fall back to the full image) */
+    WAY_PAUSED, /* the download did not finish: INCOMPLETE in `res`, what it has is kept */
+} way_t;
+
+/* Downloads `size` bytes from `url` into the file `path` with the engine, counting into `res`. */
+static ota_err_t download(apply_ctx_t *ctx, const char *path, uint64_t size, char *url, size_t url_cap,
+                          ota_device_result_t *res, ota__dl_result_t *dl)
 {
+    ota_device_t *dev = ctx->dev;
+    ota__dl_job_t job = {
+        .path = path,
+        .size = size,
+        .url = url,
+        .url_cap = url_cap,
+        .max_retries = dev->max_retries,
+        .backoff_initial_ms = dev->backoff_initial_ms,
+        .backoff_max_ms = dev->backoff_max_ms,
+        .connect_timeout_ms = dev->timeout_ms < 10000 ? dev->timeout_ms : 10000L,
+        .stall_s = 30,
+        .throttle_bps = dev->faults.throttle_bps,
+        .cut_after = dev->faults.cut_after,
+        .cut_done = &dev->cut_done,
+        .received = &dev->received,
+        .refresh = refresh_hook,
+        .progress = progress_hook,
+        .log = log_hook,
+        .arg = ctx,
+    };
+    ctx->bytes = 0;
+    set_report(dev, "downloading", &ctx->manifest, 0, res, NULL);
+    ota_err_t rc = ota__download(dev->dl, &job, dl);
+    res->bytes = dl->bytes;
+    res->retries += dl->retries;
+    res->resumes += dl->resumes;
+    res->url_refreshes += dl->refreshes;
+    return rc;
+}
+
+/* The --corrupt fault strikes the first thing downloaded (the delta when one is used). */
+static void corrupt_once(ota_device_t *dev, bool *corrupt, const char *path, const char *what)
+{
+    if (!*corrupt)
+        return;
+    *corrupt = false;
+    if (ota__corrupt_file(path) == OTA_OK)
+        dev_log(dev, "fault: flipped a bit in the middle of the downloaded %s (--corrupt)", what);
+    else
+        dev_log(dev, "fault: could not corrupt the downloaded %s", what);
+}
+
+/* The full image: continue a download of the same image or begin afresh, then check it. */
+static way_t full_image(apply_ctx_t *ctx, ota_device_result_t *res, bool *corrupt, ota_err_t *rc)
+{
+    ota_device_t *dev = ctx->dev;
+    const ota_manifest_t *m = &ctx->manifest;
     char part[4096], reason[OTA_DEVICE_ERROR_MAX + 1] = "";
     ota__part_meta_t meta;
     ota__dl_result_t dl;
+    struct stat st;
+    if (ota__path(part, sizeof part, dev->dir, OTA__PART_FILE) != OTA_OK) {
+        *rc = fail(dev, OTA_ERR_TOO_LARGE, "state directory path too long");
+        result_incomplete(dev, res, m, dev->errmsg);
+        return WAY_PAUSED;
+    }
+    if (ota__part_meta_load(dev->dir, OTA__PART_META, &meta) == OTA_OK && ota__part_meta_matches(&meta, m)) {
+        if (stat(part, &st) == 0 && st.st_size > 0)
+            dev_log(dev, "download: %" PRIu64 " bytes of this image are already here", (uint64_t)st.st_size);
+    } else {
+        drop_part(dev);
+        ota__part_meta_of(m, &meta);
+        if ((*rc = ota__part_meta_save(dev->dir, OTA__PART_META, &meta)) != OTA_OK) {
+            fail(dev, *rc, "%s", *rc == OTA_ERR_NOMEM ? "out of memory" : "cannot write " OTA__PART_META);
+            result_incomplete(dev, res, m, dev->errmsg);
+            return WAY_PAUSED;
+        }
+    }
+    res->total = m->size;
+    if ((*rc = download(ctx, part, m->size, ctx->manifest.url, sizeof ctx->manifest.url, res, &dl)) != OTA_OK) {
+        fail(dev, *rc, "%s", dl.why);
+        result_incomplete(dev, res, m, dl.why);
+        return WAY_PAUSED;
+    }
+    switch (dl.status) {
+    case OTA__DL_DONE:
+        break;
+    case OTA__DL_REFUSED:
+        drop_part(dev);
+        result_failed(dev, res, m, dl.why);
+        return WAY_FAILED;
+    case OTA__DL_STOPPED:
+        result_incomplete(dev, res, m, ctx->ended ? ctx->ended_why : dl.why);
+        return WAY_PAUSED;
+    case OTA__DL_GAVE_UP:
+        result_incomplete(dev, res, m, dl.why);
+        return WAY_PAUSED;
+    }
+    dev_log(dev, "download: complete, %" PRIu64 " bytes", dl.bytes);
+    corrupt_once(dev, corrupt, part, "image");
+    if ((*rc = ota__verify_image(part, m, reason, sizeof reason)) != OTA_OK) {
+        if (*rc == OTA_ERR_CRYPTO) {
+            *rc = OTA_OK;
+            drop_part(dev);
+            result_failed(dev, res, m, reason);
+            return WAY_FAILED;
+        }
+        fail(dev, *rc, "%s", reason);
+        result_incomplete(dev, res, m, reason);
+        return WAY_PAUSED;
+    }
+    return WAY_GOT;
+}
+
+/*
+ * Whether to go by m's delta: it applies to the running image as state.json records it, and no download of the
+ * full image has begun (that one goes on: its bytes are paid for already).
+ */
+static bool delta_applies(ota_device_t *dev, const ota_manifest_t *m)
+{
+    const ota__slot_t *running = &dev->state.slots[dev->state.active_slot - 'a'];
+    char part[4096];
+    ota__part_meta_t meta;
+    struct stat st;
+    if (!m->has_delta)
+        return false;
+    if (running->sha256[0] == '\0' || strcmp(running->sha256, m->delta.from_sha256) != 0) {
+        dev_log(dev, "delta: not from the running image; downloading the full image");
+        return false;
+    }
+    if (ota__part_meta_load(dev->dir, OTA__PART_META, &meta) == OTA_OK && ota__part_meta_matches(&meta, m) &&
+        ota__path(part, sizeof part, dev->dir, OTA__PART_FILE) == OTA_OK && stat(part, &st) == 0 && st.st_size > 0) {
+        dev_log(dev, "delta: a download of the full image is under way; continuing it instead");
+        return false;
+    }
+    return true;
+}
+
+/* Downloads the delta into delta.part (resuming the same delta) and checks it against the signed manifest. */
+static way_t fetch_delta(apply_ctx_t *ctx, ota_device_result_t *res, const char *path, bool *corrupt, ota_err_t *rc,
+                         char *why, size_t cap)
+{
+    ota_device_t *dev = ctx->dev;
+    const ota_manifest_t *m = &ctx->manifest;
+    ota__part_meta_t meta;
+    ota__dl_result_t dl;
+    if (ota__part_meta_load(dev->dir, OTA__DELTA_META, &meta) != OTA_OK || !ota__delta_meta_matches(&meta, m)) {
+        drop_delta(dev);
+        ota__delta_meta_of(m, &meta);
+        if (ota__part_meta_save(dev->dir, OTA__DELTA_META, &meta) != OTA_OK) {
+            snprintf(why, cap, "cannot write " OTA__DELTA_META);
+            return WAY_FAILED;
+        }
+    }
+    if ((*rc = download(ctx, path, m->delta.size, ctx->manifest.delta.url, sizeof ctx->manifest.delta.url, res, &dl)) !=
+        OTA_OK) {
+        fail(dev, *rc, "%s", dl.why);
+        result_incomplete(dev, res, m, dl.why);
+        return WAY_PAUSED;
+    }
+    if (dl.status == OTA__DL_STOPPED || (dl.status == OTA__DL_GAVE_UP && ctx->ended)) {
+        result_incomplete(dev, res, m, ctx->ended ? ctx->ended_why : dl.why);
+        return WAY_PAUSED;
+    }
+    if (dl.status != OTA__DL_DONE) {
+        snprintf(why, cap, "its download: %.200s", dl.why);
+        return WAY_FAILED;
+    }
+    dev_log(dev, "delta: downloaded, %" PRIu64 " bytes", dl.bytes);
+    corrupt_once(dev, corrupt, path, "delta");
+    if (ota__verify_file(path, m->delta.size, m->delta.sha256, why, cap) != OTA_OK)
+        return WAY_FAILED;
+    return WAY_GOT;
+}
+
+/*
+ * The image from the delta: the running slot checked as its base, the delta downloaded and checked, applied into
+ * download.part, and the result checked as a downloaded image is. WAY_FAILED: fall back (why in `why`).
+ */
+static way_t delta_image(apply_ctx_t *ctx, ota_device_result_t *res, bool *corrupt, ota_err_t *rc, char *why,
+                         size_t cap)
+{
+    ota_device_t *dev = ctx->dev;
+    const ota_manifest_t *m = &ctx->manifest;
+    const ota__slot_t *running = &dev->state.slots[dev->state.active_slot - 'a'];
+    char slot[4096], dpath[4096], part[4096], reason[OTA_DEVICE_ERROR_MAX + 1] = "";
+    ota__part_meta_t meta;
+    res->delta = OTA_DEVICE_DELTA_USED;
+    res->total = m->delta.size;
+    if (ota__path(slot, sizeof slot, dev->dir, ota__slot_file(dev->state.active_slot)) != OTA_OK ||
+        ota__path(dpath, sizeof dpath, dev->dir, OTA__DELTA_FILE) != OTA_OK ||
+        ota__path(part, sizeof part, dev->dir, OTA__PART_FILE) != OTA_OK) {
+        snprintf(why, cap, "state directory path too long");
+        return WAY_FAILED;
+    }
+    if (ota__verify_file(slot, running->size, m->delta.from_sha256, reason, sizeof reason) != OTA_OK) {
+        snprintf(why, cap, "the running slot is not the delta's base (%.200s)", reason);
+        return WAY_FAILED;
+    }
+    dev_log(dev, "delta: %" PRIu64 " bytes instead of %" PRIu64 ", from the running image", m->delta.size, m->size);
+    way_t way = fetch_delta(ctx, res, dpath, corrupt, rc, reason, sizeof reason);
+    if (way != WAY_GOT) {
+        snprintf(why, cap, "%s", reason);
+        return way;
+    }
+    drop_part(dev);
+    ota__part_meta_of(m, &meta);
+    if (ota__part_meta_save(dev->dir, OTA__PART_META, &meta) != OTA_OK) {
+        snprintf(why, cap, "cannot write " OTA__PART_META);
+        return WAY_FAILED;
+    }
+    if (ota__delta_apply(slot, dpath, part, m->size, reason, sizeof reason) != OTA_OK) {
+        snprintf(why, cap, "applying it: %.200s", reason);
+        return WAY_FAILED;
+    }
+    drop_delta(dev);
+    if (ota__verify_image(part, m, reason, sizeof reason) != OTA_OK) {
+        snprintf(why, cap, "the image it made: %.200s", reason);
+        return WAY_FAILED;
+    }
+    res->bytes = res->total;
+    dev_log(dev, "delta: applied; the image it made has the manifest's size, crc32 and sha256");
+    return WAY_GOT;
+}
+
+ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_device_result_t *res)
+{
+    char reason[OTA_DEVICE_ERROR_MAX + 1] = "";
     ota_err_t rc = OTA_OK;
     apply_ctx_t *ctx = NULL;
-    struct stat st;
 
     if (dev == NULL || m == NULL || res == NULL)
         return OTA_ERR_INVALID;
@@ -583,6 +850,7 @@ ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_devic
     }
     ctx->dev = dev;
     ctx->manifest = *m;
+    ctx->res = res;
     if (dev->last_beat_ms == 0)
         dev->last_beat_ms = ota__now_ms(); /* progress heartbeats: one interval after the start at the earliest */
     dev_log(dev, "update: %s -> %s (assignment %s, %" PRIu64 " bytes)", dev->state.version, m->version,
@@ -601,93 +869,27 @@ ota_err_t ota_device_apply(ota_device_t *dev, const ota_manifest_t *m, ota_devic
         goto Exit;
     }
 
-    /* 2. Continue a download of the same image, or begin afresh. */
-    if (ota__path(part, sizeof part, dev->dir, OTA__PART_FILE) != OTA_OK) {
-        rc = fail(dev, OTA_ERR_TOO_LARGE, "state directory path too long");
-        result_incomplete(dev, res, m, dev->errmsg);
-        goto Exit;
-    }
-    if (ota__part_meta_load(dev->dir, &meta) == OTA_OK && ota__part_meta_matches(&meta, m)) {
-        if (stat(part, &st) == 0 && st.st_size > 0)
-            dev_log(dev, "download: %" PRIu64 " bytes of this image are already here", (uint64_t)st.st_size);
-    } else {
-        drop_part(dev);
-        ota__part_meta_of(m, &meta);
-        if ((rc = ota__part_meta_save(dev->dir, &meta)) != OTA_OK) {
-            fail(dev, rc, "%s", rc == OTA_ERR_NOMEM ? "out of memory" : "cannot write " OTA__PART_META);
-            result_incomplete(dev, res, m, dev->errmsg);
+    /* 2. The image into download.part, checked: from the delta when one applies, else (or when it fails) whole. */
+    bool corrupt = dev->faults.corrupt;
+    way_t way = WAY_FAILED;
+    if (delta_applies(dev, m)) {
+        way = delta_image(ctx, res, &corrupt, &rc, reason, sizeof reason);
+        if (way == WAY_PAUSED)
             goto Exit;
-        }
-    }
-
-    /* 3. Download. */
-    ota__dl_job_t job = {
-        .path = part,
-        .size = m->size,
-        .url = ctx->manifest.url,
-        .url_cap = sizeof ctx->manifest.url,
-        .max_retries = dev->max_retries,
-        .backoff_initial_ms = dev->backoff_initial_ms,
-        .backoff_max_ms = dev->backoff_max_ms,
-        .connect_timeout_ms = dev->timeout_ms < 10000 ? dev->timeout_ms : 10000L,
-        .stall_s = 30,
-        .throttle_bps = dev->faults.throttle_bps,
-        .cut_after = dev->faults.cut_after,
-        .cut_done = &dev->cut_done,
-        .received = &dev->received,
-        .refresh = refresh_hook,
-        .progress = progress_hook,
-        .log = log_hook,
-        .arg = ctx,
-    };
-    set_report(dev, "downloading", m, 0, NULL);
-    rc = ota__download(dev->dl, &job, &dl);
-    res->bytes = dl.bytes;
-    res->retries = dl.retries;
-    res->resumes = dl.resumes;
-    res->url_refreshes = dl.refreshes;
-    if (rc != OTA_OK) {
-        fail(dev, rc, "%s", dl.why);
-        result_incomplete(dev, res, m, dl.why);
-        goto Exit;
-    }
-    switch (dl.status) {
-    case OTA__DL_DONE:
-        break;
-    case OTA__DL_REFUSED:
-        drop_part(dev);
-        result_failed(dev, res, m, dl.why);
-        goto Exit;
-    case OTA__DL_STOPPED:
-        result_incomplete(dev, res, m, ctx->ended ? ctx->ended_why : dl.why);
-        goto Exit;
-    case OTA__DL_GAVE_UP:
-        result_incomplete(dev, res, m, dl.why);
-        goto Exit;
-    }
-    dev_log(dev, "download: complete, %" PRIu64 " bytes", dl.bytes);
-
-    /* 4. The image. */
-    if (dev->faults.corrupt) {
-        if (ota__corrupt_file(part) == OTA_OK)
-            dev_log(dev, "fault: flipped a bit in the middle of the downloaded image (--corrupt)");
-        else
-            dev_log(dev, "fault: could not corrupt the downloaded image");
-    }
-    if ((rc = ota__verify_image(part, m, reason, sizeof reason)) != OTA_OK) {
-        if (rc == OTA_ERR_CRYPTO) {
-            rc = OTA_OK;
+        if (way == WAY_FAILED) {
+            dev_log(dev, "delta: failed: %s; downloading the full image instead", reason);
+            drop_delta(dev);
             drop_part(dev);
-            result_failed(dev, res, m, reason);
-        } else {
-            fail(dev, rc, "%s", reason);
-            result_incomplete(dev, res, m, reason);
+            res->delta = OTA_DEVICE_DELTA_FAILED;
+            res->bytes = 0;
+            rc = OTA_OK;
         }
-        goto Exit;
     }
+    if (way != WAY_GOT && (way = full_image(ctx, res, &corrupt, &rc)) != WAY_GOT)
+        goto Exit;
     dev_log(dev, "verify: size, crc32 and sha256 match; signature valid");
 
-    /* 5. Install, switch, reboot. */
+    /* 3. Install, switch, reboot. */
     char slot_before = dev->state.active_slot;
     if ((rc = install(dev, m, reason, sizeof reason)) != OTA_OK) {
         fail(dev, rc, "%s", reason);

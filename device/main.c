@@ -82,7 +82,8 @@ static void usage(FILE *f)
           "  --recording        report recording (the server defers updates)\n"
           "  --battery STATE    report this battery state (default normal, 80%)\n"
           "  --cut-after BYTES  drop the download's connection once after BYTES bytes\n"
-          "  --corrupt          flip a bit of the downloaded image before it is checked\n"
+          "  --corrupt          flip a bit of the downloaded image (the delta, when one is used) before it is\n"
+          "                     checked\n"
           "  --throttle BPS     download at most BPS bytes per second (a slow link)\n"
           "  --fail-boot        a new firmware fails its health check after its first heartbeat, before it\n"
           "                     confirms itself: the device restarts and the bootloader falls back to the old slot\n"
@@ -324,7 +325,7 @@ static int cmd_status(const options_t *o)
     slot[0] = st.active_slot;
     slot[1] = '\0';
     json_t *download = json_null();
-    if (ota__part_meta_load(o->state, &meta) == OTA_OK &&
+    if (ota__part_meta_load(o->state, OTA__PART_META, &meta) == OTA_OK &&
         ota__path(part, sizeof part, o->state, OTA__PART_FILE) == OTA_OK) {
         json_decref(download);
         download =
@@ -400,6 +401,7 @@ static void print_outcome(const ota_device_t *dev, const char *outcome, const ot
         json_object_set_new(j, "retries", json_integer(r->retries));
         json_object_set_new(j, "resumes", json_integer(r->resumes));
         json_object_set_new(j, "url_refreshes", json_integer(r->url_refreshes));
+        json_object_set_new(j, "delta", json_string(ota_device_delta_name(r->delta)));
     }
     if (deferred != NULL)
         json_object_set_new(j, "deferred", json_string(deferred));

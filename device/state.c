@@ -335,7 +335,7 @@ void ota__part_meta_of(const ota_manifest_t *m, ota__part_meta_t *out)
     ota__copy(out->sha256, sizeof out->sha256, m->sha256);
 }
 
-ota_err_t ota__part_meta_load(const char *dir, ota__part_meta_t *out)
+ota_err_t ota__part_meta_load(const char *dir, const char *name, ota__part_meta_t *out)
 {
     char path[4096], *text = NULL;
     size_t len = 0;
@@ -343,7 +343,7 @@ ota_err_t ota__part_meta_load(const char *dir, ota__part_meta_t *out)
     ota__part_meta_t meta;
     ota_err_t rc;
     memset(&meta, 0, sizeof meta);
-    if ((rc = ota__path(path, sizeof path, dir, OTA__PART_META)) != OTA_OK)
+    if ((rc = ota__path(path, sizeof path, dir, name)) != OTA_OK)
         goto Exit;
     if ((rc = ota__read_file(path, OTA__STATE_MAX, &text, &len)) != OTA_OK)
         goto Exit;
@@ -362,12 +362,12 @@ Exit:
     return rc;
 }
 
-ota_err_t ota__part_meta_save(const char *dir, const ota__part_meta_t *meta)
+ota_err_t ota__part_meta_save(const char *dir, const char *name, const ota__part_meta_t *meta)
 {
     json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "assignment_id", meta->assignment_id, "version", meta->version,
                           "size", (json_int_t)meta->size, "sha256", meta->sha256);
     char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    ota_err_t rc = text == NULL ? OTA_ERR_NOMEM : ota__write_atomic(dir, OTA__PART_META, text, strlen(text), 0600);
+    ota_err_t rc = text == NULL ? OTA_ERR_NOMEM : ota__write_atomic(dir, name, text, strlen(text), 0600);
     free(text);
     json_decref(j);
     return rc;
@@ -376,6 +376,18 @@ ota_err_t ota__part_meta_save(const char *dir, const ota__part_meta_t *meta)
 bool ota__part_meta_matches(const ota__part_meta_t *meta, const ota_manifest_t *m)
 {
     return meta->size == m->size && strcmp(meta->sha256, m->sha256) == 0;
+}
+
+void ota__delta_meta_of(const ota_manifest_t *m, ota__part_meta_t *out)
+{
+    ota__part_meta_of(m, out);
+    out->size = m->delta.size;
+    ota__copy(out->sha256, sizeof out->sha256, m->delta.sha256);
+}
+
+bool ota__delta_meta_matches(const ota__part_meta_t *meta, const ota_manifest_t *m)
+{
+    return m->has_delta && meta->size == m->delta.size && strcmp(meta->sha256, m->delta.sha256) == 0;
 }
 
 uint64_t ota__resume_offset(bool same_image, uint64_t part_size, uint64_t size)

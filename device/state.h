@@ -3,8 +3,9 @@
 
 /*
  * The device's state directory (internal; the layout is described in
- * include/ota/device.h): state.json, the A/B slots, and the download in
- * progress (download.part + download.json).
+ * include/ota/device.h): state.json, the A/B slots, the download in
+ * progress (download.part + download.json) and the delta being downloaded
+ * (delta.part + delta.json).
  */
 
 #include <stdbool.h>
@@ -20,6 +21,8 @@
 #define OTA__LOCK_FILE "lock"
 #define OTA__PART_FILE "download.part"
 #define OTA__PART_META "download.json"
+#define OTA__DELTA_FILE "delta.part"
+#define OTA__DELTA_META "delta.json"
 #define OTA__STATE_MAX (64 * 1024) /* largest state.json or download.json we read */
 /* Boots a slot on trial gets: found unconfirmed at the boot after, it is given up (U-Boot's bootlimit). */
 #define OTA__TRIAL_BOOTS 1
@@ -49,7 +52,8 @@ typedef struct ota__state {
     ota__slot_t slots[2]; /* [0]: a, [1]: b */
 } ota__state_t;
 
-/** Which image download.part holds. */
+/** Which image download.part holds (download.json), or which delta delta.part holds (delta.json: its size and SHA-256).
+ */
 typedef struct ota__part_meta {
     char assignment_id[OTA_MANIFEST_UUID_LEN + 1];
     char version[OTA_SEMVER_MAX + 1];
@@ -109,14 +113,23 @@ void ota__state_confirm(ota__state_t *st);
 /** The download.json of `m`. */
 void ota__part_meta_of(const ota_manifest_t *m, ota__part_meta_t *out);
 
-/** Reads `dir`/download.json. OTA_ERR_NOT_FOUND when there is none; OTA_ERR_INVALID when it is malformed. */
-ota_err_t ota__part_meta_load(const char *dir, ota__part_meta_t *out);
+/**
+ * Reads `dir`/`name` (OTA__PART_META or OTA__DELTA_META). OTA_ERR_NOT_FOUND when there is none; OTA_ERR_INVALID
+ * when it is malformed.
+ */
+ota_err_t ota__part_meta_load(const char *dir, const char *name, ota__part_meta_t *out);
 
-/** Replaces `dir`/download.json with `meta` atomically. */
-ota_err_t ota__part_meta_save(const char *dir, const ota__part_meta_t *meta);
+/** Replaces `dir`/`name` (OTA__PART_META or OTA__DELTA_META) with `meta` atomically. */
+ota_err_t ota__part_meta_save(const char *dir, const char *name, const ota__part_meta_t *meta);
 
 /** download.part was begun for the same image as `m` (same size and SHA-256; the assignment may differ). */
 bool ota__part_meta_matches(const ota__part_meta_t *meta, const ota_manifest_t *m);
+
+/** The delta.json of m's delta (m->has_delta): its size and SHA-256. */
+void ota__delta_meta_of(const ota_manifest_t *m, ota__part_meta_t *out);
+
+/** delta.part was begun for the same delta as m's (same size and SHA-256). */
+bool ota__delta_meta_matches(const ota__part_meta_t *meta, const ota_manifest_t *m);
 
 /**
  * Where to resume: `part_size` bytes are in download.part, of an image of

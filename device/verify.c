@@ -129,24 +129,25 @@ ota_err_t ota__verify_manifest(const ota_manifest_t *m, const ota__verify_device
     return OTA_OK;
 }
 
-ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *reason, size_t cap)
+/* Reads the file at `path` once: its size must be `size`; its CRC-32 and SHA-256 (hex) come out. */
+static ota_err_t hash_file(const char *path, uint64_t size, uint32_t *crc, char hex[2 * EVP_MAX_MD_SIZE + 1],
+                           char *reason, size_t cap)
 {
     ota_err_t rc = OTA_OK;
     unsigned char *buf = NULL, md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    uint32_t crc = 0;
     uint64_t total = 0;
     struct stat st;
     EVP_MD_CTX *ctx = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *crc = 0;
     if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(reason, cap, "cannot read the image: %s", strerror(errno));
         rc = OTA_ERR_IO;
         goto Exit;
     }
-    if ((uint64_t)st.st_size != m->size) {
-        snprintf(reason, cap, "size mismatch: got %" PRIu64 " bytes, expected %" PRIu64, (uint64_t)st.st_size, m->size);
+    if ((uint64_t)st.st_size != size) {
+        snprintf(reason, cap, "size mismatch: got %" PRIu64 " bytes, expected %" PRIu64, (uint64_t)st.st_size, size);
         rc = OTA_ERR_CRYPTO;
         goto Exit;
     }
@@ -169,20 +170,15 @@ ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *rea
         }
         if (n == 0)
             break;
-        crc = ota_crc32_update(crc, buf, (size_t)n);
+        *crc = ota_crc32_update(*crc, buf, (size_t)n);
         if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
             rc = OTA_ERR_NOMEM;
             goto Exit;
         }
         total += (uint64_t)n;
     }
-    if (total != m->size) {
-        snprintf(reason, cap, "size mismatch: read %" PRIu64 " bytes, expected %" PRIu64, total, m->size);
-        rc = OTA_ERR_CRYPTO;
-        goto Exit;
-    }
-    if (crc != m->crc32) {
-        snprintf(reason, cap, "crc32 mismatch: got %" PRIu32 ", expected %" PRIu32, crc, m->crc32);
+    if (total != size) {
+        snprintf(reason, cap, "size mismatch: read %" PRIu64 " bytes, expected %" PRIu64, total, size);
         rc = OTA_ERR_CRYPTO;
         goto Exit;
     }
@@ -191,11 +187,6 @@ ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *rea
         goto Exit;
     }
     ota_hex_encode(md, md_len, hex);
-    if (strcmp(hex, m->sha256) != 0) {
-        snprintf(reason, cap, "sha256 mismatch: got %s, expected %s", hex, m->sha256);
-        rc = OTA_ERR_CRYPTO;
-        goto Exit;
-    }
 Exit:
     if (rc == OTA_ERR_NOMEM)
         snprintf(reason, cap, "out of memory");
@@ -203,6 +194,36 @@ Exit:
     free(buf);
     if (fd >= 0)
         close(fd);
+    return rc;
+}
+
+ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *reason, size_t cap)
+{
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    uint32_t crc;
+    ota_err_t rc = hash_file(path, m->size, &crc, hex, reason, cap);
+    if (rc != OTA_OK)
+        return rc;
+    if (crc != m->crc32) {
+        snprintf(reason, cap, "crc32 mismatch: got %" PRIu32 ", expected %" PRIu32, crc, m->crc32);
+        return OTA_ERR_CRYPTO;
+    }
+    if (strcmp(hex, m->sha256) != 0) {
+        snprintf(reason, cap, "sha256 mismatch: got %s, expected %s", hex, m->sha256);
+        return OTA_ERR_CRYPTO;
+    }
+    return OTA_OK;
+}
+
+ota_err_t ota__verify_file(const char *path, uint64_t size, const char *sha256, char *reason, size_t cap)
+{
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    uint32_t crc;
+    ota_err_t rc = hash_file(path, size, &crc, hex, reason, cap);
+    if (rc == OTA_OK && strcmp(hex, sha256) != 0) {
+        snprintf(reason, cap, "sha256 mismatch: got %s, expected %s", hex, sha256);
+        rc = OTA_ERR_CRYPTO;
+    }
     return rc;
 }
 

@@ -44,6 +44,15 @@ ota_err_t ota__verify_manifest(const ota_manifest_t *m, const ota__verify_device
  */
 ota_err_t ota__verify_image(const char *path, const ota_manifest_t *m, char *reason, size_t cap);
 
+/**
+ * Checks that the file at `path` has `size` bytes and the SHA-256 `sha256`
+ * (64 lower-case hex digits): a delta against its signed manifest, the
+ * running slot against the image a delta applies to. OTA_OK;
+ * OTA_ERR_CRYPTO ("size mismatch: ...", "sha256 mismatch: ...");
+ * OTA_ERR_IO; OTA_ERR_NOMEM.
+ */
+ota_err_t ota__verify_file(const char *path, uint64_t size, const char *sha256, char *reason, size_t cap);
+
 /** The --corrupt fault: flips the lowest bit of the byte in the middle of the file at `path`. OTA_OK or OTA_ERR_IO. */
 ota_err_t ota__corrupt_file(const char *path);
 

@@ -66,6 +66,10 @@
  *   download.part  the image being downloaded, and download.json, which
  *                  image it is (assignment id, version, size, SHA-256): a
  *                  download resumes only into the same image.
+ *   delta.part     the delta being downloaded, and delta.json, which delta
+ *                  it is (its size and SHA-256): it resumes only into the
+ *                  same delta, and both go once the delta is applied or
+ *                  failed (the image it makes goes into download.part).
  *
  * Trust: every signed manifest names the device it was made for, a
  * deadline (not_after) and whether it may go back to an older version
@@ -112,14 +116,15 @@ typedef struct ota_device_conditions {
  */
 typedef struct ota_device_faults {
     uint64_t cut_after;    /**< drop the download's connection once, after this many bytes (0: never) */
-    bool corrupt;          /**< flip one bit of the downloaded image (its middle byte) before it is checked */
+    bool corrupt;          /**< flip one bit (the middle byte's) of the first thing downloaded before it is checked:
+                                the delta when one is used (its check fails and the full image follows), else the image */
     uint64_t throttle_bps; /**< limit the download to this many bytes per second (0: no limit) */
     int64_t clock_skew_s;  /**< the device's clock runs this many seconds ahead (negative: behind) */
 } ota_device_faults_t;
 
 /**
- * Called while an image downloads (and between retries) with the bytes of it
- * on disk and its total size. Return 0 to go on, anything else to stop: the
+ * Called while an image (or the delta that makes it) downloads, and between
+ * retries, with the bytes of it on disk and its total size. Return 0 to go on, anything else to stop: the
  * download then ends as OTA_DEVICE_INCOMPLETE, keeping what it has.
  */
 typedef int (*ota_device_progress_cb)(void *arg, uint64_t bytes, uint64_t total);
@@ -163,13 +168,27 @@ typedef enum ota_device_outcome {
                                  downloaded is kept and resumes on the next delivery of the same image */
 } ota_device_outcome_t;
 
+/**
+ * Whether ota_device_apply used the manifest's delta (include/ota/manifest.h: the bytes that turn the running
+ * image into the new one). It does when the delta applies to the running image (its from_sha256 is the running
+ * slot's SHA-256, and the slot file still has it) and no download of the full image has begun yet.
+ */
+typedef enum ota_device_delta {
+    OTA_DEVICE_DELTA_NONE = 0, /**< not used: the manifest had none, or one from another image */
+    OTA_DEVICE_DELTA_USED,     /**< the image was made from the delta (or the delta's download is incomplete) */
+    OTA_DEVICE_DELTA_FAILED,   /**< the delta failed (base changed, its download refused or given up, its
+                                    SHA-256, applying it, or the image it made failed its checks); the device
+                                    then downloaded the full image in the same call */
+} ota_device_delta_t;
+
 /** What ota_device_apply did. A plain value. */
 typedef struct ota_device_result {
     ota_device_outcome_t outcome;
+    ota_device_delta_t delta; /**< whether the delta was used (the heartbeat's ota.delta says the same) */
     char error[OTA_DEVICE_ERROR_MAX +
                1];     /**< FAILED: the reason reported (e.g. "crc32 mismatch: ..."); INCOMPLETE: why */
-    uint64_t bytes;    /**< bytes of the image on disk at the end */
-    uint64_t total;    /**< the image's size */
+    uint64_t bytes;    /**< bytes on disk at the end of what was downloaded last: the delta (USED) or the image */
+    uint64_t total;    /**< its size: the delta's (USED) or the image's */
     int retries;       /**< failed download attempts */
     int resumes;       /**< attempts that continued with HTTP Range from a byte > 0 */
     int url_refreshes; /**< fresh URLs fetched after the old one was refused */
@@ -260,6 +279,21 @@ ota_err_t ota_device_heartbeat(ota_device_t *dev, ota_device_answer_t *answer);
  * atomic state replace; then "reboots" (reads the state back from disk)
  * into the new slot, which is on trial until ota_device_confirm.
  *
+ * With a delta (m->has_delta) from the image the running slot holds (its
+ * SHA-256 as state.json records it, which every heartbeat reports as
+ * firmware_sha256), and no download of the full image begun, it first
+ * checks that the slot file still has that SHA-256, downloads the delta
+ * into delta.part (resumed, retried and refreshed as the image is; a fresh
+ * URL comes from the fresh manifest's delta), checks its size and SHA-256
+ * against the signed manifest, applies it to the running slot into
+ * download.part and checks the result as a downloaded image. Any failure
+ * on that way drops the delta and downloads the full image in the same
+ * call (result->delta FAILED); only a download stopped or cut short for
+ * good reason (the progress callback, the server ending the delivery, a
+ * disk error) ends the call INCOMPLETE with the delta kept. The heartbeats
+ * meanwhile report ota.delta "used" (bytes and total of the delta), then
+ * "failed" (of the full image).
+ *
  * Fills `result` and returns OTA_OK whatever the outcome; a FAILED outcome is
  * reported by the next heartbeat (ota.state "failed", ota.error = the
  * reason). Returns an error only when the device could not do its part:
@@ -314,5 +348,8 @@ const char *ota_device_errmsg(const ota_device_t *dev);
 
 /** A static name of `o` ("applied", "failed", "incomplete"). */
 const char *ota_device_outcome_name(ota_device_outcome_t o);
+
+/** A static name of `d` ("none", "used", "failed"), as the heartbeat's ota.delta and `ota-device` say it. */
+const char *ota_device_delta_name(ota_device_delta_t d);
 
 #endif

@@ -29,6 +29,7 @@
 #include "ota/crc32.h"
 #include "ota/device.h"
 #include "state.h"
+#include "test_delta_maker.h"
 #include "test_device_stub.h"
 #include "util.h"
 
@@ -44,6 +45,8 @@ typedef struct fixture {
     stub_t *stub;
     char dir[64];
     unsigned char image[IMAGE_LEN];
+    unsigned char delta[IMAGE_LEN]; /* the delta from the base image (provision_base) to `image` */
+    size_t delta_len;
     ota_device_config_t cfg;
     ota_device_t *dev;
     char log[16384];
@@ -123,8 +126,8 @@ static int teardown(void **state)
     fixture_t *f = *state;
     ota_device_free(f->dev);
     stub_stop(f->stub);
-    static const char *const files[] = {"state.json",    "state.json.tmp", "slot-a.bin", "slot-b.bin",
-                                        "download.part", "download.json",  "lock",       NULL};
+    static const char *const files[] = {"state.json",    "state.json.tmp", "slot-a.bin", "slot-b.bin", "download.part",
+                                        "download.json", "lock",           "delta.part", "delta.json", NULL};
     for (const char *const *p = files; *p != NULL; p++)
         rm(f, *p);
     rmdir(f->dir);
@@ -471,7 +474,7 @@ static void test_part_of_other_image_discarded(void **state)
     manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000006", "1.2.0", "/img");
     ota__part_meta_of(&m, &meta);
     memset(meta.sha256, 'f', 64);
-    assert_int_equal(ota__part_meta_save(f->dir, &meta), OTA_OK);
+    assert_int_equal(ota__part_meta_save(f->dir, OTA__PART_META, &meta), OTA_OK);
     assert_int_equal(ota__write_atomic(f->dir, "download.part", "junkjunk", 8, 0644), OTA_OK);
     assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
     assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
@@ -776,6 +779,295 @@ static void test_register_refuses_bad_input(void **state)
     assert_non_null(strstr(err, "registered already"));
 }
 
+/* ---- deltas ------------------------------------------------------------------------ */
+
+/* The running image a delta applies to: the new image with a stretch changed. */
+static void base_image(const fixture_t *f, unsigned char *out)
+{
+    memcpy(out, f->image, IMAGE_LEN);
+    for (size_t i = 20000; i < 24000; i++)
+        out[i] = (unsigned char)(i * 7);
+}
+
+static void sha256_hex(const unsigned char *data, size_t len, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    assert_int_equal(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL), 1);
+    ota_hex_encode(md, 32, hex);
+}
+
+/* Slot a holds the base image (1.0.0, its SHA-256 in state.json, as after an update); the stub serves the delta. */
+static void provision_base(fixture_t *f)
+{
+    unsigned char base[IMAGE_LEN], *delta = NULL;
+    size_t len = 0;
+    ota__state_t st;
+    char why[200];
+    base_image(f, base);
+    assert_int_equal(ota__write_atomic(f->dir, "slot-a.bin", base, IMAGE_LEN, 0644), OTA_OK);
+    assert_int_equal(ota__state_load(f->dir, &st, why, sizeof why), OTA_OK);
+    st.slots[0].size = IMAGE_LEN;
+    sha256_hex(base, IMAGE_LEN, st.slots[0].sha256);
+    assert_int_equal(ota__state_save(f->dir, &st, why, sizeof why), OTA_OK);
+    test_make_delta(base, IMAGE_LEN, f->image, IMAGE_LEN, 1, &delta, &len);
+    assert_true(len < 8000);
+    stub_set_delta(f->stub, delta, len);
+    memcpy(f->delta, delta, len);
+    f->delta_len = len;
+    free(delta);
+}
+
+/* A device whose running slot is the delta's base, open; the stub serves the delta (403 for ?old URLs: refuse_old). */
+static void delta_device(fixture_t *f, bool refuse_old)
+{
+    stub_faults_t faults = stub_faults_none();
+    faults.refuse_path_old = refuse_old;
+    stub_set_faults(f->stub, &faults);
+    provision_base(f);
+    open_device(f);
+}
+
+/* A manifest of the image with a delta of `len` bytes at the stub's `path` (SHA-256 of `delta`), re-signed. */
+static void delta_manifest(fixture_t *f, ota_manifest_t *m, const char *assignment, const char *path,
+                           const unsigned char *delta, size_t len)
+{
+    unsigned char base[IMAGE_LEN];
+    manifest(f, m, assignment, "1.2.0", "/img");
+    base_image(f, base);
+    m->has_delta = true;
+    sha256_hex(base, IMAGE_LEN, m->delta.from_sha256);
+    snprintf(m->delta.url, sizeof m->delta.url, "%s%s", stub_url(f->stub), path);
+    strcpy(m->delta.url_expires_at, "2026-11-21T10:15:00Z");
+    m->delta.size = len;
+    sha256_hex(delta, len, m->delta.sha256);
+    assert_int_equal(ota_manifest_sign(m, SEED), OTA_OK);
+}
+
+/* The delta is downloaded instead of the image, applied to the running slot, checked and installed. */
+static void test_delta_used(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    char base_sha[65];
+    delta_device(f, false);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000101", "/delta", f->delta, f->delta_len);
+    queue(f, &m, NULL);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    assert_true(a.manifest.has_delta);
+    json_t *b = beat(f, 0);
+    snprintf(base_sha, sizeof base_sha, "%s", m.delta.from_sha256);
+    assert_string_equal(str(b, "firmware_sha256", NULL), base_sha);
+    json_decref(b);
+
+    assert_int_equal(ota_device_apply(f->dev, &a.manifest, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_USED);
+    assert_string_equal(ota_device_delta_name(r.delta), "used");
+    assert_int_equal(r.total, f->delta_len);
+    assert_int_equal(stub_image_requests(f->stub), 0);
+    assert_int_equal(stub_delta_requests(f->stub), 1);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+    assert_false(exists(f, "delta.part"));
+    assert_false(exists(f, "delta.json"));
+    assert_false(exists(f, "download.part"));
+    assert_false(exists(f, "download.json"));
+
+    /* The next heartbeat reports the new image's SHA-256 and no ota progress. */
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    b = beat(f, 1);
+    assert_string_equal(str(b, "firmware_sha256", NULL), m.sha256);
+    assert_null(json_object_get(b, "ota"));
+    json_decref(b);
+}
+
+/* While the delta downloads, the progress says "delta": "used" with the delta's bytes; a fresh URL is the delta's. */
+static void test_delta_progress_and_fresh_url(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m, fresh;
+    delta_device(f, true);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000102", "/delta?old", f->delta, f->delta_len);
+    delta_manifest(f, &fresh, "aaaaaaaa-0000-4000-8000-000000000102", "/delta?new", f->delta, f->delta_len);
+    queue(f, &fresh, NULL);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_USED);
+    assert_int_equal(r.url_refreshes, 1);
+    assert_int_equal(stub_image_requests(f->stub), 0);
+    assert_int_equal(stub_delta_requests(f->stub), 2);
+    json_t *b = beat(f, 0);
+    assert_string_equal(str(b, "ota", "state"), "downloading");
+    assert_string_equal(str(b, "ota", "delta"), "used");
+    assert_int_equal(num(b, "ota", "total"), (json_int_t)f->delta_len);
+    json_decref(b);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+}
+
+/* A fresh manifest without the delta: the device falls back to the full image, whose progress says "failed". */
+static void test_delta_gone_from_fresh_manifest(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m, fresh;
+    delta_device(f, true);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000103", "/delta?old", f->delta, f->delta_len);
+    strcpy(m.url, stub_url(f->stub));
+    strcat(m.url, "/img?old");
+    manifest(f, &fresh, "aaaaaaaa-0000-4000-8000-000000000103", "1.2.0", "/img?new");
+    queue(f, &fresh, NULL); /* the delta's 403: no delta any more */
+    queue(f, &fresh, NULL); /* the image's 403 */
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
+    assert_int_equal(r.total, IMAGE_LEN);
+    assert_non_null(strstr(f->log, "no longer offers this delta"));
+    json_t *b = beat(f, 1);
+    assert_string_equal(str(b, "ota", "state"), "downloading");
+    assert_string_equal(str(b, "ota", "delta"), "failed");
+    assert_int_equal(num(b, "ota", "total"), IMAGE_LEN);
+    json_decref(b);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+    assert_false(exists(f, "delta.part"));
+    assert_false(exists(f, "delta.json"));
+}
+
+/* --corrupt strikes the delta: its SHA-256 check fails and the full image, clean, is installed. */
+static void test_delta_corrupt_falls_back(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    f->cfg.faults.corrupt = true;
+    delta_device(f, false);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000104", "/delta", f->delta, f->delta_len);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
+    assert_non_null(strstr(f->log, "delta: failed: sha256 mismatch"));
+    assert_int_equal(stub_image_requests(f->stub), 1);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+}
+
+/* A delta that is not what it should make (the server's mistake, its SHA-256 signed all the same), or a running
+   slot that is no longer the base: the full image. */
+static void test_delta_bad_or_base_changed_falls_back(void **state)
+{
+    fixture_t *f = *state;
+    unsigned char junk[3000];
+    ota_device_result_t r;
+    ota_manifest_t m;
+    provision_base(f);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 31 + 7);
+    stub_set_delta(f->stub, junk, sizeof junk);
+    open_device(f);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000105", "/delta", junk, sizeof junk);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
+    assert_non_null(strstr(f->log, "delta: failed: applying it: delta invalid"));
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+
+    /* Back on slot a's record, its file changed behind it: the delta is not even downloaded. */
+    fixture_t *g = f;
+    ota_device_free(g->dev);
+    g->dev = NULL;
+    rm(g, "slot-b.bin");
+    provision_base(g);
+    assert_int_equal(ota__write_atomic(g->dir, "slot-a.bin", "changed", 7, 0644), OTA_OK);
+    open_device(g);
+    int before = stub_delta_requests(g->stub);
+    delta_manifest(g, &m, "aaaaaaaa-0000-4000-8000-000000000106", "/delta", f->delta, f->delta_len);
+    assert_int_equal(ota_device_apply(g->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
+    assert_non_null(strstr(g->log, "not the delta's base"));
+    assert_int_equal(stub_delta_requests(g->stub), before);
+}
+
+/* A delta from another image (or a running image of unknown SHA-256, the factory's): the full image, no delta. */
+static void test_delta_from_another_image_ignored(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_answer_t a;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    open_device(f);
+    assert_int_equal(ota_device_heartbeat(f->dev, &a), OTA_OK);
+    json_t *b = beat(f, 0);
+    assert_null(json_object_get(b, "firmware_sha256")); /* the factory placeholder: unknown */
+    json_decref(b);
+    ota_device_free(f->dev);
+    f->dev = NULL;
+    delta_device(f, false);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000107", "/delta", f->delta, f->delta_len);
+    memset(m.delta.from_sha256, 'e', 64);
+    assert_int_equal(ota_manifest_sign(&m, SEED), OTA_OK);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_NONE);
+    assert_int_equal(stub_delta_requests(f->stub), 0);
+    assert_int_equal(stub_image_requests(f->stub), 1);
+}
+
+static int stop_at_once(void *arg, uint64_t bytes, uint64_t total)
+{
+    (void)arg;
+    (void)bytes;
+    (void)total;
+    return 1;
+}
+
+/* A delta download stopped by the caller stays (INCOMPLETE) and resumes; one given up on falls back. */
+static void test_delta_stopped_resumes(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    provision_base(f);
+    f->cfg.on_progress = stop_at_once;
+    open_device(f);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000108", "/delta", f->delta, f->delta_len);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_INCOMPLETE);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_USED);
+    assert_true(exists(f, "delta.part"));
+    assert_true(exists(f, "delta.json"));
+    f->cfg.on_progress = NULL;
+    open_device(f);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_USED);
+    assert_int_equal(stub_image_requests(f->stub), 0);
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+    assert_false(exists(f, "delta.part"));
+}
+
+static void test_delta_given_up_falls_back(void **state)
+{
+    fixture_t *f = *state;
+    ota_device_result_t r;
+    ota_manifest_t m;
+    f->cfg.max_retries = 0;
+    provision_base(f);
+    stub_faults_t faults = stub_faults_none();
+    faults.drop_after = 10;
+    stub_set_faults(f->stub, &faults);
+    open_device(f);
+    delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000109", "/delta", f->delta, f->delta_len);
+    assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
+    assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
+    assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
+    assert_non_null(strstr(f->log, "delta: failed: its download"));
+    assert_false(exists(f, "delta.part"));
+    assert_false(exists(f, "delta.json"));
+    expect_file(f, "slot-b.bin", f->image, IMAGE_LEN);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -797,6 +1089,14 @@ int main(void)
         T(test_open_errors_and_lock),
         T(test_unreachable_server),
         T(test_register_refuses_bad_input),
+        T(test_delta_used),
+        T(test_delta_progress_and_fresh_url),
+        T(test_delta_gone_from_fresh_manifest),
+        T(test_delta_corrupt_falls_back),
+        T(test_delta_bad_or_base_changed_falls_back),
+        T(test_delta_from_another_image_ignored),
+        T(test_delta_stopped_resumes),
+        T(test_delta_given_up_falls_back),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "delta.h"
+#include "test_delta_maker.h"
 #include "util.h"
 
 #define BASE_LEN 300000
@@ -45,32 +46,6 @@ static void fill(unsigned char *p, size_t n, uint32_t seed)
         x ^= x << 5;
         p[i] = (unsigned char)x;
     }
-}
-
-/* The delta from `old` to `new`, as the server makes it; malloc'ed into *out. */
-static void make_delta(const unsigned char *old, size_t old_len, const unsigned char *new, size_t new_len, int checksum,
-                       unsigned char **out, size_t *out_len)
-{
-    ZSTD_CCtx *c = ZSTD_createCCtx();
-    assert_non_null(c);
-    unsigned wlog = 10;
-    while ((1ull << wlog) < old_len + new_len)
-        wlog++;
-    size_t cap = ZSTD_compressBound(new_len);
-    unsigned char *buf = malloc(cap);
-    assert_non_null(buf);
-    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 3)));
-    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_enableLongDistanceMatching, 1)));
-    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, (int)wlog)));
-    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)));
-    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, checksum)));
-    if (old_len > 0)
-        assert_false(ZSTD_isError(ZSTD_CCtx_refPrefix(c, old, old_len)));
-    size_t n = ZSTD_compress2(c, buf, cap, new, new_len);
-    assert_false(ZSTD_isError(n));
-    ZSTD_freeCCtx(c);
-    *out = buf;
-    *out_len = n;
 }
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -116,7 +91,7 @@ static int setup(void **state)
     fill(f->new_image + 1000, 3000, 2);
     memcpy(f->new_image + 100000, f->old_image + 200000, 50000);
     fill(f->new_image + f->old_len, f->new_len - f->old_len, 3);
-    make_delta(f->old_image, f->old_len, f->new_image, f->new_len, 1, &f->patch, &f->patch_len);
+    test_make_delta(f->old_image, f->old_len, f->new_image, f->new_len, 1, &f->patch, &f->patch_len);
     write_file(f->base, f->old_image, f->old_len);
     write_file(f->delta, f->patch, f->patch_len);
     *state = f;
@@ -163,7 +138,7 @@ static void round_trip_without_checksum(void **state)
     char why[256];
     unsigned char *patch = NULL;
     size_t len = 0;
-    make_delta(f->old_image, f->old_len, f->new_image, f->new_len, 0, &patch, &len);
+    test_make_delta(f->old_image, f->old_len, f->new_image, f->new_len, 0, &patch, &len);
     write_file(f->delta, patch, len);
     free(patch);
     assert_int_equal(apply(f, f->new_len, why, sizeof why), OTA_OK);
@@ -177,13 +152,13 @@ static void shrinking_and_empty_base(void **state)
     char why[256];
     unsigned char *patch = NULL;
     size_t len = 0;
-    make_delta(f->old_image, f->old_len, f->old_image + 5000, 100000, 1, &patch, &len);
+    test_make_delta(f->old_image, f->old_len, f->old_image + 5000, 100000, 1, &patch, &len);
     write_file(f->delta, patch, len);
     free(patch);
     assert_int_equal(apply(f, 100000, why, sizeof why), OTA_OK);
     assert_true(file_is(f->out, f->old_image + 5000, 100000));
 
-    make_delta(NULL, 0, f->new_image, 4096, 1, &patch, &len);
+    test_make_delta(NULL, 0, f->new_image, 4096, 1, &patch, &len);
     write_file(f->delta, patch, len);
     free(patch);
     write_file(f->base, "", 0);
@@ -199,7 +174,7 @@ static void every_truncation_fails(void **state)
     unsigned char *patch = NULL;
     size_t len = 0;
     /* A small pair, so that trying every length stays quick. */
-    make_delta(f->old_image, 20000, f->new_image, 22000, 1, &patch, &len);
+    test_make_delta(f->old_image, 20000, f->new_image, 22000, 1, &patch, &len);
     write_file(f->base, f->old_image, 20000);
     assert_true(len > 20);
     for (size_t cut = 0; cut < len; cut++) {

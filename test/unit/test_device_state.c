@@ -364,10 +364,10 @@ static void test_part_meta(void **state)
     ota_manifest_t m, other;
     ota__part_meta_t meta, back;
     manifest(&m, "1.1.0", 5000, "1111111111111111111111111111111111111111111111111111111111111111");
-    assert_int_equal(ota__part_meta_load(g_dir, &back), OTA_ERR_NOT_FOUND);
+    assert_int_equal(ota__part_meta_load(g_dir, OTA__PART_META, &back), OTA_ERR_NOT_FOUND);
     ota__part_meta_of(&m, &meta);
-    assert_int_equal(ota__part_meta_save(g_dir, &meta), OTA_OK);
-    assert_int_equal(ota__part_meta_load(g_dir, &back), OTA_OK);
+    assert_int_equal(ota__part_meta_save(g_dir, OTA__PART_META, &meta), OTA_OK);
+    assert_int_equal(ota__part_meta_load(g_dir, OTA__PART_META, &back), OTA_OK);
     assert_string_equal(back.assignment_id, m.assignment_id);
     assert_string_equal(back.version, "1.1.0");
     assert_int_equal(back.size, 5000);
@@ -390,7 +390,7 @@ static void test_part_meta(void **state)
     assert_non_null(f);
     fputs("{\"assignment_id\": \"x\", \"version\": \"1\", \"size\": 3, \"sha256\": \"zz\"}", f);
     fclose(f);
-    assert_int_equal(ota__part_meta_load(g_dir, &back), OTA_ERR_INVALID);
+    assert_int_equal(ota__part_meta_load(g_dir, OTA__PART_META, &back), OTA_ERR_INVALID);
 }
 
 static void test_report_encode(void **state)

@@ -22,8 +22,9 @@ struct stub {
     pthread_t thread;
     pthread_mutex_t lock;
     bool stopping;
-    unsigned char *image;
-    size_t image_len;
+    unsigned char *image, *delta;
+    size_t image_len, delta_len;
+    int delta_requests;
     stub_faults_t faults;
     char *queue[QUEUE_MAX];
     int queued, queue_head;
@@ -102,16 +103,24 @@ static bool read_request(int fd, char *head, size_t cap, char **body)
     return true;
 }
 
+/* Serves the image (/img...) or the delta (/delta...), with the faults (which strike either). */
 static void serve_image(stub_t *s, int fd, const char *path, const char *head)
 {
     long start = -1;
+    bool delta = strncmp(path, "/delta", 6) == 0;
     const char *range = strcasestr(head, "\r\nRange: bytes=");
     if (range != NULL)
         start = strtol(range + 15, NULL, 10);
     pthread_mutex_lock(&s->lock);
-    if (s->image_requests < STUB_MAX_RECORDS)
-        s->ranges[s->image_requests] = start;
-    s->image_requests++;
+    if (delta) {
+        s->delta_requests++;
+    } else {
+        if (s->image_requests < STUB_MAX_RECORDS)
+            s->ranges[s->image_requests] = start;
+        s->image_requests++;
+    }
+    const unsigned char *blob = delta ? s->delta : s->image;
+    size_t blob_len = delta ? s->delta_len : s->image_len;
     stub_faults_t *f = &s->faults;
     int status = 0;
     if (f->status_count > 0) {
@@ -124,11 +133,12 @@ static void serve_image(stub_t *s, int fd, const char *path, const char *head)
     f->drop_after = -1;
     bool ignore_range = f->ignore_range;
     size_t extra = f->extra;
-    size_t len = s->image_len + extra;
+    size_t len = blob_len + extra;
     unsigned char *data = calloc(1, len ? len : 1);
     if (data == NULL)
         die("calloc");
-    memcpy(data, s->image, s->image_len);
+    if (blob_len > 0)
+        memcpy(data, blob, blob_len);
     pthread_mutex_unlock(&s->lock);
 
     char hdr[512];
@@ -201,7 +211,7 @@ static void *server_main(void *arg)
         char head[16384], method[16] = "", path[512] = "";
         char *body = NULL;
         if (read_request(fd, head, sizeof head, &body) && sscanf(head, "%15s %511s", method, path) == 2) {
-            if (strcmp(method, "GET") == 0 && strncmp(path, "/img", 4) == 0)
+            if (strcmp(method, "GET") == 0 && (strncmp(path, "/img", 4) == 0 || strncmp(path, "/delta", 6) == 0))
                 serve_image(s, fd, path, head);
             else if (strcmp(method, "POST") == 0 && strstr(path, "/heartbeat") != NULL) {
                 serve_heartbeat(s, fd, body);
@@ -250,6 +260,7 @@ void stub_stop(stub_t *s)
         s->queued--;
     }
     free(s->image);
+    free(s->delta);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -259,16 +270,36 @@ const char *stub_url(const stub_t *s)
     return s->url;
 }
 
-void stub_set_image(stub_t *s, const unsigned char *data, size_t len)
+/* Replaces *blob with a copy of `len` bytes at `data`. */
+static void set_blob(stub_t *s, unsigned char **blob, size_t *blob_len, const unsigned char *data, size_t len)
 {
     pthread_mutex_lock(&s->lock);
-    free(s->image);
-    s->image = malloc(len ? len : 1);
-    if (s->image == NULL)
+    free(*blob);
+    *blob = malloc(len ? len : 1);
+    if (*blob == NULL)
         die("malloc");
-    memcpy(s->image, data, len);
-    s->image_len = len;
+    if (len > 0)
+        memcpy(*blob, data, len);
+    *blob_len = len;
     pthread_mutex_unlock(&s->lock);
+}
+
+void stub_set_image(stub_t *s, const unsigned char *data, size_t len)
+{
+    set_blob(s, &s->image, &s->image_len, data, len);
+}
+
+void stub_set_delta(stub_t *s, const unsigned char *data, size_t len)
+{
+    set_blob(s, &s->delta, &s->delta_len, data, len);
+}
+
+int stub_delta_requests(stub_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->delta_requests;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 stub_faults_t stub_faults_none(void)

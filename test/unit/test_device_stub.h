@@ -3,7 +3,8 @@
 
 /*
  * A tiny HTTP/1.1 server in a thread, for the libota-device unit tests: it
- * serves one image at /img* (with Range, and faults on demand) and answers
+ * serves one image at /img* and one delta at /delta* (with Range, and faults
+ * on demand, which strike either) and answers
  * POST /v1/devices/<id>/heartbeat with queued bodies, recording what the
  * client sent. One connection at a time, "Connection: close" on every
  * answer. Not a mock of ota-server: the end-to-end tests use the real one.
@@ -37,6 +38,12 @@ const char *stub_url(const stub_t *s);
 
 /** The image served at /img (copied). */
 void stub_set_image(stub_t *s, const unsigned char *data, size_t len);
+
+/** The delta served at /delta (copied). */
+void stub_set_delta(stub_t *s, const unsigned char *data, size_t len);
+
+/** How many delta requests came. */
+int stub_delta_requests(stub_t *s);
 
 /** Replaces the faults (all off: stub_faults_none()). */
 void stub_set_faults(stub_t *s, const stub_faults_t *f);
