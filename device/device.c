@@ -793,7 +793,6 @@ static way_t delta_image(apply_ctx_t *ctx, ota_device_result_t *res, bool *corru
     const ota_manifest_t *m = &ctx->manifest;
     const ota__slot_t *running = &dev->state.slots[dev->state.active_slot - 'a'];
     char slot[4096], dpath[4096], part[4096], reason[OTA_DEVICE_ERROR_MAX + 1] = "";
-    ota__part_meta_t meta;
     res->delta = OTA_DEVICE_DELTA_USED;
     res->total = m->delta.size;
     if (ota__path(slot, sizeof slot, dev->dir, ota__slot_file(dev->state.active_slot)) != OTA_OK ||
@@ -812,12 +811,8 @@ static way_t delta_image(apply_ctx_t *ctx, ota_device_result_t *res, bool *corru
         snprintf(why, cap, "%s", reason);
         return way;
     }
+    /* No download.json for it: an image cut short by a crash is then not taken for a download to continue. */
     drop_part(dev);
-    ota__part_meta_of(m, &meta);
-    if (ota__part_meta_save(dev->dir, OTA__PART_META, &meta) != OTA_OK) {
-        snprintf(why, cap, "cannot write " OTA__PART_META);
-        return WAY_FAILED;
-    }
     if (ota__delta_apply(slot, dpath, part, m->size, reason, sizeof reason) != OTA_OK) {
         snprintf(why, cap, "applying it: %.200s", reason);
         return WAY_FAILED;
