@@ -70,8 +70,8 @@
  *                  it is (its size and SHA-256): it resumes only into the
  *                  same delta, and both go once the delta is applied or
  *                  failed (the image it makes goes into download.part,
- *                  with no download.json: one cut
- *                  short by a crash is never continued).
+ *                  with no download.json: one cut short by a crash is
+ *                  never continued).
  *
  * Trust: every signed manifest names the device it was made for, a
  * deadline (not_after) and whether it may go back to an older version
