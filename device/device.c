@@ -9,10 +9,18 @@
  * into the inactive slot, and the switch is one atomic rename of state.json:
  * a crash before it leaves the old slot running, after it the new one.
  *
+ * Why a delta is only ever a shortcut: the image it makes is checked as a
+ * downloaded one, and any failure on its way (base, download, its hash,
+ * applying it, the image's checks) falls back to the full image in the same
+ * call, so a device never stays behind because of a delta, and never runs
+ * an image that the signed manifest does not describe.
+ *
  * What the server hears: every heartbeat carries the running version (the
- * server marks an assignment applied when it equals the assignment's), and,
- * while an update is under way, ota {assignment_id, state "downloading",
- * bytes, total}; after a failed check, once, ota {state "failed", error}.
+ * server marks an assignment applied when it equals the assignment's) and
+ * the running image's SHA-256 when known (what the server offers a delta
+ * from), and, while an update is under way, ota {assignment_id, state
+ * "downloading", bytes, total, and delta "used" or "failed" when a delta
+ * was tried}; after a failed check, once, ota {state "failed", error}.
  *
  * Why the new slot starts on trial: checks prove the image is the one that
  * was signed, not that it runs. As A/B bootloaders do it, the switched-to
@@ -487,14 +495,19 @@ static ota_err_t refresh_hook(void *arg, char *url, size_t cap, char *why, size_
         snprintf(why, why_cap, "the fresh manifest differs from the one being downloaded");
         return OTA_ERR_INVALID;
     }
-    if (delta && !same_delta(&a->manifest, &ctx->manifest)) {
-        snprintf(why, why_cap, "the fresh manifest no longer offers this delta");
-        return OTA_ERR_INVALID;
-    }
     ota__verify_device_t self = verify_device(dev);
     if ((rc = ota__verify_manifest(&a->manifest, &self, reason, sizeof reason)) != OTA_OK) {
         snprintf(why, why_cap, "the fresh manifest: %s", rc == OTA_ERR_NOMEM ? "out of memory" : reason);
         return rc;
+    }
+    if (delta) {
+        /* The image's fresh URL too: a fallback to the full image then starts with it. */
+        memcpy(ctx->manifest.url, a->manifest.url, sizeof ctx->manifest.url);
+        memcpy(ctx->manifest.url_expires_at, a->manifest.url_expires_at, sizeof ctx->manifest.url_expires_at);
+        if (!same_delta(&a->manifest, &ctx->manifest)) {
+            snprintf(why, why_cap, "the fresh manifest no longer offers this delta");
+            return OTA_ERR_INVALID;
+        }
     }
     const char *fresh = delta ? a->manifest.delta.url : a->manifest.url;
     const char *until = delta ? a->manifest.delta.url_expires_at : a->manifest.url_expires_at;

@@ -917,14 +917,17 @@ static void test_delta_gone_from_fresh_manifest(void **state)
     delta_manifest(f, &m, "aaaaaaaa-0000-4000-8000-000000000103", "/delta?old", f->delta, f->delta_len);
     strcpy(m.url, stub_url(f->stub));
     strcat(m.url, "/img?old");
+    /* The delta's 403: no delta any more, and the image's fresh URL (which the fallback starts with: 403 again). */
+    manifest(f, &fresh, "aaaaaaaa-0000-4000-8000-000000000103", "1.2.0", "/img?older");
+    queue(f, &fresh, NULL);
     manifest(f, &fresh, "aaaaaaaa-0000-4000-8000-000000000103", "1.2.0", "/img?new");
-    queue(f, &fresh, NULL); /* the delta's 403: no delta any more */
     queue(f, &fresh, NULL); /* the image's 403 */
     assert_int_equal(ota_device_apply(f->dev, &m, &r), OTA_OK);
     assert_int_equal(r.outcome, OTA_DEVICE_APPLIED);
     assert_int_equal(r.delta, OTA_DEVICE_DELTA_FAILED);
     assert_int_equal(r.total, IMAGE_LEN);
     assert_non_null(strstr(f->log, "no longer offers this delta"));
+    assert_int_equal(stub_image_requests(f->stub), 2); /* /img?older, then /img?new: never /img?old */
     json_t *b = beat(f, 1);
     assert_string_equal(str(b, "ota", "state"), "downloading");
     assert_string_equal(str(b, "ota", "delta"), "failed");
