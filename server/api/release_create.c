@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "ota/semver.h"
 #include "ota/utf8.h"
+#include "releases/delta_builder.h"
 #include "releases/release_source.h"
 
 #define NOTES_MAX 10000
@@ -333,6 +334,8 @@ static void on_inserted(ota_call_t *call, const PGresult *res)
             ota__respond_db_error(call, res);
         return;
     }
+    /* Committed: the deltas from the model's older releases can be built (on the delta pool, later). */
+    ota__delta_request(call->worker, c->id, NULL);
     ota__respond_json(call, 201, ota__release_json(res, 0));
 }
 
