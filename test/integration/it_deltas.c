@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -226,6 +227,10 @@ static void object_put(const char *key, const void *data, size_t len)
 #else
     char path[600];
     blob_path(key, path, sizeof path);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    CHECK(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
+    *slash = '/';
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL && fwrite(data, 1, len, f) == len && fclose(f) == 0, "write %s", path);
 #endif
@@ -255,6 +260,21 @@ static long long metric(const char *series)
     long long v = h_metric_sample(r.body, series);
     h_resp_free(&r);
     return v;
+}
+
+/* The environment of the program's servers: the backend's (S3), then `extra` (NULL-terminated). */
+static void server_env(const char **env, size_t cap, const char *const *extra)
+{
+    const char *const *lists[] = {
+#ifdef OTA_IT_S3
+        h_s3_env(&g_s3),
+#endif
+        extra};
+    size_t n = 0;
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+        for (const char *const *p = lists[l]; *p != NULL && n + 1 < cap; p++)
+            env[n++] = *p;
+    env[n] = NULL;
 }
 
 /* ---- tests -------------------------------------------------------------------------------------- */
@@ -368,23 +388,40 @@ static void test_three_newest_older(void **state)
     json_decref(items);
 }
 
+/* Starts h_g_srv again on the program's cluster and storage, with `extra` ("NAME=value", NULL-terminated). */
+static void restart_server(const char *const *extra)
+{
+    h_server_stop(&h_g_srv);
+    const char *env[24];
+    server_env(env, sizeof env / sizeof env[0], extra);
+    h_server_start(&h_g_srv, &h_g_pg, env);
+    CHECK(h_wait_ready(&h_g_srv), "the restarted server is not ready");
+}
+
 /*
  * A build that fails (A's image gone from storage) is marked failed with the reason, and stays so: neither a
- * restart nor a later release builds it again, even once the image is back.
+ * restart nor a later release builds it again, even once the image is back. The object sweeper, meanwhile, keeps
+ * the objects of ready deltas.
  */
 static void test_failed_stays_failed(void **state)
 {
     (void)state;
-    char model[64], a_id[40], d_id[40], e_id[40], a_key[200];
+    static const char *const SWEEPING[] = {"OTA_GC_INTERVAL_S=1", "OTA_GC_GRACE_S=2", NULL};
+    char model[64], a_id[40], x_id[40], d_id[40], e_id[40], a_key[200], dx_key[200], orphan[200], rid[40];
     h_make_model(model, sizeof model, "delta failed");
-    unsigned char *a = binary_slice(0, IMAGE_LEN), *d = binary_slice(0, IMAGE_LEN), *e = binary_slice(0, IMAGE_LEN);
+    unsigned char *a = binary_slice(0, IMAGE_LEN), *x = binary_slice(0, IMAGE_LEN), *d = binary_slice(0, IMAGE_LEN),
+                  *e = binary_slice(0, IMAGE_LEN);
+    x[500] ^= 0xff;
     d[1000] ^= 0xff;
     e[2000] ^= 0xff;
     make_release(model, "1.0.0", a, IMAGE_LEN, a_id);
+    make_release(model, "1.5.0", x, IMAGE_LEN, x_id);
+    deltas_built(x_id, 1);
     snprintf(a_key, sizeof a_key, "releases/%s/bin", a_id);
     object_remove(a_key);
     make_release(model, "2.0.0", d, IMAGE_LEN, d_id);
-    json_t *items = deltas_built(d_id, 1);
+    json_t *items = deltas_built(d_id, 2);
+    item_from(items, x_id, "ready");
     json_t *f = item_from(items, a_id, "failed");
     CHECK(h_jnull(f, "size") && h_jnull(f, "sha256") && strstr(h_jstr(f, "error"), "missing") != NULL, "%s",
           json_dumps(f, 0));
@@ -393,20 +430,20 @@ static void test_failed_stays_failed(void **state)
     json_decref(items);
     CHECK(metric("ota_delta_builds_total{status=\"failed\"}") >= 1, "failed builds counted");
 
+    /* A's image back, an object nothing names, and a restart with a sweep every second. */
     object_put(a_key, a, IMAGE_LEN);
-    h_server_stop(&h_g_srv);
-    const char *env[16];
-    size_t n = 0;
-    env[n++] = "OTA_GC_INTERVAL_S=0";
-#ifdef OTA_IT_S3
-    for (const char *const *p = h_s3_env(&g_s3); *p != NULL; p++)
-        env[n++] = *p;
-#endif
-    env[n] = NULL;
-    h_server_start(&h_g_srv, &h_g_pg, env);
-    CHECK(h_wait_ready(&h_g_srv), "the restarted server is not ready");
+    h_random_uuid(rid, sizeof rid);
+    snprintf(orphan, sizeof orphan, "releases/%s/bin", rid);
+    object_put(orphan, "orphan", 6);
+    restart_server(SWEEPING);
+    for (long waited = 0; object_exists(orphan) && waited < 15000; waited += 100)
+        h_sleep_ms(100);
+    CHECK(!object_exists(orphan), "no sweep came");
+    snprintf(dx_key, sizeof dx_key, "releases/%s/delta-%s", d_id, x_id);
+    CHECK(object_exists(dx_key), "the sweeper removed a ready delta's object");
+
     make_release(model, "3.0.0", e, IMAGE_LEN, e_id);
-    items = deltas_built(e_id, 2);
+    items = deltas_built(e_id, 3);
     item_from(items, d_id, "ready");
     item_from(items, a_id, "ready"); /* the image is back: a new pair builds */
     json_decref(items);
@@ -415,6 +452,7 @@ static void test_failed_stays_failed(void **state)
     CHECK(h_streq(h_jstr(f, "finished_at"), finished), "the failed pair was built again: %s", json_dumps(f, 0));
     json_decref(items);
     free(a);
+    free(x);
     free(d);
     free(e);
 }
@@ -449,15 +487,12 @@ static int group_setup(void **state)
         return -1;
     fclose(f);
     h_pg_start(&h_g_pg);
-    const char *env[16];
-    size_t n = 0;
-    env[n++] = "OTA_GC_INTERVAL_S=0";
 #ifdef OTA_IT_S3
     h_s3_start(&g_s3, S3_BUCKET);
-    for (const char *const *p = h_s3_env(&g_s3); *p != NULL; p++)
-        env[n++] = *p;
 #endif
-    env[n] = NULL;
+    static const char *const NO_SWEEPS[] = {"OTA_GC_INTERVAL_S=0", NULL};
+    const char *env[24];
+    server_env(env, sizeof env / sizeof env[0], NO_SWEEPS);
     h_server_start(&h_g_srv, &h_g_pg, env);
     return h_wait_ready(&h_g_srv) ? 0 : -1;
 }
