@@ -9,7 +9,8 @@
  *   1. job:  parse the body (multipart or JSON) and check its fields
  *   2. loop: precheck in one query (model exists, version free, uploads known)
  *   3. job:  get each artifact's bytes, compute size/CRC32/SHA-256/MD5, store them
- *   4. loop: insert the release and its artifacts in one statement
+ *   4. loop: insert the release and its artifacts in one statement, then ask
+ *            for the deltas into it (releases/delta_builder.h)
  *
  * Nothing half-made is visible: the release row exists only once step 4
  * commits, after every object is stored. Whenever the pipeline stops after
