@@ -416,7 +416,7 @@ static void test_failed_stays_failed(void **state)
     e[2000] ^= 0xff;
     make_release(model, "1.0.0", a, IMAGE_LEN, a_id);
     make_release(model, "1.5.0", x, IMAGE_LEN, x_id);
-    deltas_built(x_id, 1);
+    json_decref(deltas_built(x_id, 1));
     snprintf(a_key, sizeof a_key, "releases/%s/bin", a_id);
     object_remove(a_key);
     make_release(model, "2.0.0", d, IMAGE_LEN, d_id);
