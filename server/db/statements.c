@@ -456,19 +456,26 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
      * newest releases older than $1 by semver precedence; a pair that has a row already is left alone, unless that
      * row is 'building' and older than $3 seconds (its builder died with its instance): then it is claimed again.
      * Answers the claimed pairs only, with what the build needs; started_at, to the microsecond, is the claim's
-     * token, so that a builder whose claim was taken over cannot finish the row. Ranking by counting the newer
-     * ones compares each pair of the model's older releases: a model has tens or hundreds of releases, and this
-     * runs once per release creation on the side connection.
+     * token, so that a builder whose claim was taken over cannot finish the row.
+     *
+     * The three newest by counting, for each older release, the newer ones (semver precedence is a comparison
+     * function, ota_semver_cmp, not an order). Counting compares every pair, so it runs only on the releases whose
+     * MAJOR.MINOR.PATCH (k) is at least the third largest: any other has three with a larger one, all newer. That
+     * keeps a model with thousands of releases (nightly builds) linear, unless hundreds of pre-releases share
+     * its newest versions.
      */
     [OTA_STMT_DELTA_CLAIM] =
         {"delta_claim",
          "WITH t AS (SELECT r.id, r.model_id, r.version, a.object_key, a.size FROM releases r "
          "JOIN artifacts a ON a.release_id = r.id AND a.kind = 'bin' WHERE r.id = $1::uuid), "
-         "o AS (SELECT r.id, r.version, a.object_key, a.size, a.sha256 FROM t JOIN releases r ON r.id <> t.id AND "
+         "o AS (SELECT r.id, r.version, a.object_key, a.size, a.sha256, "
+         "(regexp_match(r.version, '^[vV]?([0-9]+)\\.([0-9]+)\\.([0-9]+)'))::numeric[] AS k "
+         "FROM t JOIN releases r ON r.id <> t.id AND "
          "CASE WHEN $2::uuid IS NULL THEN r.model_id = t.model_id AND ota_semver_cmp(r.version, t.version) < 0 "
          "ELSE r.id = $2::uuid END JOIN artifacts a ON a.release_id = r.id AND a.kind = 'bin'), "
-         "f AS (SELECT * FROM o WHERE $2::uuid IS NOT NULL OR "
-         "(SELECT count(*) FROM o n WHERE ota_semver_cmp(n.version, o.version) > 0) < 3), "
+         "p AS (SELECT * FROM o WHERE o.k >= (SELECT min(top.k) FROM (SELECT k FROM o ORDER BY k DESC LIMIT 3) top)), "
+         "f AS (SELECT * FROM p WHERE $2::uuid IS NOT NULL OR "
+         "(SELECT count(*) FROM p n WHERE ota_semver_cmp(n.version, p.version) > 0) < 3), "
          "c AS (INSERT INTO release_deltas AS d (to_release_id, from_release_id, from_sha256, status) "
          "SELECT t.id, f.id, f.sha256, 'building' FROM t, f ON CONFLICT (to_release_id, from_release_id) DO UPDATE "
          "SET started_at = now(), finished_at = NULL, error = NULL WHERE d.status = 'building' AND "

@@ -27,8 +27,8 @@
  */
 #include "releases/delta_builder.h"
 
-#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -365,11 +365,11 @@ static void test_random_not_worth_it(void **state)
 static void test_three_newest_older(void **state)
 {
     (void)state;
-    static const char *const VERSIONS[] = {"1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "3.0.0"};
-    char model[64], ids[5][40], new_id[40];
+    static const char *const VERSIONS[] = {"1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.2", "2.0.0-rc.1", "3.0.0"};
+    char model[64], ids[6][40], new_id[40];
     h_make_model(model, sizeof model, "delta three newest");
     size_t len = 32 * 1024;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         unsigned char *img = binary_slice((size_t)i * 1024, len);
         make_release(model, VERSIONS[i], img, len, ids[i]);
         free(img);
@@ -378,7 +378,7 @@ static void test_three_newest_older(void **state)
     make_release(model, "2.0.0", img, len, new_id);
     free(img);
     json_t *items = deltas_built(new_id, 3);
-    static const int WANT[] = {3, 1, 2}; /* 2.0.0-rc.1, 1.10.0, 1.2.0 */
+    static const int WANT[] = {3, 4, 1}; /* 2.0.0-rc.2, 2.0.0-rc.1, 1.10.0 (numbers compare as numbers) */
     for (int i = 0; i < 3; i++) {
         json_t *d = json_array_get(items, (size_t)i);
         CHECK(h_streq(h_jstr(d, "from_release_id"), ids[WANT[i]]) &&
