@@ -82,6 +82,30 @@ static void test_unrelated_images_round_trip(void **state)
     free(to);
 }
 
+/* Bytes that do not compress (a compressed or encrypted image): the delta is the cheap probe's, and patches too. */
+static void test_incompressible_round_trip(void **state)
+{
+    (void)state;
+    unsigned char *from = image(IMAGE_LEN, 1), *to = malloc(IMAGE_LEN);
+    assert_non_null(to);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < IMAGE_LEN; i++) { /* xorshift64: no structure zstd can use */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        to[i] = (unsigned char)(x >> 32);
+    }
+    unsigned char *delta = NULL;
+    size_t delta_len = 0;
+    char err[256];
+    assert_int_equal(ota__delta_make(from, IMAGE_LEN, to, IMAGE_LEN, &delta, &delta_len, err, sizeof err), OTA_OK);
+    assert_true(delta_len >= IMAGE_LEN * 9 / 10);
+    expect_patches(from, IMAGE_LEN, to, IMAGE_LEN, delta, delta_len);
+    free(delta);
+    free(from);
+    free(to);
+}
+
 static void test_empty_from(void **state)
 {
     (void)state;
@@ -111,9 +135,8 @@ static void test_empty_to_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_small_change_round_trip),
-        cmocka_unit_test(test_unrelated_images_round_trip),
-        cmocka_unit_test(test_empty_from),
+        cmocka_unit_test(test_small_change_round_trip),   cmocka_unit_test(test_unrelated_images_round_trip),
+        cmocka_unit_test(test_incompressible_round_trip), cmocka_unit_test(test_empty_from),
         cmocka_unit_test(test_empty_to_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
