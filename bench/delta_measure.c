@@ -17,8 +17,8 @@
 #include "core/file_io.h"
 #include "releases/delta_make.h"
 
-/* The largest image read: zstd's window (2 GiB) bounds both images together anyway. */
-#define IMAGE_MAX ((size_t)2 << 30)
+/* The largest image read: a delta's window (1 GiB) bounds both images together anyway. */
+#define IMAGE_MAX ((size_t)1 << 30)
 
 static double cpu_seconds(void)
 {

@@ -7,7 +7,9 @@
  *   - The window covers the prefix and the new image together, else matches
  *     into the start of a large old image would be out of reach. The device
  *     decompresses with the same prefix and must accept that window
- *     (ZSTD_d_windowLogMax); a window above zstd's own maximum is refused.
+ *     (ZSTD_d_windowLogMax): the window is capped at 1 GiB (WINDOW_LOG_CAP),
+ *     the largest the device client accepts and zstd's own maximum on 32-bit
+ *     builds; images larger together are refused.
  *   - Long-distance matching finds the long runs that moved by megabytes
  *     between builds (a function inserted early shifts everything after it),
  *     which the regular match finders, bounded by their hash and chain
@@ -63,14 +65,18 @@
 #define PROBE_LEVEL 1
 #define PROBE_HOPELESS_PERCENT 90
 
-/* The smallest window log covering `total` bytes, or -1 when even zstd's largest (31 on 64-bit) cannot. */
+/* The largest window a delta may declare: 1 GiB, what the device client accepts (device/delta.c). */
+#define WINDOW_LOG_CAP 30
+
+/* The smallest window log covering `total` bytes, or -1 when no window zstd and the devices allow does. */
 static int window_log_for(size_t total)
 {
     ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_windowLog);
     if (ZSTD_isError(b.error))
         return -1;
+    int max = b.upperBound < WINDOW_LOG_CAP ? b.upperBound : WINDOW_LOG_CAP;
     int log = b.lowerBound;
-    while (log < b.upperBound && ((size_t)1 << log) < total)
+    while (log < max && ((size_t)1 << log) < total)
         log++;
     return ((size_t)1 << log) >= total ? log : -1;
 }
@@ -119,7 +125,7 @@ ota_err_t ota__delta_make(const void *from, size_t from_len, const void *to, siz
     }
     int window_log = window_log_for(from_len + to_len);
     if (window_log < 0) {
-        snprintf(err, cap, "the two images (%zu bytes together) exceed zstd's largest window", from_len + to_len);
+        snprintf(err, cap, "the two images (%zu bytes together) exceed the largest window, 1 GiB", from_len + to_len);
         goto Exit;
     }
     cctx = ZSTD_createCCtx();

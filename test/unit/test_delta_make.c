@@ -132,12 +132,26 @@ static void test_empty_to_is_refused(void **state)
     assert_true(strlen(err) > 0);
 }
 
+/* Images larger together than the 1 GiB window devices accept are refused before a byte is read. */
+static void test_window_over_1_gib_is_refused(void **state)
+{
+    (void)state;
+    static const unsigned char from[1]; /* never read: the declared length alone is refused */
+    unsigned char *delta = NULL;
+    size_t delta_len = 0;
+    char err[256] = "";
+    assert_int_equal(ota__delta_make(from, (size_t)1 << 30, "x", 1, &delta, &delta_len, err, sizeof err),
+                     OTA_ERR_INVALID);
+    assert_null(delta);
+    assert_non_null(strstr(err, "window"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_change_round_trip),   cmocka_unit_test(test_unrelated_images_round_trip),
         cmocka_unit_test(test_incompressible_round_trip), cmocka_unit_test(test_empty_from),
-        cmocka_unit_test(test_empty_to_is_refused),
+        cmocka_unit_test(test_empty_to_is_refused),       cmocka_unit_test(test_window_over_1_gib_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
