@@ -46,9 +46,9 @@
  *     CPU s   0.13   0.59   19.8   29.3   27.3   30.5
  *
  * Level 16 is the first with zstd's optimal parser (btopt): on the rebuild it makes the delta 17% smaller than
- * level 9 does and within 2% of level 22's. A delta is made once per pair and downloaded by every device that
+ * level 9 does and within 3% of level 22's. A delta is made once per pair and downloaded by every device that
  * runs the old image, over cellular links that pay per byte, so the bytes matter more than the CPU; past 16
- * the gain is under 2% for up to 50% more time. The worst case, ~20 s of one core for a 64 MiB image, runs on
+ * the gain is under 3% for up to 2.5 times the time. The worst case, ~20 s of one core for a 64 MiB image, runs on
  * the delta pool's single thread (releases/delta_builder.c), well inside its time limit. The compressor's
  * tables for that image took ~40 MiB beside the two images (peak RSS 170 MiB).
  */
@@ -60,7 +60,7 @@
  * and level 16 would spend its time for a few percent: that probe is the answer (a valid delta, which the builder
  * then finds not worth offering). Measured: an 8 MiB random image took 0.035 s at level 1 and 2.8 s at level 16
  * for the same size (100.002%), a 64 MiB one 0.2 s and 31 s; on the two ota-server builds level 16 was 1.35
- * times smaller than level 1, so a probe at 90% cannot hide a delta under the builder's 60%.
+ * times smaller than level 1: a probe at 90% would need level 16 to do 1.5 times better to reach the builder's 60%.
  */
 #define PROBE_LEVEL 1
 #define PROBE_HOPELESS_PERCENT 90
