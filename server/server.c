@@ -31,6 +31,7 @@
 #include "heartbeat/deferred_writes.h"
 #include "heartbeat/presign_cache.h"
 #include "heartbeat/sweeper.h"
+#include "releases/delta_builder.h"
 #include "releases/object_sweeper.h"
 #include "rollouts/engine.h"
 #include "http/worker.h"
@@ -225,7 +226,7 @@ static void *thread_main(void *arg)
 }
 
 static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, const ota_config_t *cfg, ota_jobs_t *jobs,
-                        ota_jobs_t *reads, ota_storage_t *storage, const ota_signing_key_t *key,
+                        ota_jobs_t *reads, ota_jobs_t *delta_jobs, ota_storage_t *storage, const ota_signing_key_t *key,
                         const char *instance_id)
 {
     memset(t, 0, sizeof *t);
@@ -241,6 +242,7 @@ static bool thread_init(thread_t *t, int index, h2o_globalconf_t *globalconf, co
     t->worker.index = index;
     t->worker.jobs = jobs;
     t->worker.reads = reads;
+    t->worker.delta_jobs = delta_jobs;
     t->worker.storage = storage;
     t->worker.signing_key = key;
     snprintf(t->worker.instance_id, sizeof t->worker.instance_id, "%s", instance_id);
@@ -315,6 +317,8 @@ int ota__server_run(const ota_config_t *cfg)
     ota_jobs_t *jobs = ota__jobs_create(cfg->job_threads, (size_t)cfg->jobs_queue_max);
     /* Blob downloads read through ota__jobs_submit only: one read in flight per download bounds that queue. */
     ota_jobs_t *reads = ota__storage_is_fs(storage) ? ota__jobs_create(BLOB_READ_THREADS, 0) : NULL;
+    /* One thread: one delta build at a time per process bounds its memory (releases/delta_builder.c). */
+    ota_jobs_t *delta_jobs = ota__jobs_create(1, 0);
     char instance_id[9];
     unsigned char random[4];
     if (RAND_bytes(random, sizeof random) != 1)
@@ -327,7 +331,8 @@ int ota__server_run(const ota_config_t *cfg)
             ? ota__rate_limit_new((uint32_t)cfg->device_rate_limit, OTA_DEVICE_RATE_WINDOW_MS, DEVICE_LIMIT_SLOTS)
             : NULL;
     for (int i = 0; i < n; i++) {
-        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, reads, storage, &signing_key, instance_id))
+        if (!thread_init(&threads[i], i, &shared_conf, cfg, jobs, reads, delta_jobs, storage, &signing_key,
+                         instance_id))
             goto Exit;
         threads[i].worker.device_limit = device_limit;
     }
@@ -340,6 +345,7 @@ int ota__server_run(const ota_config_t *cfg)
     rc = 0;
 
 Exit:
+    ota__delta_builder_stop(); /* queued builds would hold up the stop for seconds each */
     for (int i = 0; i < started; i++) {
         ssize_t w;
         do
@@ -360,6 +366,7 @@ Exit:
         if (i >= started && threads[i].wake_fds[0] >= 0)
             close(threads[i].wake_fds[0]);
     }
+    ota__jobs_destroy(delta_jobs);
     ota__jobs_destroy(jobs);
     if (reads != NULL)
         ota__jobs_destroy(reads);

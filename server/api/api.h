@@ -51,6 +51,9 @@ json_t *ota__release_json(const PGresult *res, int row);
 /** Deletes the objects named by `keys` (a JSON array of strings, stolen) on a job thread. */
 void ota__releases_delete_objects(ota_worker_t *worker, json_t *keys);
 
+/* release_deltas.c */
+void ota__api_releases_deltas(ota_call_t *call);
+
 /* release_create.c */
 void ota__api_releases_create(ota_call_t *call);
 

@@ -9,7 +9,8 @@
  *   1. job:  parse the body (multipart or JSON) and check its fields
  *   2. loop: precheck in one query (model exists, version free, uploads known)
  *   3. job:  get each artifact's bytes, compute size/CRC32/SHA-256/MD5, store them
- *   4. loop: insert the release and its artifacts in one statement
+ *   4. loop: insert the release and its artifacts in one statement, then ask
+ *            for the deltas into it (releases/delta_builder.h)
  *
  * Nothing half-made is visible: the release row exists only once step 4
  * commits, after every object is stored. Whenever the pipeline stops after
@@ -41,6 +42,7 @@
 #include "core/log.h"
 #include "ota/semver.h"
 #include "ota/utf8.h"
+#include "releases/delta_builder.h"
 #include "releases/release_source.h"
 
 #define NOTES_MAX 10000
@@ -333,6 +335,8 @@ static void on_inserted(ota_call_t *call, const PGresult *res)
             ota__respond_db_error(call, res);
         return;
     }
+    /* Committed: the deltas from the model's older releases can be built (on the delta pool, later). */
+    ota__delta_request(call->worker, c->id, NULL);
     ota__respond_json(call, 201, ota__release_json(res, 0));
 }
 

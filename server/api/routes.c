@@ -56,6 +56,7 @@ const ota_route_t ota__routes[] = {
     {"DELETE", "/v1/releases/{uuid}", OTA_ACCESS_ADMIN, OTA_BODY_NONE, ota__api_releases_delete, "releases.delete"},
     {"GET", "/v1/releases/{uuid}/artifacts/{kind}", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_artifact,
      "releases.artifact"},
+    {"GET", "/v1/releases/{uuid}/deltas", OTA_ACCESS_API, OTA_BODY_NONE, ota__api_releases_deltas, "releases.deltas"},
     {"POST", "/v1/uploads", OTA_ACCESS_ADMIN, OTA_BODY_JSON, ota__api_uploads_create, "uploads.create"},
 
     /* Bulk: a filter may name 10,000 device ids. */

@@ -18,6 +18,9 @@ static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 static const char *const DEFERRALS[] = {"recording", "battery", "ble_connected", "rollout_pacing"};
 #define NDEFERRALS (sizeof DEFERRALS / sizeof DEFERRALS[0])
 
+static const char *const DELTA_STATUSES[] = {"ready", "not_worth_it", "failed"};
+#define NDELTA_STATUSES (sizeof DELTA_STATUSES / sizeof DELTA_STATUSES[0])
+
 static struct {
     atomic_uint_fast64_t requests[ROUTE_SLOTS][NSTATUS];
     atomic_uint_fast64_t latency_le[ROUTE_SLOTS][NBUCKETS]; /* not cumulative; summed when rendered */
@@ -29,6 +32,7 @@ static struct {
     atomic_int_fast64_t deferred_rows_pending;
     atomic_uint_fast64_t deferred_rows_written;
     atomic_uint_fast64_t deferred_rows_dropped;
+    atomic_uint_fast64_t delta_builds[NDELTA_STATUSES];
 } m;
 
 static size_t status_slot(int status)
@@ -74,6 +78,13 @@ void ota__metrics_deferred_written(uint64_t rows)
 void ota__metrics_deferred_dropped(uint64_t rows)
 {
     atomic_fetch_add_explicit(&m.deferred_rows_dropped, rows, memory_order_relaxed);
+}
+
+void ota__metrics_delta_build(const char *status)
+{
+    for (size_t i = 0; i < NDELTA_STATUSES; i++)
+        if (strcmp(status, DELTA_STATUSES[i]) == 0)
+            atomic_fetch_add_explicit(&m.delta_builds[i], 1, memory_order_relaxed);
 }
 
 static uint64_t get(atomic_uint_fast64_t *a)
@@ -162,4 +173,9 @@ void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index
                     (long long)atomic_load_explicit(&m.deferred_rows_pending, memory_order_relaxed),
                     (unsigned long long)get(&m.deferred_rows_written),
                     (unsigned long long)get(&m.deferred_rows_dropped));
+    ota_text_printf(out, "# HELP ota_delta_builds_total Delta builds this instance ended, by outcome.\n"
+                         "# TYPE ota_delta_builds_total counter\n");
+    for (size_t i = 0; i < NDELTA_STATUSES; i++)
+        ota_text_printf(out, "ota_delta_builds_total{status=\"%s\"} %llu\n", DELTA_STATUSES[i],
+                        (unsigned long long)get(&m.delta_builds[i]));
 }

@@ -31,6 +31,9 @@ void ota__metrics_deferred_pending(int64_t delta);
 void ota__metrics_deferred_written(uint64_t rows);
 void ota__metrics_deferred_dropped(uint64_t rows);
 
+/** Counts one delta build that ended: `status` is "ready", "not_worth_it" or "failed" (releases/delta_builder.h). */
+void ota__metrics_delta_build(const char *status);
+
 /**
  * Appends the process's counters in Prometheus text format to `out` (the caller checks out->err). `route_name`
  * gives the label of the route at an index of the route table (NULL past its end).

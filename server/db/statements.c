@@ -250,9 +250,12 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                  "'release.update' END, 'release', w.id, " CHANGED("$2::boolean", "notes", "$3::text") " || " CHANGED(
                      "$4::text IS NOT NULL", "status", "$4::text") " FROM w"),
          6, true},
-    /* The object keys are read before the delete (same snapshot) so the objects can be removed after it. */
+    /* The object keys are read before the delete (same snapshot) so the objects can be removed after it: the
+       artifacts', and those of the deltas into and from the release, whose rows go with it (ON DELETE CASCADE). */
     [OTA_STMT_RELEASE_DELETE] = {"release_delete",
-                                 AUDITED("k AS (SELECT object_key FROM artifacts WHERE release_id = $1::uuid), "
+                                 AUDITED("k AS (SELECT object_key FROM artifacts WHERE release_id = $1::uuid "
+                                         "UNION ALL SELECT object_key FROM release_deltas WHERE object_key IS NOT NULL "
+                                         "AND (to_release_id = $1::uuid OR from_release_id = $1::uuid)), "
                                          "d AS (DELETE FROM releases WHERE id = $1::uuid RETURNING id, model_id, "
                                          "version), ",
                                          "SELECT (SELECT count(*) FROM d), (SELECT json_agg(object_key) FROM k)", "$2",
@@ -330,6 +333,7 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_OBJECTS_UNUSED] = {"objects_unused",
                                  "SELECT k FROM json_array_elements_text($1::json) AS k WHERE "
                                  "NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.object_key = k) AND "
+                                 "NOT EXISTS (SELECT 1 FROM release_deltas d WHERE d.object_key = k) AND "
                                  "NOT EXISTS (SELECT 1 FROM uploads u WHERE u.object_key = k AND "
                                  "u.expires_at >= now() - make_interval(secs => $2::int))",
                                  2},
@@ -445,6 +449,55 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
                                "GROUP BY model_id, firmware_version, ota_status "
                                "ORDER BY model_id COLLATE \"C\", firmware_version",
                                0},
+    /*
+     * Deltas (releases/delta_builder.c). Written by the server itself, never by an API key: not audited.
+     *
+     * The claim: 'building' rows for the pairs into release $1 from $2, or (with $2 NULL) from the model's three
+     * newest releases older than $1 by semver precedence; a pair that has a row already is left alone, unless that
+     * row is 'building' and older than $3 seconds (its builder died with its instance): then it is claimed again.
+     * Answers the claimed pairs only, with what the build needs; started_at, to the microsecond, is the claim's
+     * token, so that a builder whose claim was taken over cannot finish the row.
+     *
+     * The three newest by counting, for each older release, the newer ones (semver precedence is a comparison
+     * function, ota_semver_cmp, not an order). Counting compares every pair, so it runs only on the releases whose
+     * MAJOR.MINOR.PATCH (k) is at least the third largest: any other has three with a larger one, all newer. That
+     * keeps a model with thousands of releases (nightly builds) linear, unless hundreds of pre-releases share
+     * its newest versions.
+     */
+    [OTA_STMT_DELTA_CLAIM] =
+        {"delta_claim",
+         "WITH t AS (SELECT r.id, r.model_id, r.version, a.object_key, a.size FROM releases r "
+         "JOIN artifacts a ON a.release_id = r.id AND a.kind = 'bin' WHERE r.id = $1::uuid), "
+         "o AS (SELECT r.id, r.version, a.object_key, a.size, a.sha256, "
+         "(regexp_match(r.version, '^[vV]?([0-9]+)\\.([0-9]+)\\.([0-9]+)'))::numeric[] AS k "
+         "FROM t JOIN releases r ON r.id <> t.id AND "
+         "CASE WHEN $2::uuid IS NULL THEN r.model_id = t.model_id AND ota_semver_cmp(r.version, t.version) < 0 "
+         "ELSE r.id = $2::uuid END JOIN artifacts a ON a.release_id = r.id AND a.kind = 'bin'), "
+         "p AS (SELECT * FROM o WHERE o.k >= (SELECT min(top.k) FROM (SELECT k FROM o ORDER BY k DESC LIMIT 3) top)), "
+         "f AS (SELECT * FROM p WHERE $2::uuid IS NOT NULL OR "
+         "(SELECT count(*) FROM p n WHERE ota_semver_cmp(n.version, p.version) > 0) < 3), "
+         "c AS (INSERT INTO release_deltas AS d (to_release_id, from_release_id, from_sha256, status) "
+         "SELECT t.id, f.id, f.sha256, 'building' FROM t, f ON CONFLICT (to_release_id, from_release_id) DO UPDATE "
+         "SET started_at = now(), finished_at = NULL, error = NULL WHERE d.status = 'building' AND "
+         "d.started_at < now() - make_interval(secs => $3::int) RETURNING d.from_release_id, d.started_at) "
+         "SELECT t.id, c.from_release_id, f.object_key, f.size, f.sha256, t.object_key, t.size, "
+         "ota_ts_us(c.started_at) "
+         "FROM c JOIN f ON f.id = c.from_release_id, t",
+         3},
+    /* The build's end, for the claim it made ($3, its started_at) only; 0 rows: the claim is no longer its. */
+    [OTA_STMT_DELTA_FINISH] = {"delta_finish",
+                               "UPDATE release_deltas SET status = $4, size = $5::bigint, sha256 = $6, "
+                               "object_key = $7, error = left($8, 500), finished_at = now() "
+                               "WHERE to_release_id = $1::uuid AND from_release_id = $2::uuid AND "
+                               "status = 'building' AND started_at = $3::timestamptz RETURNING 1",
+                               8},
+    /* No row: no such release; one row with a NULL delta: none yet. Sorted by the from version in C. */
+    [OTA_STMT_DELTA_LIST] = {"delta_list",
+                             "SELECT d.from_release_id, f.version, d.size, d.sha256, d.status, d.error, "
+                             "ota_ts(d.started_at), ota_ts(d.finished_at) FROM releases r "
+                             "LEFT JOIN (release_deltas d JOIN releases f ON f.id = d.from_release_id) "
+                             "ON d.to_release_id = r.id WHERE r.id = $1::uuid",
+                             1},
 };
 
 const ota_stmt_def_t *ota__stmt_def(ota_stmt_t id)

@@ -39,7 +39,7 @@ typedef enum ota_stmt {
     OTA_STMT_RELEASE_LIST,        /* $1 cursor ts, $2 cursor id, $3 limit → releases */
     OTA_STMT_RELEASE_LIST_MODEL,  /* ... $4 model */
     OTA_STMT_RELEASE_UPDATE,      /* $1 id, $2 set notes (bool), $3 notes, $4 status or NULL → release */
-    OTA_STMT_RELEASE_DELETE,      /* $1 id → deleted count, object keys (JSON array) */
+    OTA_STMT_RELEASE_DELETE,      /* $1 id → deleted count, object keys of its artifacts and deltas (JSON array) */
     OTA_STMT_ARTIFACT_KEY,        /* $1 release id, $2 kind → object_key */
     OTA_STMT_UPLOAD_CREATE,       /* $1 id, $2 artifact, $3 size, $4 object key, $5 ttl seconds → id, expires_at */
     OTA_STMT_ASSIGN,                 /* $1 id, $2 device, $3 release, $4 allow downgrade → outcome, existing id/status,
@@ -82,6 +82,11 @@ typedef enum ota_stmt {
     OTA_STMT_AUDIT_LIST_TARGET,      /* ... $4 target id, $5 action or NULL */
     OTA_STMT_OBJECT_SWEEP_TAKE,      /* $1 interval seconds, $2 grace seconds → taken (0|1), upload rows removed */
     OTA_STMT_OBJECTS_UNUSED,         /* $1 object keys (JSON array), $2 grace seconds → rows (key) no row needs */
+    OTA_STMT_DELTA_CLAIM,            /* $1 to release, $2 from release or NULL (the three newest older), $3 time limit
+                                        seconds → claimed rows (OTA_DELTA_CLAIM_COL_*) */
+    OTA_STMT_DELTA_FINISH,           /* $1 to, $2 from, $3 claim token, $4 status, $5 size, $6 sha256, $7 object key,
+                                        $8 error → one row when the claim was still this build's */
+    OTA_STMT_DELTA_LIST,             /* $1 release → rows (OTA_DELTA_COL_*); none: no such release */
     OTA_STMT_COUNT
 } ota_stmt_t;
 
@@ -249,6 +254,30 @@ enum {
     OTA_FLEET_COL_STATUS,
     OTA_FLEET_COL_DEVICES,
     OTA_FLEET_COL_SEEN, /**< of them, those seen within the last 24 hours */
+};
+
+/** Columns of an OTA_STMT_DELTA_CLAIM row: one claimed pair. */
+enum {
+    OTA_DELTA_CLAIM_COL_TO_ID,
+    OTA_DELTA_CLAIM_COL_FROM_ID,
+    OTA_DELTA_CLAIM_COL_FROM_KEY, /**< the from release's bin object */
+    OTA_DELTA_CLAIM_COL_FROM_SIZE,
+    OTA_DELTA_CLAIM_COL_FROM_SHA256,
+    OTA_DELTA_CLAIM_COL_TO_KEY, /**< the to release's bin object */
+    OTA_DELTA_CLAIM_COL_TO_SIZE,
+    OTA_DELTA_CLAIM_COL_TOKEN, /**< started_at to the microsecond: OTA_STMT_DELTA_FINISH's $3 */
+};
+
+/** Columns of an OTA_STMT_DELTA_LIST row; FROM_ID is NULL on the one row of a release without deltas. */
+enum {
+    OTA_DELTA_COL_FROM_ID,
+    OTA_DELTA_COL_FROM_VERSION,
+    OTA_DELTA_COL_SIZE,
+    OTA_DELTA_COL_SHA256,
+    OTA_DELTA_COL_STATUS,
+    OTA_DELTA_COL_ERROR,
+    OTA_DELTA_COL_STARTED_AT,
+    OTA_DELTA_COL_FINISHED_AT,
 };
 
 /** A statement's name, SQL and parameter count. */

@@ -29,7 +29,9 @@ typedef struct ota_worker {
     ota_jobs_t *jobs;         /**< the process's pool for blocking work (shared, thread-safe) */
     ota_jobs_t *reads;        /**< the process's pool for reading blob files (fs storage; NULL with s3): short
                                    reads that never wait behind an upload (shared, thread-safe) */
-    h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs (of either pool) come back */
+    ota_jobs_t *delta_jobs;   /**< the process's pool of one thread for building deltas (releases/delta_builder.h):
+                                   seconds of CPU each, that must not hold up `jobs` (shared, thread-safe) */
+    h2o_multithread_receiver_t jobs_done; /**< where this loop's finished jobs (of any pool) come back */
     ota_storage_t *storage;   /**< the process's object storage (shared; presigning is read-only) */
     const ota_signing_key_t *signing_key; /**< the manifest signing key (shared, read-only) */
     ota_manifest_signer_t *signer;        /**< this thread's OpenSSL key made from it, for signing manifests */

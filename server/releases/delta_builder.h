@@ -11,7 +11,7 @@
  * is never built again.
  */
 
-#include "server.h"
+#include "http/worker.h"
 
 /**
  * Asks for the delta into release `to_release_id` from `from_release_id`,
@@ -22,5 +22,12 @@
  * optimization, and the full image is always there.
  */
 void ota__delta_request(ota_worker_t *worker, const char *to_release_id, const char *from_release_id);
+
+/**
+ * For a stopping process, before it destroys the delta pool: the builds still queued end at once, unbuilt (their
+ * rows stay 'building' until the builder's time limit lets a later request claim them again). The build under way
+ * finishes. Callable from any thread.
+ */
+void ota__delta_builder_stop(void);
 
 #endif

@@ -57,11 +57,21 @@ static void test_device_paths_are_not_audited(void **state)
         assert_false(ota__stmt_def(DEVICE[i])->audited);
 }
 
+/* The server's own writes (deltas: releases/delta_builder.c) have no API key to record. */
+static void test_server_writes_are_not_audited(void **state)
+{
+    (void)state;
+    static const ota_stmt_t SERVER[] = {OTA_STMT_DELTA_CLAIM, OTA_STMT_DELTA_FINISH, OTA_STMT_OBJECT_SWEEP_TAKE};
+    for (size_t i = 0; i < sizeof SERVER / sizeof SERVER[0]; i++)
+        assert_false(ota__stmt_def(SERVER[i])->audited);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audited_statements_take_the_actor_last),
         cmocka_unit_test(test_device_paths_are_not_audited),
+        cmocka_unit_test(test_server_writes_are_not_audited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
