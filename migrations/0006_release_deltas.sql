@@ -29,3 +29,13 @@ CREATE INDEX release_deltas_from_sha256 ON release_deltas (to_release_id, from_s
 CREATE INDEX release_deltas_from_release ON release_deltas (from_release_id);
 -- The heartbeat's question when no delta row exists yet: which release of the model has the image the device runs.
 CREATE INDEX artifacts_bin_sha256 ON artifacts (sha256) WHERE kind = 'bin';
+
+-- What the device said of the delta with its last progress report: 'used' while it downloads and applies one,
+-- 'failed' once it fell back to the full image (the API's progress.delta); NULL for a full download.
+ALTER TABLE assignments ADD COLUMN progress_delta text CHECK (progress_delta IN ('used', 'failed'));
+
+-- The signature of the assignment's manifest with a delta, made at its first delivery with that delta and kept like
+-- `signature` (server/heartbeat/heartbeat.c): by the key delta_signature_key, for the delta whose SHA-256 is
+-- delta_signed_sha256. A device that runs another image gets another delta, and the manifest is signed again.
+ALTER TABLE assignments ADD COLUMN delta_signature text, ADD COLUMN delta_signature_key text,
+    ADD COLUMN delta_signed_sha256 text;

@@ -31,13 +31,15 @@ CREATE TYPE ota_heartbeat_result AS (
     assignment_id uuid, assignment_status text, release_id uuid, model text, version text,
     object_key text, size bigint, crc32 bigint, sha256 text,
     device_id uuid, not_after text, downgrade boolean,
-    signature text, signature_key text, counted boolean, presence_due boolean);
+    signature text, signature_key text, counted boolean, presence_due boolean,
+    delta_key text, delta_size bigint, delta_sha256 text, delta_need_from uuid,
+    delta_signature text, delta_signature_key text);
 
 CREATE OR REPLACE FUNCTION ota_heartbeat(
     p_device uuid, p_token_hash bytea, p_firmware text, p_connectivity text, p_recording boolean,
     p_battery_percent integer, p_battery_state text, p_ota_assignment uuid, p_ota_state text, p_ota_error text,
     p_relay boolean, p_blocked_battery text[], p_interval integer, p_apply_timeout integer,
-    p_presence_interval integer, p_verify_window integer)
+    p_presence_interval integer, p_verify_window integer, p_firmware_sha256 text)
 RETURNS ota_heartbeat_result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,6 +50,11 @@ DECLARE
     presence_due boolean;
     counted boolean := false;
     firmware_changed boolean;
+    delta_key text;
+    delta_size bigint;
+    delta_sha256 text;
+    delta_need_from uuid;
+    delta_orphaned boolean;
 BEGIN
     FOR pass IN 1..2 LOOP
         IF pass = 1 THEN
@@ -77,7 +84,7 @@ BEGIN
         END IF;
         IF NOT FOUND THEN
             RETURN ROW('bad_token', NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       NULL, NULL, NULL, false, false)::ota_heartbeat_result;
+                       NULL, NULL, NULL, false, false, NULL, NULL, NULL, NULL, NULL, NULL)::ota_heartbeat_result;
         END IF;
         SELECT * INTO a FROM assignments WHERE device_id = p_device AND status IN ('pending', 'delivered');
         IF FOUND THEN
@@ -109,7 +116,7 @@ BEGIN
 
     IF decision = 'none' THEN
         RETURN ROW('ok', NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   NULL, NULL, NULL, false, presence_due)::ota_heartbeat_result;
+                   NULL, NULL, NULL, false, presence_due, NULL, NULL, NULL, NULL, NULL, NULL)::ota_heartbeat_result;
     END IF;
     IF decision IN ('timeout', 'applied', 'failed') THEN
         PERFORM set_config('synchronous_commit', 'on', true);
@@ -120,14 +127,14 @@ BEGIN
             WHERE id = a.id;
         RETURN ROW('ok', NULL, false, a.id, CASE decision WHEN 'applied' THEN 'applied' ELSE 'failed' END, NULL,
                    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
-                   presence_due)::ota_heartbeat_result;
+                   presence_due, NULL, NULL, NULL, NULL, NULL, NULL)::ota_heartbeat_result;
     END IF;
     IF decision <> 'deliver' THEN
         -- 'relay', or a deferral ('recording', 'battery', 'ble_connected', 'rollout_pacing'), which `deferred`
         -- names.
         RETURN ROW('ok', CASE WHEN decision <> 'relay' THEN decision END, false, a.id, a.status, a.release_id,
                    NULL, a.version, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false,
-                   presence_due)::ota_heartbeat_result;
+                   presence_due, NULL, NULL, NULL, NULL, NULL, NULL)::ota_heartbeat_result;
     END IF;
 
     -- The first delivery is a transition (durable; pass 2 holds the device row) and is counted here. A
@@ -144,8 +151,36 @@ BEGIN
             RETURNING * INTO a;
         counted := true;
     END IF;
+    -- The delta offer (docs/deltas.md): a device that says which image it runs gets the delta from that image
+    -- into this release when one is ready. When none was ever asked for, and the image is another release's of
+    -- the model, delta_need_from names that release: the server asks for the delta on a job thread, and this
+    -- delivery goes without it (a 'building', 'failed' or 'not_worth_it' row means nothing to ask for: a failed
+    -- build is never tried again).
+    -- A 'building' row older than the builder's time limit (BUILD_TIME_LIMIT_S, 30 minutes, in
+    -- server/releases/delta_builder.c) lost its builder: it counts as missing, and the claim takes it over.
+    IF p_firmware_sha256 IS NOT NULL AND p_firmware_sha256 <> a.sha256 THEN
+        SELECT x.object_key, x.size, x.sha256, x.status = 'building' AND x.started_at < now() - interval '30 minutes'
+            INTO delta_key, delta_size, delta_sha256, delta_orphaned
+            FROM release_deltas x
+            WHERE x.to_release_id = a.release_id AND x.from_sha256 = p_firmware_sha256
+            ORDER BY x.status = 'ready' DESC
+            LIMIT 1;
+        IF NOT FOUND OR delta_orphaned THEN
+            SELECT f.release_id INTO delta_need_from
+                FROM artifacts f JOIN releases r ON r.id = f.release_id
+                WHERE f.kind = 'bin' AND f.sha256 = p_firmware_sha256 AND r.model_id = a.model
+                  AND f.release_id <> a.release_id
+                LIMIT 1;
+        ELSIF delta_key IS NULL THEN
+            delta_size := NULL;
+            delta_sha256 := NULL;
+        END IF;
+    END IF;
     RETURN ROW('ok', NULL, true, a.id, 'delivered', a.release_id, a.model, a.version, a.object_key, a.size,
                a.crc32, a.sha256, a.device_id,
                ota_ts(coalesce(a.not_after, a.delivered_at + make_interval(secs => p_apply_timeout))), a.downgrade,
-               a.signature, a.signature_key, counted, presence_due)::ota_heartbeat_result;
+               a.signature, a.signature_key, counted, presence_due, delta_key, delta_size, delta_sha256,
+               delta_need_from,
+               CASE WHEN a.delta_signed_sha256 = delta_sha256 THEN a.delta_signature END,
+               CASE WHEN a.delta_signed_sha256 = delta_sha256 THEN a.delta_signature_key END)::ota_heartbeat_result;
 END $$;

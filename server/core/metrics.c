@@ -9,7 +9,8 @@
 #define ROUTE_SLOTS 64
 #define UNMATCHED (ROUTE_SLOTS - 1)
 
-static const int STATUSES[] = {200, 201, 204, 206, 302, 400, 401, 403, 404, 405, 409, 413, 415, 416, 422, 429, 500, 503};
+static const int STATUSES[] = {200, 201, 204, 206, 302, 400, 401, 403, 404,
+                               405, 409, 413, 415, 416, 422, 429, 500, 503};
 #define NSTATUS (sizeof STATUSES / sizeof STATUSES[0] + 1) /* + "other" */
 
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -26,8 +27,9 @@ static struct {
     atomic_uint_fast64_t latency_le[ROUTE_SLOTS][NBUCKETS]; /* not cumulative; summed when rendered */
     atomic_uint_fast64_t latency_count[ROUTE_SLOTS];
     atomic_uint_fast64_t latency_sum_us[ROUTE_SLOTS];
-    atomic_uint_fast64_t heartbeats[2];  /* [relay] */
+    atomic_uint_fast64_t heartbeats[2]; /* [relay] */
     atomic_uint_fast64_t deliveries;
+    atomic_uint_fast64_t delta_offers;
     atomic_uint_fast64_t deferred[NDEFERRALS];
     atomic_int_fast64_t deferred_rows_pending;
     atomic_uint_fast64_t deferred_rows_written;
@@ -63,6 +65,11 @@ void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred)
     for (size_t i = 0; deferred != NULL && i < NDEFERRALS; i++)
         if (strcmp(deferred, DEFERRALS[i]) == 0)
             atomic_fetch_add_explicit(&m.deferred[i], 1, memory_order_relaxed);
+}
+
+void ota__metrics_delta_offered(void)
+{
+    atomic_fetch_add_explicit(&m.delta_offers, 1, memory_order_relaxed);
 }
 
 void ota__metrics_deferred_pending(int64_t delta)
@@ -153,10 +160,13 @@ void ota__metrics_render(ota_text_t *out, const char *(*route_name)(size_t index
                     "# HELP ota_deliveries_total Manifests sent in heartbeat answers.\n"
                     "# TYPE ota_deliveries_total counter\n"
                     "ota_deliveries_total %llu\n"
+                    "# HELP ota_delta_offers_total Manifests sent with a delta from the image the device runs.\n"
+                    "# TYPE ota_delta_offers_total counter\n"
+                    "ota_delta_offers_total %llu\n"
                     "# HELP ota_deferrals_total Heartbeats whose delivery waited, by reason.\n"
                     "# TYPE ota_deferrals_total counter\n",
                     (unsigned long long)get(&m.heartbeats[0]), (unsigned long long)get(&m.heartbeats[1]),
-                    (unsigned long long)get(&m.deliveries));
+                    (unsigned long long)get(&m.deliveries), (unsigned long long)get(&m.delta_offers));
     for (size_t i = 0; i < NDEFERRALS; i++)
         ota_text_printf(out, "ota_deferrals_total{reason=\"%s\"} %llu\n", DEFERRALS[i],
                         (unsigned long long)get(&m.deferred[i]));

@@ -26,6 +26,9 @@ void ota__metrics_request(size_t route_index, int status, double seconds);
 /** Counts one heartbeat (or relay) answer: whether it carried a manifest, and why it was deferred (NULL: not). */
 void ota__metrics_heartbeat(bool relay, bool delivered, const char *deferred);
 
+/** Counts one manifest sent with a delta. */
+void ota__metrics_delta_offered(void);
+
 /** Rows kept in memory for deferred_writes.h: `delta` more pending, `rows` written, `rows` dropped. */
 void ota__metrics_deferred_pending(int64_t delta);
 void ota__metrics_deferred_written(uint64_t rows);

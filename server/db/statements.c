@@ -11,7 +11,7 @@
     ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a              \
     ".deliveries, 'rollout_id', " a ".rollout_id, 'progress', CASE WHEN " a ".progress_at IS NOT NULL THEN "      \
     "json_build_object('state', " a ".progress_state, 'bytes', " a ".progress_bytes, 'total', " a                    \
-    ".progress_total, 'at', ota_ts(" a ".progress_at)) END)"
+    ".progress_total, 'at', ota_ts(" a ".progress_at), 'delta', " a ".progress_delta) END)"
 
 #define ACTIVE_ASSIGNMENT_OF(device)                                                                                   \
     "(SELECT " ASSIGNMENT_JSON("aa") " FROM assignments aa WHERE aa.device_id = " device                              \
@@ -315,12 +315,13 @@ static const ota_stmt_def_t DEFS[OTA_STMT_COUNT] = {
     [OTA_STMT_HEARTBEAT] = {"heartbeat",
                             "SELECT * FROM ota_heartbeat($1::uuid, $2::bytea, $3, $4, $5::boolean, $6::integer, $7, "
                             "$8::uuid, $9, $10, $11::boolean, $12::text[], $13::integer, $14::integer, $15::integer, "
-                            "$16::integer)",
-                            16},
+                            "$16::integer, $17)",
+                            17},
     [OTA_STMT_WRITE_DEFERRED] = {"write_deferred",
                                  "SELECT ota_write_deferred($1::uuid[], $2::integer[], $3::uuid[], $4::integer[], "
-                                 "$5::text[], $6, $7::text[], $8::bigint[], $9::bigint[], $10::integer[])",
-                                 10},
+                                 "$5::text[], $6, $7::text[], $8::bigint[], $9::bigint[], $10::integer[], "
+                                 "$11::text[], $12::text[])",
+                                 12},
     /* The sweep's turn, taken by one instance per interval; upload rows whose URL expired a grace period ago go. */
     [OTA_STMT_OBJECT_SWEEP_TAKE] = {"object_sweep_take",
                                     "WITH t AS (UPDATE object_sweeps SET next_at = now() + make_interval(secs => "

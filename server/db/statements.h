@@ -122,8 +122,8 @@ enum { OTA_API_KEY_REVOKE_COL_FOUND, OTA_API_KEY_REVOKE_COL_REVOKED };
 /** Columns of an audit row (OTA_STMT_AUDIT_LIST*). */
 enum { OTA_AUDIT_COL_JSON, OTA_AUDIT_COL_CURSOR_TS, OTA_AUDIT_COL_ID };
 
-/** The most parameters a statement takes (the heartbeat's; a rollout's creation with its actor). */
-#define OTA_STMT_PARAMS_MAX 16
+/** The most parameters a statement takes (the heartbeat's). */
+#define OTA_STMT_PARAMS_MAX 17
 
 /** Columns of an assignment row. */
 enum { OTA_ASSIGNMENT_COL_ID, OTA_ASSIGNMENT_COL_JSON, OTA_ASSIGNMENT_COL_CURSOR_TS, OTA_ASSIGNMENT_COL_EVENTS };
@@ -149,6 +149,12 @@ enum {
     OTA_HB_COL_SIGNATURE_KEY, /**< base64 public key that made it, or NULL */
     OTA_HB_COL_COUNTED,       /**< 't' when this delivery is counted already (the first); else the caller counts it */
     OTA_HB_COL_PRESENCE_DUE,  /**< 't' when nothing was written and last_seen_at is older than the presence interval */
+    OTA_HB_COL_DELTA_KEY,     /**< the object key of a ready delta from the image the device runs, or NULL */
+    OTA_HB_COL_DELTA_SIZE,    /**< its size */
+    OTA_HB_COL_DELTA_SHA256,  /**< its SHA-256 */
+    OTA_HB_COL_DELTA_NEED_FROM, /**< a release whose delta to this one nobody asked for yet, or NULL */
+    OTA_HB_COL_DELTA_SIGNATURE,     /**< the stored signature of the manifest with that delta, or NULL */
+    OTA_HB_COL_DELTA_SIGNATURE_KEY, /**< base64 public key that made it, or NULL */
 };
 
 /** Columns of a release row, in order. */

@@ -6,6 +6,7 @@
 #include <h2o.h>
 
 const char *const ota__progress_states[3] = {"downloading", "verifying", "installing"};
+const char *const ota__progress_deltas[2] = {"used", "failed"};
 
 static size_t hash_row(ota_deferred_kind_t kind, const char *id)
 {
@@ -58,12 +59,17 @@ void ota__deferred_table_put(ota_deferred_table_t *t, ota_deferred_row_t *add)
             free(s->signature);
             s->signature = add->signature;
         }
+        if (add->delta_signature != NULL) {
+            free(s->delta_signature);
+            s->delta_signature = add->delta_signature;
+        }
         if (add->seen_ms > s->seen_ms)
             s->seen_ms = add->seen_ms;
         if (add->progress.state != 0 && add->progress.at_ms >= s->progress.at_ms)
             s->progress = add->progress;
     }
     add->signature = NULL;
+    add->delta_signature = NULL;
 }
 
 bool ota__deferred_table_has(const ota_deferred_table_t *t, ota_deferred_kind_t kind, const char *id)
@@ -83,8 +89,10 @@ void ota__deferred_table_clear(ota_deferred_table_t *t)
 {
     if (t->used == 0)
         return;
-    for (size_t i = 0; i < t->cap; i++)
+    for (size_t i = 0; i < t->cap; i++) {
         free(t->slots[i].signature);
+        free(t->slots[i].delta_signature);
+    }
     memset(t->slots, 0, t->cap * sizeof *t->slots);
     t->used = 0;
 }

@@ -21,12 +21,16 @@ typedef enum { OTA_DEFERRED_DEVICE, OTA_DEFERRED_ASSIGNMENT } ota_deferred_kind_
 /** A download progress report: what the device said, and when (monotonic clock, ms); state 0 = none. */
 typedef struct ota_deferred_progress {
     uint8_t state; /**< 0 none, else 1 + the index in ota__progress_states */
+    uint8_t delta; /**< 0: a full download; else 1 + the index in ota__progress_deltas */
     int64_t bytes, total;
     uint64_t at_ms;
 } ota_deferred_progress_t;
 
 /** The progress states a device reports while it downloads and installs, as the API names them. */
 extern const char *const ota__progress_states[3];
+
+/** What a device says of the delta while it updates ("delta" in its report), as the API names it. */
+extern const char *const ota__progress_deltas[2];
 
 typedef struct ota_deferred_row {
     bool used;
@@ -35,6 +39,8 @@ typedef struct ota_deferred_row {
     uint64_t seen_ms;                 /**< device: when last seen (monotonic clock, ms) */
     uint32_t n;                       /**< assignment: re-deliveries */
     char *signature;                  /**< assignment: a signature to store (owned, malloc'd), or NULL */
+    char *delta_signature;            /**< assignment: the signature of its manifest with a delta, then the SHA-256
+                                           of that delta: 88 + 64 characters (owned, malloc'd), or NULL */
     ota_deferred_progress_t progress; /**< assignment: the latest progress its device reported */
 } ota_deferred_row_t;
 

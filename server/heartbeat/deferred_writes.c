@@ -143,7 +143,9 @@ static void on_written(void *arg, const PGresult *res)
 /*
  * The parameters of one chunk of ota_write_deferred(), as array literals: device ids and the ages of their
  * sightings in ms, then assignment ids, their re-delivery counts, signatures ("..." or NULL), and the latest
- * download progress their devices reported: state, bytes, total and its age in ms (NULL, NULL, NULL, NULL for none).
+ * download progress their devices reported: state, bytes, total, its age in ms and the delta word (all NULL for
+ * none; the delta word NULL for a full download too), and the signatures of manifests with a delta, each followed
+ * by the SHA-256 of the delta it covers.
  */
 typedef struct chunk {
     char devices[CHUNK * (OTA_UUID_LEN + 1) + 3];
@@ -155,12 +157,27 @@ typedef struct chunk {
     char progress_bytes[CHUNK * 21 + 3];
     char progress_totals[CHUNK * 21 + 3];
     char progress_ages[CHUNK * 11 + 3];
+    char progress_deltas[CHUNK * 7 + 3];
+    char delta_signatures[CHUNK * (OTA_MANIFEST_SIGNATURE_B64_LEN + OTA_MANIFEST_SHA256_HEX_LEN + 3) + 3];
 } chunk_t;
 
 /* The separator before an array's next element: "{" before the first. */
 static void put_sep(ota_text_t *t)
 {
     ota_text_put(t, t->len == 0 ? "{" : ",", 1);
+}
+
+/* The next element of a text array: "s" (a signature's characters need no escape), or NULL. */
+static void put_text_or_null(ota_text_t *t, const char *s)
+{
+    put_sep(t);
+    if (s == NULL) {
+        ota_text_puts(t, "NULL");
+        return;
+    }
+    ota_text_put(t, "\"", 1);
+    ota_text_puts(t, s);
+    ota_text_put(t, "\"", 1);
 }
 
 /* Closes an array literal ("{}" when it has no element). */
@@ -178,7 +195,7 @@ static uint64_t age_of(uint64_t now_ms, uint64_t then_ms)
 
 /* The progress arrays of a chunk: one element for each assignment row, NULL when it has no report. */
 typedef struct progress_texts {
-    ota_text_t states, bytes, totals, ages;
+    ota_text_t states, bytes, totals, ages, deltas;
 } progress_texts_t;
 
 static void put_progress(progress_texts_t *p, const ota_deferred_progress_t *r, uint64_t now_ms)
@@ -187,6 +204,8 @@ static void put_progress(progress_texts_t *p, const ota_deferred_progress_t *r, 
     put_sep(&p->bytes);
     put_sep(&p->totals);
     put_sep(&p->ages);
+    put_sep(&p->deltas);
+    ota_text_puts(&p->deltas, r->state != 0 && r->delta != 0 ? ota__progress_deltas[r->delta - 1] : "NULL");
     if (r->state == 0) {
         ota_text_puts(&p->states, "NULL");
         ota_text_puts(&p->bytes, "NULL");
@@ -207,17 +226,19 @@ static void put_progress(progress_texts_t *p, const ota_deferred_progress_t *r, 
 static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t now_ms, chunk_t *c)
 {
     /* The buffers are sized for CHUNK rows: nothing is ever cut. */
-    ota_text_t devices, ages, assignments, counts, signatures;
+    ota_text_t devices, ages, assignments, counts, signatures, delta_signatures;
     progress_texts_t progress;
     ota_text_fixed(&devices, c->devices, sizeof c->devices);
     ota_text_fixed(&ages, c->ages, sizeof c->ages);
     ota_text_fixed(&assignments, c->assignments, sizeof c->assignments);
     ota_text_fixed(&counts, c->counts, sizeof c->counts);
     ota_text_fixed(&signatures, c->signatures, sizeof c->signatures);
+    ota_text_fixed(&delta_signatures, c->delta_signatures, sizeof c->delta_signatures);
     ota_text_fixed(&progress.states, c->progress_states, sizeof c->progress_states);
     ota_text_fixed(&progress.bytes, c->progress_bytes, sizeof c->progress_bytes);
     ota_text_fixed(&progress.totals, c->progress_totals, sizeof c->progress_totals);
     ota_text_fixed(&progress.ages, c->progress_ages, sizeof c->progress_ages);
+    ota_text_fixed(&progress.deltas, c->progress_deltas, sizeof c->progress_deltas);
     size_t taken = 0, i = *pos;
     for (; i < t->cap && taken < CHUNK; i++) {
         const ota_deferred_row_t *s = &t->slots[i];
@@ -231,14 +252,8 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
         } else {
             put_sep(&counts);
             ota_text_put_u64(&counts, (unsigned)s->n);
-            put_sep(&signatures);
-            if (s->signature != NULL) {
-                ota_text_put(&signatures, "\"", 1);
-                ota_text_puts(&signatures, s->signature);
-                ota_text_put(&signatures, "\"", 1);
-            } else {
-                ota_text_puts(&signatures, "NULL");
-            }
+            put_text_or_null(&signatures, s->signature);
+            put_text_or_null(&delta_signatures, s->delta_signature);
             put_sep(&assignments);
             ota_text_puts(&assignments, s->id);
             put_progress(&progress, &s->progress, now_ms);
@@ -248,8 +263,9 @@ static size_t format_chunk(const ota_deferred_table_t *t, size_t *pos, uint64_t 
     *pos = i;
     if (taken == 0)
         return 0;
-    ota_text_t *arrays[] = {&devices,         &ages,           &assignments,     &counts,       &signatures,
-                            &progress.states, &progress.bytes, &progress.totals, &progress.ages};
+    ota_text_t *arrays[] = {&devices,         &ages,           &assignments,     &counts,        &signatures,
+                            &progress.states, &progress.bytes, &progress.totals, &progress.ages, &progress.deltas,
+                            &delta_signatures};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         close_array(arrays[k]);
     return taken;
@@ -284,10 +300,12 @@ static void write_chunk(ota_deferred_writes_t *w)
         return;
     }
     w->chunk_end = end;
-    const char *params[] = {chunk.devices,         chunk.ages,           chunk.assignments,
-                            chunk.counts,          chunk.signatures,     w->worker->signing_key->public_base64,
-                            chunk.progress_states, chunk.progress_bytes, chunk.progress_totals,
-                            chunk.progress_ages};
+    const char *params[] = {chunk.devices,         chunk.ages,
+                            chunk.assignments,     chunk.counts,
+                            chunk.signatures,      w->worker->signing_key->public_base64,
+                            chunk.progress_states, chunk.progress_bytes,
+                            chunk.progress_totals, chunk.progress_ages,
+                            chunk.progress_deltas, chunk.delta_signatures};
     if (ota__db_query(w->db, OTA_STMT_WRITE_DEFERRED, params, on_written, w) == OTA_OK) {
         w->in_flight = true;
         w->pace_waited = 0;
@@ -419,15 +437,18 @@ void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assig
     keep(w, &w->counts, MAX_COUNTED, EARLY_COUNT_ROWS, &r, assignment_id);
 }
 
-void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int64_t bytes,
-                                   int64_t total)
+void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int delta,
+                                   int64_t bytes, int64_t total)
 {
-    if (state < 0 || state >= (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]) || bytes < 0 ||
-        total < 0)
+    if (state < 0 || state >= (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]) || delta < -1 ||
+        delta >= (int)(sizeof ota__progress_deltas / sizeof ota__progress_deltas[0]) || bytes < 0 || total < 0)
         return;
-    ota_deferred_row_t r = {
-        .kind = OTA_DEFERRED_ASSIGNMENT,
-        .progress = {.state = (uint8_t)(state + 1), .bytes = bytes, .total = total, .at_ms = monotonic_ms()}};
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT,
+                            .progress = {.state = (uint8_t)(state + 1),
+                                         .delta = (uint8_t)(delta + 1),
+                                         .bytes = bytes,
+                                         .total = total,
+                                         .at_ms = monotonic_ms()}};
     keep(w, &w->counts, MAX_COUNTED, EARLY_COUNT_ROWS, &r, assignment_id);
 }
 
@@ -439,6 +460,22 @@ void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assign
     }
     ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .signature = strdup(signature)};
     if (r.signature == NULL)
+        h2o_fatal("out of memory");
+    keep(w, &w->counting, MAX_KEPT, EARLY_WRITE_ROWS, &r, assignment_id);
+}
+
+void ota__deferred_writes_delta_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature,
+                                          const char *delta_sha256)
+{
+    if (strlen(signature) != OTA_MANIFEST_SIGNATURE_B64_LEN || strlen(delta_sha256) != OTA_MANIFEST_SHA256_HEX_LEN) {
+        ota_log_error("not a signature and a SHA-256: %s %s", signature, delta_sha256);
+        return;
+    }
+    char both[OTA_MANIFEST_SIGNATURE_B64_LEN + OTA_MANIFEST_SHA256_HEX_LEN + 1];
+    memcpy(both, signature, OTA_MANIFEST_SIGNATURE_B64_LEN);
+    memcpy(both + OTA_MANIFEST_SIGNATURE_B64_LEN, delta_sha256, OTA_MANIFEST_SHA256_HEX_LEN + 1);
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .delta_signature = strdup(both)};
+    if (r.delta_signature == NULL)
         h2o_fatal("out of memory");
     keep(w, &w->counting, MAX_KEPT, EARLY_WRITE_ROWS, &r, assignment_id);
 }

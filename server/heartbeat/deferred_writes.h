@@ -57,14 +57,22 @@ void ota__deferred_writes_redelivery(ota_deferred_writes_t *w, const char *assig
 
 /**
  * Keeps the download progress the device of `assignment_id` reported: `state`, an index in
- * ota__progress_states (downloading, verifying, installing), `bytes` of `total`. Written with the re-delivery
- * counts; of several reports within an interval the last stands.
+ * ota__progress_states (downloading, verifying, installing), `bytes` of `total`, and `delta`, an index in
+ * ota__progress_deltas (used, failed) or -1 for a full download. Written with the re-delivery counts; of several
+ * reports within an interval the last stands.
  */
-void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int64_t bytes,
-                                   int64_t total);
+void ota__deferred_writes_progress(ota_deferred_writes_t *w, const char *assignment_id, int state, int delta,
+                                   int64_t bytes, int64_t total);
 
 /** Keeps `signature` (base64, OTA_MANIFEST_SIGNATURE_B64_LEN characters), made for `assignment_id`, to be stored. */
 void ota__deferred_writes_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature);
+
+/**
+ * Keeps `signature` (base64), made for `assignment_id`'s manifest with the delta whose SHA-256 is `delta_sha256`,
+ * to be stored beside the signature of its manifest without one.
+ */
+void ota__deferred_writes_delta_signature(ota_deferred_writes_t *w, const char *assignment_id, const char *signature,
+                                          const char *delta_sha256);
 
 /**
  * The PACE_MS (10 ms) periods from one chunk's sending to the next one's in

@@ -33,11 +33,13 @@
 #include "ota/semver.h"
 #include "ota/text.h"
 #include "core/secret.h"
+#include "releases/delta_builder.h"
 #include "core/utc_time.h"
 
 /* A download progress report (ota.state downloading, verifying or installing, with bytes and total). */
 typedef struct progress {
     int state; /* an index in ota__progress_states, or -1: none reported */
+    int delta; /* an index in ota__progress_deltas, or -1: a full download */
     int64_t bytes, total;
     char assignment_id[OTA_UUID_LEN + 1];
 } progress_t;
@@ -46,11 +48,13 @@ typedef struct heartbeat_state {
     char hash[OTA_SECRET_HASH_PG_LEN];
     ota_heartbeat_done_fn done;
     progress_t progress; /* kept with the assignment if it is the one the answer delivers */
+    char firmware_sha256[OTA_MANIFEST_SHA256_HEX_LEN + 1]; /* the image the device runs, "" when not reported */
 } heartbeat_state_t;
 
 static const char *const CONNECTIVITY[] = {"wifi", "cellular", NULL};
 static const char *const BATTERY_STATES[] = {"usb", "high", "normal", "low", "dead", NULL};
 static const char *const OTA_STATES[] = {"downloading", "verifying", "installing", "failed", NULL};
+static const char *const DELTA_WORDS[] = {"used", "failed", NULL};
 
 static bool one_of(const char *s, const char *const *allowed)
 {
@@ -63,11 +67,21 @@ static bool one_of(const char *s, const char *const *allowed)
 /* The reported values, as text parameters of ota_heartbeat() (NULL = not reported). */
 typedef struct report {
     ota_semver_t version;
-    const char *connectivity, *battery_state, *ota_assignment, *ota_state, *ota_error;
+    const char *connectivity, *battery_state, *ota_assignment, *ota_state, *ota_error, *ota_delta, *firmware_sha256;
     char recording[6], battery_percent[8], assignment_id[OTA_UUID_LEN + 1];
     bool has_recording, has_percent;
     json_int_t bytes, total; /* -1: not reported */
 } report_t;
+
+/* 64 lower-case hex digits: the form of every SHA-256 the server stores, so that equal images compare equal. */
+static bool is_sha256_hex(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    return n == OTA_MANIFEST_SHA256_HEX_LEN;
+}
 
 static void read_battery(ota_validate_t *v, report_t *r)
 {
@@ -96,6 +110,7 @@ static void read_ota(ota_validate_t *v, report_t *r)
     const char *id = ota__validate_string(&sub, "assignment_id", false);
     r->ota_state = ota__validate_string(&sub, "state", false);
     r->ota_error = ota__validate_string(&sub, "error", false);
+    r->ota_delta = ota__validate_string(&sub, "delta", false);
     r->bytes = r->total = -1;
     if (ota__validate_integer(&sub, "bytes", false, &n))
         r->bytes = n;
@@ -107,6 +122,8 @@ static void read_ota(ota_validate_t *v, report_t *r)
         r->ota_assignment = r->assignment_id;
     if (r->ota_state != NULL && !one_of(r->ota_state, OTA_STATES))
         ota__validate_fail(v, "ota.state", "must be downloading, verifying, installing or failed");
+    if (r->ota_delta != NULL && !one_of(r->ota_delta, DELTA_WORDS))
+        ota__validate_fail(v, "ota.delta", "must be used or failed");
     ota__validate_end_object(v, "ota", &sub);
 }
 
@@ -117,9 +134,12 @@ static bool read_report(ota_call_t *call, report_t *r)
     ota__validate_init(&v, call->body);
     const char *firmware = ota__validate_string(&v, "firmware_version", true);
     r->connectivity = ota__validate_string(&v, "connectivity", false);
+    r->firmware_sha256 = ota__validate_string(&v, "firmware_sha256", false);
     json_t *recording = call->body != NULL ? json_object_get(call->body, "recording") : NULL;
     if (firmware != NULL && ota_semver_parse(firmware, strlen(firmware), &r->version) != OTA_OK)
         ota__validate_fail(&v, "firmware_version", "must be a semantic version");
+    if (r->firmware_sha256 != NULL && !is_sha256_hex(r->firmware_sha256))
+        ota__validate_fail(&v, "firmware_sha256", "must be 64 lower-case hex digits");
     if (r->connectivity != NULL && !one_of(r->connectivity, CONNECTIVITY))
         ota__validate_fail(&v, "connectivity", "must be wifi or cellular");
     if (recording != NULL && !json_is_null(recording)) {
@@ -141,19 +161,28 @@ static bool read_report(ota_call_t *call, report_t *r)
  * signature is stored with this server's public key, in the next batch of
  * deferred_writes.h; re-deliveries reuse it. Another key's (a rotated key)
  * is replaced. The device verifies every manifest, so a bad stored
- * signature can stop a delivery but never pass one.
+ * signature can stop a delivery but never pass one. A manifest with a
+ * delta signs other bytes (the delta's fields too), so it has a signature
+ * of its own, stored the same way with the SHA-256 of the delta it covers:
+ * a device that comes to run another image gets another delta, and a new
+ * signature.
  */
 static ota_err_t sign_manifest(ota_call_t *call, const PGresult *res, ota_manifest_t *m)
 {
     const ota_signing_key_t *key = call->worker->signing_key;
-    const char *stored = PQgetvalue(res, 0, OTA_HB_COL_SIGNATURE);
-    if (strcmp(PQgetvalue(res, 0, OTA_HB_COL_SIGNATURE_KEY), key->public_base64) == 0 &&
+    int sig_col = m->has_delta ? OTA_HB_COL_DELTA_SIGNATURE : OTA_HB_COL_SIGNATURE;
+    int key_col = m->has_delta ? OTA_HB_COL_DELTA_SIGNATURE_KEY : OTA_HB_COL_SIGNATURE_KEY;
+    const char *stored = PQgetvalue(res, 0, sig_col);
+    if (strcmp(PQgetvalue(res, 0, key_col), key->public_base64) == 0 &&
         strlen(stored) == OTA_MANIFEST_SIGNATURE_B64_LEN) {
         memcpy(m->signature, stored, OTA_MANIFEST_SIGNATURE_B64_LEN + 1);
         return OTA_OK;
     }
     ota_err_t rc = ota_manifest_sign_with(m, call->worker->signer);
-    if (rc == OTA_OK)
+    if (rc == OTA_OK && m->has_delta)
+        ota__deferred_writes_delta_signature(call->worker->deferred_writes, m->assignment_id, m->signature,
+                                             m->delta.sha256);
+    else if (rc == OTA_OK)
         ota__deferred_writes_signature(call->worker->deferred_writes, m->assignment_id, m->signature);
     return rc;
 }
@@ -174,6 +203,25 @@ static bool copy_column(const PGresult *res, int col, char *field, size_t cap)
         return false;
     memcpy(field, PQgetvalue(res, 0, col), n + 1);
     return true;
+}
+
+/*
+ * The delta from the image the device runs (it said which in firmware_sha256), with its own presigned URL. The
+ * manifest with a delta has its own stored signature (sign_manifest), kept for the delta it was made with.
+ */
+static ota_err_t add_delta(ota_call_t *call, const PGresult *res, time_t now, ota_manifest_t *m)
+{
+    const ota_config_t *cfg = call->worker->cfg;
+    const heartbeat_state_t *st = call->state;
+    m->has_delta = true;
+    memcpy(m->delta.from_sha256, st->firmware_sha256, sizeof m->delta.from_sha256);
+    if (!copy_column(res, OTA_HB_COL_DELTA_SHA256, m->delta.sha256, sizeof m->delta.sha256))
+        return OTA_ERR_INVALID;
+    m->delta.size = strtoull(PQgetvalue(res, 0, OTA_HB_COL_DELTA_SIZE), NULL, 10);
+    memcpy(m->delta.url_expires_at, m->url_expires_at, sizeof m->delta.url_expires_at);
+    return ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
+                                  PQgetvalue(res, 0, OTA_HB_COL_DELTA_KEY), now, cfg->url_ttl, m->delta.url,
+                                  sizeof m->delta.url);
 }
 
 /* The JSON text of a delivery's manifest (a fresh presigned URL, signed fields) into `json`. */
@@ -202,6 +250,8 @@ static ota_err_t manifest_json(ota_call_t *call, const PGresult *res, char json[
     ota_err_t rc =
         ota__presign_cache_get(call->worker->presign_cache, presign_get, call->worker->storage,
                                PQgetvalue(res, 0, OTA_HB_COL_OBJECT_KEY), now, cfg->url_ttl, m.url, sizeof m.url);
+    if (rc == OTA_OK && !PQgetisnull(res, 0, OTA_HB_COL_DELTA_KEY))
+        rc = add_delta(call, res, now, &m);
     if (rc == OTA_OK)
         rc = sign_manifest(call, res, &m);
     if (rc == OTA_OK)
@@ -279,7 +329,8 @@ static void keep_progress(ota_call_t *call, const char *delivered)
 {
     const progress_t *p = &((heartbeat_state_t *)call->state)->progress;
     if (p->state >= 0 && strcmp(p->assignment_id, delivered) == 0)
-        ota__deferred_writes_progress(call->worker->deferred_writes, p->assignment_id, p->state, p->bytes, p->total);
+        ota__deferred_writes_progress(call->worker->deferred_writes, p->assignment_id, p->state, p->delta, p->bytes,
+                                      p->total);
 }
 
 /* Notes in `p` the progress `r` reports, if it reports one (state other than failed, with bytes and total). */
@@ -291,6 +342,11 @@ static void note_progress(const report_t *r, progress_t *p)
     for (int i = 0; i < (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]); i++)
         if (strcmp(r->ota_state, ota__progress_states[i]) == 0)
             p->state = i;
+    p->delta = -1;
+    for (int i = 0; r->ota_delta != NULL && i < (int)(sizeof ota__progress_deltas / sizeof ota__progress_deltas[0]);
+         i++)
+        if (strcmp(r->ota_delta, ota__progress_deltas[i]) == 0)
+            p->delta = i;
     p->bytes = r->bytes;
     p->total = r->total;
     memcpy(p->assignment_id, r->ota_assignment, OTA_UUID_LEN + 1);
@@ -315,6 +371,11 @@ static void on_heartbeat(ota_call_t *call, const PGresult *res)
         ota__deferred_writes_redelivery(call->worker->deferred_writes, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
     if (deliver)
         keep_progress(call, PQgetvalue(res, 0, OTA_HB_COL_ASSIGNMENT_ID));
+    if (deliver && !PQgetisnull(res, 0, OTA_HB_COL_DELTA_NEED_FROM))
+        ota__delta_request(call->worker, PQgetvalue(res, 0, OTA_HB_COL_RELEASE_ID),
+                           PQgetvalue(res, 0, OTA_HB_COL_DELTA_NEED_FROM));
+    if (deliver && !PQgetisnull(res, 0, OTA_HB_COL_DELTA_KEY))
+        ota__metrics_delta_offered();
     if (PQgetvalue(res, 0, OTA_HB_COL_PRESENCE_DUE)[0] == 't')
         ota__deferred_writes_presence(call->worker->deferred_writes, call->params[0]);
     ota__metrics_heartbeat(false, deliver, deferred);
@@ -359,6 +420,8 @@ void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn d
     if (!read_report(call, &r))
         return;
     note_progress(&r, &st->progress);
+    if (r.firmware_sha256 != NULL)
+        memcpy(st->firmware_sha256, r.firmware_sha256, sizeof st->firmware_sha256);
 
     const ota_config_t *cfg = call->worker->cfg;
     const char *params[] = {call->params[0],
@@ -376,6 +439,7 @@ void ota__heartbeat_record(ota_call_t *call, bool relay, ota_heartbeat_done_fn d
                             cfg->heartbeat_interval_text,
                             cfg->apply_timeout_text,
                             cfg->presence_interval_text,
-                            cfg->verify_window_text};
+                            cfg->verify_window_text,
+                            r.firmware_sha256};
     ota__call_query(call, OTA_STMT_HEARTBEAT, params, on_row);
 }

@@ -57,6 +57,27 @@ static void test_merge(void **state)
     ota__deferred_table_free(&t);
 }
 
+/* The two signatures of an assignment (without and with a delta) are kept apart, the newer of each standing. */
+static void test_delta_signature_merge(void **state)
+{
+    (void)state;
+    ota_deferred_table_t t = {0};
+    ota_deferred_row_t r = {.kind = OTA_DEFERRED_ASSIGNMENT, .delta_signature = strdup("delta-first")};
+    make_id(r.id, 1);
+    ota__deferred_table_put(&t, &r);
+    assert_null(r.delta_signature);
+    put(&t, OTA_DEFERRED_ASSIGNMENT, 1, 0, 1, "plain");
+    r.delta_signature = strdup("delta-second");
+    ota__deferred_table_put(&t, &r);
+    r.delta_signature = NULL;
+    ota__deferred_table_put(&t, &r); /* a row without one leaves it */
+    const ota_deferred_row_t *a = get(&t, OTA_DEFERRED_ASSIGNMENT, 1);
+    assert_non_null(a);
+    assert_string_equal(a->signature, "plain");
+    assert_string_equal(a->delta_signature, "delta-second");
+    ota__deferred_table_free(&t); /* ASan: both freed, once */
+}
+
 /* A row's progress: the latest report stands; a row without one (a re-delivery) leaves it as it is. */
 static void test_progress_merge(void **state)
 {
@@ -150,8 +171,9 @@ static void test_move_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge), cmocka_unit_test(test_progress_merge), cmocka_unit_test(test_kinds_apart),
-        cmocka_unit_test(test_grow),  cmocka_unit_test(test_move_back),
+        cmocka_unit_test(test_merge),          cmocka_unit_test(test_delta_signature_merge),
+        cmocka_unit_test(test_progress_merge), cmocka_unit_test(test_kinds_apart),
+        cmocka_unit_test(test_grow),           cmocka_unit_test(test_move_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
