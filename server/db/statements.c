@@ -8,9 +8,9 @@
 #define ASSIGNMENT_JSON(a)                                                                                             \
     "json_build_object('id', " a ".id, 'device_id', " a ".device_id, 'release_id', " a ".release_id, 'version', " a    \
     ".version, 'status', " a ".status, 'created_at', ota_ts(" a ".created_at), 'delivered_at', ota_ts(" a              \
-    ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a              \
-    ".deliveries, 'rollout_id', " a ".rollout_id, 'progress', CASE WHEN " a ".progress_at IS NOT NULL THEN "      \
-    "json_build_object('state', " a ".progress_state, 'bytes', " a ".progress_bytes, 'total', " a                    \
+    ".delivered_at), 'finished_at', ota_ts(" a ".finished_at), 'reason', " a ".reason, 'deliveries', " a               \
+    ".deliveries, 'rollout_id', " a ".rollout_id, 'progress', CASE WHEN " a ".progress_at IS NOT NULL THEN "           \
+    "json_build_object('state', " a ".progress_state, 'bytes', " a ".progress_bytes, 'total', " a                      \
     ".progress_total, 'at', ota_ts(" a ".progress_at), 'delta', " a ".progress_delta) END)"
 
 #define ACTIVE_ASSIGNMENT_OF(device)                                                                                   \

@@ -149,10 +149,10 @@ enum {
     OTA_HB_COL_SIGNATURE_KEY, /**< base64 public key that made it, or NULL */
     OTA_HB_COL_COUNTED,       /**< 't' when this delivery is counted already (the first); else the caller counts it */
     OTA_HB_COL_PRESENCE_DUE,  /**< 't' when nothing was written and last_seen_at is older than the presence interval */
-    OTA_HB_COL_DELTA_KEY,     /**< the object key of a ready delta from the image the device runs, or NULL */
-    OTA_HB_COL_DELTA_SIZE,    /**< its size */
-    OTA_HB_COL_DELTA_SHA256,  /**< its SHA-256 */
-    OTA_HB_COL_DELTA_NEED_FROM, /**< a release whose delta to this one nobody asked for yet, or NULL */
+    OTA_HB_COL_DELTA_KEY,           /**< the object key of a ready delta from the image the device runs, or NULL */
+    OTA_HB_COL_DELTA_SIZE,          /**< its size */
+    OTA_HB_COL_DELTA_SHA256,        /**< its SHA-256 */
+    OTA_HB_COL_DELTA_NEED_FROM,     /**< a release whose delta to this one nobody asked for yet, or NULL */
     OTA_HB_COL_DELTA_SIGNATURE,     /**< the stored signature of the manifest with that delta, or NULL */
     OTA_HB_COL_DELTA_SIGNATURE_KEY, /**< base64 public key that made it, or NULL */
 };
