@@ -13,11 +13,19 @@
 
 #include "http/call.h"
 #include "http/range.h"
+#include "http/respond.h"
 #include "core/log.h"
 #include "storage/fs.h"
 #include "http/worker.h"
 
 /* An S3-style error document. */
+/* The access log line of a blob request (route "blobs"), at its answer's start: what a device downloaded. */
+static void log_blob(h2o_req_t *req)
+{
+    if (ota__worker_of(req)->cfg->access_log)
+        ota__access_log(req, "blobs", "-", req->res.status);
+}
+
 static void send_xml_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *message)
 {
     char body[512];
@@ -29,6 +37,7 @@ static void send_xml_error(h2o_req_t *req, int status, const char *reason, const
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = (size_t)n;
+    log_blob(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/xml"));
     h2o_send_inline(req, copy, (size_t)n);
 }
@@ -209,6 +218,7 @@ static void send_file(h2o_req_t *req, const char *path, bool head_only)
         snprintf(header, sizeof header, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
         add_header(req, H2O_TOKEN_CONTENT_RANGE, header);
     }
+    log_blob(req);
     if (head_only || length == 0) {
         close(fd);
         h2o_send_inline(req, NULL, 0);
@@ -263,6 +273,7 @@ static void put_done(ota_job_t *job)
             req->res.status = 200;
             req->res.reason = "OK";
             req->res.content_length = 0;
+            log_blob(req);
             h2o_send_inline(req, NULL, 0);
         } else {
             send_xml_error(req, 500, "Internal Server Error", "InternalError", "The object could not be stored.");

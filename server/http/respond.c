@@ -29,23 +29,40 @@ static void send_bytes(h2o_req_t *req, int status, const char *reason, const cha
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "OK";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "OK";
     }
 }
 
@@ -67,8 +84,9 @@ static double seconds_since(const h2o_req_t *req)
            (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
 }
 
-static void access_log(h2o_req_t *req, const char *route, const char *request_id, int status, double seconds)
+void ota__access_log(h2o_req_t *req, const char *route, const char *request_id, int status)
 {
+    double seconds = seconds_since(req);
     char status_text[8], ms[24];
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len; /* no query: it may hold cursors */
     char path[256];
@@ -77,8 +95,8 @@ static void access_log(h2o_req_t *req, const char *route, const char *request_id
     snprintf(path, sizeof path, "%.*s", (int)(path_len < 255 ? path_len : 255), req->path.base);
     char method[16];
     snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
-    const char *kv[] = {"request_id", request_id, "method", method, "path", path, "route", route,
-                        "status", status_text, "ms", ms, NULL};
+    const char *kv[] = {"request_id", request_id, "method",    method, "path", path, "route",
+                        route,        "status",   status_text, "ms",   ms,     NULL};
     ota__log_kv(status >= 500 ? OTA_LOG_ERROR : OTA_LOG_INFO, "request", kv);
 }
 
@@ -93,8 +111,7 @@ static h2o_req_t *finish(ota_call_t *call, int status)
         double seconds = seconds_since(req);
         ota__metrics_request(call->match.route != NULL ? call->match.index : OTA_METRICS_NO_ROUTE, status, seconds);
         if (call->worker->cfg->access_log)
-            access_log(req, call->match.route != NULL ? call->match.route->name : "-", call->request_id, status,
-                       seconds);
+            ota__access_log(req, call->match.route != NULL ? call->match.route->name : "-", call->request_id, status);
         h2o_iovec_t id = h2o_strdup(&req->pool, call->request_id, SIZE_MAX);
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
     }
@@ -216,8 +233,8 @@ void ota__respond_db_error(ota_call_t *call, const PGresult *res)
                            "already exists (%s)", constraint_of(res));
         break;
     case OTA_SQLSTATE_INVALID: /* the request named something invalid */
-        ota__respond_error(call, 422, "validation_failed", json_pack("{s:s}", "constraint", constraint_of(res)),
-                           "%s", primary);
+        ota__respond_error(call, 422, "validation_failed", json_pack("{s:s}", "constraint", constraint_of(res)), "%s",
+                           primary);
         break;
     case OTA_SQLSTATE_TRANSIENT:
         ota_log_warn("request %s: transient database error %s: %s", call->request_id, state, primary);
@@ -240,8 +257,8 @@ void ota__respond_page(ota_call_t *call, const PGresult *res, int ts_col, int id
         h2o_fatal("out of memory");
     for (int row = 0; row < rows && row < limit; row++)
         json_array_append_new(items, row_json(res, row));
-    if (rows > limit && ota__cursor_encode(PQgetvalue(res, limit - 1, ts_col), PQgetvalue(res, limit - 1, id_col),
-                                           cursor))
+    if (rows > limit &&
+        ota__cursor_encode(PQgetvalue(res, limit - 1, ts_col), PQgetvalue(res, limit - 1, id_col), cursor))
         next = json_string(cursor);
     ota__respond_json(call, 200, json_pack("{s:o, s:o}", "items", items, "next", next));
 }

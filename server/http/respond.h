@@ -15,6 +15,13 @@
  * client has gone) and frees the call, which must not be used afterwards.
  */
 
+/**
+ * Writes the access log line of `req` (OTA_ACCESS_LOG): `route` and `request_id` as the log names them, the answer's
+ * `status` and the time since the request began. For answers made without a call (the fs blob server); calls log
+ * themselves.
+ */
+void ota__access_log(h2o_req_t *req, const char *route, const char *request_id, int status);
+
 /** Sends `status` with `body` as JSON. Steals the reference to `body`. */
 void ota__respond_json(ota_call_t *call, int status, json_t *body);
 

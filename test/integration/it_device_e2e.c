@@ -39,6 +39,7 @@
 
 #include "checks.h"
 #include "ota/crc32.h"
+#include "ota/manifest.h"
 #include "proxy.h"
 
 #ifndef OTA_DEVICE_BIN
@@ -236,11 +237,12 @@ typedef struct image {
     char version[32];
 } image_t;
 
-/* POSTs a JSON release of `len` random bytes (base64 blob) for `model`: 201. */
-static void make_release(h_server_t *srv, const char *model, const char *version, size_t len, image_t *img)
+/* POSTs a JSON release of the `len` bytes at `data` (base64 blob; `img` takes them) for `model`: 201. */
+static void make_release_of(h_server_t *srv, const char *model, const char *version, unsigned char *data, size_t len,
+                            image_t *img)
 {
     memset(img, 0, sizeof *img);
-    img->data = random_bytes(len);
+    img->data = data;
     img->len = len;
     snprintf(img->version, sizeof img->version, "%s", version);
     char *b64 = malloc(4 * ((len + 2) / 3) + 1);
@@ -256,6 +258,12 @@ static void make_release(h_server_t *srv, const char *model, const char *version
     CHECK(json_integer_value(json_object_get(bin, "crc32")) == (json_int_t)ota_crc32_update(0, img->data, len),
           "the server's crc32 differs: %s", BODY(&r));
     h_resp_free(&r);
+}
+
+/* POSTs a JSON release of `len` random bytes for `model`: 201. */
+static void make_release(h_server_t *srv, const char *model, const char *version, size_t len, image_t *img)
+{
+    make_release_of(srv, model, version, random_bytes(len), len, img);
 }
 
 static void image_free(image_t *img)
@@ -1051,6 +1059,325 @@ static void test_rollout_across_devices(void **state)
     image_free(&img);
 }
 
+/* ---- delta updates ---------------------------------------------------------------- */
+
+#define DELTA_IMAGE_LEN 300000
+#define DELTA_CHANGED 3000 /* bytes of the next build that differ from the one before, a third of the way in */
+
+/* A copy of `from` (over 3 * DELTA_CHANGED bytes) with DELTA_CHANGED bytes changed: the next build of a firmware. */
+static unsigned char *next_build(const image_t *from)
+{
+    CHECK(from->len > 3 * DELTA_CHANGED, "an image of %zu bytes is too small", from->len);
+    unsigned char *b = malloc(from->len);
+    CHECK(b != NULL, "out of memory");
+    memcpy(b, from->data, from->len);
+    unsigned char *noise = random_bytes(DELTA_CHANGED);
+    memcpy(b + from->len / 3, noise, DELTA_CHANGED);
+    free(noise);
+    return b;
+}
+
+/* Waits (at most 20 s) until GET /v1/releases/{to}/deltas shows the delta from `from` ready; its size. */
+static long long wait_delta_ready(const image_t *to, const image_t *from)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/v1/releases/%s/deltas", to->release_id);
+    for (int i = 0; i < 200; i++) {
+        h_resp_t r = {0};
+        h_request(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, &r);
+        EXPECT_STATUS(&r, 200);
+        size_t k;
+        json_t *item;
+        json_array_foreach(json_object_get(r.json, "items"), k, item)
+        {
+            if (!h_streq(h_jstr(item, "from_release_id"), from->release_id))
+                continue;
+            const char *status = h_jstr(item, "status");
+            CHECK(h_streq(status, "ready") || h_streq(status, "building"), "the delta is %s: %s", status, BODY(&r));
+            if (h_streq(status, "ready")) {
+                long long size = (long long)json_integer_value(json_object_get(item, "size"));
+                h_resp_free(&r);
+                return size;
+            }
+        }
+        h_resp_free(&r);
+        h_sleep_ms(100);
+    }
+    CHECK(false, "the delta from %s to %s is not ready after 20 s", from->version, to->version);
+    return -1;
+}
+
+/* A device registered on 1.0.0 that then installed `a` from the server (a full download): it runs a known image. */
+static void device_running(const char *model, const image_t *a, device_t *d)
+{
+    char id[40];
+    run_t r;
+    register_device(&h_g_srv, model, "1.0.0", d);
+    assign(&h_g_srv, d, a, id, sizeof id);
+    const char *args[] = {"--state", d->dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "delta"), "none"),
+              "want %s applied from the full image (the factory image has no SHA-256 to make a delta from)",
+              a->version);
+    run_free(&r);
+}
+
+/* Where the downloads are logged: the server's own log (fs: it serves the blobs) or s3rver's. */
+static const char *download_log(void)
+{
+#ifdef OTA_IT_S3
+    return g_s3.log_path;
+#else
+    return h_g_srv.log_path;
+#endif
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* What was appended to the file at `path` since it had `from` bytes (malloc'ed). */
+static char *appended(const char *path, long from)
+{
+    size_t len = 0;
+    char *all = read_file(path, &len);
+    CHECK(all != NULL, "cannot read %s", path);
+    size_t start = from > 0 && (size_t)from <= len ? (size_t)from : 0;
+    memmove(all, all + start, len - start + 1);
+    return all;
+}
+
+/* The value of the counter `name` in GET /metrics (0 when it is not there). */
+static long long metric(const char *name)
+{
+    h_resp_t r = {0};
+    h_request(&h_g_srv, "GET", "/metrics", NULL, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    const char *at = strstr(r.body, name);
+    long long n = 0;
+    while (at != NULL && (at == r.body || at[-1] != '\n'))
+        at = strstr(at + 1, name);
+    if (at != NULL)
+        n = atoll(at + strlen(name) + 1);
+    h_resp_free(&r);
+    return n;
+}
+
+/* A small change between two builds: the device downloads the delta, not the image, and installs the new build. */
+static void test_delta_update(void **state)
+{
+    (void)state;
+    char model[32], id[40], object[160];
+    device_t d;
+    image_t a, b;
+    run_t r;
+    h_make_model(model, sizeof model, "Delta");
+    make_release(&h_g_srv, model, "1.1.0", DELTA_IMAGE_LEN, &a);
+    device_running(model, &a, &d);
+    make_release_of(&h_g_srv, model, "1.2.0", next_build(&a), a.len, &b);
+    long long delta_size = wait_delta_ready(&b, &a);
+    CHECK(delta_size > 0 && delta_size < (long long)b.len / 10, "a delta of %lld bytes for %d changed bytes",
+          delta_size, DELTA_CHANGED);
+
+    long long offers = metric("ota_delta_offers_total");
+    long log_at = file_size(download_log());
+    assign(&h_g_srv, &d, &b, id, sizeof id);
+    const char *args[] = {"--state", d.dir, "run", "--once", NULL};
+    run_device(&r, args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "delta"), "used"),
+              "want 1.2.0 applied from the delta");
+    char line[96];
+    snprintf(line, sizeof line, "delta: downloaded, %lld bytes", delta_size);
+    CHECK_RUN(&r, strstr(r.err, line) != NULL, "no \"%s\" line", line);
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_state(&d, "1.2.0", "a");
+    expect_slot(&d, "a", &b);
+    expect_slot(&d, "b", &a);
+    expect_no_download(&d);
+    CHECK(metric("ota_delta_offers_total") > offers, "the server counted no manifest with a delta");
+
+    /* What was downloaded, as the server (fs) or the S3 server logged it: the delta object, not the image. */
+    char *log = appended(download_log(), log_at);
+    snprintf(object, sizeof object, "releases/%s/delta-%s", b.release_id, a.release_id);
+    CHECK(strstr(log, object) != NULL, "the delta object %s was not fetched:\n%s", object, log);
+    snprintf(object, sizeof object, "releases/%s/bin", b.release_id);
+    CHECK(strstr(log, object) == NULL, "the full image %s was fetched too:\n%s", object, log);
+    free(log);
+    image_free(&a);
+    image_free(&b);
+}
+
+/*
+ * Every way a delta can fail ends with the new build installed from the full image, never a bad slot: the delta
+ * corrupted on the way (--corrupt strikes the delta), a running slot that is no longer the image the delta was made
+ * from; and a delta download cut short resumes with Range, as an image's does.
+ */
+static void test_delta_failures_fall_back(void **state)
+{
+    (void)state;
+    char model[32], id[40], path[400];
+    device_t corrupt, lost, cut;
+    image_t a, b;
+    run_t r;
+    h_make_model(model, sizeof model, "DeltaFail");
+    make_release(&h_g_srv, model, "2.0.0", DELTA_IMAGE_LEN, &a);
+    device_running(model, &a, &corrupt);
+    device_running(model, &a, &lost);
+    device_running(model, &a, &cut);
+    make_release_of(&h_g_srv, model, "2.0.1", next_build(&a), a.len, &b);
+    long long delta_size = wait_delta_ready(&b, &a);
+
+    assign(&h_g_srv, &corrupt, &b, id, sizeof id);
+    const char *corrupt_args[] = {"--state", corrupt.dir, "run", "--once", "--corrupt", NULL};
+    run_device(&r, corrupt_args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "delta"), "failed"),
+              "--corrupt on the delta: want applied from the full image");
+    CHECK_RUN(&r, strstr(r.err, "downloading the full image instead") != NULL, "no fallback line");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 2);
+    expect_slot(&corrupt, "a", &b);
+
+    /* The running slot's bytes changed behind the device's back: state.json still names the old image. */
+    snprintf(path, sizeof path, "%s/slot-b.bin", lost.dir);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL, "cannot open %s", path);
+    fputs("not the image any more", f);
+    fclose(f);
+    assign(&h_g_srv, &lost, &b, id, sizeof id);
+    const char *lost_args[] = {"--state", lost.dir, "run", "--once", NULL};
+    run_device(&r, lost_args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "delta"), "failed"),
+              "a changed base: want applied from the full image");
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 2);
+    expect_slot(&lost, "a", &b);
+
+    assign(&h_g_srv, &cut, &b, id, sizeof id);
+    char cut_at[24];
+    snprintf(cut_at, sizeof cut_at, "%lld", delta_size / 2);
+    const char *cut_args[] = {"--state", cut.dir, "run", "--once", "--cut-after", cut_at, NULL};
+    run_device(&r, cut_args);
+    CHECK_RUN(&r, r.status == 0 && h_streq(rj_str(&r, "outcome"), "applied") && h_streq(rj_str(&r, "delta"), "used"),
+              "a cut delta download: want applied from the delta");
+    char line[96];
+    snprintf(line, sizeof line, "resuming at byte %s (HTTP 206)", cut_at);
+    CHECK_RUN(&r, strstr(r.err, line) != NULL, "no Range resume of the delta from byte %s", cut_at);
+    run_free(&r);
+    expect_assignment(id, "applied", NULL, 1, 1);
+    expect_slot(&cut, "a", &b);
+    expect_slot(&cut, "b", &a);
+    image_free(&a);
+    image_free(&b);
+}
+
+/* The SHA-256 of `img` in lower-case hex. */
+static void image_sha256(const image_t *img, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    CHECK(EVP_Digest(img->data, img->len, md, &n, EVP_sha256(), NULL) == 1, "EVP_Digest");
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+/* A heartbeat of `dev` that says it runs `version` with the image `sha256` (NULL: not said); the answer's "ota". */
+static json_t *beat_with_sha(const h_device_t *dev, const char *version, const char *sha256, h_resp_t *r)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", dev->id);
+    if (sha256 != NULL)
+        h_json(&h_g_srv, "POST", path, dev->token, r, "{s:s, s:s}", "firmware_version", version, "firmware_sha256",
+               sha256);
+    else
+        h_json(&h_g_srv, "POST", path, dev->token, r, "{s:s}", "firmware_version", version);
+    EXPECT_STATUS(r, 200);
+    json_t *ota = json_object_get(r->json, "ota");
+    CHECK(json_is_object(ota), "no manifest: %s", BODY(r));
+    return ota;
+}
+
+/*
+ * The server builds a delta on first need: a device runs a release older than the three that release creation makes
+ * deltas from. Its first delivery goes without one and asks for it; once built, a later delivery carries it, signed
+ * (the stored signature is the one of the manifest with it). A SHA-256 that no release has gets no delta and asks for
+ * none; a malformed one is 422.
+ */
+static void test_delta_on_first_need(void **state)
+{
+    (void)state;
+    char model[32], sha[65], path[200];
+    image_t old, mid[3], next;
+    h_device_t dev;
+    h_resp_t r = {0};
+    h_make_model(model, sizeof model, "DeltaNeed");
+    make_release(&h_g_srv, model, "3.0.0", 100000, &old);
+    static const char *const versions[] = {"3.1.0", "3.2.0", "3.3.0"};
+    for (int i = 0; i < 3; i++)
+        make_release(&h_g_srv, model, versions[i], 1000, &mid[i]);
+    make_release_of(&h_g_srv, model, "3.4.0", next_build(&old), old.len, &next);
+    h_make_device(model, "3.0.0", &dev);
+    image_sha256(&old, sha);
+    char assignment[40];
+    device_t d = {0};
+    snprintf(d.id, sizeof d.id, "%s", dev.id);
+    assign(&h_g_srv, &d, &next, assignment, sizeof assignment);
+
+    /* A malformed SHA-256 is refused; an unknown one gets the manifest without a delta, and nothing is built. */
+    snprintf(path, sizeof path, "/v1/devices/%s/heartbeat", dev.id);
+    h_json(&h_g_srv, "POST", path, dev.token, &r, "{s:s, s:s}", "firmware_version", "3.0.0", "firmware_sha256", "ABC");
+    EXPECT_ERROR(&r, 422, "validation_failed");
+    h_resp_free(&r);
+    char unknown[65];
+    memset(unknown, 'e', 64);
+    unknown[64] = '\0';
+    json_t *ota = beat_with_sha(&dev, "3.0.0", unknown, &r);
+    CHECK(json_object_get(ota, "delta") == NULL, "a delta for an unknown image: %s", BODY(&r));
+    h_resp_free(&r);
+
+    /* The image of 3.0.0: the first delivery asks, a later one carries the delta. */
+    snprintf(path, sizeof path, "/v1/releases/%s/deltas", next.release_id);
+    h_request(&h_g_srv, "GET", path, h_g_srv.admin_key, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    CHECK(json_array_size(json_object_get(r.json, "items")) == 3, "want the three newest older releases only: %s",
+          BODY(&r));
+    h_resp_free(&r);
+    ota = beat_with_sha(&dev, "3.0.0", sha, &r);
+    CHECK(json_object_get(ota, "delta") == NULL, "the first need already has a delta: %s", BODY(&r));
+    h_resp_free(&r);
+    long long size = wait_delta_ready(&next, &old);
+    ota = beat_with_sha(&dev, "3.0.0", sha, &r);
+    json_t *delta = json_object_get(ota, "delta");
+    CHECK(json_is_object(delta) && h_streq(h_jstr(delta, "from_sha256"), sha) &&
+              json_integer_value(json_object_get(delta, "size")) == size,
+          "want the delta from 3.0.0's image: %s", BODY(&r));
+    char *text = json_dumps(ota, JSON_COMPACT);
+    ota_manifest_t m;
+    CHECK(text != NULL && ota_manifest_decode(text, strlen(text), &m) == OTA_OK && m.has_delta,
+          "the manifest does not decode: %s", text);
+    free(text);
+    h_resp_free(&r);
+    h_request(&h_g_srv, "GET", "/v1/signing-key", NULL, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    unsigned char key[64];
+    int n = EVP_DecodeBlock(key, (const unsigned char *)h_jstr(r.json, "public_key"),
+                            (int)strlen(h_jstr(r.json, "public_key")));
+    CHECK(n >= 32, "the signing key: %s", BODY(&r));
+    h_resp_free(&r);
+    CHECK(ota_manifest_verify(&m, key) == OTA_OK, "the manifest with a delta does not verify");
+
+    /* Without firmware_sha256 the same delivery goes without the delta. */
+    ota = beat_with_sha(&dev, "3.0.0", NULL, &r);
+    CHECK(json_object_get(ota, "delta") == NULL, "a delta without firmware_sha256: %s", BODY(&r));
+    h_resp_free(&r);
+    image_free(&old);
+    image_free(&next);
+    for (int i = 0; i < 3; i++)
+        image_free(&mid[i]);
+}
+
 /*
  * A device of a rollout whose new image fails its first boot ends rolled_back, and that counts against the gate:
  * the rollout pauses, and the other device's undelivered assignment is taken back. (A rollback after the last
@@ -1330,6 +1657,9 @@ int main(void)
         cmocka_unit_test(test_expired_manifest_refused),
         cmocka_unit_test(test_unsigned_downgrade_refused),
         cmocka_unit_test(test_cut_download_resumes),
+        cmocka_unit_test(test_delta_update),
+        cmocka_unit_test(test_delta_failures_fall_back),
+        cmocka_unit_test(test_delta_on_first_need),
         cmocka_unit_test_teardown(test_expired_url_is_replaced, stop_other),
         cmocka_unit_test(test_recording_and_battery_defer),
         cmocka_unit_test(test_fail_boot_rolls_back),
