@@ -1,11 +1,12 @@
 -- wrk script: POST /v1/devices/{id}/heartbeat for the bench fleet made by scripts/bench.
 --
--- Arguments (after `--`): <ids file> <mode> <every> <wrk threads> [<firmware>]
+-- Arguments (after `--`): <ids file> <mode> <every> <wrk threads> [<firmware> [<firmware sha256>]]
 --   ids file  one device id a line, line i = device i (md5('bench' || i)::uuid, written by scripts/bench)
 --   mode      plain:   devices with i % every ~= 0 (no active assignment: no delivery)
 --             deliver: devices with i % every == 0 (an active assignment: each heartbeat delivers a manifest)
 --             <file>:  the devices whose numbers i the file lists, one a line (every is then ignored)
 --   firmware  the version each heartbeat reports (default 1.0.0, what the fleet runs; 1.1.0 applies an update)
+--   firmware sha256  the image each heartbeat says it runs (firmware_sha256; default: not said)
 -- Device i's token is 'otd_bench_' .. i. Each wrk thread loads the file once and cycles
 -- through its devices from its own starting point.
 
@@ -21,7 +22,11 @@ local list, ids, pos
 
 function init(args)
    local file, mode, every = args[1], args[2] or "plain", tonumber(args[3] or "10")
-   body = '{"firmware_version":"' .. (args[5] or "1.0.0") .. '"}'
+   body = '{"firmware_version":"' .. (args[5] or "1.0.0") .. '"'
+   if args[6] then
+      body = body .. ',"firmware_sha256":"' .. args[6] .. '"'
+   end
+   body = body .. '}'
    ids, list = {}, {}
    local i = 0
    for line in io.lines(file) do
