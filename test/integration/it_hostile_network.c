@@ -329,8 +329,9 @@ static void sha256_file(const char *path, char hex[65])
 /* The state directory holds only what docs/device.md lists. */
 static void expect_documented_files(const char *dir, int round)
 {
-    static const char *const DOCUMENTED[] = {"state.json", "slot-a.bin", "slot-b.bin", "download.part", "download.json",
-                                             "delta.part", "delta.json", "lock",       NULL};
+    static const char *const DOCUMENTED[] = {"state.json",    "slot-a.bin",    "slot-b.bin",
+                                             "download.part", "download.json", "delta.part",
+                                             "delta.json",    "lock",          NULL};
     DIR *d = opendir(dir);
     struct dirent *e;
     CHECK(d != NULL, "cannot list %s", dir);
