@@ -3,7 +3,8 @@
  * ota_manifest_decode. A manifest that decodes must validate, encode within
  * OTA_MANIFEST_JSON_MAX, decode back to the same struct, and have a canonical
  * form within OTA_MANIFEST_CANONICAL_MAX that jansson reads back as the eleven
- * signed members (device_id, not_after and downgrade among them).
+ * signed members (device_id, not_after and downgrade among them), and a
+ * twelfth, the delta's three signed members, when it has a delta.
  *
  * With memory to spare no input may come out OTA_ERR_NOMEM: the decoder
  * tells memory from a bad text by how jansson reports its failure, and no
@@ -54,6 +55,20 @@ static void check_integer_member(json_t *obj, const char *key, uint64_t value)
     check(json_is_integer(v) && (uint64_t)json_integer_value(v) == value);
 }
 
+/* The canonical form's "delta": absent without one; with one, exactly its three signed members. */
+static void check_delta(json_t *obj, const ota_manifest_t *m)
+{
+    json_t *delta = json_object_get(obj, "delta");
+    if (!m->has_delta) {
+        check(delta == NULL);
+        return;
+    }
+    check(json_is_object(delta) && json_object_size(delta) == 3);
+    check_string_member(delta, "from_sha256", m->delta.from_sha256);
+    check_string_member(delta, "sha256", m->delta.sha256);
+    check_integer_member(delta, "size", m->delta.size);
+}
+
 static void check_canonical(const ota_manifest_t *m)
 {
     char buf[OTA_MANIFEST_CANONICAL_MAX];
@@ -66,7 +81,8 @@ static void check_canonical(const ota_manifest_t *m)
     check(ota_manifest_canonical(m, buf, len, &need) == OTA_ERR_TOO_LARGE && need == len);
     check(ota_manifest_canonical(m, buf, sizeof buf, &len) == OTA_OK);
     obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-    check(obj != NULL && json_object_size(obj) == 11);
+    check(obj != NULL && json_object_size(obj) == (m->has_delta ? 12u : 11u));
+    check_delta(obj, m);
     check_string_member(obj, "artifact", m->artifact);
     check_string_member(obj, "assignment_id", m->assignment_id);
     check_integer_member(obj, "crc32", m->crc32);
