@@ -43,9 +43,9 @@
 /*
  * After this long a 'building' row may be claimed again: its builder is gone. Well above the longest build (a
  * 64 MiB pair takes ~20 s of one core, releases/delta_make.c) plus the time a build may wait behind others in
- * the one-thread pool.
+ * the one-thread pool. The heartbeat (migrations/functions/ota_heartbeat.sql) counts an older 'building' row as
+ * missing, and so asks for the pair again: keep the two equal.
  */
-/* The heartbeat (migrations/functions/ota_heartbeat.sql) counts an older building row as missing: keep both equal. */
 #define BUILD_TIME_LIMIT_S (30 * 60)
 /* A delta not smaller than this share of the new image is not worth offering: the full image is used instead. */
 #define WORTH_PERCENT 60
