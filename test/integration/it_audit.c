@@ -184,7 +184,10 @@ static void test_rollouts_and_keys(void **state)
     static const char *const ACTS[] = {"resume", "advance", "pause", "cancel"};
     h_make_model(model, sizeof model, "Audited rollouts");
     h_release_t rel;
+    h_device_t target;
     h_make_release(model, "2.0.0", 64, &rel);
+    /* A target that never heartbeats: a rollout of none would complete as soon as it runs, and could not pause. */
+    h_make_device(model, "1.0.0", &target);
     json_decref(h_create_rollout(rel.id, "\"name\": \"audited\", \"waves\": [50, 100], \"start\": false", rollout));
     json_t *details = expect_audited("rollout.create", "rollout", rollout);
     CHECK(h_streq(h_jstr(details, "name"), "audited") && h_streq(h_jstr(details, "release_id"), rel.id),
