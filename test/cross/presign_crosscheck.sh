@@ -67,8 +67,9 @@ ours_presign() {
         "$server" presign --method "$method" --key "$key" --time "$at" --expires "$expires"
 }
 
-passed=0
-failed=0
+# Every case's arguments, one a line, separated by U+001F (no key holds it), for botocore's batch mode: one
+# python process for all of them, as importing boto3 costs most of a second.
+cases=()
 expires=900
 for key in "${keys[@]}"; do
     for method in GET PUT; do
@@ -79,21 +80,33 @@ for key in "${keys[@]}"; do
                     --region "$region" --expires "$expires")
                 [ -n "$token" ] && args+=(--session-token "$token")
                 expires=$((expires == 900 ? 604800 : 900))
-                ours=$(ours_presign "${args[@]}" 2>&1)
-                ours_rc=$?
-                theirs=$("$python" "$peer" "${args[@]}" 2>&1)
-                theirs_rc=$?
-                if [ "$ours_rc" -eq 0 ] && [ "$theirs_rc" -eq 0 ] && [ "$ours" == "$theirs" ]; then
-                    passed=$((passed + 1))
-                else
-                    failed=$((failed + 1))
-                    echo "DIFFERENT: key='$key' method=$method style=$style token='${token}'"
-                    echo "  ota      ($ours_rc): $ours"
-                    echo "  botocore ($theirs_rc): $theirs"
-                fi
+                cases+=("$(IFS=$'\x1f' && echo "${args[*]}")")
             done
         done
     done
+done
+
+mapfile -t theirs_all < <(printf '%s\n' "${cases[@]}" | "$python" "$peer" --batch 2>&1)
+if [ "${#theirs_all[@]}" -ne "${#cases[@]}" ]; then
+    echo "FAIL: botocore answered ${#theirs_all[@]} lines for ${#cases[@]} cases: ${theirs_all[*]}"
+    exit 1
+fi
+
+passed=0
+failed=0
+for i in "${!cases[@]}"; do
+    IFS=$'\x1f' read -r -a args <<<"${cases[$i]}"
+    ours=$(ours_presign "${args[@]}" 2>&1)
+    ours_rc=$?
+    theirs=${theirs_all[$i]}
+    if [ "$ours_rc" -eq 0 ] && [ "${theirs#ERROR: }" == "$theirs" ] && [ "$ours" == "$theirs" ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "DIFFERENT: ${cases[$i]//$'\x1f'/ }"
+        echo "  ota      ($ours_rc): $ours"
+        echo "  botocore: $theirs"
+    fi
 done
 
 echo "presign_crosscheck: $passed passed, $failed failed"
