@@ -231,15 +231,20 @@ long h_download(const char *url, h_buf_t *out)
 
 /* ---- fixtures ----------------------------------------------------------------------------------- */
 
+void h_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    CHECK(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
+    hex_encode(md, n, out);
+}
+
 /* `len` random bytes with their CRC-32 and SHA-256 (hex), and their base64 (malloc'ed) into *b64. */
 static unsigned char *artifact_bytes(size_t len, uint32_t *crc32, char sha256[65], char **b64)
 {
     unsigned char *bytes = h_random_bytes(len);
     *crc32 = ota_crc32_update(0, bytes, len);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    CHECK(EVP_Digest(bytes, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
-    hex_encode(md, n, sha256);
+    h_sha256_hex(bytes, len, sha256);
     *b64 = malloc(4 * ((len + 2) / 3) + 1);
     CHECK(*b64 != NULL, "out of memory");
     EVP_EncodeBlock((unsigned char *)*b64, bytes, (int)len);
@@ -358,8 +363,7 @@ json_t *h_create_rollout(const char *release_id, const char *members, char id[40
 {
     char body[2048];
     h_resp_t r = {0};
-    snprintf(body, sizeof body, "{\"release_id\": \"%s\"%s%s}", release_id, members[0] != '\0' ? ", " : "",
-             members);
+    snprintf(body, sizeof body, "{\"release_id\": \"%s\"%s%s}", release_id, members[0] != '\0' ? ", " : "", members);
     h_request(&h_g_srv, "POST", "/v1/rollouts", h_g_srv.admin_key, body, &r);
     EXPECT_STATUS(&r, 201);
     CHECK(h_is_uuid(h_jstr(r.json, "id")), "rollout: %s", BODY(&r));
@@ -512,6 +516,16 @@ bool h_sql_holds(const char *expr)
     snprintf(sql, sizeof sql,
              "DO $$ BEGIN IF NOT coalesce((%s), false) THEN RAISE EXCEPTION 'does not hold'; END IF; END $$", expr);
     return h_pg_sql(&h_g_pg, sql) == 0;
+}
+
+long long h_metric(const char *series)
+{
+    h_resp_t r = {0};
+    h_request(&h_g_srv, "GET", "/metrics", NULL, NULL, &r);
+    EXPECT_STATUS(&r, 200);
+    long long v = h_metric_sample(r.body, series);
+    h_resp_free(&r);
+    return v;
 }
 
 long long h_metric_sample(const char *text, const char *series)

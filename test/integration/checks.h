@@ -148,6 +148,12 @@ json_int_t h_jint(json_t *obj, const char *key);
 /** The value of the /metrics sample line of `series` (name and labels exactly) in `text`, or -1 when absent. */
 long long h_metric_sample(const char *text, const char *series);
 
+/** h_metric_sample of `series` in h_g_srv's GET /metrics (which must answer 200). */
+long long h_metric(const char *series);
+
+/** The SHA-256 of `len` bytes at `data`, as 64 lower-case hex digits. */
+void h_sha256_hex(const void *data, size_t len, char out[65]);
+
 /** A downloaded body (malloc'ed `p`, NUL-terminated past `len`). */
 typedef struct h_buf {
     unsigned char *p;

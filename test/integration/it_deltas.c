@@ -48,15 +48,6 @@ static unsigned char *binary_slice(size_t offset, size_t len)
     return p;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    CHECK(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32, "SHA-256 failed");
-    for (unsigned int i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* POSTs a release of `model` / `version` with `bin` as its image; its id goes to `id`. */
 static void make_release(const char *model, const char *version, const unsigned char *bin, size_t len, char id[40])
 {
@@ -252,16 +243,6 @@ static void expect_patch(const unsigned char *from, size_t from_len, const unsig
     free(out);
 }
 
-static long long metric(const char *series)
-{
-    h_resp_t r = {0};
-    h_http(&h_g_srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    long long v = h_metric_sample(r.body, series);
-    h_resp_free(&r);
-    return v;
-}
-
 /* The environment of the program's servers: the backend's (S3), then `extra` (NULL-terminated). */
 static void server_env(const char **env, size_t cap, const char *const *extra)
 {
@@ -291,7 +272,7 @@ static void test_small_change_ready(void **state)
     unsigned char *a = binary_slice(0, IMAGE_LEN), *b = binary_slice(0, IMAGE_LEN);
     memcpy(b + IMAGE_LEN / 3, "a changed string, as a rebuild makes", 36);
     memset(b + 2 * IMAGE_LEN / 3, 0x90, 48);
-    long long ready_before = metric("ota_delta_builds_total{status=\"ready\"}");
+    long long ready_before = h_metric("ota_delta_builds_total{status=\"ready\"}");
     make_release(model, "1.0.0", a, IMAGE_LEN, a_id);
     make_release(model, "1.1.0", b, IMAGE_LEN, b_id);
 
@@ -307,12 +288,12 @@ static void test_small_change_ready(void **state)
     size_t delta_len = 0;
     CHECK(object_get(key, &delta, &delta_len), "no object at %s", key);
     char sum[65];
-    sha256_hex(delta, delta_len, sum);
+    h_sha256_hex(delta, delta_len, sum);
     CHECK((json_int_t)delta_len == size && h_streq(h_jstr(d, "sha256"), sum), "the stored delta is not the listed one");
     expect_patch(a, IMAGE_LEN, delta, delta_len, b, IMAGE_LEN);
     free(delta);
     json_decref(items);
-    CHECK(metric("ota_delta_builds_total{status=\"ready\"}") == ready_before + 1, "ready builds counted");
+    CHECK(h_metric("ota_delta_builds_total{status=\"ready\"}") == ready_before + 1, "ready builds counted");
 
     /* A has no older release: nothing into it. Any API key may look. */
     char viewer[128];
@@ -352,7 +333,7 @@ static void test_random_not_worth_it(void **state)
     CHECK(h_jint(d, "size") >= IMAGE_LEN * 6 / 10 && h_jstr(d, "sha256") != NULL, "%s", json_dumps(d, 0));
     snprintf(key, sizeof key, "releases/%s/delta-%s", c_id, a_id);
     CHECK(!object_exists(key), "a delta not worth it was stored");
-    CHECK(metric("ota_delta_builds_total{status=\"not_worth_it\"}") >= 1, "not_worth_it counted");
+    CHECK(h_metric("ota_delta_builds_total{status=\"not_worth_it\"}") >= 1, "not_worth_it counted");
     json_decref(items);
     free(a);
     free(c);
@@ -428,7 +409,7 @@ static void test_failed_stays_failed(void **state)
     char finished[64];
     snprintf(finished, sizeof finished, "%s", h_jstr(f, "finished_at"));
     json_decref(items);
-    CHECK(metric("ota_delta_builds_total{status=\"failed\"}") >= 1, "failed builds counted");
+    CHECK(h_metric("ota_delta_builds_total{status=\"failed\"}") >= 1, "failed builds counted");
 
     /* A's image back, an object nothing names, and a restart with a sweep every second. */
     object_put(a_key, a, IMAGE_LEN);

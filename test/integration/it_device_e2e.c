@@ -1149,22 +1149,6 @@ static char *appended(const char *path, long from)
     return all;
 }
 
-/* The value of the counter `name` in GET /metrics (0 when it is not there). */
-static long long metric(const char *name)
-{
-    h_resp_t r = {0};
-    h_request(&h_g_srv, "GET", "/metrics", NULL, NULL, &r);
-    EXPECT_STATUS(&r, 200);
-    const char *at = strstr(r.body, name);
-    long long n = 0;
-    while (at != NULL && (at == r.body || at[-1] != '\n'))
-        at = strstr(at + 1, name);
-    if (at != NULL)
-        n = atoll(at + strlen(name) + 1);
-    h_resp_free(&r);
-    return n;
-}
-
 /* A small change between two builds: the device downloads the delta, not the image, and installs the new build. */
 static void test_delta_update(void **state)
 {
@@ -1181,7 +1165,7 @@ static void test_delta_update(void **state)
     CHECK(delta_size > 0 && delta_size < (long long)b.len / 10, "a delta of %lld bytes for %d changed bytes",
           delta_size, DELTA_CHANGED);
 
-    long long offers = metric("ota_delta_offers_total");
+    long long offers = h_metric("ota_delta_offers_total");
     long log_at = file_size(download_log());
     assign(&h_g_srv, &d, &b, id, sizeof id);
     const char *args[] = {"--state", d.dir, "run", "--once", NULL};
@@ -1197,7 +1181,7 @@ static void test_delta_update(void **state)
     expect_slot(&d, "a", &b);
     expect_slot(&d, "b", &a);
     expect_no_download(&d);
-    CHECK(metric("ota_delta_offers_total") > offers, "the server counted no manifest with a delta");
+    CHECK(h_metric("ota_delta_offers_total") > offers, "the server counted no manifest with a delta");
 
     /* What was downloaded, as the server (fs) or the S3 server logged it: the delta object, not the image. */
     char *log = appended(download_log(), log_at);
@@ -1273,16 +1257,6 @@ static void test_delta_failures_fall_back(void **state)
     image_free(&b);
 }
 
-/* The SHA-256 of `img` in lower-case hex. */
-static void image_sha256(const image_t *img, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    CHECK(EVP_Digest(img->data, img->len, md, &n, EVP_sha256(), NULL) == 1, "EVP_Digest");
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-}
-
 /* A heartbeat of `dev` that says it runs `version` with the image `sha256` (NULL: not said); the answer's "ota". */
 static json_t *beat_with_sha(const h_device_t *dev, const char *version, const char *sha256, h_resp_t *r)
 {
@@ -1319,7 +1293,7 @@ static void test_delta_on_first_need(void **state)
         make_release(&h_g_srv, model, versions[i], 1000, &mid[i]);
     make_release_of(&h_g_srv, model, "3.4.0", next_build(&old), old.len, &next);
     h_make_device(model, "3.0.0", &dev);
-    image_sha256(&old, sha);
+    h_sha256_hex(old.data, old.len, sha);
     char assignment[40];
     device_t d = {0};
     snprintf(d.id, sizeof d.id, "%s", dev.id);
