@@ -25,8 +25,9 @@
  * as it needs (they are the files' page cache, not the process's own
  * memory). Measured with a sampler of mallinfo2() and /proc/self/status
  * during the call: for N = 2 MiB and for N = 64 MiB alike the heap peaked
- * 317 KiB over its level before, RssAnon rose by 120..150 KiB, RssFile by
- * 4.3 MiB and 128 MiB (2N).
+ * 317 KiB over its level before (only the pages written count), RssAnon rose
+ * by 35..150 KiB across runs (scripts/bench-deltas, BENCHMARKS.md), RssFile
+ * by 4.3 MiB and 128 MiB (2N).
  *
  * WINDOW_LOG_MAX caps the frame's window (refused beyond it as malformed):
  * the window costs no memory here, but it bounds how far back the frame may

@@ -54,7 +54,6 @@ typedef struct heartbeat_state {
 static const char *const CONNECTIVITY[] = {"wifi", "cellular", NULL};
 static const char *const BATTERY_STATES[] = {"usb", "high", "normal", "low", "dead", NULL};
 static const char *const OTA_STATES[] = {"downloading", "verifying", "installing", "failed", NULL};
-static const char *const DELTA_WORDS[] = {"used", "failed", NULL};
 
 static bool one_of(const char *s, const char *const *allowed)
 {
@@ -62,6 +61,17 @@ static bool one_of(const char *s, const char *const *allowed)
         if (strcmp(s, *allowed) == 0)
             return true;
     return false;
+}
+
+#define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The index of `s` among the `n` words of `words`, or -1. */
+static int index_of(const char *s, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, words[i]) == 0)
+            return (int)i;
+    return -1;
 }
 
 /* The reported values, as text parameters of ota_heartbeat() (NULL = not reported). */
@@ -122,7 +132,7 @@ static void read_ota(ota_validate_t *v, report_t *r)
         r->ota_assignment = r->assignment_id;
     if (r->ota_state != NULL && !one_of(r->ota_state, OTA_STATES))
         ota__validate_fail(v, "ota.state", "must be downloading, verifying, installing or failed");
-    if (r->ota_delta != NULL && !one_of(r->ota_delta, DELTA_WORDS))
+    if (r->ota_delta != NULL && index_of(r->ota_delta, ota__progress_deltas, ELEMS(ota__progress_deltas)) < 0)
         ota__validate_fail(v, "ota.delta", "must be used or failed");
     ota__validate_end_object(v, "ota", &sub);
 }
@@ -339,14 +349,8 @@ static void note_progress(const report_t *r, progress_t *p)
     p->state = -1;
     if (r->ota_assignment == NULL || r->ota_state == NULL || r->bytes < 0 || r->total < 0)
         return;
-    for (int i = 0; i < (int)(sizeof ota__progress_states / sizeof ota__progress_states[0]); i++)
-        if (strcmp(r->ota_state, ota__progress_states[i]) == 0)
-            p->state = i;
-    p->delta = -1;
-    for (int i = 0; r->ota_delta != NULL && i < (int)(sizeof ota__progress_deltas / sizeof ota__progress_deltas[0]);
-         i++)
-        if (strcmp(r->ota_delta, ota__progress_deltas[i]) == 0)
-            p->delta = i;
+    p->state = index_of(r->ota_state, ota__progress_states, ELEMS(ota__progress_states));
+    p->delta = r->ota_delta != NULL ? index_of(r->ota_delta, ota__progress_deltas, ELEMS(ota__progress_deltas)) : -1;
     p->bytes = r->bytes;
     p->total = r->total;
     memcpy(p->assignment_id, r->ota_assignment, OTA_UUID_LEN + 1);
