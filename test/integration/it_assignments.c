@@ -88,8 +88,10 @@ static void expect_manifest_of(const h_resp_t *r, const char *aid, const h_relea
     h_buf_t b;
     long status = h_download(out->url, &b);
     CHECK(status == 200, "GET %s: %ld", out->url, status);
-    CHECK(b.len == rel->len && memcmp(b.p, rel->bin, rel->len) == 0, "GET %s: %zu bytes that differ from the %zu "
-          "of the release", out->url, b.len, rel->len);
+    CHECK(b.len == rel->len && memcmp(b.p, rel->bin, rel->len) == 0,
+          "GET %s: %zu bytes that differ from the %zu "
+          "of the release",
+          out->url, b.len, rel->len);
     free(b.p);
 }
 
@@ -201,9 +203,9 @@ static void test_lifecycle_applied(void **state)
     /* The first heartbeat delivers. */
     ota_manifest_t m1, m2;
     h_heartbeat_ok(&h_g_srv, &s.dev,
-                 "{\"firmware_version\": \"1.0.0\", \"connectivity\": \"wifi\", \"recording\": false, "
-                 "\"battery\": {\"percent\": 80, \"state\": \"normal\"}}",
-                 &r);
+                   "{\"firmware_version\": \"1.0.0\", \"connectivity\": \"wifi\", \"recording\": false, "
+                   "\"battery\": {\"percent\": 80, \"state\": \"normal\"}}",
+                   &r);
     expect_manifest(&r, s.aid, &s.rel, &m1);
     h_resp_free(&r);
     a = h_expect_assignment(s.aid, "delivered", 1, NULL);
@@ -271,8 +273,8 @@ static void test_lifecycle_applied(void **state)
     CHECK(h_streq(m2.not_after, m1.not_after) && h_streq(m2.signature, m1.signature),
           "a re-delivery moved not_after (%s -> %s) or the signature", m1.not_after, m2.not_after);
     a = h_expect_assignment(s.aid, "delivered", 3, NULL);
-    CHECK(h_streq(h_jstr(a, "delivered_at"), delivered_at), "delivered_at moved on re-delivery: %s -> %s",
-          delivered_at, h_jstr(a, "delivered_at"));
+    CHECK(h_streq(h_jstr(a, "delivered_at"), delivered_at), "delivered_at moved on re-delivery: %s -> %s", delivered_at,
+          h_jstr(a, "delivered_at"));
     h_expect_events(a, delivered, 2); /* re-delivery is no transition */
     json_decref(a);
 
@@ -710,7 +712,7 @@ static void test_deferral_battery(void **state)
     h_resp_free(&r);
     json_decref(h_expect_assignment(s.aid, "delivered", 1, NULL));
     h_heartbeat_ok(&h_g_srv, &s.dev,
-                 "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 60, \"state\": \"high\"}}", &r);
+                   "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 60, \"state\": \"high\"}}", &r);
     expect_manifest(&r, s.aid, &s.rel, &m);
     h_resp_free(&r);
     json_decref(h_expect_assignment(s.aid, "delivered", 2, NULL));
@@ -738,7 +740,7 @@ static void test_deferral_battery_policy(void **state)
     json_decref(h_expect_assignment(s1.aid, "pending", 0, NULL));
 
     h_heartbeat_ok(srv, &s2.dev, "{\"firmware_version\": \"1.0.0\", \"battery\": {\"percent\": 5, \"state\": \"low\"}}",
-                 &r);
+                   &r);
     expect_manifest(&r, s2.aid, &s2.rel, &m);
     h_resp_free(&r);
     json_decref(h_expect_assignment(s2.aid, "delivered", 1, NULL));
@@ -1076,9 +1078,9 @@ static void test_heartbeat_bodies(void **state)
     h_expect_no_manifest(&r, NULL);
     h_resp_free(&r);
     h_heartbeat_ok(&h_g_srv, &d,
-                 "{\"firmware_version\": \"1.0.2\", \"connectivity\": null, \"recording\": null, \"battery\": null, "
-                 "\"ota\": null, \"extra\": {\"ignored\": true}}",
-                 &r);
+                   "{\"firmware_version\": \"1.0.2\", \"connectivity\": null, \"recording\": null, \"battery\": null, "
+                   "\"ota\": null, \"extra\": {\"ignored\": true}}",
+                   &r);
     h_resp_free(&r);
     dev = h_get_device(d.id);
     char *text = json_dumps(dev, JSON_COMPACT);
@@ -1141,7 +1143,8 @@ static void test_manifest_signature_stored(void **state)
     CHECK(h_sql_eventually(expr), "the first delivery's signature was not stored: %s", expr);
 
     /* A planted signature (well-formed, wrong) is what a re-delivery sends: proof that it is not made again. */
-    static const char PLANTED[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    static const char PLANTED[] =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
     char sql[400];
     snprintf(sql, sizeof sql, "UPDATE assignments SET signature = '%s' WHERE id = '%s'", PLANTED, s.aid);
     CHECK(h_pg_sql(&h_g_pg, sql) == 0, "psql: %s", sql);
@@ -1210,8 +1213,7 @@ static char *expect_page(const char *query, const char *const *ids, size_t want)
     h_http(&h_g_srv, "GET", query, h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     json_t *items = json_object_get(r.json, "items"), *next = json_object_get(r.json, "next");
-    CHECK(json_is_array(items) && json_array_size(items) == want, "%s: want %zu items: %.3000s", query, want,
-          BODY(&r));
+    CHECK(json_is_array(items) && json_array_size(items) == want, "%s: want %zu items: %.3000s", query, want, BODY(&r));
     CHECK(next != NULL && (json_is_null(next) || json_is_string(next)), "%s: next: %.3000s", query, BODY(&r));
     for (size_t i = 0; i < want; i++) {
         json_t *it = json_array_get(items, i);
@@ -1338,8 +1340,8 @@ static void test_lists(void **state)
     h_http(&h_g_srv, "GET", "/v1/assignments?status=pending&limit=500", h_g_srv.admin_key, NULL, 0, NULL, &r);
     EXPECT_STATUS(&r, 200);
     json_t *items = json_object_get(r.json, "items");
-    CHECK(json_array_size(items) >= 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), a3),
-          "status=pending: %.2000s", BODY(&r));
+    CHECK(json_array_size(items) >= 1 && h_streq(h_jstr(json_array_get(items, 0), "id"), a3), "status=pending: %.2000s",
+          BODY(&r));
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it)
@@ -1354,15 +1356,10 @@ static void test_lists(void **state)
     h_resp_free(&r);
 
     /* Bad filters and paging: 400. */
-    static const char *const bad[] = {"/v1/assignments?status=bogus",
-                                      "/v1/assignments?status=",
-                                      "/v1/assignments?status=PENDING",
-                                      "/v1/assignments?release_id=nope",
-                                      "/v1/assignments?release_id=",
-                                      "/v1/assignments?limit=0",
-                                      "/v1/assignments?limit=501",
-                                      "/v1/assignments?limit=x",
-                                      "/v1/assignments?after=garbage!!"};
+    static const char *const bad[] = {
+        "/v1/assignments?status=bogus",    "/v1/assignments?status=",     "/v1/assignments?status=PENDING",
+        "/v1/assignments?release_id=nope", "/v1/assignments?release_id=", "/v1/assignments?limit=0",
+        "/v1/assignments?limit=501",       "/v1/assignments?limit=x",     "/v1/assignments?after=garbage!!"};
     for (size_t k = 0; k < ELEMS(bad); k++) {
         h_http(&h_g_srv, "GET", bad[k], h_g_srv.admin_key, NULL, 0, NULL, &r);
         EXPECT_ERROR_AT(&r, 400, "bad_request", "GET", bad[k]);
@@ -1453,11 +1450,30 @@ static void test_semver_order_matches_the_codec(void **state)
 {
     (void)state;
     static const char *const VERSIONS[] = {
-        "0.0.4",         "0.9.9",         "1.0.0-alpha",     "1.0.0-alpha.1",      "1.0.0-alpha.beta",
-        "1.0.0-beta",    "1.0.0-beta.2",  "1.0.0-beta.11",   "1.0.0-rc.1",         "1.0.0",
-        "1.0.0+build.7", "1.0.1-0",       "1.0.1-0.3.7",     "1.0.1-x.7.z.92",     "1.0.1-x-y-z.--",
-        "1.2.3-Alpha",   "1.2.3-alpha",   "1.2.3-10",        "1.2.3-9",            "1.2.3",
-        "1.10.0",        "2.0.0",         "10.2.3-DEV-SNAPSHOT", "9223372036854775807.0.0",
+        "0.0.4",
+        "0.9.9",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.0+build.7",
+        "1.0.1-0",
+        "1.0.1-0.3.7",
+        "1.0.1-x.7.z.92",
+        "1.0.1-x-y-z.--",
+        "1.2.3-Alpha",
+        "1.2.3-alpha",
+        "1.2.3-10",
+        "1.2.3-9",
+        "1.2.3",
+        "1.10.0",
+        "2.0.0",
+        "10.2.3-DEV-SNAPSHOT",
+        "9223372036854775807.0.0",
     };
     enum { N = sizeof VERSIONS / sizeof VERSIONS[0] };
     ota_semver_t v[N];
@@ -1511,7 +1527,7 @@ static json_t *await_progress(const char *aid, const char *state, json_int_t byt
 static void test_download_progress(void **state)
 {
     (void)state;
-    char model[40], aid[40], body[320];
+    char model[40], aid[40], body[400];
     h_release_t rel;
     h_device_t d;
     h_resp_t r = {0};
@@ -1553,8 +1569,8 @@ static void test_download_progress(void **state)
     h_sleep_ms(800); /* several writes of what the server keeps (every 200 ms in the tests) */
     a = h_get_assignment(aid);
     p = json_object_get(a, "progress");
-    CHECK(h_streq(h_jstr(p, "state"), "downloading") && h_jint(p, "bytes") == 28672, "a report kept that says nothing: %s",
-          json_dumps(a, 0));
+    CHECK(h_streq(h_jstr(p, "state"), "downloading") && h_jint(p, "bytes") == 28672,
+          "a report kept that says nothing: %s", json_dumps(a, 0));
     json_decref(a);
     /* Then one that counts. */
     snprintf(body, sizeof body,
@@ -1563,7 +1579,32 @@ static void test_download_progress(void **state)
              aid);
     h_heartbeat_ok(&h_g_srv, &d, body, &r);
     h_resp_free(&r);
-    json_decref(await_progress(aid, "verifying", 42892, 42892));
+    a = await_progress(aid, "verifying", 42892, 42892);
+    CHECK(h_jnull(json_object_get(a, "progress"), "delta"), "a full download's progress names a delta: %s",
+          json_dumps(a, 0));
+    json_decref(a);
+    /* What the device says of a delta is kept with its progress: used, then failed (the full image after it). */
+    static const char *const DELTA_WORDS[] = {"used", "failed"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body,
+                 "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
+                 "\"bytes\": %d, \"total\": 42892, \"delta\": \"%s\"}}",
+                 aid, 100 + i, DELTA_WORDS[i]);
+        h_heartbeat_ok(&h_g_srv, &d, body, &r);
+        h_resp_free(&r);
+        a = await_progress(aid, "downloading", 100 + i, 42892);
+        CHECK(h_streq(h_jstr(json_object_get(a, "progress"), "delta"), DELTA_WORDS[i]), "want progress.delta %s: %s",
+              DELTA_WORDS[i], json_dumps(a, 0));
+        json_decref(a);
+    }
+    /* Another word is a 422. */
+    snprintf(body, sizeof body,
+             "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
+             "\"bytes\": 1, \"total\": 42892, \"delta\": \"maybe\"}}",
+             aid);
+    h_heartbeat_on(&h_g_srv, d.id, d.token, body, &r);
+    EXPECT_ERROR(&r, 422, "validation_failed");
+    h_resp_free(&r);
     /* A progress report of a wrong type is a 400, like any field. */
     snprintf(body, sizeof body,
              "{\"firmware_version\": \"1.0.0\", \"ota\": {\"assignment_id\": \"%s\", \"state\": \"downloading\", "
