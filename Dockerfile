@@ -14,7 +14,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev \
-        libpq-dev libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev \
+        libpq-dev libcurl4-openssl-dev libssl-dev libjansson-dev uuid-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -44,7 +44,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libh2o-evloop0.13 libwslay1 zlib1g \
-        libpq5 libjansson4 libssl3 libuuid1 libcurl4 \
+        libpq5 libjansson4 libssl3 libuuid1 libcurl4 libzstd1 \
         ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ota \
